@@ -1,0 +1,19 @@
+//! ONNX models in memory: lossless load/save (external data too), a graph index, shape facts
+//! and `Patch`, the one mechanism every transform uses to edit a graph.
+//!
+//! This crate knows nothing about runtimes, plans or LLMs; every other crate depends on it.
+pub mod attr;
+pub mod builder;
+pub mod error;
+pub mod index;
+pub mod model;
+pub mod naming;
+pub mod patch;
+pub mod proto;
+pub mod tensor;
+
+pub use error::{OnnxError, Result};
+pub use index::GraphIndex;
+pub use model::{write_atomic, ExternalData, Model};
+pub use naming::layer_of_node;
+pub use patch::{NameGen, Patch};

@@ -1,0 +1,9 @@
+//! `profagent compress` (being written).
+use std::process::ExitCode;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {}
+
+pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
+    anyhow::bail!("'compress' is not available yet in this build")
+}

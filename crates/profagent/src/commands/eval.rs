@@ -1,0 +1,9 @@
+//! `profagent eval` (being written).
+use std::process::ExitCode;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {}
+
+pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
+    anyhow::bail!("'eval' is not available yet in this build")
+}

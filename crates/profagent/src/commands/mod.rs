@@ -1,0 +1,7 @@
+//! One module per subcommand: its clap `Args` and a `run` that calls the library crates.
+pub mod compress;
+pub mod eval;
+pub mod profile;
+pub mod prune;
+pub mod quantize;
+pub mod report;

@@ -1,0 +1,9 @@
+//! `profagent report` (being written).
+use std::process::ExitCode;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {}
+
+pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
+    anyhow::bail!("'report' is not available yet in this build")
+}
