@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The quick start: compress the bundled CIFAR-10 ResNet-20 with the built-in planner on
+# ONNX Runtime, keeping top-1 within 1 point, and write the run (model, report) to runs/quickstart.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/ensure-deps.sh
+cargo build --release -q -p profagent
+./target/release/profagent profile examples/resnet20_cifar10.onnx --top 8
+./target/release/profagent compress examples/resnet20_cifar10.onnx \
+  --data examples/cifar10-sample --preset cifar10 \
+  --out runs/quickstart --max-acc-drop 1.0 --rounds 3 "$@"
