@@ -226,6 +226,98 @@ impl GraphBuilder {
         )
     }
 
+    /// An int64 `Constant` node (exporters emit shape operands this way); returns its output.
+    pub fn const_i64(&mut self, scope: &str, dims: &[i64], data: &[i64]) -> String {
+        let name = self.fresh(&format!("{scope}/Constant"));
+        let out = format!("{name}_output_0");
+        self.graph.node.push(attr::node(
+            "Constant",
+            &name,
+            &[],
+            &[&out],
+            vec![attr::tensor("value", tensor::from_i64("", dims, data))],
+        ));
+        out
+    }
+
+    /// Multi-head self-attention on `x: [batch, tokens, dim]` the way timm's ViT exports it:
+    /// fused qkv linear, a reshape whose shape is computed at run time
+    /// (`Shape → Gather → Unsqueeze → Concat`), Transpose, Split, Squeeze, scaled `q·kᵀ`,
+    /// Softmax, `·v`, Transpose, Reshape back (again via Shape) and the proj linear.
+    pub fn attention(&mut self, scope: &str, x: &str, dim: i64, heads: i64) -> String {
+        let head_dim = dim / heads;
+        let shape = self.node("Shape", &format!("{scope}/Shape"), &[x], 1, vec![]);
+        let zero = self.const_i64(scope, &[], &[0]);
+        let one = self.const_i64(scope, &[], &[1]);
+        let batch = self.node("Gather", &format!("{scope}/Gather"), &[&shape, &zero], 1, vec![attr::int("axis", 0)]);
+        let tokens = self.node("Gather", &format!("{scope}/Gather_1"), &[&shape, &one], 1, vec![attr::int("axis", 0)]);
+        let axes0 = self.const_i64(scope, &[1], &[0]);
+        let batch_1d = self.node("Unsqueeze", &format!("{scope}/Unsqueeze"), &[&batch, &axes0], 1, vec![]);
+        let tokens_1d = self.node("Unsqueeze", &format!("{scope}/Unsqueeze_1"), &[&tokens, &axes0], 1, vec![]);
+        let rest = self.const_i64(scope, &[3], &[3, heads, head_dim]);
+        let qkv_shape = self.node(
+            "Concat",
+            &format!("{scope}/Concat"),
+            &[&batch_1d, &tokens_1d, &rest],
+            1,
+            vec![attr::int("axis", 0)],
+        );
+        let qkv = self.linear(&format!("{scope}/qkv"), x, dim, 3 * dim);
+        let qkv = self.node("Reshape", &format!("{scope}/Reshape"), &[&qkv, &qkv_shape], 1, vec![]);
+        let qkv = self.node(
+            "Transpose",
+            &format!("{scope}/Transpose"),
+            &[&qkv],
+            1,
+            vec![attr::ints("perm", &[2, 0, 3, 1, 4])],
+        );
+        let split = self.const_i64(scope, &[3], &[1, 1, 1]);
+        let split_name = format!("{scope}/Split");
+        let parts: Vec<String> = (0..3).map(|k| format!("{split_name}_output_{k}")).collect();
+        let part_refs: Vec<&str> = parts.iter().map(String::as_str).collect();
+        self.graph.node.push(attr::node(
+            "Split",
+            &split_name,
+            &[&qkv, &split],
+            &part_refs,
+            vec![attr::int("axis", 0)],
+        ));
+        let mut qkv_heads = Vec::new();
+        for (k, part) in parts.iter().enumerate() {
+            let squeezed = self.node("Squeeze", &format!("{scope}/Squeeze_{k}"), &[part, &axes0], 1, vec![]);
+            qkv_heads.push(squeezed);
+        }
+        let k_t = self.node(
+            "Transpose",
+            &format!("{scope}/Transpose_1"),
+            &[&qkv_heads[1]],
+            1,
+            vec![attr::ints("perm", &[0, 1, 3, 2])],
+        );
+        let scale = self.init_f32(&format!("{}.scale", scope_to_layer(scope)), &[], &[1.0 / (head_dim as f32).sqrt()]);
+        let q = self.binary("Mul", scope, &qkv_heads[0], &scale);
+        let scores = self.node("MatMul", &format!("{scope}/MatMul"), &[&q, &k_t], 1, vec![]);
+        let probs = self.node("Softmax", &format!("{scope}/Softmax"), &[&scores], 1, vec![attr::int("axis", -1)]);
+        let context = self.node("MatMul", &format!("{scope}/MatMul_1"), &[&probs, &qkv_heads[2]], 1, vec![]);
+        let context = self.node(
+            "Transpose",
+            &format!("{scope}/Transpose_2"),
+            &[&context],
+            1,
+            vec![attr::ints("perm", &[0, 2, 1, 3])],
+        );
+        let width = self.const_i64(scope, &[1], &[dim]);
+        let out_shape = self.node(
+            "Concat",
+            &format!("{scope}/Concat_1"),
+            &[&batch_1d, &tokens_1d, &width],
+            1,
+            vec![attr::int("axis", 0)],
+        );
+        let merged = self.node("Reshape", &format!("{scope}/Reshape_1"), &[&context, &out_shape], 1, vec![]);
+        self.linear(&format!("{scope}/proj"), &merged, dim, dim)
+    }
+
     /// A unique value name (for hand-made nodes).
     pub fn value(&mut self, base: &str) -> String {
         self.fresh(base)

@@ -10,6 +10,7 @@ pub mod model;
 pub mod naming;
 pub mod patch;
 pub mod proto;
+pub mod shape;
 pub mod tensor;
 
 pub use error::{OnnxError, Result};
@@ -17,3 +18,4 @@ pub use index::GraphIndex;
 pub use model::{write_atomic, ExternalData, Model};
 pub use naming::layer_of_node;
 pub use patch::{NameGen, Patch};
+pub use shape::{Dim, ShapeFacts, ShapeOptions, ValueFact};
