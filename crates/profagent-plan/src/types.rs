@@ -1,0 +1,228 @@
+//! The compression plan: the versioned contract between every planner (LLM or built-in) and
+//! the code that applies plans.
+//!
+//! A plan holds structured-pruning decisions (one per prunable group or layer) and
+//! quantization decisions (one mode per layer, with a default), each with its rationale. The
+//! JSON Schema in `schema/plan.schema.json` is generated from these types (see `schema.rs`);
+//! change the types and the staleness test tells you to regenerate it.
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// The version of the plan format these types describe. Bump it on any incompatible change.
+pub const PLAN_SCHEMA_VERSION: u32 = 1;
+
+fn default_schema_version() -> u32 {
+    PLAN_SCHEMA_VERSION
+}
+
+/// One round's compression plan for a model.
+///
+/// Pruning ratios apply to the model as it is at the start of the round (after the pruning
+/// already accepted in earlier rounds). Quantization is the full choice for the resulting model;
+/// leave `quantization` out to keep the choice of the model the round starts from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CompressionPlan {
+    /// Plan format version; must be 1.
+    #[serde(default = "default_schema_version")]
+    pub schema_version: u32,
+    /// Why this plan: the bottlenecks it targets and the risks it accepts, in a few sentences.
+    #[serde(default)]
+    pub rationale: String,
+    /// Structured pruning, one entry per group (or layer of a group). Empty: no pruning.
+    #[serde(default)]
+    pub pruning: Vec<PruneDecision>,
+    /// Post-training quantization of the resulting model. Absent: keep the current choice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quantization: Option<QuantizationPlan>,
+}
+
+/// Remove a fraction of the channels (or attention heads) of one prunable group.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PruneDecision {
+    /// A prunable group id, or the name of a layer that belongs to exactly one group.
+    pub target: String,
+    /// Fraction of the group's current channels (or heads) to remove, in (0, 1).
+    pub ratio: f64,
+    /// What gets removed: output channels (convolutions, MLP width) or whole attention heads.
+    #[serde(default)]
+    pub unit: PruneUnit,
+    /// How channels are ranked; the least important ones are removed.
+    #[serde(default)]
+    pub criterion: ImportanceCriterion,
+    /// Round the number of kept channels to a multiple of this (keeps kernels aligned; 1 = off).
+    #[serde(default = "default_round_to")]
+    pub round_to: u32,
+    /// Why this group and this ratio.
+    #[serde(default)]
+    pub rationale: String,
+}
+
+fn default_round_to() -> u32 {
+    1
+}
+
+/// What a pruning decision removes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PruneUnit {
+    /// Output channels of a convolution / features of an MLP hidden layer.
+    #[default]
+    Channels,
+    /// Whole attention heads (the group must be an attention block).
+    Heads,
+}
+
+/// Channel importance criterion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ImportanceCriterion {
+    /// Sum of absolute weights of the channel (magnitude).
+    #[default]
+    L1,
+    /// Euclidean norm of the channel's weights.
+    L2,
+    /// Random ranking (a baseline, seeded).
+    Random,
+}
+
+/// Post-training quantization: a default for every quantizable layer plus per-layer overrides.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct QuantizationPlan {
+    /// Applied to every quantizable layer without an override.
+    pub default: QuantSetting,
+    /// Per-layer exceptions (e.g. keep a sensitive layer in float with mode "none").
+    #[serde(default)]
+    pub layers: Vec<LayerQuantization>,
+    /// Why this quantization.
+    #[serde(default)]
+    pub rationale: String,
+}
+
+/// How one layer (or the default) is quantized.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct QuantSetting {
+    pub mode: QuantMode,
+    /// One scale per output channel instead of one per tensor (more accurate).
+    #[serde(default = "default_true")]
+    pub per_channel: bool,
+    /// Signed int8 weights (s8). Unsigned (u8) weights are slower on most x86 kernels.
+    #[serde(default = "default_true")]
+    pub signed_weights: bool,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+impl QuantSetting {
+    /// Float: no quantization.
+    pub const NONE: QuantSetting = QuantSetting {
+        mode: QuantMode::None,
+        per_channel: true,
+        signed_weights: true,
+    };
+
+    pub fn new(mode: QuantMode) -> Self {
+        QuantSetting { mode, ..Self::NONE }
+    }
+}
+
+/// A per-layer quantization override.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LayerQuantization {
+    /// Layer name, as listed in the profile.
+    pub layer: String,
+    pub mode: QuantMode,
+    /// One scale per output channel instead of one per tensor.
+    #[serde(default = "default_true")]
+    pub per_channel: bool,
+    /// Signed int8 weights (s8).
+    #[serde(default = "default_true")]
+    pub signed_weights: bool,
+    /// Why this layer differs from the default.
+    #[serde(default)]
+    pub rationale: String,
+}
+
+/// Quantization method.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum QuantMode {
+    /// Keep float32.
+    None,
+    /// Dynamic int8: weights int8 offline, activations quantized at run time (MatMul/Gemm).
+    Dynamic,
+    /// Static int8 (QDQ): weights and activations, activation ranges from calibration data.
+    Static,
+    /// Weight-only int4 (blockwise; MatMul).
+    Int4,
+}
+
+impl QuantMode {
+    pub const ALL: [QuantMode; 4] = [
+        QuantMode::None,
+        QuantMode::Dynamic,
+        QuantMode::Static,
+        QuantMode::Int4,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QuantMode::None => "none",
+            QuantMode::Dynamic => "dynamic",
+            QuantMode::Static => "static",
+            QuantMode::Int4 => "int4",
+        }
+    }
+}
+
+impl std::fmt::Display for QuantMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl CompressionPlan {
+    /// A plan that changes nothing.
+    pub fn empty(rationale: impl Into<String>) -> Self {
+        CompressionPlan {
+            schema_version: PLAN_SCHEMA_VERSION,
+            rationale: rationale.into(),
+            pruning: Vec::new(),
+            quantization: None,
+        }
+    }
+
+    /// True when applying the plan would change nothing.
+    pub fn is_noop(&self) -> bool {
+        self.pruning.is_empty() && self.quantization.is_none()
+    }
+}
+
+impl QuantizationPlan {
+    /// The setting that applies to `layer`.
+    pub fn setting_for(&self, layer: &str) -> QuantSetting {
+        self.layers
+            .iter()
+            .find(|l| l.layer == layer)
+            .map(LayerQuantization::setting)
+            .unwrap_or(self.default)
+    }
+}
+
+impl LayerQuantization {
+    pub fn setting(&self) -> QuantSetting {
+        QuantSetting {
+            mode: self.mode,
+            per_channel: self.per_channel,
+            signed_weights: self.signed_weights,
+        }
+    }
+}

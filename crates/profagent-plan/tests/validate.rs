@@ -1,0 +1,233 @@
+//! Validation catches every kind of bad decision and names it; good plans resolve exactly.
+use profagent_plan::*;
+
+fn context() -> PlanContext {
+    let mut context = PlanContext::new();
+    for (name, op) in [
+        ("conv1", "Conv"),
+        ("layer1.0.conv1", "Conv"),
+        ("layer1.0.conv2", "Conv"),
+        ("blocks.0.attn.qkv", "MatMul"),
+        ("blocks.0.mlp.fc1", "MatMul"),
+        ("fc", "Gemm"),
+        ("Softmax_3", "Softmax"),
+    ] {
+        context.layers.insert(
+            name.into(),
+            LayerInfo {
+                op_types: vec![op.into()],
+                quant_modes: context::quant_modes_for_op(op),
+            },
+        );
+    }
+    context.groups.insert(
+        "layer1.0.conv1".into(),
+        GroupInfo::new(64, vec!["layer1.0.conv1".into(), "layer1.0.conv2".into()]),
+    );
+    context
+        .groups
+        .insert("stem".into(), GroupInfo::new(64, vec!["conv1".into()]));
+    let mut attention = GroupInfo::new(192, vec!["blocks.0.attn.qkv".into()]);
+    attention.heads = Some(3);
+    context.groups.insert("blocks.0.attn".into(), attention);
+    let mut frozen = GroupInfo::new(768, vec!["blocks.0.mlp.fc1".into()]);
+    frozen.not_prunable = Some("feeds a reshape the pruner cannot follow".into());
+    context.groups.insert("blocks.0.mlp".into(), frozen);
+    context.protected_layers.insert("conv1".into());
+    context
+}
+
+fn prune(target: &str, ratio: f64) -> PruneDecision {
+    PruneDecision {
+        target: target.into(),
+        ratio,
+        unit: PruneUnit::Channels,
+        criterion: ImportanceCriterion::L1,
+        round_to: 1,
+        rationale: "heavy layer".into(),
+    }
+}
+
+fn codes(plan: &CompressionPlan) -> Vec<IssueCode> {
+    check(plan, &context())
+        .into_iter()
+        .filter(|i| i.severity == Severity::Error)
+        .map(|i| i.code)
+        .collect()
+}
+
+#[test]
+fn a_good_plan_resolves_groups_and_channel_counts() {
+    let mut plan = CompressionPlan::empty("prune the heavy block, quantize statically");
+    let mut decision = prune("layer1.0.conv2", 0.3); // a layer name resolves to its group
+    decision.round_to = 8;
+    plan.pruning.push(decision);
+    let mut heads = prune("blocks.0.attn", 0.34);
+    heads.unit = PruneUnit::Heads;
+    plan.pruning.push(heads);
+    plan.quantization = Some(QuantizationPlan {
+        default: QuantSetting::new(QuantMode::Static),
+        layers: vec![LayerQuantization {
+            layer: "fc".into(),
+            mode: QuantMode::None,
+            per_channel: true,
+            signed_weights: true,
+            rationale: "classifier is sensitive".into(),
+        }],
+        rationale: "static int8 is fastest for convs".into(),
+    });
+    let validated = validate(&plan, &context()).expect("valid");
+    assert_eq!(validated.pruning()[0].group, "layer1.0.conv1");
+    assert_eq!(
+        (validated.pruning()[0].current, validated.pruning()[0].keep),
+        (64, 48)
+    );
+    assert_eq!(
+        (validated.pruning()[1].current, validated.pruning()[1].keep),
+        (3, 2)
+    );
+    let quantized: Vec<&str> = validated
+        .quantization()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        quantized,
+        [
+            "blocks.0.attn.qkv",
+            "blocks.0.mlp.fc1",
+            "conv1",
+            "layer1.0.conv1",
+            "layer1.0.conv2"
+        ]
+    );
+    assert!(
+        validated.warnings().is_empty(),
+        "{:?}",
+        validated.warnings()
+    );
+}
+
+#[test]
+fn unknown_names_are_errors_with_suggestions() {
+    let mut plan = CompressionPlan::empty("x");
+    plan.pruning.push(prune("layer1.0.conv", 0.2));
+    let issues = check(&plan, &context());
+    assert_eq!(issues[0].code, IssueCode::UnknownTarget);
+    assert!(
+        issues[0].message.contains("did you mean 'layer1.0.conv1'"),
+        "{}",
+        issues[0].message
+    );
+    assert_eq!(issues[0].location, "pruning[0]");
+}
+
+#[test]
+fn ratio_one_and_zero_and_nan_are_out_of_range() {
+    for ratio in [1.0, 0.0, -0.1, 0.95, f64::NAN] {
+        let mut plan = CompressionPlan::empty("x");
+        plan.pruning.push(prune("layer1.0.conv1", ratio));
+        assert_eq!(codes(&plan), [IssueCode::RatioOutOfRange], "ratio {ratio}");
+    }
+}
+
+#[test]
+fn protected_unprunable_duplicate_and_heads_mistakes_are_errors() {
+    let mut plan = CompressionPlan::empty("x");
+    plan.pruning.push(prune("stem", 0.2));
+    plan.pruning.push(prune("blocks.0.mlp", 0.2));
+    plan.pruning.push(prune("layer1.0.conv1", 0.2));
+    plan.pruning.push(prune("layer1.0.conv2", 0.5)); // same group again, through a layer
+    let mut heads = prune("layer1.0.conv1", 0.5);
+    heads.unit = PruneUnit::Heads;
+    plan.pruning.push(heads);
+    let mut all_heads = prune("blocks.0.attn", 0.9);
+    all_heads.unit = PruneUnit::Heads;
+    plan.pruning.push(all_heads);
+    assert_eq!(
+        codes(&plan),
+        [
+            IssueCode::Protected,
+            IssueCode::NotPrunable,
+            IssueCode::DuplicateTarget,
+            IssueCode::HeadsUnsupported,
+            IssueCode::NothingLeft
+        ]
+    );
+    let err = validate(&plan, &context()).unwrap_err();
+    assert!(err.to_string().contains("protected layer 'conv1'"), "{err}");
+}
+
+#[test]
+fn quantization_mistakes_are_errors() {
+    let mut context = context();
+    context.quant_modes.remove(&QuantMode::Int4);
+    let layer = |name: &str, mode| LayerQuantization {
+        layer: name.into(),
+        mode,
+        per_channel: true,
+        signed_weights: true,
+        rationale: String::new(),
+    };
+    let plan = CompressionPlan {
+        quantization: Some(QuantizationPlan {
+            default: QuantSetting::new(QuantMode::Dynamic),
+            layers: vec![
+                layer("fcc", QuantMode::None),
+                layer("Softmax_3", QuantMode::Dynamic),
+                layer("blocks.0.attn.qkv", QuantMode::Int4),
+                layer("fc", QuantMode::None),
+                layer("fc", QuantMode::None),
+                layer("conv1", QuantMode::Static),
+            ],
+            rationale: String::new(),
+        }),
+        ..CompressionPlan::empty("x")
+    };
+    let errors: Vec<IssueCode> = check(&plan, &context)
+        .into_iter()
+        .filter(|i| i.severity == Severity::Error)
+        .map(|i| i.code)
+        .collect();
+    assert_eq!(
+        errors,
+        [
+            IssueCode::UnknownLayer,
+            IssueCode::LayerNotQuantizable,
+            IssueCode::ModeUnavailable,
+            IssueCode::DuplicateLayer,
+            IssueCode::MixedModes
+        ]
+    );
+    context.mixed_quant_modes = true;
+    let errors = check(&plan, &context)
+        .into_iter()
+        .filter(|i| i.severity == Severity::Error)
+        .count();
+    assert_eq!(errors, 4);
+}
+
+#[test]
+fn wrong_schema_version_is_rejected_and_no_effect_is_a_warning() {
+    let mut plan = CompressionPlan::empty("x");
+    plan.schema_version = 2;
+    assert_eq!(codes(&plan), [IssueCode::SchemaVersion]);
+    let mut plan = CompressionPlan::empty("x");
+    let mut tiny = prune("layer1.0.conv1", 0.01);
+    tiny.round_to = 16;
+    plan.pruning.push(tiny);
+    let validated = validate(&plan, &context()).unwrap();
+    assert_eq!(validated.warnings()[0].code, IssueCode::NoEffect);
+}
+
+#[test]
+fn plans_round_trip_through_json() {
+    let text = r#"{"schema_version":1,"rationale":"r","pruning":[{"target":"layer1.0.conv1","ratio":0.25,"criterion":"l2","round_to":8,"rationale":"big"}],
+                  "quantization":{"default":{"mode":"static","per_channel":true,"signed_weights":true},"layers":[{"layer":"fc","mode":"none"}]}}"#;
+    let plan = parse_plan(text).unwrap();
+    assert_eq!(plan.pruning[0].criterion, ImportanceCriterion::L2);
+    let again = parse_plan(&serde_json::to_string(&plan).unwrap()).unwrap();
+    assert_eq!(plan, again);
+    validate(&plan, &context()).unwrap();
+}
