@@ -1,1 +1,16 @@
-//! (being written)
+//! Per-node and per-layer profiles of an ONNX model.
+//!
+//! `static_cost` computes what the graph alone tells: parameters, MACs, weight bytes and
+//! activation bytes at a batch size, grouped into layers by the exporter's module scopes.
+//! Measured latency and memory (from a runtime) fill the `Option` fields of the same `Profile`
+//! types. `table` renders a profile for the terminal. This crate decides nothing about what
+//! to compress.
+pub mod cost;
+pub mod error;
+pub mod static_cost;
+pub mod table;
+pub mod types;
+
+pub use error::{ProfileError, Result};
+pub use static_cost::{static_profile, ProfileOptions};
+pub use types::{Coverage, LayerProfile, ModelSummary, NodeProfile, Profile};
