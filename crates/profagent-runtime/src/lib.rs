@@ -5,11 +5,22 @@
 //! behind the `tract` feature, and when it is not compiled in, asking for it gives a clear
 //! "not compiled in" error instead of a `cfg` at every call site.
 //!
-//! API CONTRACT (other crates code against this; backends are filled in by the runtime work):
+//! API CONTRACT (other crates code against this):
 //! - `open_runtime(kind)` → `Box<dyn Runtime>`
 //! - `Runtime::load(&ModelSource, &SessionOptions)` → `Box<dyn Session>`
 //! - `Session::run(&[(name, Tensor)])` → outputs in graph-output order
 //! - `Session::profile_nodes(...)` → per-ONNX-node timings for dynamic profiling
+//!
+//! Helpers for other crates: `check_fidelity` (output agreement), `measure_latency`
+//! (warm-up + timed runs → `LatencyStats`), `machine_info` (CPU model, int8 ISA flags).
+pub mod discovery;
+pub mod error;
+pub mod fidelity;
+mod ort_backend;
+
+pub use error::{Result, RuntimeError, ORT_INSTALL_HINT};
+pub use fidelity::{check_fidelity, FidelityReport};
+
 use std::path::PathBuf;
 
 /// A dense tensor crossing the runtime boundary.
@@ -45,6 +56,34 @@ impl Tensor {
             _ => None,
         }
     }
+    /// The i64 payload, if this is an integer tensor.
+    pub fn as_i64(&self) -> Option<&[i64]> {
+        match &self.data {
+            TensorData::I64(v) => Some(v),
+            _ => None,
+        }
+    }
+    /// Number of elements the shape describes.
+    pub fn element_count(&self) -> usize {
+        self.shape.iter().product()
+    }
+    /// Number of elements actually stored.
+    pub fn len(&self) -> usize {
+        match &self.data {
+            TensorData::F32(v) => v.len(),
+            TensorData::I64(v) => v.len(),
+        }
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// ONNX name of the element type ("float", "int64").
+    pub fn elem_type(&self) -> &'static str {
+        match &self.data {
+            TensorData::F32(_) => "float",
+            TensorData::I64(_) => "int64",
+        }
+    }
 }
 
 /// Which backend.
@@ -53,6 +92,34 @@ impl Tensor {
 pub enum RuntimeKind {
     Ort,
     Tract,
+}
+
+impl RuntimeKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            RuntimeKind::Ort => "onnxruntime",
+            RuntimeKind::Tract => "tract",
+        }
+    }
+}
+
+impl std::fmt::Display for RuntimeKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for RuntimeKind {
+    type Err = String;
+    fn from_str(text: &str) -> std::result::Result<Self, String> {
+        match text.to_ascii_lowercase().as_str() {
+            "ort" | "onnxruntime" | "onnx-runtime" => Ok(RuntimeKind::Ort),
+            "tract" => Ok(RuntimeKind::Tract),
+            other => Err(format!(
+                "unknown runtime '{other}' (expected 'ort' or 'tract')"
+            )),
+        }
+    }
 }
 
 /// Graph optimisation level (ONNX Runtime's names; tract always optimises).
@@ -92,10 +159,45 @@ pub enum ModelSource {
     Bytes(Vec<u8>),
 }
 
+impl ModelSource {
+    /// How error messages name the model.
+    pub fn describe(&self) -> String {
+        match self {
+            ModelSource::Path(path) => path.display().to_string(),
+            ModelSource::Bytes(bytes) => format!("<in-memory model, {} bytes>", bytes.len()),
+        }
+    }
+}
+
 /// Name, element type and shape (None = dynamic dim) of a model input or output.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct IoInfo {
     pub name: String,
     pub elem_type: String,
     pub shape: Vec<Option<usize>>,
+}
+
+/// A backend that loads models into sessions.
+pub trait Runtime: Send + Sync {
+    fn kind(&self) -> RuntimeKind;
+    /// Backend version, e.g. "onnxruntime 1.32.0" or "tract 0.23.9".
+    fn version(&self) -> String;
+    fn load(&self, model: &ModelSource, options: &SessionOptions) -> Result<Box<dyn Session>>;
+}
+
+/// A loaded model, ready to run. `Send` so callers may move it to a worker thread.
+pub trait Session: Send {
+    fn inputs(&self) -> Vec<IoInfo>;
+    fn outputs(&self) -> Vec<IoInfo>;
+    /// Runs one batch; returns every graph output, in graph-output order.
+    fn run(&mut self, inputs: &[(String, Tensor)]) -> Result<Vec<(String, Tensor)>>;
+}
+
+/// Opens a backend. ONNX Runtime finds and loads its shared library here (see `discovery`), so
+/// a missing library is an error now rather than a panic at the first run.
+pub fn open_runtime(kind: RuntimeKind) -> Result<Box<dyn Runtime>> {
+    match kind {
+        RuntimeKind::Ort => Ok(Box::new(ort_backend::OrtRuntime::open()?)),
+        RuntimeKind::Tract => Err(RuntimeError::TractNotCompiled),
+    }
 }
