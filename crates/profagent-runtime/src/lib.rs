@@ -16,10 +16,15 @@
 pub mod discovery;
 pub mod error;
 pub mod fidelity;
+pub mod latency;
+pub mod machine;
+pub mod memory;
 mod ort_backend;
 
 pub use error::{Result, RuntimeError, ORT_INSTALL_HINT};
 pub use fidelity::{check_fidelity, FidelityReport};
+pub use latency::{measure_latency, LatencyStats};
+pub use machine::{machine_info, MachineInfo};
 
 use std::path::PathBuf;
 
