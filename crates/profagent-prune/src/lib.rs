@@ -1,1 +1,24 @@
-//! (being written)
+//! Structured pruning of ONNX graphs: channels (Conv/Gemm, with BN, residual Adds, Concat,
+//! depthwise convs), transformer MLP width and whole attention heads.
+//!
+//! `analyze` finds dependency groups (sets of weight slices that must go together) and says
+//! why a group cannot be pruned when it cannot; `prune` scores units by importance, removes
+//! the least important ones as one `Patch`, re-validates the graph and reports the predicted
+//! parameter and MAC savings. The input model is never modified.
+pub mod apply;
+pub mod calibrate;
+pub mod consts;
+pub mod error;
+pub mod group;
+pub mod heads;
+pub mod importance;
+pub mod repair;
+pub mod spec;
+pub mod walk;
+
+pub use apply::{prune, GroupOutcome, PruneReport};
+pub use calibrate::{expose_values, ActivationSource, ChannelStats, StatRequest, StatsAccumulator};
+pub use error::{PruneError, Result};
+pub use group::{Group, GroupKind, GroupStatus};
+pub use spec::{Importance, PruneSpec, RatioRule};
+pub use walk::analyze;

@@ -1,0 +1,180 @@
+//! What to prune: `PruneSpec` (ratios per group/layer pattern, global ratio, importance,
+//! rounding, protected layers) and how a ratio becomes a number of kept units.
+use regex::Regex;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{PruneError, Result};
+use crate::group::{Group, GroupKind};
+
+/// How units are scored (the least important are removed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Importance {
+    /// Sum of |w| over every weight slice of the unit, across the whole group.
+    #[default]
+    L1,
+    /// Sum over the group's weight slices of each slice's Euclidean norm.
+    L2,
+    /// Seeded random scores (a baseline).
+    Random,
+    /// |gamma| of the group's BatchNormalization nodes (needs BN nodes).
+    Bn,
+    /// Mean |activation| of the group's producer outputs over calibration data.
+    Activation,
+}
+
+impl std::str::FromStr for Importance {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "l1" => Ok(Importance::L1),
+            "l2" => Ok(Importance::L2),
+            "random" => Ok(Importance::Random),
+            "bn" => Ok(Importance::Bn),
+            "activation" => Ok(Importance::Activation),
+            _ => Err(format!(
+                "unknown importance '{s}': use l1, l2, random, bn or activation"
+            )),
+        }
+    }
+}
+
+/// A ratio for groups whose id or producer layer fully matches `pattern` (a regex).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RatioRule {
+    pub pattern: String,
+    pub ratio: f64,
+}
+
+/// Protect the first Conv and the classifier unless told otherwise.
+pub const DEFAULT_PROTECT_FIRST_AND_LAST: bool = true;
+
+/// The pruning request (what the planner or the CLI produces).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PruneSpec {
+    /// Fraction of units removed from every prunable group no rule matches.
+    pub global_ratio: f64,
+    /// Per-group/layer ratios; the first matching rule wins.
+    #[serde(default)]
+    pub rules: Vec<RatioRule>,
+    #[serde(default)]
+    pub importance: Importance,
+    /// Kept channel counts are rounded to a multiple of this (1 = no rounding). Heads are
+    /// always kept whole.
+    #[serde(default = "one")]
+    pub round_to: usize,
+    /// Regexes of layers never pruned (their groups are left whole).
+    #[serde(default)]
+    pub protected: Vec<String>,
+    /// Also protect the first Conv and the last (classifier) layer.
+    #[serde(default = "yes")]
+    pub protect_first_and_last: bool,
+    /// Seed for `Importance::Random`.
+    #[serde(default)]
+    pub seed: u64,
+    /// Re-estimate BatchNormalization statistics / correct biases after pruning (needs a
+    /// calibration source).
+    #[serde(default = "yes")]
+    pub recalibrate: bool,
+}
+
+fn one() -> usize {
+    1
+}
+fn yes() -> bool {
+    true
+}
+
+impl PruneSpec {
+    /// Uniform pruning at `ratio` with L1 importance.
+    pub fn uniform(ratio: f64) -> Self {
+        PruneSpec {
+            global_ratio: ratio,
+            rules: Vec::new(),
+            importance: Importance::L1,
+            round_to: 1,
+            protected: Vec::new(),
+            protect_first_and_last: DEFAULT_PROTECT_FIRST_AND_LAST,
+            seed: 0,
+            recalibrate: true,
+        }
+    }
+
+    pub(crate) fn validate(&self) -> Result<()> {
+        check_ratio("the global ratio", self.global_ratio)?;
+        for r in &self.rules {
+            check_ratio(&format!("pattern '{}'", r.pattern), r.ratio)?;
+        }
+        if self.round_to == 0 {
+            return Err(PruneError::BadRoundTo(0));
+        }
+        Ok(())
+    }
+}
+
+fn check_ratio(target: &str, ratio: f64) -> Result<()> {
+    if !(0.0..1.0).contains(&ratio) || !ratio.is_finite() {
+        return Err(PruneError::BadRatio {
+            target: target.to_string(),
+            ratio,
+        });
+    }
+    Ok(())
+}
+
+/// A compiled, fully anchored pattern.
+pub(crate) fn compile(pattern: &str) -> Result<Regex> {
+    Regex::new(&format!("^(?:{pattern})$")).map_err(|e| PruneError::BadPattern {
+        pattern: pattern.to_string(),
+        reason: e.to_string(),
+    })
+}
+
+/// True when the pattern names the group (its id) or one of its producer layers.
+pub(crate) fn matches_group(re: &Regex, group: &Group) -> bool {
+    re.is_match(&group.id) || group.producers.iter().any(|p| re.is_match(p))
+}
+
+/// Units kept out of `units` at `ratio`, rounded to a multiple of `round_to` (channels) and
+/// never below one unit (or one multiple).
+pub fn kept_units(units: usize, ratio: f64, round_to: usize, kind: GroupKind) -> usize {
+    if units == 0 {
+        return 0;
+    }
+    let removed = (units as f64 * ratio).round() as usize;
+    let keep = units.saturating_sub(removed).max(1);
+    let step = if kind == GroupKind::Heads {
+        1
+    } else {
+        round_to.max(1)
+    };
+    if step == 1 || units < step {
+        return keep;
+    }
+    let lower = keep / step * step;
+    let upper = lower + step;
+    let rounded = if lower == 0 || (upper <= units && upper - keep < keep - lower) {
+        upper
+    } else {
+        lower
+    };
+    rounded.min(units)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kept_counts_round_to_multiples() {
+        assert_eq!(kept_units(16, 0.1, 1, GroupKind::Channel), 14);
+        assert_eq!(kept_units(16, 0.1, 8, GroupKind::Channel), 16);
+        assert_eq!(kept_units(64, 0.1, 8, GroupKind::Channel), 56);
+        assert_eq!(kept_units(768, 0.1, 8, GroupKind::Mlp), 688);
+        assert_eq!(kept_units(3, 0.1, 8, GroupKind::Heads), 3);
+        assert_eq!(kept_units(3, 0.4, 8, GroupKind::Heads), 2);
+        assert_eq!(kept_units(10, 0.0, 1, GroupKind::Channel), 10);
+        assert_eq!(kept_units(4, 0.99, 1, GroupKind::Channel), 1);
+        assert_eq!(kept_units(24, 0.5, 8, GroupKind::Channel), 8);
+    }
+}
