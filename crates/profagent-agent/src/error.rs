@@ -1,0 +1,47 @@
+//! The error type of the agent crate: provider failures (network, HTTP, configuration) and
+//! run-directory problems, each naming the endpoint, file or round at fault.
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("cannot reach the LLM endpoint {url}: {reason}. Is the server running, and is the base URL right (--llm-base-url)?")]
+    Unreachable { url: String, reason: String },
+    #[error("the LLM endpoint {url} did not answer within {seconds} s ({attempts} attempt(s)); raise --llm-timeout or use a smaller model")]
+    Timeout {
+        url: String,
+        seconds: u64,
+        attempts: usize,
+    },
+    #[error("the LLM endpoint {url} answered HTTP {status} after {attempts} attempt(s): {body}")]
+    Http {
+        url: String,
+        status: u16,
+        attempts: usize,
+        body: String,
+    },
+    #[error("the LLM endpoint {url} sent an answer this tool cannot read: {reason}")]
+    BadResponse { url: String, reason: String },
+    #[error("LLM configuration: {0}")]
+    Config(String),
+    #[error("environment variable {var} is not set; it must hold the API key for {provider} (keys are read only from the environment)")]
+    MissingKey { var: String, provider: String },
+    #[error("replay: {0}")]
+    Replay(String),
+    #[error("{path}: {reason}")]
+    RunDir { path: PathBuf, reason: String },
+    #[error("local model: {0}")]
+    Local(String),
+    #[error("{0}")]
+    Plan(#[from] profagent_plan::PlanError),
+    #[error("compression step '{step}' failed: {reason}")]
+    Step { step: String, reason: String },
+}
+
+impl AgentError {
+    pub fn run_dir(path: impl Into<PathBuf>, reason: impl std::fmt::Display) -> Self {
+        AgentError::RunDir {
+            path: path.into(),
+            reason: reason.to_string(),
+        }
+    }
+}

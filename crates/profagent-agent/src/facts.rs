@@ -1,0 +1,113 @@
+//! What planners know about a model: the compact facts the prompt and the built-in planner
+//! are built from (filled from the profile, the pruning analysis and the measurements of the
+//! run), plus the budget and the history of earlier rounds.
+use serde::{Deserialize, Serialize};
+
+use profagent_plan::QuantMode;
+
+/// The user's budget.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Budget {
+    /// Largest allowed top-1 drop against the baseline, in percentage points.
+    pub max_acc_drop: f64,
+    /// Batch-1 latency to reach, ms.
+    pub target_latency_ms: Option<f64>,
+    /// Model size to reach, bytes.
+    pub target_memory_bytes: Option<u64>,
+    /// Baseline latency / final latency to reach.
+    pub target_speedup: Option<f64>,
+}
+
+/// Accuracy, speed and size of one model on one data slice.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Evaluation {
+    /// Top-1 accuracy in percent.
+    pub top1: f64,
+    /// Median batch-1 latency, ms.
+    pub latency_ms: f64,
+    /// Serialized model size, bytes.
+    pub model_bytes: u64,
+    /// Images evaluated.
+    pub images: usize,
+    /// The evaluator's full record (runtime, threads, machine, percentiles, ...).
+    #[serde(default)]
+    pub details: serde_json::Value,
+}
+
+/// Cost of one layer (from the static profile, plus measured latency when available).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LayerFacts {
+    pub name: String,
+    pub op_type: String,
+    pub params: u64,
+    pub macs: u64,
+    pub latency_ms: Option<f64>,
+    /// Activation + weight memory, bytes.
+    pub memory_bytes: Option<u64>,
+}
+
+/// A prunable group as planners see it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GroupFacts {
+    pub id: String,
+    pub channels: usize,
+    pub heads: Option<usize>,
+    pub params: u64,
+    pub macs: u64,
+    /// Measured share of the latency of the layers in the group, ms (when profiled).
+    pub latency_ms: Option<f64>,
+    /// Top-1 drop (points) measured when pruning `SENSITIVITY_RATIO` of this group alone.
+    pub sensitivity: Option<f64>,
+    pub prunable: bool,
+    pub note: Option<String>,
+}
+
+/// How one quantization mode did on this model and runtime (measured, not assumed).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QuantProbe {
+    pub mode: QuantMode,
+    pub latency_ms: f64,
+    pub speedup: f64,
+    pub model_bytes: u64,
+    pub top1: Option<f64>,
+    pub error: Option<String>,
+}
+
+/// One earlier round in a few fields.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoundSummary {
+    pub round: usize,
+    pub plan: String,
+    pub top1: Option<f64>,
+    pub latency_ms: Option<f64>,
+    pub model_bytes: Option<u64>,
+    pub accepted: bool,
+    pub note: String,
+}
+
+/// Everything a planner gets for one round.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlanningInput {
+    pub model_name: String,
+    /// "convolutional", "transformer" or "mixed" (from the op types).
+    pub family: String,
+    pub runtime: String,
+    pub baseline: Evaluation,
+    /// The model this round starts from.
+    pub current: Evaluation,
+    /// Quantization in effect on the current model ("none", "static", ...).
+    pub current_quantization: String,
+    pub layers: Vec<LayerFacts>,
+    pub groups: Vec<GroupFacts>,
+    pub quant_probes: Vec<QuantProbe>,
+    pub budget: Budget,
+    pub history: Vec<RoundSummary>,
+    pub rounds_left: usize,
+}
+
+impl PlanningInput {
+    /// Top-1 drop of `top1` against the baseline, points.
+    pub fn drop_of(&self, top1: f64) -> f64 {
+        self.baseline.top1 - top1
+    }
+}

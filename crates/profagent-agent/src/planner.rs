@@ -1,0 +1,148 @@
+//! Planners: the `Planner` trait, the LLM analysis agent (prompt → answer → parse → validate
+//! → bounded repair), and the recorded-plan planner used by `--replay` of built-in runs.
+use serde::{Deserialize, Serialize};
+
+use profagent_plan::{parse_plan, validate, PlanContext, PlanError, ValidatedPlan};
+
+use crate::error::AgentError;
+use crate::facts::PlanningInput;
+use crate::prompt::{build_prompt, repair_prompt, SYSTEM_PROMPT};
+use crate::provider::{ChatMessage, ChatRequest, Provider, Role};
+use crate::rundir::TranscriptEntry;
+
+/// Repairs after the first answer before a round's plan is given up.
+pub const DEFAULT_MAX_REPAIRS: usize = 2;
+/// Name given to the plan schema in structured-output requests.
+pub const SCHEMA_NAME: &str = "compression_plan";
+
+/// A planner's outcome for one round.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Proposal {
+    /// The plan to apply; `None` when no valid plan came out (nothing is applied then).
+    pub plan: Option<ValidatedPlan>,
+    /// What went wrong when `plan` is `None`.
+    pub failure: Option<String>,
+    /// Answers that were tried (1 + repairs).
+    pub attempts: usize,
+}
+
+/// Where planners record each exchange.
+pub type Recorder<'a> = dyn FnMut(&TranscriptEntry) -> Result<(), AgentError> + 'a;
+
+pub trait Planner {
+    /// "builtin", "openai:gpt-4o", ...
+    fn describe(&self) -> String;
+    fn propose(
+        &mut self,
+        round: usize,
+        input: &PlanningInput,
+        context: &PlanContext,
+        record: &mut Recorder<'_>,
+    ) -> Result<Proposal, AgentError>;
+}
+
+/// The LLM analysis agent.
+pub struct AnalysisAgent {
+    provider: Box<dyn Provider>,
+    max_repairs: usize,
+    schema: serde_json::Value,
+}
+
+impl AnalysisAgent {
+    pub fn new(provider: Box<dyn Provider>) -> Self {
+        AnalysisAgent {
+            provider,
+            max_repairs: DEFAULT_MAX_REPAIRS,
+            schema: profagent_plan::plan_json_schema(),
+        }
+    }
+
+    pub fn with_max_repairs(mut self, repairs: usize) -> Self {
+        self.max_repairs = repairs;
+        self
+    }
+}
+
+impl Planner for AnalysisAgent {
+    fn describe(&self) -> String {
+        self.provider.describe()
+    }
+
+    fn propose(
+        &mut self,
+        round: usize,
+        input: &PlanningInput,
+        context: &PlanContext,
+        record: &mut Recorder<'_>,
+    ) -> Result<Proposal, AgentError> {
+        let mut messages = vec![
+            ChatMessage::new(Role::System, SYSTEM_PROMPT),
+            ChatMessage::new(Role::User, build_prompt(input)),
+        ];
+        let mut last_problem = String::new();
+        for attempt in 1..=self.max_repairs + 1 {
+            let request = ChatRequest {
+                messages: &messages,
+                json_schema: Some(&self.schema),
+                schema_name: SCHEMA_NAME,
+            };
+            let mut entry = TranscriptEntry {
+                round,
+                attempt,
+                planner: self.provider.describe(),
+                messages: messages.clone(),
+                answer: None,
+                error: None,
+                verdict: String::new(),
+                issues: Vec::new(),
+                structured: false,
+                seconds: 0.0,
+            };
+            let completion = match self.provider.complete(&request) {
+                Ok(c) => c,
+                Err(e) => {
+                    entry.error = Some(e.to_string());
+                    entry.verdict = "provider_error".into();
+                    record(&entry)?;
+                    return Err(e);
+                }
+            };
+            entry.answer = Some(completion.text.clone());
+            entry.structured = completion.structured;
+            entry.seconds = completion.seconds;
+            let outcome = parse_plan(&completion.text).and_then(|plan| validate(&plan, context));
+            match outcome {
+                Ok(validated) => {
+                    entry.verdict = "valid".into();
+                    entry.issues = validated.warnings().to_vec();
+                    record(&entry)?;
+                    return Ok(Proposal {
+                        plan: Some(validated),
+                        failure: None,
+                        attempts: attempt,
+                    });
+                }
+                Err(error) => {
+                    entry.verdict = match &error {
+                        PlanError::Parse { .. } => "parse_error".into(),
+                        PlanError::Rejected { .. } => "rejected".into(),
+                    };
+                    entry.issues = error.issues().to_vec();
+                    entry.error = Some(error.to_string());
+                    record(&entry)?;
+                    last_problem = error.to_string();
+                    messages.push(ChatMessage::new(Role::Assistant, completion.text));
+                    messages.push(ChatMessage::new(Role::User, repair_prompt(&last_problem)));
+                }
+            }
+        }
+        Ok(Proposal {
+            plan: None,
+            failure: Some(format!(
+                "no valid plan after {} answer(s); the last problem: {last_problem}",
+                self.max_repairs + 1
+            )),
+            attempts: self.max_repairs + 1,
+        })
+    }
+}

@@ -1,0 +1,181 @@
+//! The analysis prompt: compact tables of the heaviest layers and groups, measured
+//! quantization behaviour, the budget and the history, sized for small context windows.
+use std::fmt::Write;
+
+use crate::facts::PlanningInput;
+
+/// Rows per table: enough to show where time goes without flooding a 4k-token window.
+pub const MAX_LAYER_ROWS: usize = 12;
+pub const MAX_GROUP_ROWS: usize = 16;
+pub const MAX_HISTORY_ROWS: usize = 6;
+
+pub const SYSTEM_PROMPT: &str = "You are a model-compression engineer. You plan structured pruning and post-training quantization of an ONNX model for CPU inference, from measured profiles. You answer with exactly one JSON object that follows the given schema, nothing else.";
+
+/// A short, exact description of the answer format (also useful when the server cannot
+/// enforce the JSON Schema).
+const FORMAT: &str = r#"Answer format (JSON, no comments):
+{"schema_version": 1,
+ "rationale": "why, in 1-3 sentences",
+ "pruning": [{"target": "<group id>", "ratio": 0.25, "unit": "channels"|"heads", "criterion": "l1"|"l2"|"random", "round_to": 8, "rationale": "..."}],
+ "quantization": {"default": {"mode": "none"|"dynamic"|"static"|"int4", "per_channel": true, "signed_weights": true},
+                  "layers": [{"layer": "<layer name>", "mode": "none", "rationale": "..."}], "rationale": "..."}}
+Rules: ratio is the fraction of the group's CURRENT channels to remove, 0 < ratio <= 0.9; use only group ids and layer names from the tables; omit "quantization" to keep the current quantization; an empty "pruning" list prunes nothing."#;
+
+fn mb(bytes: u64) -> f64 {
+    bytes as f64 / 1e6
+}
+
+/// The user message for one round.
+pub fn build_prompt(input: &PlanningInput) -> String {
+    let mut p = String::new();
+    let b = &input.budget;
+    let _ = writeln!(
+        p,
+        "Model: {} ({}), runtime {}.",
+        input.model_name, input.family, input.runtime
+    );
+    let _ = writeln!(
+        p,
+        "Baseline: top-1 {:.2} %, batch-1 latency {:.2} ms, size {:.2} MB.",
+        input.baseline.top1,
+        input.baseline.latency_ms,
+        mb(input.baseline.model_bytes)
+    );
+    let _ = writeln!(
+        p,
+        "Current (start of this round): top-1 {:.2} %, {:.2} ms, {:.2} MB, quantization {}.",
+        input.current.top1,
+        input.current.latency_ms,
+        mb(input.current.model_bytes),
+        input.current_quantization
+    );
+    let mut goals = vec![format!("top-1 drop at most {:.2} points", b.max_acc_drop)];
+    if let Some(ms) = b.target_latency_ms {
+        goals.push(format!("latency at most {ms:.2} ms"));
+    }
+    if let Some(bytes) = b.target_memory_bytes {
+        goals.push(format!("size at most {:.2} MB", mb(bytes)));
+    }
+    if let Some(x) = b.target_speedup {
+        goals.push(format!("speedup at least {x:.2}x"));
+    }
+    if goals.len() == 1 {
+        goals.push("otherwise as fast and small as possible".into());
+    }
+    let _ = writeln!(
+        p,
+        "Budget: {}. Rounds left after this one: {}.",
+        goals.join("; "),
+        input.rounds_left
+    );
+
+    let mut layers: Vec<_> = input.layers.iter().collect();
+    layers.sort_by(|a, c| {
+        let key = |l: &crate::facts::LayerFacts| l.latency_ms.unwrap_or(l.macs as f64 * 1e-9);
+        key(c).total_cmp(&key(a))
+    });
+    let _ = writeln!(
+        p,
+        "\nHeaviest layers (of {}):\nlayer | op | params | MMACs | ms | mem MB",
+        input.layers.len()
+    );
+    for l in layers.iter().take(MAX_LAYER_ROWS) {
+        let _ = writeln!(
+            p,
+            "{} | {} | {} | {:.1} | {} | {}",
+            l.name,
+            l.op_type,
+            l.params,
+            l.macs as f64 / 1e6,
+            l.latency_ms
+                .map(|v| format!("{v:.3}"))
+                .unwrap_or_else(|| "-".into()),
+            l.memory_bytes
+                .map(|v| format!("{:.2}", mb(v)))
+                .unwrap_or_else(|| "-".into()),
+        );
+    }
+
+    let mut groups: Vec<_> = input.groups.iter().collect();
+    groups.sort_by_key(|g| std::cmp::Reverse(g.macs));
+    let _ = writeln!(p, "\nPrunable groups (of {}):\ngroup id | channels | heads | params | MMACs | sensitivity (top-1 drop when pruned alone) | note", input.groups.len());
+    for g in groups.iter().take(MAX_GROUP_ROWS) {
+        let _ = writeln!(
+            p,
+            "{} | {} | {} | {} | {:.1} | {} | {}",
+            g.id,
+            g.channels,
+            g.heads.map(|h| h.to_string()).unwrap_or_else(|| "-".into()),
+            g.params,
+            g.macs as f64 / 1e6,
+            g.sensitivity
+                .map(|s| format!("{s:.2}"))
+                .unwrap_or_else(|| "-".into()),
+            if g.prunable {
+                g.note.clone().unwrap_or_default()
+            } else {
+                format!("NOT PRUNABLE {}", g.note.clone().unwrap_or_default())
+            },
+        );
+    }
+
+    if !input.quant_probes.is_empty() {
+        let _ = writeln!(p, "\nMeasured quantization of the current model on this runtime:\nmode | ms | speedup | MB | top-1");
+        for q in &input.quant_probes {
+            match &q.error {
+                Some(e) => {
+                    let _ = writeln!(p, "{} | failed: {e}", q.mode);
+                }
+                None => {
+                    let _ = writeln!(
+                        p,
+                        "{} | {:.2} | {:.2}x | {:.2} | {}",
+                        q.mode,
+                        q.latency_ms,
+                        q.speedup,
+                        mb(q.model_bytes),
+                        q.top1
+                            .map(|t| format!("{t:.2}"))
+                            .unwrap_or_else(|| "-".into())
+                    );
+                }
+            }
+        }
+    }
+
+    if !input.history.is_empty() {
+        let _ = writeln!(
+            p,
+            "\nEarlier rounds (latest last):\nround | plan | top-1 | ms | MB | accepted | note"
+        );
+        let skip = input.history.len().saturating_sub(MAX_HISTORY_ROWS);
+        for h in input.history.iter().skip(skip) {
+            let _ = writeln!(
+                p,
+                "{} | {} | {} | {} | {} | {} | {}",
+                h.round,
+                h.plan,
+                h.top1
+                    .map(|v| format!("{v:.2}"))
+                    .unwrap_or_else(|| "-".into()),
+                h.latency_ms
+                    .map(|v| format!("{v:.2}"))
+                    .unwrap_or_else(|| "-".into()),
+                h.model_bytes
+                    .map(|v| format!("{:.2}", mb(v)))
+                    .unwrap_or_else(|| "-".into()),
+                if h.accepted { "yes" } else { "no" },
+                h.note
+            );
+        }
+    }
+    let _ = writeln!(p, "\n{FORMAT}");
+    p
+}
+
+/// The follow-up message after an invalid answer.
+pub fn repair_prompt(problems: &str) -> String {
+    format!(
+        "Your answer cannot be used:\n{problems}\nReturn the corrected, complete plan as one JSON object in the same format, using only group ids and layer names from the tables."
+    )
+}

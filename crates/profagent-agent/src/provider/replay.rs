@@ -1,0 +1,44 @@
+//! Recorded answers played back in order: `--replay` runs need no network and no model.
+use super::{ChatRequest, Completion, Provider};
+use crate::error::AgentError;
+
+#[derive(Debug, Clone)]
+pub struct ReplayProvider {
+    label: String,
+    answers: std::collections::VecDeque<String>,
+}
+
+impl ReplayProvider {
+    /// `label` is the provider the answers came from (shown in reports).
+    pub fn new(label: impl Into<String>, answers: Vec<String>) -> Self {
+        ReplayProvider {
+            label: label.into(),
+            answers: answers.into(),
+        }
+    }
+
+    pub fn remaining(&self) -> usize {
+        self.answers.len()
+    }
+}
+
+impl Provider for ReplayProvider {
+    fn describe(&self) -> String {
+        format!("replay({})", self.label)
+    }
+
+    fn complete(&mut self, _request: &ChatRequest<'_>) -> Result<Completion, AgentError> {
+        let text = self.answers.pop_front().ok_or_else(|| {
+            AgentError::Replay(
+                "the recording has no more answers: this run asked the planner more often than the recorded one (was the model or the data changed?)"
+                    .to_string(),
+            )
+        })?;
+        Ok(Completion {
+            text,
+            structured: false,
+            attempts: 1,
+            seconds: 0.0,
+        })
+    }
+}

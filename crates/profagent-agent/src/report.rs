@@ -1,0 +1,124 @@
+//! `report.json`: the record of a compression run, one object.
+//!
+//! Structure (stable; `profagent-report` renders it):
+//! - `format`: "profagent-run/1"; `tool_version`; `planner` ("builtin", "openai:gpt-4o", ...)
+//! - `model`: input path, sha256, bytes; `data`: how the data was split (calibration /
+//!   feedback / holdout); `machine`: runtime, threads, CPU as the workbench describes them
+//! - `budget`: max_acc_drop (points) and the optional latency / memory / speedup targets
+//! - `baseline`: evaluation of the input model on the feedback slice
+//! - `quant_probes[]`: every quantization mode tried on the baseline (latency, size, top-1)
+//! - `rounds[]`: per round the plan, its rationale, the validator's warnings, the answers it
+//!   took, what the appliers reported, the feedback evaluation, `accepted` and `verdict` (why)
+//! - `final`: the chosen model (`model.onnx` sha256), feedback evaluation, and baseline and
+//!   final evaluations on the holdout slice measured in the same run, with drop, speedup and
+//!   size reduction, `budget_met` and `stop_reason`
+//! - `replay` (replays only): which run was replayed and whether the model came out identical
+use serde::{Deserialize, Serialize};
+
+use profagent_plan::{CompressionPlan, PlanIssue, ResolvedPrune};
+
+use crate::facts::{Budget, Evaluation, QuantProbe};
+
+pub const REPORT_FORMAT: &str = "profagent-run/1";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelInfo {
+    pub path: String,
+    pub sha256: String,
+    pub bytes: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoundRecord {
+    pub round: usize,
+    pub planner: String,
+    /// Answers the planner needed (1 + repairs).
+    pub attempts: usize,
+    /// The validated plan (absent when no valid plan came out).
+    pub plan: Option<CompressionPlan>,
+    /// The plan's pruning resolved to groups and exact channel counts.
+    #[serde(default)]
+    pub resolved_pruning: Vec<ResolvedPrune>,
+    /// Quantization mode per layer in effect for this round's candidate.
+    #[serde(default)]
+    pub quantization: std::collections::BTreeMap<String, String>,
+    /// Validator warnings on the plan.
+    #[serde(default)]
+    pub warnings: Vec<PlanIssue>,
+    /// Why no plan was applied, when none was.
+    pub failure: Option<String>,
+    /// What the pruning / quantization steps reported.
+    #[serde(default)]
+    pub apply: serde_json::Value,
+    /// The candidate on the feedback slice.
+    pub evaluation: Option<Evaluation>,
+    /// Top-1 drop against the baseline, points.
+    pub acc_drop: Option<f64>,
+    pub accepted: bool,
+    /// Why accepted or rejected.
+    pub verdict: String,
+    pub seconds: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FinalResult {
+    pub model_path: String,
+    pub sha256: String,
+    /// The chosen model on the feedback slice (as in the round that produced it).
+    pub feedback: Evaluation,
+    /// Baseline and final on the holdout slice (never used for calibration or feedback).
+    pub holdout_baseline: Option<Evaluation>,
+    pub holdout_final: Option<Evaluation>,
+    pub acc_drop: Option<f64>,
+    pub speedup: Option<f64>,
+    /// 1 - final size / baseline size.
+    pub size_reduction: Option<f64>,
+    pub budget_met: bool,
+    pub stop_reason: String,
+    pub accepted_rounds: Vec<usize>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReplayInfo {
+    pub source: String,
+    pub recorded_sha256: String,
+    pub identical: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunReport {
+    pub format: String,
+    pub tool_version: String,
+    pub planner: String,
+    pub model: ModelInfo,
+    #[serde(default)]
+    pub data: serde_json::Value,
+    #[serde(default)]
+    pub machine: serde_json::Value,
+    pub budget: Budget,
+    pub baseline: Evaluation,
+    #[serde(default)]
+    pub quant_probes: Vec<QuantProbe>,
+    pub rounds: Vec<RoundRecord>,
+    #[serde(rename = "final")]
+    pub final_result: Option<FinalResult>,
+    #[serde(default)]
+    pub replay: Option<ReplayInfo>,
+    pub seconds: f64,
+}
+
+impl RunReport {
+    pub fn read(path: &std::path::Path) -> Result<Self, crate::AgentError> {
+        let text =
+            std::fs::read_to_string(path).map_err(|e| crate::AgentError::run_dir(path, e))?;
+        serde_json::from_str(&text)
+            .map_err(|e| crate::AgentError::run_dir(path, format!("not a ProfAgent report: {e}")))
+    }
+}
+
+/// Hex sha256 of bytes.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(bytes);
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,165 @@
+//! The run directory: everything a run saw and decided, written as it happens.
+//!
+//! Layout: `input/` (profile and planning facts), `transcript.jsonl` (every prompt and raw
+//! answer, one JSON object per line), `rounds/round-NN/` (plan, validation, evaluation),
+//! `model.onnx` (the final model) and `report.json`. Every text written passes through
+//! `redact`, so an API key that a server echoes back never reaches the disk. Starting a run in
+//! a directory that already holds one moves the old files to `history/<unix-time>/` first:
+//! re-running never destroys a previous run.
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::AgentError;
+use crate::provider::ChatMessage;
+
+pub const TRANSCRIPT_FILE: &str = "transcript.jsonl";
+pub const REPORT_FILE: &str = "report.json";
+pub const MODEL_FILE: &str = "model.onnx";
+pub const HISTORY_DIR: &str = "history";
+const REDACTED: &str = "[REDACTED]";
+
+/// One planner exchange (a prompt and its raw answer, or the error instead of an answer).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TranscriptEntry {
+    pub round: usize,
+    /// 1 for the first answer of a round, 2.. for repairs.
+    pub attempt: usize,
+    pub planner: String,
+    pub messages: Vec<ChatMessage>,
+    pub answer: Option<String>,
+    pub error: Option<String>,
+    /// "valid", "parse_error", "rejected", or "provider_error".
+    pub verdict: String,
+    #[serde(default)]
+    pub issues: Vec<profagent_plan::PlanIssue>,
+    #[serde(default)]
+    pub structured: bool,
+    #[serde(default)]
+    pub seconds: f64,
+}
+
+#[derive(Debug, Clone)]
+pub struct RunDir {
+    root: PathBuf,
+    secrets: Vec<String>,
+}
+
+impl RunDir {
+    /// Creates (or takes over) `root`, moving an earlier run's files into `history/`.
+    pub fn create(root: &Path, secrets: Vec<String>) -> Result<Self, AgentError> {
+        std::fs::create_dir_all(root).map_err(|e| AgentError::run_dir(root, e))?;
+        let entries: Vec<PathBuf> = std::fs::read_dir(root)
+            .map_err(|e| AgentError::run_dir(root, e))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.file_name().is_some_and(|n| n != HISTORY_DIR))
+            .collect();
+        if !entries.is_empty() {
+            let stamp = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis())
+                .unwrap_or_default();
+            let archive = root.join(HISTORY_DIR).join(stamp.to_string());
+            std::fs::create_dir_all(&archive).map_err(|e| AgentError::run_dir(&archive, e))?;
+            for path in entries {
+                if let Some(name) = path.file_name() {
+                    std::fs::rename(&path, archive.join(name)).map_err(|e| {
+                        AgentError::run_dir(
+                            &path,
+                            format!("cannot move the previous run aside: {e}"),
+                        )
+                    })?;
+                }
+            }
+        }
+        Ok(RunDir {
+            root: root.to_path_buf(),
+            secrets: secrets.into_iter().filter(|s| s.len() >= 4).collect(),
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn path(&self, relative: &str) -> PathBuf {
+        self.root.join(relative)
+    }
+
+    /// Replaces every secret in `text`.
+    pub fn redact(&self, text: &str) -> String {
+        let mut out = text.to_string();
+        for secret in &self.secrets {
+            out = out.replace(secret.as_str(), REDACTED);
+        }
+        out
+    }
+
+    /// Writes `text` (redacted) atomically to `relative`, creating folders.
+    pub fn write_text(&self, relative: &str, text: &str) -> Result<PathBuf, AgentError> {
+        let path = self.path(relative);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| AgentError::run_dir(parent, e))?;
+        }
+        profagent_onnx::write_atomic(&path, self.redact(text).as_bytes())
+            .map_err(|e| AgentError::run_dir(&path, e))?;
+        Ok(path)
+    }
+
+    pub fn write_json<T: Serialize>(
+        &self,
+        relative: &str,
+        value: &T,
+    ) -> Result<PathBuf, AgentError> {
+        let text = serde_json::to_string_pretty(value)
+            .map_err(|e| AgentError::run_dir(self.path(relative), e))?;
+        self.write_text(relative, &(text + "\n"))
+    }
+
+    /// Appends one exchange to `transcript.jsonl` and writes its prompt/answer as plain files.
+    pub fn record(&self, entry: &TranscriptEntry) -> Result<(), AgentError> {
+        let folder = format!("rounds/round-{:02}", entry.round);
+        let prompt: String = entry
+            .messages
+            .iter()
+            .map(|m| format!("## {}\n\n{}\n", m.role.as_str(), m.content))
+            .collect::<Vec<_>>()
+            .join("\n");
+        self.write_text(&format!("{folder}/prompt-{}.md", entry.attempt), &prompt)?;
+        let answer = entry
+            .answer
+            .as_deref()
+            .or(entry.error.as_deref())
+            .unwrap_or_default();
+        self.write_text(&format!("{folder}/answer-{}.txt", entry.attempt), answer)?;
+        let line = serde_json::to_string(entry)
+            .map_err(|e| AgentError::run_dir(self.path(TRANSCRIPT_FILE), e))?;
+        let path = self.path(TRANSCRIPT_FILE);
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| AgentError::run_dir(&path, e))?;
+        writeln!(file, "{}", self.redact(&line)).map_err(|e| AgentError::run_dir(&path, e))
+    }
+}
+
+/// Reads a recorded run's transcript.
+pub fn read_transcript(root: &Path) -> Result<Vec<TranscriptEntry>, AgentError> {
+    let path = root.join(TRANSCRIPT_FILE);
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        AgentError::run_dir(
+            &path,
+            format!("{e}; is this a run directory written by 'profagent compress'?"),
+        )
+    })?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, line)| {
+            serde_json::from_str(line)
+                .map_err(|e| AgentError::run_dir(&path, format!("line {}: {e}", i + 1)))
+        })
+        .collect()
+}
