@@ -27,6 +27,7 @@ use crate::tensor;
 
 mod ops_nn;
 mod ops_tensor;
+mod ops_values;
 mod util;
 
 /// Integer tensors up to this many elements keep their values (enough for any shape tensor,
@@ -308,13 +309,18 @@ fn lookup(node: &NodeProto) -> Option<InferFn> {
     if !KNOWN_DOMAINS.contains(&node.domain()) {
         return None;
     }
-    let op = node.op_type();
-    ops_tensor::lookup(op).or_else(|| ops_nn::lookup(op))
+    lookup_default_domain(node.op_type())
+}
+
+fn lookup_default_domain(op: &str) -> Option<InferFn> {
+    ops_values::lookup(op)
+        .or_else(|| ops_tensor::lookup(op))
+        .or_else(|| ops_nn::lookup(op))
 }
 
 /// True when shape inference knows `op_type` (default domain).
 pub fn is_supported_op(op_type: &str) -> bool {
-    ops_tensor::lookup(op_type).is_some() || ops_nn::lookup(op_type).is_some()
+    lookup_default_domain(op_type).is_some()
 }
 
 fn bind(fact: &mut ValueFact, bindings: &HashMap<String, i64>) {
@@ -363,19 +369,28 @@ pub fn fact_from_value_info(vi: &ValueInfoProto) -> ValueFact {
 /// integer tensors, the values.
 pub fn fact_from_tensor(t: &TensorProto) -> ValueFact {
     let dims: Vec<Dim> = t.dims.iter().map(|&d| Dim::Known(d.max(0))).collect();
-    let value =
-        if tensor::element_count(t) <= MAX_FOLDED_ELEMENTS && !tensor::is_float(t.data_type()) {
-            tensor::to_i64(t)
-                .ok()
-                .map(|v| v.into_iter().map(Dim::Known).collect())
-        } else {
-            None
-        };
+    let value = if checked_element_count(t).is_some_and(|n| n <= MAX_FOLDED_ELEMENTS)
+        && !tensor::is_float(t.data_type())
+    {
+        tensor::to_i64(t)
+            .ok()
+            .map(|v| v.into_iter().map(Dim::Known).collect())
+    } else {
+        None
+    };
     ValueFact {
         dtype: Some(t.data_type()),
         dims: Some(dims),
         value,
     }
+}
+
+/// Element count of a tensor, `None` when the dims multiply past `usize` (files can claim
+/// anything; `tensor::element_count` assumes sane dims).
+pub fn checked_element_count(t: &TensorProto) -> Option<usize> {
+    t.dims.iter().try_fold(1usize, |acc, &d| {
+        acc.checked_mul(usize::try_from(d.max(0)).ok()?)
+    })
 }
 
 #[cfg(test)]

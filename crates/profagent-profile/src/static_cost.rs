@@ -5,6 +5,7 @@
 use std::collections::{HashMap, HashSet};
 
 use profagent_onnx::index::{node_label, node_reads};
+use profagent_onnx::proto::{tensor_proto::DataType, GraphProto, TensorProto};
 use profagent_onnx::{layer_of_node, tensor, GraphIndex, Model, ShapeFacts, ShapeOptions};
 
 use crate::cost;
@@ -65,9 +66,9 @@ pub fn static_profile(model: &Model, options: &ProfileOptions) -> Result<Profile
                 continue;
             }
             reads.push(init.name());
-            weight_bytes += tensor::payload_bytes(init) as u64;
+            weight_bytes = weight_bytes.saturating_add(initializer_bytes(init));
             if tensor::is_float(init.data_type()) && claimed.insert(init.name()) {
-                params += tensor::element_count(init) as u64;
+                params = params.saturating_add(element_count(init));
             }
         }
         let macs = match cost::node_macs(node, &facts) {
@@ -101,7 +102,7 @@ pub fn static_profile(model: &Model, options: &ProfileOptions) -> Result<Profile
     }
 
     let layers = group_layers(&nodes, &node_initializers, graph);
-    let total_macs: u64 = nodes.iter().map(|n| n.macs).sum();
+    let total_macs = saturating_sum(nodes.iter().map(|n| n.macs));
     let layers: Vec<LayerProfile> = layers
         .into_iter()
         .map(|mut l| {
@@ -114,14 +115,10 @@ pub fn static_profile(model: &Model, options: &ProfileOptions) -> Result<Profile
         batch: options.batch,
         node_count: nodes.len(),
         layer_count: layers.len(),
-        params: nodes.iter().map(|n| n.params).sum(),
+        params: saturating_sum(nodes.iter().map(|n| n.params)),
         macs: total_macs,
-        weight_bytes: graph
-            .initializer
-            .iter()
-            .map(|t| tensor::payload_bytes(t) as u64)
-            .sum(),
-        activation_bytes: nodes.iter().map(|n| n.activation_bytes).sum(),
+        weight_bytes: saturating_sum(graph.initializer.iter().map(initializer_bytes)),
+        activation_bytes: saturating_sum(nodes.iter().map(|n| n.activation_bytes)),
         latency_ms: None,
         peak_rss_bytes: None,
     };
@@ -131,6 +128,29 @@ pub fn static_profile(model: &Model, options: &ProfileOptions) -> Result<Profile
         nodes,
         coverage,
     })
+}
+
+/// Elements of a tensor, saturating: a corrupt file may claim dims whose product overflows.
+fn element_count(t: &TensorProto) -> u64 {
+    t.dims
+        .iter()
+        .fold(1u64, |acc, &d| acc.saturating_mul(d.max(0) as u64))
+}
+
+/// Bytes of an initializer's payload (packed 4-bit types count half a byte per element).
+fn initializer_bytes(t: &TensorProto) -> u64 {
+    if let Some(raw) = &t.raw_data {
+        return raw.len() as u64;
+    }
+    let elements = element_count(t);
+    match DataType::try_from(t.data_type()) {
+        Ok(DataType::Int4 | DataType::Uint4) => elements.div_ceil(2),
+        _ => elements.saturating_mul(tensor::elem_size(t.data_type()) as u64),
+    }
+}
+
+fn saturating_sum(values: impl Iterator<Item = u64>) -> u64 {
+    values.fold(0, u64::saturating_add)
 }
 
 /// `part / whole`, 0 when `whole` is 0.
@@ -144,7 +164,7 @@ pub fn share(part: u64, whole: u64) -> f64 {
 
 /// Layer name per node index. `Constant` nodes are operands, not computations: they join the
 /// layer of the first node that reads them, so they never form layers of their own.
-fn assign_layers(graph: &profagent_onnx::proto::GraphProto, index: &GraphIndex) -> Vec<String> {
+fn assign_layers(graph: &GraphProto, index: &GraphIndex) -> Vec<String> {
     let mut layers: Vec<String> = graph
         .node
         .iter()
@@ -171,12 +191,12 @@ fn assign_layers(graph: &profagent_onnx::proto::GraphProto, index: &GraphIndex) 
 fn group_layers(
     nodes: &[NodeProfile],
     node_initializers: &[Vec<&str>],
-    graph: &profagent_onnx::proto::GraphProto,
+    graph: &GraphProto,
 ) -> Vec<LayerProfile> {
     let sizes: HashMap<&str, u64> = graph
         .initializer
         .iter()
-        .map(|t| (t.name(), tensor::payload_bytes(t) as u64))
+        .map(|t| (t.name(), initializer_bytes(t)))
         .collect();
     let mut order: Vec<LayerProfile> = Vec::new();
     let mut position: HashMap<&str, usize> = HashMap::new();
@@ -204,12 +224,14 @@ fn group_layers(
             layer.op_types.push(node.op_type.clone());
         }
         layer.nodes.push(node.name.clone());
-        layer.params += node.params;
+        layer.params = layer.params.saturating_add(node.params);
         layer.macs = layer.macs.saturating_add(node.macs);
         layer.activation_bytes = layer.activation_bytes.saturating_add(node.activation_bytes);
         for &name in reads {
             if seen_weights[slot].insert(name) {
-                layer.weight_bytes += sizes.get(name).copied().unwrap_or(0);
+                layer.weight_bytes = layer
+                    .weight_bytes
+                    .saturating_add(sizes.get(name).copied().unwrap_or(0));
             }
         }
     }

@@ -120,7 +120,7 @@ fn spatial_out(
                     if strides[i] <= 0 {
                         return invalid("strides must be positive");
                     }
-                    (size + strides[i] - 1) / strides[i]
+                    size.saturating_add(strides[i] - 1) / strides[i]
                 }
                 "VALID" => window_out(size, kernel[i], strides[i], dilations[i], 0, ceil_mode)?,
                 _ => window_out(
@@ -191,9 +191,13 @@ fn conv_transpose(node: &NodeProto, inputs: &[ValueFact]) -> InferResult {
     for i in 0..n {
         let size = need(x[2 + i].known())?;
         let value = strides[i]
-            .saturating_mul(size - 1)
+            .saturating_mul(size.saturating_sub(1))
             .saturating_add(output_padding[i])
-            .saturating_add(dilations[i].saturating_mul(kernel[i] - 1) + 1)
+            .saturating_add(
+                dilations[i]
+                    .saturating_mul(kernel[i].saturating_sub(1))
+                    .saturating_add(1),
+            )
             .saturating_sub(pads[i].saturating_add(pads[i + n]));
         if value <= 0 {
             return invalid(format!("output size {value} along spatial axis {i}"));

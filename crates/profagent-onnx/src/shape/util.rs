@@ -45,7 +45,7 @@ pub fn ints_input_or_attr(
     if node.input.get(i).is_some_and(|s| !s.is_empty()) {
         return ints_input(inputs, i);
     }
-    Ok(attr::get_ints(node, name).filter(|_| attr::get(node, name).is_some()))
+    Ok(attr::get_ints(node, name))
 }
 
 /// `axis` in `-rank..rank` → `0..rank`.
@@ -161,9 +161,9 @@ pub fn window_out(
         ));
     }
     let steps = if ceil_mode {
-        (span + stride - 1) / stride
+        span.saturating_add(stride - 1) / stride
     } else {
         span / stride
     };
-    Ok(steps + 1)
+    Ok(steps.saturating_add(1))
 }
