@@ -1,1 +1,272 @@
+//! The built-in planner (`--llm none`): deterministic, profile-guided, the baseline every LLM
+//! planner is compared with.
+//!
+//! Round by round:
+//! 1. If no quantization is in effect, take the quantization mode that measured fastest on
+//!    this model and runtime (the probes), provided its top-1 stayed within half the budget.
+//!    Measured, not assumed: on ONNX Runtime dynamic int8 speeds transformers up but slows
+//!    convolutions down, while static QDQ speeds convolutions up.
+//! 2. Then prune: the heaviest prunable groups (by measured latency, else MACs), skipping
+//!    sensitive ones, at a step ratio rounded to multiples of 8 channels (aligned kernels).
+//! 3. Back off: after a rejected round the step halves and fewer groups are taken (groups
+//!    found guilty are avoided from then on); below
+//!    `MIN_STEP`, or when the accuracy budget is nearly spent, it proposes nothing and the
+//!    loop stops.
+use std::collections::{BTreeMap, BTreeSet};
 
+use profagent_plan::{
+    validate, CompressionPlan, ImportanceCriterion, PlanContext, PruneDecision, PruneUnit,
+    QuantSetting, QuantizationPlan,
+};
+
+use crate::error::AgentError;
+use crate::facts::{GroupFacts, PlanningInput};
+use crate::planner::{Planner, Proposal, Recorder};
+use crate::rundir::TranscriptEntry;
+
+/// First pruning step (fraction of a group's channels).
+pub const INITIAL_STEP: f64 = 0.25;
+/// Below this step the planner stops pruning.
+pub const MIN_STEP: f64 = 0.06;
+/// Groups pruned per round at first.
+pub const INITIAL_GROUPS: usize = 4;
+/// A quantization probe may use at most this fraction of the accuracy budget.
+pub const QUANT_BUDGET_SHARE: f64 = 0.5;
+/// A probe must be at least this much faster (or this much smaller) to be worth it.
+pub const MIN_QUANT_GAIN: f64 = 1.05;
+/// Stop pruning when less than this many points of accuracy budget remain.
+pub const MIN_BUDGET_LEFT: f64 = 0.15;
+/// Kept channels are rounded to a multiple of this (SIMD-friendly widths).
+pub const ROUND_TO: u32 = 8;
+
+#[derive(Debug, Clone)]
+pub struct BuiltinPlanner {
+    step: f64,
+    groups_per_round: usize,
+    /// Groups not to prune again.
+    avoided: BTreeSet<String>,
+    /// How many rejected rounds each group was part of.
+    rejections: BTreeMap<String, usize>,
+    /// The groups of the last proposed plan, to learn from its outcome.
+    last_groups: Vec<String>,
+    last_round_judged: usize,
+}
+
+impl Default for BuiltinPlanner {
+    fn default() -> Self {
+        BuiltinPlanner {
+            step: INITIAL_STEP,
+            groups_per_round: INITIAL_GROUPS,
+            avoided: BTreeSet::new(),
+            rejections: BTreeMap::new(),
+            last_groups: Vec::new(),
+            last_round_judged: 0,
+        }
+    }
+}
+
+impl BuiltinPlanner {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Learns from the last round's outcome in the history.
+    fn learn(&mut self, input: &PlanningInput) {
+        let Some(last) = input.history.last() else {
+            return;
+        };
+        if last.round == self.last_round_judged {
+            return;
+        }
+        self.last_round_judged = last.round;
+        if !last.accepted && !self.last_groups.is_empty() {
+            self.step /= 2.0;
+            self.groups_per_round = (self.groups_per_round / 2).max(1);
+            // A group alone in a rejected round is the culprit; in a larger round it is
+            // only a suspect until it shows up in a second rejected round.
+            let alone = self.last_groups.len() == 1;
+            for group in &self.last_groups {
+                let count = self.rejections.entry(group.clone()).or_default();
+                *count += 1;
+                if alone || *count >= 2 {
+                    self.avoided.insert(group.clone());
+                }
+            }
+        }
+    }
+
+    /// The plan for this round (pure given the planner's state).
+    pub fn plan(&mut self, input: &PlanningInput, context: &PlanContext) -> CompressionPlan {
+        self.learn(input);
+        self.last_groups.clear();
+        let budget_left = input.budget.max_acc_drop - input.drop_of(input.current.top1);
+        if input.current_quantization == "none" {
+            if let Some(plan) = self.quantization_plan(input) {
+                return plan;
+            }
+        }
+        if budget_left < MIN_BUDGET_LEFT {
+            return CompressionPlan::empty(format!(
+                "only {budget_left:.2} points of accuracy budget left: stop"
+            ));
+        }
+        if self.step < MIN_STEP {
+            return CompressionPlan::empty(
+                "pruning steps were rejected down to the minimum step: stop",
+            );
+        }
+        let mut candidates: Vec<&GroupFacts> = input
+            .groups
+            .iter()
+            .filter(|g| g.prunable && !self.avoided.contains(&g.id))
+            .filter(|g| {
+                context.groups.get(&g.id).is_some_and(|c| {
+                    c.not_prunable.is_none() && context.group_is_protected(c).is_none()
+                })
+            })
+            .filter(|g| g.sensitivity.is_none_or(|s| s < budget_left))
+            .filter(|g| g.channels >= 2 * ROUND_TO as usize)
+            .collect();
+        let weight = |g: &GroupFacts| {
+            g.latency_ms.unwrap_or(g.macs as f64 * 1e-9)
+                / (1.0 + g.sensitivity.unwrap_or(0.0).max(0.0))
+        };
+        candidates.sort_by(|a, b| weight(b).total_cmp(&weight(a)).then(a.id.cmp(&b.id)));
+        let mut pruning = Vec::new();
+        for group in candidates.into_iter().take(self.groups_per_round) {
+            let decision = PruneDecision {
+                target: group.id.clone(),
+                ratio: self.step,
+                unit: PruneUnit::Channels,
+                criterion: ImportanceCriterion::L1,
+                round_to: ROUND_TO,
+                rationale: format!(
+                    "{} is among the heaviest prunable groups ({:.1} MMACs{}){}",
+                    group.id,
+                    group.macs as f64 / 1e6,
+                    group
+                        .latency_ms
+                        .map(|ms| format!(", {ms:.2} ms"))
+                        .unwrap_or_default(),
+                    group
+                        .sensitivity
+                        .map(|s| format!(", sensitivity {s:.2} points"))
+                        .unwrap_or_default()
+                ),
+            };
+            // Skip decisions the validator would reject (e.g. nothing left after rounding).
+            let mut single = CompressionPlan::empty("");
+            single.pruning.push(decision.clone());
+            if validate(&single, context)
+                .is_ok_and(|v| v.pruning().iter().all(|p| p.keep < p.current))
+            {
+                self.last_groups.push(group.id.clone());
+                pruning.push(decision);
+            }
+        }
+        if pruning.is_empty() {
+            return CompressionPlan::empty("no prunable group left to try: stop");
+        }
+        CompressionPlan {
+            rationale: format!(
+                "prune {} of the heaviest groups by {:.0} % (L1, multiples of {ROUND_TO}); {budget_left:.2} points of accuracy budget left",
+                pruning.len(),
+                self.step * 100.0
+            ),
+            pruning,
+            ..CompressionPlan::empty("")
+        }
+    }
+
+    fn quantization_plan(&self, input: &PlanningInput) -> Option<CompressionPlan> {
+        let allowed = input.budget.max_acc_drop * QUANT_BUDGET_SHARE;
+        let wants_memory = input.budget.target_memory_bytes.is_some();
+        let best = input
+            .quant_probes
+            .iter()
+            .filter(|p| p.error.is_none())
+            .filter(|p| p.top1.is_some_and(|t| input.drop_of(t) <= allowed))
+            .filter(|p| {
+                p.speedup >= MIN_QUANT_GAIN
+                    || (wants_memory
+                        && (input.baseline.model_bytes as f64 / p.model_bytes.max(1) as f64)
+                            >= MIN_QUANT_GAIN)
+            })
+            .max_by(|a, b| {
+                let score = |p: &crate::facts::QuantProbe| {
+                    p.speedup
+                        * (input.baseline.model_bytes as f64 / p.model_bytes.max(1) as f64).sqrt()
+                };
+                score(a).total_cmp(&score(b))
+            })?;
+        Some(CompressionPlan {
+            rationale: format!(
+                "{} quantization measured {:.2}x faster and {:.1} % smaller on this runtime with top-1 {:.2} % (drop {:.2}); take it first, then prune",
+                best.mode,
+                best.speedup,
+                100.0 * (1.0 - best.model_bytes as f64 / input.baseline.model_bytes.max(1) as f64),
+                best.top1.unwrap_or_default(),
+                input.drop_of(best.top1.unwrap_or_default())
+            ),
+            quantization: Some(QuantizationPlan {
+                default: QuantSetting::new(best.mode),
+                layers: Vec::new(),
+                rationale: format!("fastest measured mode: {}", best.mode),
+            }),
+            ..CompressionPlan::empty("")
+        })
+    }
+}
+
+impl Planner for BuiltinPlanner {
+    fn describe(&self) -> String {
+        "builtin".into()
+    }
+
+    fn propose(
+        &mut self,
+        round: usize,
+        input: &PlanningInput,
+        context: &PlanContext,
+        record: &mut Recorder<'_>,
+    ) -> Result<Proposal, AgentError> {
+        let plan = self.plan(input, context);
+        let answer = serde_json::to_string_pretty(&plan).map_err(|e| AgentError::Step {
+            step: "builtin plan".into(),
+            reason: e.to_string(),
+        })?;
+        let outcome = validate(&plan, context);
+        // Recorded like an LLM answer, so `--replay` treats every planner the same way.
+        record(&TranscriptEntry {
+            round,
+            attempt: 1,
+            planner: self.describe(),
+            messages: Vec::new(),
+            answer: Some(answer),
+            error: outcome.as_ref().err().map(|e| e.to_string()),
+            verdict: if outcome.is_ok() {
+                "valid".into()
+            } else {
+                "rejected".into()
+            },
+            issues: outcome
+                .as_ref()
+                .map(|v| v.warnings().to_vec())
+                .unwrap_or_else(|e| e.issues().to_vec()),
+            structured: true,
+            seconds: 0.0,
+        })?;
+        Ok(match outcome {
+            Ok(plan) => Proposal {
+                plan: Some(plan),
+                failure: None,
+                attempts: 1,
+            },
+            Err(e) => Proposal {
+                plan: None,
+                failure: Some(e.to_string()),
+                attempts: 1,
+            },
+        })
+    }
+}

@@ -146,3 +146,17 @@ impl Planner for AnalysisAgent {
         })
     }
 }
+
+/// Replays a recorded run: its recorded answers go through the same parse / validate / repair
+/// path as the original answers did, with no network.
+pub fn replay_planner(run_dir: &std::path::Path) -> Result<AnalysisAgent, AgentError> {
+    let entries = crate::rundir::read_transcript(run_dir)?;
+    let label = entries
+        .first()
+        .map(|e| e.planner.clone())
+        .unwrap_or_else(|| "empty".into());
+    let answers: Vec<String> = entries.into_iter().filter_map(|e| e.answer).collect();
+    Ok(AnalysisAgent::new(Box::new(
+        crate::provider::replay::ReplayProvider::new(label, answers),
+    )))
+}

@@ -1,0 +1,268 @@
+//! The loop with the built-in planner against a scripted workbench: quantization first (the
+//! mode measured fastest), pruning with back-off after an accuracy collapse, rollback, a
+//! report with every round, and a replay that rebuilds the same model byte for byte.
+use std::collections::BTreeMap;
+
+use profagent_agent::builtin::BuiltinPlanner;
+use profagent_agent::compressor::{
+    compress, Analysis, CompressOptions, ReplayScript, Split, Workbench,
+};
+use profagent_agent::facts::*;
+use profagent_agent::planner::replay_planner;
+use profagent_agent::report::RunReport;
+use profagent_agent::rundir::RunDir;
+use profagent_agent::AgentError;
+use profagent_onnx::proto::{GraphProto, ModelProto};
+use profagent_onnx::Model;
+use profagent_plan::{GroupInfo, LayerInfo, PlanContext, QuantMode, QuantSetting, ResolvedPrune};
+
+/// A fake model is its edit log: the workbench reads accuracy and speed from it.
+fn tag(model: &Model) -> String {
+    model.graph().doc_string.clone().unwrap_or_default()
+}
+
+fn with_tag(model: &Model, extra: &str) -> Model {
+    let mut out = model.clone();
+    out.graph_mut().doc_string = Some(format!("{}{extra}", tag(model)));
+    out
+}
+
+const GROUPS: [(&str, usize, u64); 5] = [
+    ("g0", 256, 900),
+    ("g1", 256, 800),
+    ("fragile", 128, 700),
+    ("g3", 128, 600),
+    ("g4", 64, 100),
+];
+
+struct FakeBench {
+    evaluations: usize,
+}
+
+impl FakeBench {
+    fn channels(model: &Model, group: &str, initial: usize) -> usize {
+        tag(model)
+            .split(';')
+            .filter_map(|e| e.strip_prefix(&format!("p{group}=")))
+            .filter_map(|v| v.parse().ok())
+            .last()
+            .unwrap_or(initial)
+    }
+}
+
+impl Workbench for FakeBench {
+    fn describe(&self) -> serde_json::Value {
+        serde_json::json!({"runtime": "fake"})
+    }
+    fn analyze(&mut self, model: &Model) -> Result<Analysis, AgentError> {
+        let mut context = PlanContext::new();
+        context.layers.insert(
+            "conv".into(),
+            LayerInfo {
+                op_types: vec!["Conv".into()],
+                quant_modes: [QuantMode::Dynamic, QuantMode::Static].into(),
+            },
+        );
+        let mut groups = Vec::new();
+        for (id, initial, macs) in GROUPS {
+            let channels = Self::channels(model, id, initial);
+            context
+                .groups
+                .insert(id.into(), GroupInfo::new(channels, vec![id.into()]));
+            groups.push(GroupFacts {
+                id: id.into(),
+                channels,
+                heads: None,
+                params: 1000,
+                macs: macs * channels as u64,
+                latency_ms: None,
+                sensitivity: None,
+                prunable: true,
+                note: None,
+            });
+        }
+        Ok(Analysis {
+            context,
+            layers: vec![],
+            groups,
+            family: "convolutional".into(),
+        })
+    }
+    fn prune(
+        &mut self,
+        model: &Model,
+        decisions: &[ResolvedPrune],
+    ) -> Result<(Model, serde_json::Value), AgentError> {
+        let extra: String = decisions
+            .iter()
+            .map(|d| format!("p{}={};", d.group, d.keep))
+            .collect();
+        Ok((
+            with_tag(model, &extra),
+            serde_json::json!({"groups": decisions.len()}),
+        ))
+    }
+    fn quantize(
+        &mut self,
+        model: &Model,
+        layers: &BTreeMap<String, QuantSetting>,
+    ) -> Result<(Model, serde_json::Value), AgentError> {
+        let mode = layers.values().next().map(|s| s.mode).unwrap();
+        Ok((
+            with_tag(model, &format!("q{mode};")),
+            serde_json::json!({"layers": layers.len()}),
+        ))
+    }
+    fn evaluate(&mut self, model: &Model, split: Split) -> Result<Evaluation, AgentError> {
+        self.evaluations += 1;
+        let t = tag(model);
+        let mut latency = 0.0;
+        let mut top1: f64 = if split == Split::Holdout { 90.5 } else { 90.0 };
+        for (id, initial, macs) in GROUPS {
+            let fraction = Self::channels(model, id, initial) as f64 / initial as f64;
+            latency += macs as f64 * fraction / 100.0;
+            if fraction < 1.0 {
+                top1 -= if id == "fragile" { 5.0 } else { 0.1 };
+            }
+        }
+        let (speed, size) = if t.contains("qstatic") {
+            (4.0, 4)
+        } else if t.contains("qdynamic") {
+            (0.3, 4)
+        } else {
+            (1.0, 1)
+        };
+        if t.contains("qstatic") {
+            top1 -= 0.1;
+        }
+        Ok(Evaluation {
+            top1,
+            latency_ms: latency / speed,
+            model_bytes: 40_000_000 / size,
+            images: 100,
+            details: serde_json::Value::Null,
+        })
+    }
+}
+
+fn options(replay: Option<ReplayScript>) -> CompressOptions {
+    CompressOptions {
+        budget: Budget {
+            max_acc_drop: 1.0,
+            target_latency_ms: None,
+            target_memory_bytes: None,
+            target_speedup: Some(8.0),
+        },
+        rounds: 6,
+        patience: 3,
+        probe_quantization: true,
+        model_name: "fake".into(),
+        model_path: "fake.onnx".into(),
+        runtime: "fake".into(),
+        data: serde_json::Value::Null,
+        replay,
+    }
+}
+
+fn input_model() -> Model {
+    Model::from_proto(ModelProto {
+        ir_version: Some(8),
+        graph: Some(GraphProto {
+            name: Some("fake".into()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+}
+
+#[test]
+fn builtin_loop_quantizes_prunes_backs_off_and_replays_identically() {
+    let dir = tempfile::tempdir().unwrap();
+    let run_path = dir.path().join("run");
+    let run_dir = RunDir::create(&run_path, vec![]).unwrap();
+    let mut bench = FakeBench { evaluations: 0 };
+    let mut lines = Vec::new();
+    let report = compress(
+        &input_model(),
+        &options(None),
+        &mut BuiltinPlanner::new(),
+        &mut bench,
+        &run_dir,
+        &mut |l: &str| lines.push(l.to_string()),
+    )
+    .unwrap();
+
+    // Probes: dynamic is slower here, static faster; the planner takes static first.
+    assert_eq!(report.quant_probes.len(), 2);
+    let first = &report.rounds[0];
+    assert_eq!(
+        first
+            .plan
+            .as_ref()
+            .unwrap()
+            .quantization
+            .as_ref()
+            .unwrap()
+            .default
+            .mode,
+        QuantMode::Static
+    );
+    assert!(first.accepted, "{}", first.verdict);
+    // Round 2 prunes the 4 heaviest groups, fragile among them: rejected and rolled back.
+    let second = &report.rounds[1];
+    assert_eq!(second.resolved_pruning.len(), 4);
+    assert!(
+        !second.accepted && second.verdict.contains("rolled back"),
+        "{}",
+        second.verdict
+    );
+    // Round 3 backs off: half the step, half the groups, not the fragile one.
+    let third = &report.rounds[2];
+    assert_eq!(third.resolved_pruning.len(), 2);
+    assert!(third.resolved_pruning.iter().all(|p| p.group != "fragile"));
+    assert!(third.accepted, "{}", third.verdict);
+    let final_result = report.final_result.as_ref().unwrap();
+    assert!(final_result.acc_drop.unwrap() <= 1.0);
+    assert!(final_result.speedup.unwrap() > 4.0);
+    assert!(final_result.holdout_final.is_some() && final_result.holdout_baseline.is_some());
+    let on_disk = RunReport::read(&run_path.join("report.json")).unwrap();
+    assert_eq!(on_disk.rounds.len(), report.rounds.len());
+    assert!(run_path.join("model.onnx").is_file());
+    assert!(run_path.join("rounds/round-02/plan.json").is_file());
+
+    // Replay into a new directory: no evaluations, same final model.
+    let replay_path = dir.path().join("replay");
+    let replay_dir = RunDir::create(&replay_path, vec![]).unwrap();
+    let mut planner = replay_planner(&run_path).unwrap();
+    let mut replay_bench = FakeBench { evaluations: 0 };
+    let script = ReplayScript {
+        source: on_disk,
+        source_dir: run_path.display().to_string(),
+    };
+    let replayed = compress(
+        &input_model(),
+        &options(Some(script)),
+        &mut planner,
+        &mut replay_bench,
+        &replay_dir,
+        &mut |_: &str| {},
+    )
+    .unwrap();
+    assert_eq!(replay_bench.evaluations, 0);
+    assert!(replayed.replay.as_ref().unwrap().identical);
+    assert_eq!(
+        std::fs::read(run_path.join("model.onnx")).unwrap(),
+        std::fs::read(replay_path.join("model.onnx")).unwrap()
+    );
+
+    // Running again into the first directory keeps the first run under history/.
+    let again = RunDir::create(&run_path, vec![]).unwrap();
+    drop(again);
+    let archived: Vec<_> = std::fs::read_dir(run_path.join("history"))
+        .unwrap()
+        .flatten()
+        .collect();
+    assert_eq!(archived.len(), 1);
+    assert!(archived[0].path().join("report.json").is_file());
+    assert!(!run_path.join("report.json").exists());
+}
