@@ -45,7 +45,7 @@ impl FakeBench {
             .split(';')
             .filter_map(|e| e.strip_prefix(&format!("p{group}=")))
             .filter_map(|v| v.parse().ok())
-            .last()
+            .next_back()
             .unwrap_or(initial)
     }
 }
