@@ -4,8 +4,10 @@
 //! cargo run --release -p profagent-llm-local --features llama --example bench_local -- \
 //!     PATH/TO/SmolLM2-135M-Instruct.Q4_1.gguf [--plans N] [--threads N] [--seed N]
 //! ```
-//! Prints one markdown table row per plan and a summary row (median), ready for
-//! docs/local-llm.md.
+//! Runs the same plan requests with the default grammar strategy (sample first, mask only on
+//! rejection) and with the full-vocabulary mask baseline, printing one markdown row per plan, a
+//! median row per strategy, and their ratio: it guards against regressions in constrained
+//! decoding speed. Results go in docs/local-llm.md.
 
 #[path = "../tests/common/plan.rs"]
 mod plan;
@@ -13,7 +15,7 @@ mod plan;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use profagent_llm_local::{schema_violations, LocalLlm, LocalLlmOptions};
+use profagent_llm_local::{schema_violations, GrammarStrategy, LocalLlm, LocalLlmOptions};
 
 struct Args {
     path: PathBuf,
@@ -59,27 +61,45 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    println!("| grammar strategy | plan | threads | prompt tokens | answer tokens | attempts | generation tok/s | seconds per plan | schema-valid |");
+    println!("|---|---|---|---|---|---|---|---|---|");
+    let mut medians = Vec::new();
+    for strategy in [GrammarStrategy::SampleFirst, GrammarStrategy::MaskAlways] {
+        match bench(&args, strategy) {
+            Ok(median) => medians.push((strategy, median)),
+            Err(error) => {
+                eprintln!("error: {error}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    if let [(_, fast), (_, baseline)] = medians.as_slice() {
+        println!(
+            "\nSampleFirst vs MaskAlways (same prompts, seeds): {:.2}x the generation speed, \
+             {:.2}x less time per plan",
+            fast.0 / baseline.0,
+            baseline.1 / fast.1
+        );
+    }
+    ExitCode::SUCCESS
+}
+
+/// Runs `args.plans` plan requests with one strategy; returns the median (tok/s, s per plan).
+fn bench(args: &Args, strategy: GrammarStrategy) -> Result<(f64, f64), String> {
     let options = LocalLlmOptions {
         threads: args.threads,
         seed: args.seed,
         max_tokens: 768,
+        grammar_strategy: strategy,
         ..LocalLlmOptions::default()
     };
     let threads = options.effective_threads();
     let load_started = std::time::Instant::now();
-    let mut llm = match LocalLlm::load(&args.path, options) {
-        Ok(llm) => llm,
-        Err(error) => {
-            eprintln!("error: {error}");
-            return ExitCode::from(2);
-        }
-    };
-    println!(
-        "load (incl. sha256 check): {:.2} s",
+    let mut llm = LocalLlm::load(&args.path, options).map_err(|error| error.to_string())?;
+    eprintln!(
+        "{strategy:?}: load (incl. sha256 check) {:.2} s",
         load_started.elapsed().as_secs_f64()
     );
-    println!("| plan | threads | prompt tokens | answer tokens | attempts | generation tok/s | seconds per plan | schema-valid |");
-    println!("|---|---|---|---|---|---|---|---|");
     let schema = plan::plan_schema();
     let messages = plan::plan_messages();
     let mut seconds = Vec::new();
@@ -91,7 +111,7 @@ fn main() -> ExitCode {
                     .map(|value| schema_violations(&schema, &value).is_empty())
                     .unwrap_or(false);
                 println!(
-                    "| {} | {threads} | {} | {} | {} | {:.1} | {:.2} | {valid} |",
+                    "| {strategy:?} | {} | {threads} | {} | {} | {} | {:.1} | {:.2} | {valid} |",
                     index + 1,
                     completion.prompt_tokens,
                     completion.completion_tokens,
@@ -102,17 +122,21 @@ fn main() -> ExitCode {
                 seconds.push(completion.seconds);
                 rates.push(completion.tokens_per_second());
             }
-            Err(error) => println!("| {} | {threads} | error: {error} |", index + 1),
+            Err(error) => println!(
+                "| {strategy:?} | {} | {threads} | error: {error} |",
+                index + 1
+            ),
         }
     }
-    if !seconds.is_empty() {
-        println!(
-            "| median | {threads} | | | | {:.1} | {:.2} | |",
-            median(&mut rates),
-            median(&mut seconds)
-        );
+    if seconds.is_empty() {
+        return Err(format!("{strategy:?}: every plan failed"));
     }
-    ExitCode::SUCCESS
+    let median_rate = median(&mut rates);
+    let median_seconds = median(&mut seconds);
+    println!(
+        "| {strategy:?} | median | {threads} | | | | {median_rate:.1} | {median_seconds:.2} | |"
+    );
+    Ok((median_rate, median_seconds))
 }
 
 fn median(values: &mut [f64]) -> f64 {

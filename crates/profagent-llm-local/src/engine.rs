@@ -267,7 +267,13 @@ impl LocalLlm {
         let mut logits_index = batch.n_tokens() - 1;
         let mut finished = false;
         while generated < self.options.max_tokens {
-            let token = sample(&context, logits_index, &mut chain, grammar.as_mut())?;
+            let token = sample(
+                &context,
+                logits_index,
+                &mut chain,
+                grammar.as_mut(),
+                self.options.grammar_strategy,
+            )?;
             if vocab.is_eog(token) {
                 finished = true;
                 break;
@@ -333,15 +339,20 @@ fn sampler_chain(seed: u32, temperature: f32) -> LlamaSampler {
     ])
 }
 
-/// Draws the next token: unconstrained first; only if the grammar rejects that token is the
-/// grammar applied to the full vocabulary and the token redrawn. Advances the grammar.
+/// Draws the next token. With [`GrammarStrategy::SampleFirst`]: unconstrained first; only if
+/// the grammar rejects that token is the grammar applied to the full vocabulary and the token
+/// redrawn. Advances the grammar.
 fn sample(
     context: &LlamaContext<'_>,
     logits_index: i32,
     chain: &mut LlamaSampler,
-    grammar: Option<&mut LlamaSampler>,
+    mut grammar: Option<&mut LlamaSampler>,
+    strategy: GrammarStrategy,
 ) -> Result<LlamaToken, LocalLlmError> {
     let mut candidates = context.token_data_array_ith(logits_index);
+    if let (Some(grammar), GrammarStrategy::MaskAlways) = (grammar.as_deref_mut(), strategy) {
+        candidates.apply_sampler(grammar);
+    }
     candidates.apply_sampler(chain);
     let mut token = selected(&candidates)?;
     if let Some(grammar) = grammar {

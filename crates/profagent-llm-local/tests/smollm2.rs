@@ -171,3 +171,44 @@ fn prompt_longer_than_the_context_is_rejected() {
         "{error:?}"
     );
 }
+
+/// ProfAgent's real plan schema (draft-07: `definitions`, `$ref`, `allOf`, `oneOf` enums,
+/// `anyOf` with null, integer formats), read from the committed copy in the repository.
+#[test]
+fn real_plan_schema_gives_parseable_plans() {
+    let Some(path) = model_or_skip("real_plan_schema_gives_parseable_plans") else {
+        return;
+    };
+    let schema_path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../schema/plan.schema.json");
+    let Ok(schema_text) = std::fs::read_to_string(&schema_path) else {
+        eprintln!(
+            "skipping real_plan_schema_gives_parseable_plans: {} absent",
+            schema_path.display()
+        );
+        return;
+    };
+    let schema: serde_json::Value = serde_json::from_str(&schema_text).expect("schema is JSON");
+    let mut llm = LocalLlm::load(&path, options(11)).expect("load SmolLM2");
+    let mut messages = plan_messages();
+    messages[0].1 = format!(
+        "You are a model-compression planner. Answer with one JSON object following this JSON \
+         Schema:\n{schema_text}"
+    );
+    let completion = llm
+        .chat(&messages, Some(&schema))
+        .expect("constrained answer");
+    let value: serde_json::Value = serde_json::from_str(&completion.text)
+        .unwrap_or_else(|error| panic!("not JSON ({error}): {}", completion.text));
+    assert!(value.is_object(), "{}", completion.text);
+    assert_eq!(
+        schema_violations(&schema, &value),
+        Vec::<String>::new(),
+        "{}",
+        completion.text
+    );
+    eprintln!(
+        "real plan schema: {} prompt + {} answer tokens: {}",
+        completion.prompt_tokens, completion.completion_tokens, completion.text
+    );
+}
