@@ -9,10 +9,12 @@
 //! - `open_runtime(kind)` → `Box<dyn Runtime>`
 //! - `Runtime::load(&ModelSource, &SessionOptions)` → `Box<dyn Session>`
 //! - `Session::run(&[(name, Tensor)])` → outputs in graph-output order
-//! - `Session::profile_nodes(...)` → per-ONNX-node timings for dynamic profiling
+//! - `Runtime::load_profiling` → a `ProfilingSession` whose `finish` gives per-kernel timings
+//!   (`KernelTrace`); `profile::profile_model` attributes them to ONNX nodes and layers
 //!
 //! Helpers for other crates: `check_fidelity` (output agreement), `measure_latency`
 //! (warm-up + timed runs → `LatencyStats`), `machine_info` (CPU model, int8 ISA flags).
+pub mod attribution;
 pub mod discovery;
 pub mod error;
 pub mod fidelity;
@@ -20,11 +22,15 @@ pub mod latency;
 pub mod machine;
 pub mod memory;
 mod ort_backend;
+pub mod profile;
+pub mod trace;
 
 pub use error::{Result, RuntimeError, ORT_INSTALL_HINT};
 pub use fidelity::{check_fidelity, FidelityReport};
 pub use latency::{measure_latency, LatencyStats};
 pub use machine::{machine_info, MachineInfo};
+pub use profile::{profile_model, DynamicProfile, LayerLatency, NodeLatency, ProfileSettings};
+pub use trace::{KernelRecord, KernelTrace};
 
 use std::path::PathBuf;
 
@@ -188,6 +194,21 @@ pub trait Runtime: Send + Sync {
     /// Backend version, e.g. "onnxruntime 1.32.0" or "tract 0.23.9".
     fn version(&self) -> String;
     fn load(&self, model: &ModelSource, options: &SessionOptions) -> Result<Box<dyn Session>>;
+    /// Loads the model with per-kernel timing switched on (slower per run: use `load` for
+    /// end-to-end latency).
+    fn load_profiling(
+        &self,
+        model: &ModelSource,
+        options: &SessionOptions,
+    ) -> Result<Box<dyn ProfilingSession>>;
+}
+
+/// A session that records per-kernel time for every run.
+pub trait ProfilingSession: Send {
+    /// One recorded run (outputs are discarded).
+    fn run(&mut self, inputs: &[(String, Tensor)]) -> Result<()>;
+    /// Ends recording and returns the timings, dropping the first `skip_runs` runs (warm-up).
+    fn finish(self: Box<Self>, skip_runs: usize) -> Result<KernelTrace>;
 }
 
 /// A loaded model, ready to run. `Send` so callers may move it to a worker thread.

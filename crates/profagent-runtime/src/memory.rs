@@ -40,6 +40,24 @@ pub fn reset_peak_rss() -> bool {
     fs::write("/proc/self/clear_refs", "5").is_ok()
 }
 
+/// Scheduler counters of the calling thread (/proc/thread-self/schedstat): nanoseconds on a CPU
+/// and nanoseconds runnable but waiting for one. Waiting means the machine is oversubscribed and
+/// wall-clock latencies include time the model was not running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SchedulerTimes {
+    pub on_cpu_ns: u64,
+    pub waiting_ns: u64,
+}
+
+pub fn thread_scheduler_times() -> Option<SchedulerTimes> {
+    let text = fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let mut fields = text.split_whitespace().map(|f| f.parse::<u64>().ok());
+    Some(SchedulerTimes {
+        on_cpu_ns: fields.next()??,
+        waiting_ns: fields.next()??,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,9 +8,10 @@ use ort::session::builder::{GraphOptimizationLevel, SessionBuilder};
 use ort::value::{DynValue, TensorElementType, ValueType};
 
 use crate::discovery::{discover_ort_library, Discovery};
+use crate::trace::{parse_ort_trace, KernelTrace};
 use crate::{
-    IoInfo, ModelSource, OptLevel, Result, Runtime, RuntimeError, RuntimeKind, Session,
-    SessionOptions, Tensor, TensorData,
+    IoInfo, ModelSource, OptLevel, ProfilingSession, Result, Runtime, RuntimeError, RuntimeKind,
+    Session, SessionOptions, Tensor, TensorData,
 };
 
 const RUNTIME_NAME: &str = "onnxruntime";
@@ -191,6 +192,94 @@ impl Runtime for OrtRuntime {
         let builder = self.builder(model, options, options.opt_level, None)?;
         let session = self.commit(builder, model)?;
         Ok(Box::new(OrtSession::new(session)))
+    }
+
+    fn load_profiling(
+        &self,
+        model: &ModelSource,
+        options: &SessionOptions,
+    ) -> Result<Box<dyn ProfilingSession>> {
+        let directory = ProfileDirectory::create()?;
+        let prefix = directory.path.join("ort_profile");
+        let builder = self.builder(model, options, options.opt_level, Some(&prefix))?;
+        let session = self.commit(builder, model)?;
+        Ok(Box::new(OrtProfilingSession {
+            session: OrtSession::new(session),
+            opt_level: options.opt_level,
+            runs: 0,
+            _directory: directory,
+        }))
+    }
+}
+
+/// A private folder for ORT's profile file, removed on drop.
+struct ProfileDirectory {
+    path: PathBuf,
+}
+
+impl ProfileDirectory {
+    fn create() -> Result<Self> {
+        static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let unique = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let path = std::env::temp_dir().join(format!(
+            "profagent-ort-profile-{}-{unique}-{nanos}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&path).map_err(|source| RuntimeError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        Ok(ProfileDirectory { path })
+    }
+}
+
+impl Drop for ProfileDirectory {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+/// A session with ORT's profiler on: every run is recorded; `finish` parses the trace.
+struct OrtProfilingSession {
+    session: OrtSession,
+    opt_level: OptLevel,
+    runs: usize,
+    _directory: ProfileDirectory,
+}
+
+impl ProfilingSession for OrtProfilingSession {
+    fn run(&mut self, inputs: &[(String, Tensor)]) -> Result<()> {
+        self.session.run(inputs)?;
+        self.runs += 1;
+        Ok(())
+    }
+
+    fn finish(mut self: Box<Self>, skip_runs: usize) -> Result<KernelTrace> {
+        let profile_error = |reason: String| RuntimeError::Profile {
+            runtime: RUNTIME_NAME,
+            reason,
+        };
+        if self.runs <= skip_runs {
+            return Err(profile_error(format!(
+                "{} runs recorded, need more than the {skip_runs} warm-up runs",
+                self.runs
+            )));
+        }
+        let file = self
+            .session
+            .session
+            .end_profiling()
+            .map_err(|e| profile_error(e.to_string()))?;
+        let path = PathBuf::from(&file);
+        let json = std::fs::read_to_string(&path).map_err(|source| RuntimeError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        let _ = std::fs::remove_file(&path);
+        parse_ort_trace(&json, skip_runs, self.opt_level)
     }
 }
 

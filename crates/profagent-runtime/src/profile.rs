@@ -1,0 +1,465 @@
+//! Dynamic profiling: measured end-to-end latency, per-ONNX-node and per-layer latency, and
+//! memory, for one model on one runtime.
+//!
+//! End-to-end latency comes from a plain session at the user's optimisation level. Per-node
+//! latency comes from a second session with the runtime's profiler on, at the *same* level (so
+//! the kernels are the ones that really run), its kernels mapped back to ONNX nodes by
+//! `attribution`. Timed runs of the two sessions are interleaved so that load from other
+//! processes hits both alike; the ratio of the layer sum to end-to-end stays meaningful on a
+//! busy machine.
+use std::collections::{BTreeMap, HashMap};
+
+use profagent_onnx::Model;
+
+use crate::attribution::{attribute, AttributionMethod};
+use crate::latency::{quantile, LatencyStats, NOISY_CV};
+use crate::machine::{machine_info, MachineInfo};
+use crate::memory::{reset_peak_rss, rss, thread_scheduler_times};
+use crate::{ModelSource, OptLevel, Result, Runtime, RuntimeKind, SessionOptions, Tensor};
+
+/// Layer latencies must add up to end-to-end latency within this fraction (issue 3).
+pub const LAYER_SUM_TOLERANCE: f64 = 0.15;
+/// When the measuring thread spent more than this share of the timed runs waiting for a CPU,
+/// the machine is oversubscribed: latencies (and medians of small kernels versus the whole run)
+/// are distorted.
+pub const MAX_CPU_WAIT_FRACTION: f64 = 0.05;
+/// Fewer timed runs than this give unreliable spreads.
+pub const MIN_RUNS_FOR_SPREAD: usize = 5;
+/// Layer name for kernels the runtime inserted that could not be charged to any ONNX node.
+pub const RUNTIME_INTERNAL_LAYER: &str = "(runtime internal)";
+
+/// How many runs to make.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ProfileSettings {
+    pub warmup: usize,
+    pub runs: usize,
+}
+
+impl Default for ProfileSettings {
+    fn default() -> Self {
+        ProfileSettings {
+            warmup: 3,
+            runs: 10,
+        }
+    }
+}
+
+/// Median and spread of a timing over the recorded runs.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Spread {
+    pub median_ms: f64,
+    pub iqr_ms: f64,
+    pub cv: f64,
+}
+
+impl Spread {
+    fn of(samples: &[f64]) -> Self {
+        let stats = LatencyStats::from_samples(samples.to_vec());
+        Spread {
+            median_ms: stats.median_ms,
+            iqr_ms: stats.iqr_ms,
+            cv: stats.cv,
+        }
+    }
+}
+
+/// Measured latency of one ONNX node (its kernels, fused neighbours included).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct NodeLatency {
+    /// ONNX node name (or the runtime kernel's name when unattributed).
+    pub node: String,
+    pub node_index: Option<usize>,
+    pub op_type: String,
+    pub layer: String,
+    /// Runtime kernels charged to this node.
+    pub kernels: Vec<String>,
+    /// Other ONNX nodes fused into those kernels.
+    pub fused: Vec<String>,
+    pub attribution: AttributionMethod,
+    #[serde(flatten)]
+    pub latency: Spread,
+    /// Share of the summed node medians.
+    pub share: f64,
+    pub output_bytes: Option<u64>,
+}
+
+/// Measured latency of one layer (module path), summed over its nodes per run.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct LayerLatency {
+    pub layer: String,
+    #[serde(flatten)]
+    pub latency: Spread,
+    pub share: f64,
+    /// Bytes of the outputs of the layer's kernels (activations it writes).
+    pub activation_bytes: u64,
+}
+
+/// Memory facts of the run.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct MemoryProfile {
+    /// Bytes of the model's initializers.
+    pub weight_bytes: u64,
+    /// Process peak RSS while the plain session loaded and ran (VmHWM).
+    pub peak_rss_bytes: Option<u64>,
+    /// That peak minus the RSS before loading: the session's own footprint, when the peak could
+    /// be reset first (`peak_reset`).
+    pub session_rss_bytes: Option<u64>,
+    pub peak_reset: bool,
+    /// Peak bytes of the runtime's activation arena in the profiled runs, when reported.
+    pub peak_activation_bytes: Option<u64>,
+}
+
+/// Attribution summary: how kernels were mapped back to ONNX nodes.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct AttributionSummary {
+    /// Optimisation level of the profiled session (None: tract, which always optimises).
+    pub profiled_opt_level: Option<OptLevel>,
+    pub kernels: usize,
+    pub by_name: usize,
+    pub by_tensor: usize,
+    pub by_position: usize,
+    pub unattributed: usize,
+    pub description: String,
+}
+
+/// The measured side of a profile.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct DynamicProfile {
+    pub runtime: RuntimeKind,
+    pub runtime_version: String,
+    pub machine: MachineInfo,
+    pub threads: usize,
+    pub opt_level: OptLevel,
+    pub batch: usize,
+    pub settings: ProfileSettings,
+    /// Plain-session wall time per run.
+    pub end_to_end: LatencyStats,
+    /// With one thread: the calling thread's on-CPU time per plain run, which excludes waits for
+    /// a CPU (what the wall time would be on an idle machine).
+    pub end_to_end_on_cpu: Option<LatencyStats>,
+    /// The runtime's own whole-run time in the profiled runs (profiler overhead included).
+    pub profiled_run: Spread,
+    pub nodes: Vec<NodeLatency>,
+    pub layers: Vec<LayerLatency>,
+    /// Sum of the layer medians, and its ratio to the end-to-end median.
+    pub layer_sum_ms: f64,
+    pub layer_sum_ratio: f64,
+    /// Share of the timed runs' wall time the measuring thread waited for a CPU (other load).
+    pub cpu_wait_fraction: Option<f64>,
+    pub attribution: AttributionSummary,
+    pub memory: MemoryProfile,
+    pub warnings: Vec<String>,
+}
+
+impl DynamicProfile {
+    /// Layers by descending median latency.
+    pub fn top_layers(&self, count: usize) -> Vec<&LayerLatency> {
+        let mut layers: Vec<&LayerLatency> = self.layers.iter().collect();
+        layers.sort_by(|a, b| b.latency.median_ms.total_cmp(&a.latency.median_ms));
+        layers.truncate(count);
+        layers
+    }
+}
+
+/// Profiles `model` (also given decoded, for attribution and weights) with `inputs`.
+pub fn profile_model(
+    runtime: &dyn Runtime,
+    source: &ModelSource,
+    model: &Model,
+    options: &SessionOptions,
+    inputs: &[(String, Tensor)],
+    settings: ProfileSettings,
+) -> Result<DynamicProfile> {
+    let runs = settings.runs.max(1);
+    // Memory first, with only the plain session alive.
+    let before = rss();
+    let peak_reset = reset_peak_rss();
+    let mut plain = runtime.load(source, options)?;
+    for _ in 0..settings.warmup.max(1) {
+        plain.run(inputs)?;
+    }
+    let after = rss();
+    let memory_peak = after.peak_bytes;
+    let session_rss = match (peak_reset, before.current_bytes, memory_peak) {
+        (true, Some(start), Some(peak)) => Some(peak.saturating_sub(start)),
+        _ => None,
+    };
+
+    let mut profiling = runtime.load_profiling(source, options)?;
+    for _ in 0..settings.warmup {
+        profiling.run(inputs)?;
+    }
+    let mut end_to_end = Vec::with_capacity(runs);
+    let scheduler_before = thread_scheduler_times();
+    let wall_start = std::time::Instant::now();
+    let mut on_cpu = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let cpu_start = thread_scheduler_times();
+        let start = std::time::Instant::now();
+        plain.run(inputs)?;
+        end_to_end.push(start.elapsed().as_secs_f64() * 1e3);
+        if let (Some(before), Some(after)) = (cpu_start, thread_scheduler_times()) {
+            on_cpu.push(after.on_cpu_ns.saturating_sub(before.on_cpu_ns) as f64 / 1e6);
+        }
+        profiling.run(inputs)?;
+    }
+    let wall_ns = wall_start.elapsed().as_nanos() as f64;
+    let cpu_wait_fraction = match (scheduler_before, thread_scheduler_times()) {
+        (Some(before), Some(after)) if wall_ns > 0.0 => {
+            Some(after.waiting_ns.saturating_sub(before.waiting_ns) as f64 / wall_ns)
+        }
+        _ => None,
+    };
+    drop(plain);
+    let trace = profiling.finish(settings.warmup)?;
+
+    let graph = model.graph();
+    let attributions = attribute(graph, &trace.kernels);
+    let mut nodes: Vec<NodeLatency> = Vec::new();
+    let mut node_samples: Vec<Vec<f64>> = Vec::new();
+    let mut slot_of: HashMap<String, usize> = HashMap::new();
+    for (kernel, attribution) in trace.kernels.iter().zip(&attributions) {
+        let (key, name, op_type, layer) = match attribution.node {
+            Some(index) => {
+                let node = &graph.node[index];
+                let name = profagent_onnx::index::node_label(node, index);
+                let layer = profagent_onnx::layer_of_node(node.name(), node.op_type(), index);
+                (name.clone(), name, node.op_type().to_string(), layer)
+            }
+            None => (
+                format!("kernel:{}", kernel.name),
+                kernel.name.clone(),
+                kernel.op_type.clone(),
+                RUNTIME_INTERNAL_LAYER.to_string(),
+            ),
+        };
+        let slot = *slot_of.entry(key).or_insert_with(|| {
+            nodes.push(NodeLatency {
+                node: name,
+                node_index: attribution.node,
+                op_type,
+                layer,
+                kernels: Vec::new(),
+                fused: Vec::new(),
+                attribution: attribution.method,
+                latency: Spread::of(&[]),
+                share: 0.0,
+                output_bytes: None,
+            });
+            node_samples.push(vec![0.0; kernel.samples_ms.len()]);
+            nodes.len() - 1
+        });
+        let entry = &mut nodes[slot];
+        entry.kernels.push(kernel.name.clone());
+        for &covered in attribution.covers.iter().skip(1) {
+            let label = profagent_onnx::index::node_label(&graph.node[covered], covered);
+            if !entry.fused.contains(&label) {
+                entry.fused.push(label);
+            }
+        }
+        if attribution.method == AttributionMethod::Name
+            || attribution.method == AttributionMethod::Tensor
+        {
+            entry.attribution = attribution.method;
+        }
+        if let Some(bytes) = kernel.output_bytes {
+            entry.output_bytes = Some(entry.output_bytes.unwrap_or(0) + bytes);
+        }
+        for (total, sample) in node_samples[slot].iter_mut().zip(&kernel.samples_ms) {
+            *total += sample;
+        }
+    }
+    for (node, samples) in nodes.iter_mut().zip(&node_samples) {
+        node.latency = Spread::of(samples);
+    }
+    let node_total: f64 = nodes.iter().map(|n| n.latency.median_ms).sum();
+    for node in &mut nodes {
+        node.share = share(node.latency.median_ms, node_total);
+    }
+
+    // Layers: per-run sums over their nodes, in first-execution order.
+    let mut layer_runs: BTreeMap<usize, (String, Vec<f64>, u64)> = BTreeMap::new();
+    let mut layer_slot: HashMap<String, usize> = HashMap::new();
+    for (node, samples) in nodes.iter().zip(&node_samples) {
+        let next = layer_slot.len();
+        let slot = *layer_slot.entry(node.layer.clone()).or_insert(next);
+        let entry = layer_runs
+            .entry(slot)
+            .or_insert_with(|| (node.layer.clone(), vec![0.0; samples.len()], 0));
+        for (total, sample) in entry.1.iter_mut().zip(samples) {
+            *total += sample;
+        }
+        entry.2 += node.output_bytes.unwrap_or(0);
+    }
+    let mut layers: Vec<LayerLatency> = layer_runs
+        .into_values()
+        .map(|(layer, samples, activation_bytes)| LayerLatency {
+            layer,
+            latency: Spread::of(&samples),
+            share: 0.0,
+            activation_bytes,
+        })
+        .collect();
+    let layer_sum_ms: f64 = layers.iter().map(|l| l.latency.median_ms).sum();
+    for layer in &mut layers {
+        layer.share = share(layer.latency.median_ms, layer_sum_ms);
+    }
+
+    let end_to_end = LatencyStats::from_samples(end_to_end);
+    // Only meaningful when all compute happens on this thread.
+    let end_to_end_on_cpu =
+        (options.threads == 1 && on_cpu.len() == runs).then(|| LatencyStats::from_samples(on_cpu));
+    let layer_sum_ratio = share(layer_sum_ms, end_to_end.median_ms);
+    let attribution = summarise_attribution(&trace, &attributions);
+    let batch = inputs
+        .first()
+        .and_then(|(_, t)| t.shape.first().copied())
+        .unwrap_or(1);
+    let mut profile = DynamicProfile {
+        runtime: runtime.kind(),
+        runtime_version: runtime.version(),
+        machine: machine_info(),
+        threads: options.threads,
+        opt_level: options.opt_level,
+        batch,
+        settings: ProfileSettings {
+            warmup: settings.warmup,
+            runs,
+        },
+        profiled_run: Spread::of(&trace.run_totals_ms),
+        end_to_end,
+        end_to_end_on_cpu,
+        nodes,
+        layers,
+        layer_sum_ms,
+        layer_sum_ratio,
+        cpu_wait_fraction,
+        attribution,
+        memory: MemoryProfile {
+            weight_bytes: weight_bytes(model),
+            peak_rss_bytes: memory_peak,
+            session_rss_bytes: session_rss,
+            peak_reset,
+            peak_activation_bytes: trace.peak_activation_bytes,
+        },
+        warnings: Vec::new(),
+    };
+    profile.warnings = warnings(&profile);
+    Ok(profile)
+}
+
+fn share(part: f64, total: f64) -> f64 {
+    if total > 0.0 {
+        part / total
+    } else {
+        0.0
+    }
+}
+
+fn summarise_attribution(
+    trace: &crate::trace::KernelTrace,
+    attributions: &[crate::attribution::Attribution],
+) -> AttributionSummary {
+    let count = |method| attributions.iter().filter(|a| a.method == method).count();
+    let (by_name, by_tensor, by_position, unattributed) = (
+        count(AttributionMethod::Name),
+        count(AttributionMethod::Tensor),
+        count(AttributionMethod::Position),
+        count(AttributionMethod::Unattributed),
+    );
+    let level = match trace.opt_level {
+        Some(level) => format!("at the session's own optimisation level ({level:?})"),
+        None => "as tract optimises the graph".to_string(),
+    };
+    AttributionSummary {
+        profiled_opt_level: trace.opt_level,
+        kernels: attributions.len(),
+        by_name,
+        by_tensor,
+        by_position,
+        unattributed,
+        description: format!(
+            "{} kernels profiled {level}; mapped back to ONNX nodes: {by_name} by node name, \
+             {by_tensor} by output tensor (fused kernels, time charged to the fused group's \
+             anchor op), {by_position} runtime-inserted kernels charged to the preceding node, \
+             {unattributed} unattributed",
+            attributions.len()
+        ),
+    }
+}
+
+/// Bytes of all initializers.
+pub fn weight_bytes(model: &Model) -> u64 {
+    model
+        .graph()
+        .initializer
+        .iter()
+        .map(|t| {
+            (profagent_onnx::tensor::element_count(t)
+                * profagent_onnx::tensor::elem_size(t.data_type())) as u64
+        })
+        .sum()
+}
+
+fn warnings(profile: &DynamicProfile) -> Vec<String> {
+    let mut warnings = Vec::new();
+    if profile.settings.runs < MIN_RUNS_FOR_SPREAD {
+        warnings.push(format!(
+            "only {} timed runs: spreads (IQR, CV) need at least {MIN_RUNS_FOR_SPREAD} to mean much",
+            profile.settings.runs
+        ));
+    }
+    if let Some(wait) = profile
+        .cpu_wait_fraction
+        .filter(|w| *w > MAX_CPU_WAIT_FRACTION)
+    {
+        warnings.push(format!(
+            "the measuring thread waited for a CPU during {:.0}% of the timed runs: other \
+             processes compete for the cores, so end-to-end latency includes that wait while \
+             per-layer medians mostly exclude it; re-run on an idle machine",
+            wait * 100.0
+        ));
+    }
+    if profile.end_to_end.is_noisy() {
+        warnings.push(format!(
+            "end-to-end latency varies by {:.0}% (CV) between runs: the machine is busy or \
+             throttling; treat the latencies as noise-prone and re-run with more --runs",
+            profile.end_to_end.cv * 100.0
+        ));
+    }
+    let noisy_top: Vec<&str> = profile
+        .top_layers(5)
+        .into_iter()
+        .filter(|l| l.latency.cv > NOISY_CV)
+        .map(|l| l.layer.as_str())
+        .collect();
+    if !noisy_top.is_empty() {
+        warnings.push(format!(
+            "per-layer timings of {} vary by more than {:.0}% (CV): their ranking is noise-prone",
+            noisy_top.join(", "),
+            NOISY_CV * 100.0
+        ));
+    }
+    if (profile.layer_sum_ratio - 1.0).abs() > LAYER_SUM_TOLERANCE {
+        warnings.push(format!(
+            "per-layer latencies add up to {:.1}% of the end-to-end latency (expected within \
+             {:.0}%): per-layer numbers are skewed by profiler overhead or noise",
+            profile.layer_sum_ratio * 100.0,
+            LAYER_SUM_TOLERANCE * 100.0
+        ));
+    }
+    if profile.attribution.unattributed > 0 {
+        warnings.push(format!(
+            "{} runtime kernels could not be mapped to ONNX nodes; their time is listed under '{RUNTIME_INTERNAL_LAYER}'",
+            profile.attribution.unattributed
+        ));
+    }
+    warnings
+}
+
+/// Median of the per-run sums, exposed for tests comparing against per-layer sums.
+pub fn median(samples: &[f64]) -> f64 {
+    let mut sorted = samples.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    quantile(&sorted, 0.5)
+}
