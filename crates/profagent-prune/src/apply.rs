@@ -179,7 +179,10 @@ pub fn prune(
     }
 
     let mut warnings = Vec::new();
-    let corrections = match (reborrow(&mut calib), spec.recalibrate && !chosen.is_empty()) {
+    let corrections = match (
+        reborrow(&mut calib),
+        spec.bias_correction && !chosen.is_empty(),
+    ) {
         (Some(source), true) => {
             repair::bias_corrections(model, &chosen, &removed_by_group, source, &mut warnings)?
         }
@@ -188,15 +191,10 @@ pub fn prune(
     let biases_corrected = corrections.len();
     let (mut pruned, cost) = rewrite(model, &chosen, &removed_by_group, &corrections)?;
     let mut bn_recalibrated = 0;
-    if spec.recalibrate && !chosen.is_empty() {
+    if spec.recalibrate_bn && !chosen.is_empty() {
         if let Some(source) = reborrow(&mut calib) {
             bn_recalibrated = repair::recalibrate_batchnorm(&mut pruned, source)?;
-        } else if pruned
-            .graph()
-            .node
-            .iter()
-            .any(|n| n.op_type() == "BatchNormalization")
-        {
+        } else {
             warnings.push("BatchNormalization statistics were not re-estimated: no calibration data was given".into());
         }
     }

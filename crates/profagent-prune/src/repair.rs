@@ -164,25 +164,13 @@ pub fn recalibrate_batchnorm(
             .channel_stats(model, &requests)
             .map_err(PruneError::Calibration)?;
         let mut patch = Patch::new();
-        let mut edits: HashMap<String, Vec<f32>> = HashMap::new();
-        for (&i, st) in bn.iter().zip(&stats) {
-            let node = &graph.node[i];
-            edits.insert(
-                node.input[3].clone(),
-                st.mean.iter().map(|&v| v as f32).collect(),
-            );
-            edits.insert(
-                node.input[4].clone(),
-                st.var.iter().map(|&v| v as f32).collect(),
-            );
-        }
         let mut names = profagent_onnx::NameGen::new(graph);
         let mut replaced = HashMap::new();
-        for (&i, _) in bn.iter().zip(&stats) {
+        for (&i, st) in bn.iter().zip(&stats) {
             let node = &graph.node[i];
             let mut new_node = node.clone();
-            for slot in [3, 4] {
-                let values = &edits[&node.input[slot]];
+            for (slot, values) in [(3, &st.mean), (4, &st.var)] {
+                let values: Vec<f32> = values.iter().map(|&v| v as f32).collect();
                 let t = find_tensor(graph, &node.input[slot]).ok_or_else(|| {
                     PruneError::InvalidResult(format!("'{}' not found", node.input[slot]))
                 })?;
@@ -194,9 +182,9 @@ pub fn recalibrate_batchnorm(
                         t.dims
                     )));
                 }
-                // Private tensor per BN node (exports may share equal statistics).
+                // A private tensor per BN node: exports may share equal statistics tensors.
                 let name = names.fresh(&format!("{}_recalibrated", node.input[slot]));
-                patch.set_initializer(tensor::from_f32(&name, &t.dims, values));
+                patch.set_initializer(tensor::from_f32(&name, &t.dims, &values));
                 new_node.input[slot] = name;
             }
             replaced.insert(i, new_node);

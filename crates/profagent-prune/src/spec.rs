@@ -72,10 +72,17 @@ pub struct PruneSpec {
     /// Seed for `Importance::Random`.
     #[serde(default)]
     pub seed: u64,
-    /// Re-estimate BatchNormalization statistics / correct biases after pruning (needs a
-    /// calibration source).
+    /// Fold the mean contribution of removed channels into consumer biases (needs a
+    /// calibration source). On resnet20_cifar10 at 10 % L1 it lifts top-1 on 500 test images
+    /// from 49.2 % to 71.6 %.
     #[serde(default = "yes")]
-    pub recalibrate: bool,
+    pub bias_correction: bool,
+    /// Re-estimate BatchNormalization running statistics on the calibration data after
+    /// pruning. Off by default: on resnet20_cifar10_bn with 100 calibration images it lowered
+    /// top-1 (even unpruned: 85.6 % → 55.4 % on 500 images), because the stored statistics
+    /// come from augmented training data and small test-like sets shift them.
+    #[serde(default)]
+    pub recalibrate_bn: bool,
 }
 
 fn one() -> usize {
@@ -96,7 +103,8 @@ impl PruneSpec {
             protected: Vec::new(),
             protect_first_and_last: DEFAULT_PROTECT_FIRST_AND_LAST,
             seed: 0,
-            recalibrate: true,
+            bias_correction: true,
+            recalibrate_bn: false,
         }
     }
 

@@ -321,6 +321,7 @@ fn batchnorm_importance_and_recalibration() {
         pattern: "layer1\\.conv1".into(),
         ratio: 0.25,
     }];
+    spec.recalibrate_bn = true;
     let mut calib = common::OrtCalibration {
         batch: image_input(16, 8),
     };
