@@ -21,9 +21,12 @@ pub mod fidelity;
 pub mod latency;
 pub mod machine;
 pub mod memory;
+pub mod onnx_io;
 mod ort_backend;
 pub mod profile;
 pub mod trace;
+#[cfg(feature = "tract")]
+mod tract_backend;
 
 pub use error::{Result, RuntimeError, ORT_INSTALL_HINT};
 pub use fidelity::{check_fidelity, FidelityReport};
@@ -224,6 +227,27 @@ pub trait Session: Send {
 pub fn open_runtime(kind: RuntimeKind) -> Result<Box<dyn Runtime>> {
     match kind {
         RuntimeKind::Ort => Ok(Box::new(ort_backend::OrtRuntime::open()?)),
+        #[cfg(feature = "tract")]
+        RuntimeKind::Tract => Ok(Box::new(tract_backend::TractRuntime)),
+        #[cfg(not(feature = "tract"))]
         RuntimeKind::Tract => Err(RuntimeError::TractNotCompiled),
+    }
+}
+
+/// Opens `kind`; when ONNX Runtime is wanted but its library cannot be found and tract is
+/// compiled in, opens tract instead and returns a one-line notice saying so.
+pub fn open_runtime_with_fallback(kind: RuntimeKind) -> Result<(Box<dyn Runtime>, Option<String>)> {
+    match open_runtime(kind) {
+        Ok(runtime) => Ok((runtime, None)),
+        Err(
+            error @ (RuntimeError::OrtLibraryNotFound { .. } | RuntimeError::OrtLibraryLoad { .. }),
+        ) if cfg!(feature = "tract") => {
+            let runtime = open_runtime(RuntimeKind::Tract)?;
+            let notice = format!(
+                "ONNX Runtime unavailable, using tract instead (install it with `{ORT_INSTALL_HINT}`): {error}"
+            );
+            Ok((runtime, Some(notice)))
+        }
+        Err(error) => Err(error),
     }
 }

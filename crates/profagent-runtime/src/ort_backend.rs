@@ -354,37 +354,7 @@ pub(crate) fn to_ort_value(declared: &[IoInfo], name: &str, tensor: &Tensor) -> 
             known.join(", ")
         )));
     };
-    if tensor.len() != tensor.element_count() {
-        return Err(bad(format!(
-            "shape {:?} needs {} elements but {} were given",
-            tensor.shape,
-            tensor.element_count(),
-            tensor.len()
-        )));
-    }
-    if !info.shape.is_empty() || tensor.shape.is_empty() {
-        let rank_ok = info.shape.len() == tensor.shape.len();
-        let dims_ok = rank_ok
-            && info
-                .shape
-                .iter()
-                .zip(&tensor.shape)
-                .all(|(want, got)| want.is_none_or(|w| w == *got));
-        if !dims_ok {
-            return Err(bad(format!(
-                "shape {:?} does not fit the model's declared shape {}",
-                tensor.shape,
-                format_dims(&info.shape)
-            )));
-        }
-    }
-    if info.elem_type != tensor.elem_type() {
-        return Err(bad(format!(
-            "element type {} given, the model expects {}",
-            tensor.elem_type(),
-            info.elem_type
-        )));
-    }
+    crate::onnx_io::check_input(info, tensor)?;
     let value =
         match &tensor.data {
             TensorData::F32(v) => ort::value::Tensor::from_array((tensor.shape.clone(), v.clone()))
@@ -393,14 +363,6 @@ pub(crate) fn to_ort_value(declared: &[IoInfo], name: &str, tensor: &Tensor) -> 
                 .map(|t| t.into_dyn()),
         };
     value.map_err(|e| bad(e.to_string()))
-}
-
-fn format_dims(dims: &[Option<usize>]) -> String {
-    let parts: Vec<String> = dims
-        .iter()
-        .map(|d| d.map_or("?".to_string(), |v| v.to_string()))
-        .collect();
-    format!("[{}]", parts.join(", "))
 }
 
 /// Converts one `ort` output to a boundary tensor.
