@@ -24,7 +24,8 @@ use llama_cpp_2::token::data_array::LlamaTokenDataArray;
 use llama_cpp_2::token::LlamaToken;
 
 use crate::{
-    number_ranges, schema_violations, verify_model_file, Completion, LocalLlmError, LocalLlmOptions,
+    schema_rewrite, schema_violations, verify_model_file, Completion, LocalLlmError,
+    LocalLlmOptions,
 };
 
 /// Attempts per constrained answer before giving up on one that keeps breaking a schema rule
@@ -147,7 +148,12 @@ impl LocalLlm {
                 max_tokens: self.options.max_tokens,
             });
         }
-        let grammar = json_schema.map(schema_grammar).transpose()?;
+        let grammar = json_schema
+            .map(|schema| match self.options.max_string_chars {
+                Some(limit) => schema_grammar(&schema_rewrite::with_string_limit(schema, limit)),
+                None => schema_grammar(schema),
+            })
+            .transpose()?;
         let mut last_violations = Vec::new();
         let mut last_text = String::new();
         let attempts = if grammar.is_some() {
@@ -304,13 +310,13 @@ fn inference(reason: String) -> LocalLlmError {
 }
 
 /// llama.cpp grammar (GBNF) text for a JSON schema, with bounded numbers spelled as ranges
-/// (see `number_ranges`); falls back to the plain conversion if the rewrite does not apply.
+/// (see `schema_rewrite`); falls back to the plain conversion if the rewrite does not apply.
 fn schema_grammar(schema: &serde_json::Value) -> Result<String, LocalLlmError> {
-    let (rewritten, placeholders) = number_ranges::with_placeholders(schema);
+    let (rewritten, placeholders) = schema_rewrite::with_placeholders(schema);
     if !placeholders.is_empty() {
         if let Some(grammar) = convert_schema(&rewritten)
             .ok()
-            .and_then(|grammar| number_ranges::substitute(&grammar, &placeholders))
+            .and_then(|grammar| schema_rewrite::substitute(&grammar, &placeholders))
         {
             return Ok(grammar);
         }

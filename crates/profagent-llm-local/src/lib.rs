@@ -11,9 +11,9 @@
 
 mod error;
 pub mod known;
-#[cfg_attr(not(feature = "llama"), allow(dead_code))]
-mod number_ranges;
 pub mod schema_check;
+#[cfg_attr(not(feature = "llama"), allow(dead_code))]
+mod schema_rewrite;
 
 #[cfg(feature = "llama")]
 mod engine;
@@ -42,6 +42,9 @@ pub const SINGLE_THREAD_MAX_CORES: usize = 2;
 /// Upper bound on the default thread count (beyond this a 135M-7B model gains little on CPU).
 const MAX_DEFAULT_THREADS: usize = 8;
 
+/// Default cap on free-text strings in constrained answers: a few sentences of rationale.
+pub const DEFAULT_MAX_STRING_CHARS: usize = 300;
+
 /// How to run the model.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LocalLlmOptions {
@@ -60,6 +63,10 @@ pub struct LocalLlmOptions {
     pub expected_sha256: Option<String>,
     /// How the grammar constrains sampling; the default is the fast one.
     pub grammar_strategy: GrammarStrategy,
+    /// With a schema, free-text strings that set no `maxLength` are held to this many
+    /// characters by the grammar (the answer stays valid against the schema): a small model
+    /// otherwise can ramble inside a `rationale` until `max_tokens` cuts the JSON. `None`: no cap.
+    pub max_string_chars: Option<usize>,
 }
 
 /// How JSON-schema constraints are applied while sampling. Both give grammar-valid output.
@@ -85,6 +92,7 @@ impl Default for LocalLlmOptions {
             context: 4096,
             expected_sha256: None,
             grammar_strategy: GrammarStrategy::default(),
+            max_string_chars: Some(DEFAULT_MAX_STRING_CHARS),
         }
     }
 }

@@ -1,5 +1,8 @@
-//! Grammar support for numeric ranges, which llama.cpp's schema-to-grammar conversion ignores
-//! for `"type": "number"` (it bounds integers only).
+//! Schema rewrites applied before grammar conversion, to tighten what the grammar allows while
+//! keeping every answer valid against the caller's schema.
+//!
+//! Numeric ranges: llama.cpp's schema-to-grammar conversion ignores them for
+//! `"type": "number"` (it bounds integers only).
 //!
 //! Each bounded number in the schema is swapped for a unique string constant before conversion;
 //! in the resulting grammar that constant's literal is replaced by a rule spelling exactly the
@@ -34,6 +37,37 @@ pub fn with_placeholders(schema: &Value) -> (Value, Vec<Placeholder>) {
     let mut placeholders = Vec::new();
     replace(&mut copy, &mut placeholders);
     (copy, placeholders)
+}
+
+/// Returns a copy of `schema` in which every free-text string (no `maxLength`, `enum`, `const`,
+/// `pattern` or `format`) gets `maxLength: limit`. Grammar-only: it keeps a small model from
+/// rambling until `max_tokens` and leaving an unfinished answer; the output stays valid against
+/// the original schema, which sets no limit.
+pub fn with_string_limit(schema: &Value, limit: usize) -> Value {
+    let mut copy = schema.clone();
+    limit_strings(&mut copy, limit);
+    copy
+}
+
+fn limit_strings(node: &mut Value, limit: usize) {
+    match node {
+        Value::Object(fields) => {
+            let free_text = fields.get("type").and_then(Value::as_str) == Some("string")
+                && ["maxLength", "enum", "const", "pattern", "format"]
+                    .iter()
+                    .all(|key| !fields.contains_key(*key));
+            if free_text {
+                fields.insert("maxLength".to_string(), Value::from(limit));
+            }
+            fields
+                .values_mut()
+                .for_each(|child| limit_strings(child, limit));
+        }
+        Value::Array(items) => items
+            .iter_mut()
+            .for_each(|child| limit_strings(child, limit)),
+        _ => {}
+    }
 }
 
 /// Substitutes the placeholders in a converted grammar; `None` if one is missing (the converter
@@ -193,6 +227,22 @@ mod tests {
             let value: f64 = text.parse().unwrap();
             assert!((0.25..=1.5).contains(&value), "{text}");
         }
+    }
+
+    #[test]
+    fn only_free_text_strings_get_the_length_limit() {
+        let schema = json!({"type": "object", "properties": {
+            "free": {"type": "string", "description": "a string"},
+            "bounded": {"type": "string", "maxLength": 5},
+            "choice": {"type": "string", "enum": ["a", "b"]},
+            "list": {"type": "array", "items": {"type": "string"}}
+        }});
+        let limited = with_string_limit(&schema, 300);
+        let properties = &limited["properties"];
+        assert_eq!(properties["free"]["maxLength"], json!(300));
+        assert_eq!(properties["list"]["items"]["maxLength"], json!(300));
+        assert_eq!(properties["bounded"]["maxLength"], json!(5));
+        assert_eq!(properties["choice"].get("maxLength"), None);
     }
 
     #[test]
