@@ -1,1 +1,32 @@
-//! (being written)
+//! `profagent-data`: datasets, preprocessing, metrics and evaluation records.
+//!
+//! - `dataset`: ImageFolder trees, labels files, `.npy`/`.npz` tensors; deterministic subsets;
+//!   batches decoded and preprocessed in parallel (rayon).
+//! - `decode` + `resize` + `preprocess`: pixels identical to PIL + torchvision (libjpeg-turbo
+//!   decoding, Pillow's resampling ported bit for bit), presets and Hugging Face configs.
+//! - `metrics`: top-1/top-5 accuracy, fidelity to a reference model (agreement, KL, cosine).
+//! - `evaluate` + `record`: run a model over a dataset, measure latency and memory, and
+//!   compare two records. This is the only part that touches `profagent-runtime`.
+//!
+//! It knows nothing about plans or the agent; callers give it a session and a dataset.
+pub mod dataset;
+pub mod decode;
+pub mod error;
+pub mod evaluate;
+mod hf;
+pub mod metrics;
+pub mod npy;
+pub mod preprocess;
+pub mod record;
+pub mod resize;
+mod sources;
+
+pub use dataset::{Batch, Dataset, ImageEntry, Skipped};
+pub use error::{DataError, Result};
+
+pub use metrics::{fidelity, Accuracy, Fidelity, FidelityAccumulator};
+pub use preprocess::{Layout, Preprocess, Resize, Size};
+
+pub use evaluate::{evaluate, evaluate_with_progress, run_logits, EvalOptions};
+pub use record::{compare, Comparison, EvalRecord, LatencyPoint};
+pub use resize::{Filter, RgbImage};

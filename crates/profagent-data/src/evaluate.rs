@@ -1,0 +1,345 @@
+//! Running a model over a dataset: accuracy (with labels), fidelity (with a reference model),
+//! end-to-end throughput, then latency at batch 1 and at the user's batch.
+//!
+//! Batches are decoded on a loader thread (itself using rayon for the images) while the
+//! session runs the previous batch, so decoding and inference overlap.
+use std::sync::mpsc;
+use std::time::Instant;
+
+use profagent_runtime::{IoInfo, Session, Tensor};
+
+use crate::dataset::{Batch, Dataset, Skipped};
+use crate::error::{DataError, Result};
+use crate::metrics::{Accuracy, FidelityAccumulator};
+use crate::preprocess::Layout;
+use crate::record::{EvalRecord, LatencyPoint};
+
+/// Batches kept decoded ahead of the model: one is enough to hide decoding behind inference.
+const PREFETCH_BATCHES: usize = 1;
+
+/// How to evaluate.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EvalOptions {
+    /// Samples per inference call during the accuracy pass.
+    pub batch_size: usize,
+    /// Batch sizes to time (median/p90); an empty list skips latency measurement.
+    pub latency_batches: Vec<usize>,
+    /// Untimed runs before timing each batch size.
+    pub warmup_runs: usize,
+    /// Timed runs per batch size.
+    pub timed_runs: usize,
+}
+
+impl Default for EvalOptions {
+    fn default() -> Self {
+        EvalOptions {
+            batch_size: 64,
+            latency_batches: vec![1, 64],
+            warmup_runs: 3,
+            timed_runs: 20,
+        }
+    }
+}
+
+/// Evaluates `session` on `dataset` (see `evaluate_with_progress`).
+pub fn evaluate(
+    session: &mut dyn Session,
+    reference: Option<&mut dyn Session>,
+    dataset: &Dataset,
+    options: &EvalOptions,
+) -> Result<EvalRecord> {
+    evaluate_with_progress(session, reference, dataset, options, &mut |_, _| {})
+}
+
+/// Evaluates `session` on `dataset`; `progress(done, total)` is called after every batch.
+/// The record's model facts (file, size, params, MACs, runtime) are left for the caller.
+pub fn evaluate_with_progress(
+    session: &mut dyn Session,
+    mut reference: Option<&mut dyn Session>,
+    dataset: &Dataset,
+    options: &EvalOptions,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<EvalRecord> {
+    if dataset.is_empty() {
+        return Err(DataError::Invalid(format!(
+            "dataset '{}' has no samples to evaluate",
+            dataset.origin().display()
+        )));
+    }
+    let input = single_input(&session.inputs(), "model")?;
+    let reference_input = match reference.as_deref() {
+        Some(r) => Some(single_input(&r.inputs(), "reference model")?),
+        None => None,
+    };
+    // A model exported with a fixed batch dimension can only run that batch.
+    let fixed_batch = input.shape.first().copied().flatten();
+    let batch_size = fixed_batch.unwrap_or(options.batch_size.max(1));
+    if let Some(shape) = dataset.sample_shape() {
+        check_input_shape(&input, &shape, dataset.preprocess().layout)?;
+    }
+
+    let mut accuracy = Accuracy::default();
+    let mut agreement = FidelityAccumulator::default();
+    let mut skipped: Vec<Skipped> = Vec::new();
+    let mut samples = 0usize;
+    let total = dataset.len();
+    let started = Instant::now();
+    let mut checked_shape = dataset.sample_shape().is_some();
+
+    std::thread::scope(|scope| -> Result<()> {
+        let (sender, receiver) = mpsc::sync_channel::<Result<Batch>>(PREFETCH_BATCHES);
+        scope.spawn(move || {
+            for batch in dataset.batches(batch_size) {
+                let failed = batch.is_err();
+                if sender.send(batch).is_err() || failed {
+                    break;
+                }
+            }
+        });
+        for batch in receiver {
+            let batch = batch?;
+            skipped.extend(batch.skipped.iter().cloned());
+            if batch.items.is_empty() {
+                continue;
+            }
+            if !checked_shape {
+                check_input_shape(&input, &batch.input.shape[1..], dataset.preprocess().layout)?;
+                checked_shape = true;
+            }
+            let batch = pad_to_fixed_batch(batch, fixed_batch);
+            let logits = run_logits(session, &input.name, &batch.input)?;
+            let rows = batch.items.len();
+            let num_classes = logits.len() / batch.input.shape[0];
+            let logits = &logits[..rows * num_classes];
+            if let Some(labels) = &batch.labels {
+                check_labels(labels, &batch.items, num_classes)?;
+                accuracy.update(logits, num_classes, labels);
+            }
+            if let (Some(reference), Some(reference_input)) =
+                (reference.as_deref_mut(), reference_input.as_ref())
+            {
+                let expected = run_logits(reference, &reference_input.name, &batch.input)?;
+                if expected.len() != batch.input.shape[0] * num_classes {
+                    return Err(DataError::BadModel {
+                        model: "reference".into(),
+                        reason: format!(
+                            "it predicts {} values per sample, the model {num_classes}",
+                            expected.len() / batch.input.shape[0]
+                        ),
+                    });
+                }
+                agreement.update(&expected[..rows * num_classes], logits, num_classes);
+            }
+            samples += rows;
+            progress(samples + skipped.len(), total);
+        }
+        Ok(())
+    })?;
+    let eval_seconds = started.elapsed().as_secs_f64();
+    if samples == 0 {
+        return Err(DataError::Invalid(format!(
+            "no sample of '{}' could be evaluated ({} skipped)",
+            dataset.origin().display(),
+            skipped.len()
+        )));
+    }
+
+    let mut latency = Vec::new();
+    for &requested in &options.latency_batches {
+        let batch = fixed_batch.unwrap_or(requested.max(1));
+        if latency.iter().any(|p: &LatencyPoint| p.batch == batch) {
+            continue;
+        }
+        latency.push(measure_latency(
+            session,
+            &input.name,
+            dataset,
+            batch,
+            options,
+        )?);
+    }
+
+    Ok(EvalRecord {
+        dataset: dataset.origin().display().to_string(),
+        samples,
+        skipped: skipped.len(),
+        skipped_items: skipped,
+        top1: dataset.has_labels().then(|| accuracy.top1()),
+        top5: dataset.has_labels().then(|| accuracy.top5()),
+        fidelity: reference_input.map(|_| agreement.finish()),
+        latency_ms: latency.first().map(|p| p.median_ms),
+        throughput_images_per_s: latency
+            .iter()
+            .max_by_key(|p| p.batch)
+            .map(|p| p.batch as f64 * 1000.0 / p.median_ms),
+        latency,
+        eval_images_per_s: samples as f64 / eval_seconds.max(f64::MIN_POSITIVE),
+        eval_batch_size: batch_size,
+        peak_rss_bytes: profagent_runtime::memory::rss().peak_bytes,
+        machine: Some(profagent_runtime::machine_info()),
+        ..EvalRecord::default()
+    })
+}
+
+/// Runs one batch and returns the first output as f32 values (`[batch, classes]` row-major).
+pub fn run_logits(session: &mut dyn Session, input_name: &str, input: &Tensor) -> Result<Vec<f32>> {
+    let outputs = session.run(&[(input_name.to_string(), input.clone())])?;
+    let (name, output) = outputs
+        .into_iter()
+        .next()
+        .ok_or_else(|| DataError::BadModel {
+            model: "model".into(),
+            reason: "it has no outputs".into(),
+        })?;
+    match output.as_f32() {
+        Some(values) if !values.is_empty() && values.len() % input.shape[0].max(1) == 0 => {
+            Ok(values.to_vec())
+        }
+        _ => Err(DataError::BadModel {
+            model: "model".into(),
+            reason: format!(
+                "output '{name}' ({} of shape {:?}) is not float logits of shape [batch, classes]",
+                output.elem_type(),
+                output.shape
+            ),
+        }),
+    }
+}
+
+fn single_input(inputs: &[IoInfo], which: &str) -> Result<IoInfo> {
+    match inputs {
+        [only] if only.elem_type.contains("float") || only.elem_type == "f32" => Ok(only.clone()),
+        [only] => Err(DataError::BadModel {
+            model: which.into(),
+            reason: format!(
+                "input '{}' is {}, but images are fed as float32",
+                only.name, only.elem_type
+            ),
+        }),
+        _ => Err(DataError::BadModel {
+            model: which.into(),
+            reason: format!(
+                "it has {} inputs ({}); evaluation feeds exactly one image tensor",
+                inputs.len(),
+                inputs
+                    .iter()
+                    .map(|i| i.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }),
+    }
+}
+
+fn format_dims(dims: &[Option<usize>]) -> String {
+    let parts: Vec<String> = dims
+        .iter()
+        .map(|d| d.map_or("?".to_string(), |v| v.to_string()))
+        .collect();
+    format!("[{}]", parts.join(", "))
+}
+
+/// Checks the model input against `[batch, …sample]`, naming both shapes on a mismatch.
+pub fn check_input_shape(input: &IoInfo, sample: &[usize], layout: Layout) -> Result<()> {
+    let model_sample = input.shape.get(1..).unwrap_or(&[]);
+    let fits = model_sample.len() == sample.len()
+        && model_sample
+            .iter()
+            .zip(sample)
+            .all(|(m, d)| m.is_none_or(|m| m == *d));
+    if fits {
+        return Ok(());
+    }
+    let looks_nhwc = model_sample.len() == 3 && model_sample[2] == Some(3);
+    let looks_nchw = model_sample.len() == 3 && model_sample[0] == Some(3);
+    let hint = match layout {
+        Layout::Nchw if looks_nhwc && !looks_nchw => {
+            "; the model looks NHWC: set \"layout\": \"nhwc\""
+        }
+        Layout::Nhwc if looks_nchw && !looks_nhwc => {
+            "; the model looks NCHW: set \"layout\": \"nchw\""
+        }
+        _ => "; pick the preset or preprocessing config the model was trained with",
+    };
+    let data: Vec<Option<usize>> = std::iter::once(None)
+        .chain(sample.iter().map(|&d| Some(d)))
+        .collect();
+    Err(DataError::InputShapeMismatch {
+        input: input.name.clone(),
+        model_shape: format_dims(&input.shape),
+        data_shape: format_dims(&data),
+        hint: hint.to_string(),
+    })
+}
+
+fn check_labels(labels: &[usize], items: &[String], num_classes: usize) -> Result<()> {
+    match labels
+        .iter()
+        .zip(items)
+        .find(|(&label, _)| label >= num_classes)
+    {
+        Some((&label, item)) => Err(DataError::LabelOutOfRange {
+            item: item.clone(),
+            label,
+            num_classes,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// A model with a fixed batch dimension gets its last batch padded by repeating the last sample;
+/// only the first `items.len()` rows of the output are scored.
+fn pad_to_fixed_batch(mut batch: Batch, fixed: Option<usize>) -> Batch {
+    let Some(fixed) = fixed else { return batch };
+    let rows = batch.input.shape[0];
+    if rows >= fixed {
+        return batch;
+    }
+    if let profagent_runtime::TensorData::F32(values) = &mut batch.input.data {
+        let width = values.len() / rows.max(1);
+        let last = values[values.len() - width..].to_vec();
+        for _ in rows..fixed {
+            values.extend_from_slice(&last);
+        }
+    }
+    batch.input.shape[0] = fixed;
+    batch
+}
+
+/// Median and p90 latency of `session` at `batch` samples (the dataset's first samples, repeated
+/// if it is smaller than the batch).
+fn measure_latency(
+    session: &mut dyn Session,
+    input_name: &str,
+    dataset: &Dataset,
+    batch: usize,
+    options: &EvalOptions,
+) -> Result<LatencyPoint> {
+    let loaded = dataset.load_batch(0..batch.min(dataset.len()))?;
+    let input = repeat_to(loaded.input, batch);
+    let feeds = [(input_name.to_string(), input)];
+    let stats = profagent_runtime::measure_latency(
+        session,
+        &feeds,
+        options.warmup_runs,
+        options.timed_runs.max(1),
+    )?;
+    Ok(LatencyPoint::from_stats(batch, &stats))
+}
+
+fn repeat_to(tensor: Tensor, batch: usize) -> Tensor {
+    let rows = tensor.shape[0].max(1);
+    if rows >= batch {
+        return tensor;
+    }
+    let mut shape = tensor.shape.clone();
+    shape[0] = batch;
+    let values = tensor.as_f32().unwrap_or(&[]);
+    let data: Vec<f32> = values
+        .iter()
+        .copied()
+        .cycle()
+        .take(values.len() / rows * batch)
+        .collect();
+    Tensor::f32(shape, data)
+}

@@ -1,0 +1,124 @@
+//! Listing image datasets: ImageFolder trees and labels files. Only paths and labels are read
+//! here; pixels are decoded lazily, batch by batch.
+use std::path::{Path, PathBuf};
+
+use crate::dataset::{is_image_file, ImageEntry};
+use crate::error::{DataError, Result};
+
+/// torchvision's `ImageFolder`: class index = position of the sub-folder name in sorted order;
+/// images found recursively below each class folder, in sorted path order.
+pub(crate) fn image_folder(root: &Path) -> Result<(Vec<ImageEntry>, Option<Vec<String>>)> {
+    let mut classes: Vec<(String, PathBuf)> = read_dir_sorted(root)?
+        .into_iter()
+        .filter(|path| path.is_dir())
+        .filter_map(|path| {
+            let name = path.file_name()?.to_str()?.to_string();
+            Some((name, path))
+        })
+        .collect();
+    classes.sort();
+    if classes.is_empty() {
+        return Err(DataError::BadDataset {
+            path: root.to_path_buf(),
+            reason: "no class sub-folders (an ImageFolder tree is ROOT/<class>/<image>.jpg)".into(),
+        });
+    }
+    let mut entries = Vec::new();
+    for (label, (name, folder)) in classes.iter().enumerate() {
+        let mut files = Vec::new();
+        collect_images(folder, &mut files)?;
+        if files.is_empty() {
+            return Err(DataError::BadDataset {
+                path: folder.clone(),
+                reason: format!("class folder '{name}' holds no .jpg/.jpeg/.png image"),
+            });
+        }
+        files.sort();
+        entries.extend(files.into_iter().map(|path| ImageEntry {
+            path,
+            label: Some(label),
+        }));
+    }
+    Ok((
+        entries,
+        Some(classes.into_iter().map(|(name, _)| name).collect()),
+    ))
+}
+
+fn read_dir_sorted(folder: &Path) -> Result<Vec<PathBuf>> {
+    let reader = std::fs::read_dir(folder).map_err(|e| DataError::io(folder, e))?;
+    let mut paths = Vec::new();
+    for entry in reader {
+        paths.push(entry.map_err(|e| DataError::io(folder, e))?.path());
+    }
+    paths.sort();
+    Ok(paths)
+}
+
+fn collect_images(folder: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    for path in read_dir_sorted(folder)? {
+        if path.is_dir() {
+            collect_images(&path, out)?;
+        } else if is_image_file(&path) {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// A labels file: one `path, label` (or `path label`, or just `path`) per line, paths relative
+/// to the file's folder; blank lines and `#` comments skipped. Either every line has a label
+/// or none does. Missing image files are reported here, before any decoding.
+pub(crate) fn labels_file(file: &Path) -> Result<(Vec<ImageEntry>, Option<Vec<String>>)> {
+    let text = std::fs::read_to_string(file).map_err(|e| DataError::io(file, e))?;
+    let base = file.parent().unwrap_or(Path::new("."));
+    let mut entries = Vec::new();
+    for (number, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let bad = |reason: String| DataError::BadLabelsLine {
+            path: file.to_path_buf(),
+            line: number + 1,
+            reason,
+        };
+        let (path_text, label_text) = match line.rsplit_once(',') {
+            Some((path, label)) => (path.trim(), Some(label.trim())),
+            None => match line.rsplit_once(char::is_whitespace) {
+                Some((path, label)) if label.parse::<i64>().is_ok() => {
+                    (path.trim(), Some(label.trim()))
+                }
+                _ => (line, None),
+            },
+        };
+        let label = label_text
+            .map(|text| {
+                text.parse::<usize>()
+                    .map_err(|_| bad(format!("label '{text}' is not a non-negative integer")))
+            })
+            .transpose()?;
+        let path = base.join(path_text);
+        if !path.is_file() {
+            return Err(bad(format!("image '{}' does not exist", path.display())));
+        }
+        entries.push(ImageEntry { path, label });
+    }
+    if entries.is_empty() {
+        return Err(DataError::BadDataset {
+            path: file.to_path_buf(),
+            reason: "no image lines (expected `path, label` per line)".into(),
+        });
+    }
+    let labelled = entries.iter().filter(|e| e.label.is_some()).count();
+    if labelled != 0 && labelled != entries.len() {
+        return Err(DataError::BadDataset {
+            path: file.to_path_buf(),
+            reason: format!(
+                "{labelled} of {} lines have a label: label every line or none",
+                entries.len()
+            ),
+        });
+    }
+    Ok((entries, None))
+}
