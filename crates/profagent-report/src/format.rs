@@ -1,0 +1,79 @@
+//! Number formatting shared by the HTML and Markdown renderers, so both show the same text.
+
+/// Bytes as B / KB / MB / GB (decimal units, as file managers and `ls -h --si` show them).
+pub fn bytes(value: u64) -> String {
+    const UNITS: [&str; 4] = ["KB", "MB", "GB", "TB"];
+    if value < 1000 {
+        return format!("{value} B");
+    }
+    let mut scaled = value as f64;
+    let mut unit = "B";
+    for candidate in UNITS {
+        if scaled < 1000.0 {
+            break;
+        }
+        scaled /= 1000.0;
+        unit = candidate;
+    }
+    format!("{scaled:.2} {unit}")
+}
+
+/// Large counts as K / M / G (params, MACs).
+pub fn count(value: u64) -> String {
+    match value {
+        0..=9_999 => value.to_string(),
+        10_000..=999_999 => format!("{:.1} K", value as f64 / 1e3),
+        1_000_000..=999_999_999 => format!("{:.2} M", value as f64 / 1e6),
+        _ => format!("{:.2} G", value as f64 / 1e9),
+    }
+}
+
+pub fn ms(value: f64) -> String {
+    if value < 0.1 {
+        format!("{value:.3} ms")
+    } else {
+        format!("{value:.2} ms")
+    }
+}
+
+pub fn percent(value: f64) -> String {
+    format!("{value:.2} %")
+}
+
+/// Signed percentage points.
+pub fn points(value: f64) -> String {
+    format!("{value:+.2} pp")
+}
+
+/// A before/after ratio where above 1 means "after" is better (smaller/faster).
+pub fn factor(before: f64, after: f64) -> Option<String> {
+    (after > 0.0 && before > 0.0).then(|| format!("{:.2}x", before / after))
+}
+
+/// Relative change after vs before, signed percent.
+pub fn relative(before: f64, after: f64) -> Option<String> {
+    (before > 0.0).then(|| format!("{:+.1} %", (after / before - 1.0) * 100.0))
+}
+
+/// A missing value.
+pub const NONE: &str = "–";
+
+pub fn opt<T>(value: Option<T>, show: impl Fn(T) -> String) -> String {
+    value.map(show).unwrap_or_else(|| NONE.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn units_scale() {
+        assert_eq!(bytes(999), "999 B");
+        assert_eq!(bytes(1_096_000), "1.10 MB");
+        assert_eq!(count(272_474), "272.5 K");
+        assert_eq!(count(40_810_000), "40.81 M");
+        assert_eq!(factor(2.0, 1.0).as_deref(), Some("2.00x"));
+        assert_eq!(relative(2.0, 1.0).as_deref(), Some("-50.0 %"));
+        assert_eq!(ms(0.0421), "0.042 ms");
+    }
+}

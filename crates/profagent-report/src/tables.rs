@@ -1,0 +1,522 @@
+//! The report's tables, built once from a `RunReport` and rendered by both the HTML and the
+//! Markdown renderer, so the two files always say the same thing.
+use serde_json::Value;
+
+use crate::format::{self, NONE};
+use crate::model::{Evaluation, Round, RunReport};
+
+/// Column alignment (numbers right, text left).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Align {
+    Left,
+    Right,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Table {
+    pub headers: Vec<String>,
+    pub align: Vec<Align>,
+    pub rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    fn new(columns: &[(&str, Align)]) -> Self {
+        Table {
+            headers: columns.iter().map(|(h, _)| h.to_string()).collect(),
+            align: columns.iter().map(|(_, a)| *a).collect(),
+            rows: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, row: Vec<String>) {
+        self.rows.push(row);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+}
+
+use Align::{Left, Right};
+
+/// Key facts of the run: model, budget, planner, outcome.
+pub fn overview(report: &RunReport) -> Table {
+    let mut table = Table::new(&[("", Left), ("", Left)]);
+    table.push(vec![
+        "Model".into(),
+        format!(
+            "{} ({})",
+            report.model_name(),
+            format::bytes(report.model.bytes)
+        ),
+    ]);
+    table.push(vec!["Budget".into(), budget_text(report)]);
+    table.push(vec!["Planner".into(), report.planner.clone()]);
+    let accepted = report.rounds.iter().filter(|r| r.accepted).count();
+    table.push(vec![
+        "Rounds".into(),
+        format!("{} ({accepted} accepted)", report.rounds.len()),
+    ]);
+    if let Some(result) = &report.final_result {
+        let met = if result.budget_met { "met" } else { "NOT met" };
+        table.push(vec![
+            "Outcome".into(),
+            format!("budget {met}; {}", result.stop_reason),
+        ]);
+        table.push(vec!["Final model".into(), result.model_path.clone()]);
+    } else {
+        table.push(vec![
+            "Outcome".into(),
+            "no final model (the run stopped before choosing one)".into(),
+        ]);
+    }
+    if let Some(replay) = &report.replay {
+        let same = if replay.identical {
+            "identical model"
+        } else {
+            "DIFFERENT model"
+        };
+        table.push(vec![
+            "Replay of".into(),
+            format!("{} ({same})", replay.source),
+        ]);
+    }
+    table
+}
+
+pub fn budget_text(report: &RunReport) -> String {
+    let budget = &report.budget;
+    let mut parts = vec![format!("top-1 drop ≤ {:.2} pp", budget.max_acc_drop)];
+    if let Some(latency) = budget.target_latency_ms {
+        parts.push(format!("latency ≤ {}", format::ms(latency)));
+    }
+    if let Some(speedup) = budget.target_speedup {
+        parts.push(format!("speedup ≥ {speedup:.2}x"));
+    }
+    if let Some(size) = budget.target_memory_bytes {
+        parts.push(format!("size ≤ {}", format::bytes(size)));
+    }
+    parts.join(", ")
+}
+
+/// Baseline vs final, one metric per row.
+pub fn before_after(report: &RunReport) -> Table {
+    let (before, after, _) = report.before_after();
+    let mut table = Table::new(&[
+        ("Metric", Left),
+        ("Baseline", Right),
+        ("Final", Right),
+        ("Change", Right),
+    ]);
+    type Row = (
+        &'static str,
+        fn(&Evaluation) -> Option<f64>,
+        fn(f64) -> String,
+        Change,
+    );
+    let batch = before
+        .latency_batch
+        .or(after.and_then(|a| a.latency_batch))
+        .map(|l| l.batch);
+    let rows: [Row; 8] = [
+        (
+            "Top-1 accuracy",
+            |e| Some(e.top1),
+            format::percent,
+            Change::Points,
+        ),
+        (
+            "Top-5 accuracy",
+            |e| e.top5,
+            format::percent,
+            Change::Points,
+        ),
+        (
+            "Latency, batch 1",
+            |e| Some(e.latency_ms),
+            format::ms,
+            Change::Faster,
+        ),
+        (
+            BATCH_N,
+            |e| e.latency_batch.map(|l| l.median_ms),
+            format::ms,
+            Change::Faster,
+        ),
+        (
+            "Peak memory (RSS)",
+            |e| e.peak_memory_bytes.map(|b| b as f64),
+            |v| format::bytes(v as u64),
+            Change::Relative,
+        ),
+        (
+            "File size",
+            |e| Some(e.model_bytes as f64),
+            |v| format::bytes(v as u64),
+            Change::Smaller,
+        ),
+        (
+            "Parameters",
+            |e| e.params.map(|p| p as f64),
+            |v| format::count(v as u64),
+            Change::Relative,
+        ),
+        (
+            "MACs (batch 1)",
+            |e| e.macs.map(|m| m as f64),
+            |v| format::count(v as u64),
+            Change::Relative,
+        ),
+    ];
+    for (label, get, show, change) in rows {
+        let b = get(before);
+        let a = after.and_then(|a| get(a));
+        if b.is_none() && a.is_none() {
+            continue;
+        }
+        let label = match (label, batch) {
+            (BATCH_N, Some(n)) => format!("Latency, batch {n}"),
+            (label, _) => label.to_string(),
+        };
+        let delta = match (b, a) {
+            (Some(b), Some(a)) => change.show(b, a),
+            _ => NONE.to_string(),
+        };
+        table.push(vec![
+            label,
+            format::opt(b, show),
+            format::opt(a, show),
+            delta,
+        ]);
+    }
+    table
+}
+
+/// Row label of the batch-N latency, replaced by the measured batch size.
+const BATCH_N: &str = "Latency, batch N";
+
+#[derive(Clone, Copy)]
+enum Change {
+    Points,
+    /// Before / after of a time.
+    Faster,
+    /// Before / after of a size.
+    Smaller,
+    Relative,
+}
+
+impl Change {
+    fn show(self, before: f64, after: f64) -> String {
+        match self {
+            Change::Points => format::points(after - before),
+            Change::Faster | Change::Smaller => {
+                let Some(ratio) = format::factor(before, after) else {
+                    return NONE.to_string();
+                };
+                let word = match (self, after <= before) {
+                    (Change::Faster, true) => "faster",
+                    (Change::Faster, false) => "slower",
+                    (_, true) => "smaller",
+                    (_, false) => "larger",
+                };
+                if after <= before {
+                    format!("{ratio} {word}")
+                } else {
+                    format!(
+                        "{} {word}",
+                        format::factor(after, before).unwrap_or_default()
+                    )
+                }
+            }
+            Change::Relative => format::relative(before, after).unwrap_or_else(|| NONE.to_string()),
+        }
+    }
+}
+
+/// Per-layer latency before/after, with the final quantization mode of each layer.
+pub fn layers(report: &RunReport) -> Table {
+    let quantization = report.final_quantization();
+    let mut table = Table::new(&[
+        ("Layer", Left),
+        ("Before", Right),
+        ("After", Right),
+        ("Speedup", Right),
+        ("Quantization", Left),
+    ]);
+    for row in &report.layers {
+        let speedup = match (row.before_ms, row.after_ms) {
+            (Some(b), Some(a)) => format::factor(b, a).unwrap_or_else(|| NONE.to_string()),
+            (Some(_), None) => "removed".to_string(),
+            _ => NONE.to_string(),
+        };
+        let mode = quantization
+            .get(&row.layer)
+            .cloned()
+            .unwrap_or_else(|| "none".to_string());
+        table.push(vec![
+            row.layer.clone(),
+            format::opt(row.before_ms, format::ms),
+            format::opt(row.after_ms, format::ms),
+            speedup,
+            mode,
+        ]);
+    }
+    table
+}
+
+/// Channels removed per prunable group in the final model.
+pub fn pruning(report: &RunReport) -> Table {
+    let mut table = Table::new(&[
+        ("Group", Left),
+        ("Channels", Right),
+        ("Removed", Right),
+        ("Round", Right),
+    ]);
+    for group in report.final_pruning() {
+        let rounds: Vec<String> = group.rounds.iter().map(|r| r.to_string()).collect();
+        table.push(vec![
+            group.group.clone(),
+            format!("{} → {}", group.original, group.kept),
+            format!("{:.0} %", group.removed_fraction() * 100.0),
+            rounds.join(", "),
+        ]);
+    }
+    table
+}
+
+/// Quantization of the final model: one row per mode with its layer count.
+pub fn quantization_summary(report: &RunReport) -> Table {
+    let mut table = Table::new(&[("Mode", Left), ("Layers", Right)]);
+    let mut by_mode: std::collections::BTreeMap<String, usize> = Default::default();
+    for mode in report.final_quantization().values() {
+        *by_mode.entry(mode.clone()).or_default() += 1;
+    }
+    for (mode, layers) in by_mode {
+        table.push(vec![mode, layers.to_string()]);
+    }
+    table
+}
+
+/// Every candidate of the run (and the baseline) in accuracy, latency and size.
+pub fn trajectory(report: &RunReport) -> Table {
+    let chosen = report.chosen_round();
+    let mut table = Table::new(&[
+        ("Round", Left),
+        ("Top-1", Right),
+        ("Drop", Right),
+        ("Latency", Right),
+        ("Size", Right),
+        ("Status", Left),
+    ]);
+    let base = &report.baseline;
+    table.push(vec![
+        "baseline".into(),
+        format::percent(base.top1),
+        NONE.into(),
+        format::ms(base.latency_ms),
+        format::bytes(base.model_bytes),
+        "input model".into(),
+    ]);
+    for round in &report.rounds {
+        let (top1, latency, size) = match &round.evaluation {
+            Some(e) => (
+                format::percent(e.top1),
+                format::ms(e.latency_ms),
+                format::bytes(e.model_bytes),
+            ),
+            None => (NONE.into(), NONE.into(), NONE.into()),
+        };
+        table.push(vec![
+            round.round.to_string(),
+            top1,
+            format::opt(round.acc_drop, |d| format!("{d:.2} pp")),
+            latency,
+            size,
+            status(round, chosen).to_string(),
+        ]);
+    }
+    table
+}
+
+pub fn status(round: &Round, chosen: Option<usize>) -> &'static str {
+    match (round.accepted, Some(round.round) == chosen) {
+        (true, true) => "accepted, chosen",
+        (true, false) => "accepted",
+        (false, _) if round.evaluation.is_none() => "no candidate",
+        (false, _) => "rolled back",
+    }
+}
+
+/// A round's pruning decisions with the validator's resolution of each.
+pub fn decisions(round: &Round) -> Table {
+    let mut table = Table::new(&[
+        ("Target", Left),
+        ("Ratio", Right),
+        ("Channels", Right),
+        ("Criterion", Left),
+        ("Rationale", Left),
+    ]);
+    let Some(plan) = &round.plan else {
+        return table;
+    };
+    for decision in &plan.pruning {
+        let resolved = round
+            .resolved_pruning
+            .iter()
+            .find(|r| r.group == decision.target)
+            .map(|r| format!("{} → {}", r.current, r.keep))
+            .unwrap_or_else(|| NONE.to_string());
+        let criterion = serde_json::to_value(decision.criterion)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        table.push(vec![
+            decision.target.clone(),
+            format!("{:.0} %", decision.ratio * 100.0),
+            resolved,
+            criterion,
+            decision.rationale.clone(),
+        ]);
+    }
+    table
+}
+
+/// A round's quantization choice: the default and each per-layer override.
+pub fn quantization_plan(round: &Round) -> Table {
+    let mut table = Table::new(&[("Layers", Left), ("Mode", Left), ("Rationale", Left)]);
+    let Some(quant) = round.plan.as_ref().and_then(|p| p.quantization.as_ref()) else {
+        return table;
+    };
+    table.push(vec![
+        "(default)".into(),
+        quant.default.mode.to_string(),
+        quant.rationale.clone(),
+    ]);
+    for layer in &quant.layers {
+        table.push(vec![
+            layer.layer.clone(),
+            layer.mode.to_string(),
+            layer.rationale.clone(),
+        ]);
+    }
+    table
+}
+
+/// The validator's verdicts on a round: issues on rejected answers, warnings on the plan.
+pub fn verdicts(round: &Round) -> Table {
+    let mut table = Table::new(&[("Verdict", Left), ("Where", Left), ("Message", Left)]);
+    for issue in &round.rejected_issues {
+        table.push(vec![
+            "rejected".into(),
+            issue.location.clone(),
+            issue.message.clone(),
+        ]);
+    }
+    for issue in &round.warnings {
+        table.push(vec![
+            "warning".into(),
+            issue.location.clone(),
+            issue.message.clone(),
+        ]);
+    }
+    table
+}
+
+/// The candidate's evaluation in one line.
+pub fn round_result(round: &Round) -> String {
+    match &round.evaluation {
+        Some(e) => format!(
+            "top-1 {} ({}), latency {}, size {}",
+            format::percent(e.top1),
+            format::opt(round.acc_drop, |d| format!("−{d:.2} pp")),
+            format::ms(e.latency_ms),
+            format::bytes(e.model_bytes),
+        ),
+        None => round
+            .failure
+            .clone()
+            .unwrap_or_else(|| "no candidate was evaluated".into()),
+    }
+}
+
+/// Quantization modes measured on the baseline.
+pub fn quant_probes(report: &RunReport) -> Table {
+    let mut table = Table::new(&[
+        ("Mode", Left),
+        ("Latency", Right),
+        ("Speedup", Right),
+        ("Size", Right),
+        ("Top-1", Right),
+        ("Note", Left),
+    ]);
+    for probe in &report.quant_probes {
+        table.push(vec![
+            probe.mode.clone(),
+            format::ms(probe.latency_ms),
+            format!("{:.2}x", probe.speedup),
+            format::bytes(probe.model_bytes),
+            format::opt(probe.top1, format::percent),
+            probe.error.clone().unwrap_or_default(),
+        ]);
+    }
+    table
+}
+
+/// Machine, runtime and data split as key/value rows (nested objects flattened with dots).
+pub fn key_values(value: &Value) -> Table {
+    let mut table = Table::new(&[("", Left), ("", Left)]);
+    let mut rows = Vec::new();
+    flatten("", value, &mut rows);
+    for (key, text) in rows {
+        table.push(vec![key, text]);
+    }
+    table
+}
+
+fn flatten(prefix: &str, value: &Value, rows: &mut Vec<(String, String)>) {
+    match value {
+        Value::Object(map) => {
+            for (key, child) in map {
+                let name = if prefix.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{prefix}.{key}")
+                };
+                flatten(&name, child, rows);
+            }
+        }
+        Value::Null => {}
+        Value::String(text) => rows.push((prefix.to_string(), text.clone())),
+        Value::Array(items) if items.iter().all(|i| !i.is_object() && !i.is_array()) => {
+            let parts: Vec<String> = items.iter().map(scalar).collect();
+            rows.push((prefix.to_string(), parts.join(", ")));
+        }
+        other => rows.push((prefix.to_string(), scalar(other))),
+    }
+}
+
+fn scalar(value: &Value) -> String {
+    match value {
+        Value::String(text) => text.clone(),
+        Value::Bool(true) => "yes".into(),
+        Value::Bool(false) => "no".into(),
+        other => other.to_string(),
+    }
+}
+
+/// Machine and runtime: the run's own description, else the evaluator's record of the baseline.
+pub fn machine(report: &RunReport) -> Table {
+    let described = key_values(&report.machine);
+    if !described.is_empty() {
+        return described;
+    }
+    let details = &report.baseline.details;
+    let mut fallback = serde_json::Map::new();
+    if let Some(runtime) = details.get("runtime") {
+        fallback.insert("runtime".into(), runtime.clone());
+    }
+    if let Some(machine) = details.get("machine") {
+        fallback.insert("machine".into(), machine.clone());
+    }
+    key_values(&Value::Object(fallback))
+}
