@@ -37,6 +37,8 @@ const LAYER_LABEL_WIDTH: u32 = 200;
 const TRAJECTORY_HEIGHT: u32 = 400;
 /// Fraction of the data range added around scatter plots so markers are not cut.
 const AXIS_PADDING: f64 = 0.12;
+/// Padding right of the rightmost scatter point, room for its label ("baseline").
+const LABEL_PADDING: f64 = 0.25;
 
 /// plotters' SVG backend writes `font-size` as the requested size / 1.24; ask for `px` pixels.
 fn font(px: f64) -> FontDesc<'static> {
@@ -119,7 +121,7 @@ fn draw_layer_latency(
     rows: &[LayerRow],
 ) -> Result<(), Box<dyn std::error::Error>> {
     root.fill(&WHITE)?;
-    let (legend, root) = root.split_vertically(LEGEND_HEIGHT);
+    let (legend, plot) = root.split_vertically(LEGEND_HEIGHT);
     draw_legend(
         &legend,
         &[
@@ -128,7 +130,6 @@ fn draw_layer_latency(
         ],
         LAYER_LABEL_WIDTH as i32,
     )?;
-    let root = &root;
     let longest = rows
         .iter()
         .flat_map(|r| [r.before_ms, r.after_ms])
@@ -136,7 +137,7 @@ fn draw_layer_latency(
         .fold(0.0_f64, f64::max);
     let x_max = if longest > 0.0 { longest * 1.08 } else { 1.0 };
     let count = rows.len().max(1) as f64;
-    let mut chart = ChartBuilder::on(root)
+    let mut chart = ChartBuilder::on(&plot)
         .margin(12)
         .margin_left(LAYER_LABEL_WIDTH)
         .x_label_area_size(44)
@@ -172,7 +173,8 @@ fn draw_layer_latency(
             )
         })
     }))?;
-    // Layer names left of the plot, right-aligned against the y axis.
+    // Layer names left of the plot, right-aligned against the y axis (`backend_coord` is in
+    // pixels of the whole drawing, so they go on `root`, not on the offset plot area).
     let name_style = (FONT, 13)
         .into_font()
         .color(&INK)
@@ -284,14 +286,16 @@ pub fn trajectory_svg(report: &RunReport) -> Result<String, ReportError> {
     Ok(svg)
 }
 
-fn padded(values: impl Iterator<Item = f64> + Clone) -> (f64, f64) {
+/// Data range plus padding: `AXIS_PADDING` below, `high_padding` above (more room on the right
+/// of scatter plots for the point labels).
+fn padded(values: impl Iterator<Item = f64> + Clone, high_padding: f64) -> (f64, f64) {
     let low = values.clone().fold(f64::INFINITY, f64::min);
     let high = values.fold(f64::NEG_INFINITY, f64::max);
     if !low.is_finite() || !high.is_finite() {
         return (0.0, 1.0);
     }
     let span = (high - low).max(high.abs() * 0.05).max(1e-3);
-    (low - span * AXIS_PADDING, high + span * AXIS_PADDING)
+    (low - span * AXIS_PADDING, high + span * high_padding)
 }
 
 fn draw_trajectory(
@@ -301,8 +305,11 @@ fn draw_trajectory(
     chosen: Option<&str>,
     floor: f64,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let (x_low, x_high) = padded(points.iter().map(|(x, _)| *x));
-    let (y_low, y_high) = padded(points.iter().map(|(_, p)| p.top1).chain([floor]));
+    let (x_low, x_high) = padded(points.iter().map(|(x, _)| *x), LABEL_PADDING);
+    let (y_low, y_high) = padded(
+        points.iter().map(|(_, p)| p.top1).chain([floor]),
+        AXIS_PADDING,
+    );
     let mut chart = ChartBuilder::on(area)
         .margin(14)
         .x_label_area_size(44)

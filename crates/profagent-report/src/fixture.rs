@@ -331,7 +331,8 @@ pub fn example_report() -> RunReport {
             speedup: Some(2.0),
             size_reduction: Some(0.716),
             budget_met: true,
-            stop_reason: "budget met after round 3".into(),
+            stop_reason: "speedup target reached in round 3 with 0.25 pp of accuracy budget left"
+                .into(),
             accepted_rounds: vec![2, 3],
             chosen_round: Some(3),
         }),

@@ -61,7 +61,7 @@ pub fn overview(report: &RunReport) -> Table {
         let met = if result.budget_met { "met" } else { "NOT met" };
         table.push(vec![
             "Outcome".into(),
-            format!("budget {met}; {}", result.stop_reason),
+            format!("budget {met} ({})", result.stop_reason),
         ]);
         table.push(vec!["Final model".into(), result.model_path.clone()]);
     } else {
@@ -170,7 +170,7 @@ pub fn before_after(report: &RunReport) -> Table {
     ];
     for (label, get, show, change) in rows {
         let b = get(before);
-        let a = after.and_then(|a| get(a));
+        let a = after.and_then(get);
         if b.is_none() && a.is_none() {
             continue;
         }
@@ -288,8 +288,18 @@ pub fn pruning(report: &RunReport) -> Table {
 pub fn quantization_summary(report: &RunReport) -> Table {
     let mut table = Table::new(&[("Mode", Left), ("Layers", Right)]);
     let mut by_mode: std::collections::BTreeMap<String, usize> = Default::default();
-    for mode in report.final_quantization().values() {
+    let quantized = report.final_quantization();
+    for mode in quantized.values() {
         *by_mode.entry(mode.clone()).or_default() += 1;
+    }
+    // Layers measured but absent from the quantization map stayed in float.
+    let float = report
+        .layers
+        .iter()
+        .filter(|l| !quantized.contains_key(&l.layer))
+        .count();
+    if float > 0 && !quantized.is_empty() {
+        *by_mode.entry("none (float)".to_string()).or_default() += float;
     }
     for (mode, layers) in by_mode {
         table.push(vec![mode, layers.to_string()]);
@@ -368,7 +378,7 @@ pub fn decisions(round: &Round) -> Table {
             .unwrap_or_else(|| NONE.to_string());
         let criterion = serde_json::to_value(decision.criterion)
             .ok()
-            .and_then(|v| v.as_str().map(str::to_string))
+            .and_then(|v| v.as_str().map(str::to_uppercase))
             .unwrap_or_default();
         table.push(vec![
             decision.target.clone(),
@@ -428,7 +438,7 @@ pub fn round_result(round: &Round) -> String {
         Some(e) => format!(
             "top-1 {} ({}), latency {}, size {}",
             format::percent(e.top1),
-            format::opt(round.acc_drop, |d| format!("−{d:.2} pp")),
+            format::opt(round.acc_drop, |d| format::points(-d)),
             format::ms(e.latency_ms),
             format::bytes(e.model_bytes),
         ),
@@ -468,7 +478,7 @@ pub fn key_values(value: &Value) -> Table {
     let mut rows = Vec::new();
     flatten("", value, &mut rows);
     for (key, text) in rows {
-        table.push(vec![key, text]);
+        table.push(vec![humanize(&key), text]);
     }
     table
 }
@@ -493,6 +503,30 @@ fn flatten(prefix: &str, value: &Value, rows: &mut Vec<(String, String)>) {
         }
         other => rows.push((prefix.to_string(), scalar(other))),
     }
+}
+
+/// `logical_cores` → "Logical cores", `cpu` → "CPU": keys as a reader would write them.
+fn humanize(key: &str) -> String {
+    const ACRONYMS: [&str; 6] = ["cpu", "os", "isa", "gpu", "rss", "sha256"];
+    let words: Vec<String> = key
+        .split(['_', '.'])
+        .filter(|w| !w.is_empty())
+        .enumerate()
+        .map(|(i, word)| {
+            if ACRONYMS.contains(&word) {
+                word.to_uppercase()
+            } else if i == 0 {
+                let mut chars = word.chars();
+                chars
+                    .next()
+                    .map(|c| c.to_uppercase().chain(chars).collect())
+                    .unwrap_or_default()
+            } else {
+                word.to_string()
+            }
+        })
+        .collect();
+    words.join(" ")
 }
 
 fn scalar(value: &Value) -> String {

@@ -111,6 +111,63 @@ fn layer_chart_has_one_bar_per_measured_layer_and_series() {
     }
 }
 
+/// Each layer's name sits level with its two bars (between the top of the grey bar and the
+/// bottom of the blue one).
+#[test]
+fn layer_labels_line_up_with_their_bars() {
+    let report = example_report();
+    let html = render_html(&report);
+    let figure = element_with_id(&html, LAYER_CHART_ID).expect("layer chart figure");
+    // The first rect of each colour is the legend swatch, then one bar per layer in order.
+    let before = rect_spans(figure, BEFORE_HEX);
+    let after = rect_spans(figure, AFTER_HEX);
+    for (index, layer) in report.layers.iter().enumerate() {
+        let y =
+            text_y(figure, &layer.layer).unwrap_or_else(|| panic!("no label for {}", layer.layer));
+        let (top, _) = before[index + 1];
+        let (after_top, after_height) = after[index + 1];
+        assert!(
+            y >= top && y <= after_top + after_height,
+            "label of {} at y={y} is not level with its bars ({top}..{})",
+            layer.layer,
+            after_top + after_height
+        );
+    }
+}
+
+/// (y, height) of every rect filled with `hex`, in document order.
+fn rect_spans(svg: &str, hex: &str) -> Vec<(f64, f64)> {
+    svg.split("<rect")
+        .skip(1)
+        .filter(|tag| {
+            tag[..tag.find('>').unwrap_or(tag.len())].contains(&format!("fill=\"{hex}\""))
+        })
+        .map(|tag| {
+            (
+                attribute(tag, "y").unwrap(),
+                attribute(tag, "height").unwrap(),
+            )
+        })
+        .collect()
+}
+
+fn text_y(svg: &str, label: &str) -> Option<f64> {
+    svg.split("<text").skip(1).find_map(|chunk| {
+        let start = chunk.find('>')? + 1;
+        let end = chunk.find("</text>")?;
+        (chunk[start..end].trim() == label)
+            .then(|| attribute(chunk, "y"))
+            .flatten()
+    })
+}
+
+fn attribute(tag: &str, name: &str) -> Option<f64> {
+    let key = format!(" {name}=\"");
+    let start = tag.find(&key)? + key.len();
+    let end = tag[start..].find('"')? + start;
+    tag[start..end].parse().ok()
+}
+
 #[test]
 fn report_json_round_trips_and_reads_agent_details() {
     let report = example_report();
