@@ -1,1 +1,43 @@
-//! (being written)
+//! Post-training quantization of ONNX models as graph rewrites:
+//! - dynamic int8 (`Mode::Dynamic`): MatMul/Gemm weights in int8, activations quantized at
+//!   run time (`DynamicQuantizeMatMul` for ONNX Runtime, or standard `MatMulInteger`);
+//! - static int8 (`Mode::Static`): QDQ with ranges calibrated on sample inputs, laid out so
+//!   ONNX Runtime fuses QLinearConv/QLinearMatMul/QLinearAdd;
+//! - int4 weight-only (`Mode::Int4`): `MatMulNBits` blocks.
+//!
+//! `quantize(model, spec, calibration)` is the one entry point; the `QuantSpec` selects layers
+//! by name, regex or op type (see `select`), and the `QuantReport` says which layers were
+//! quantized and why every other candidate was not. The input model is never modified; a
+//! spec that selects nothing returns an identical copy. This crate never evaluates accuracy:
+//! the only thing it runs is calibration, through `profagent-runtime`.
+pub mod calibrate;
+pub mod dynamic;
+pub mod error;
+pub mod int4;
+pub mod linear;
+pub mod numeric;
+mod rewrite;
+pub mod select;
+pub mod spec;
+pub mod static_qdq;
+
+pub use calibrate::{Batch, Range};
+pub use error::{QuantError, Result};
+pub use select::Selection;
+pub use spec::{Calibration, Mode, QuantReport, QuantSpec, QuantizedLayer, SkippedLayer, Target};
+
+use profagent_onnx::Model;
+
+/// Quantizes a copy of `model` as `spec` says. `calibration` (batches of named inputs) is
+/// needed by static mode only and ignored by the others.
+pub fn quantize(
+    model: &Model,
+    spec: &QuantSpec,
+    calibration: Option<&[Batch]>,
+) -> Result<(Model, QuantReport)> {
+    match spec.mode {
+        Mode::Dynamic => dynamic::quantize_dynamic(model, spec),
+        Mode::Static => static_qdq::quantize_static(model, spec, calibration),
+        Mode::Int4 => int4::quantize_int4(model, spec),
+    }
+}

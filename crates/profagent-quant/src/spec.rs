@@ -1,0 +1,161 @@
+//! What to quantize and how: `QuantSpec` (the input of `quantize`) and `QuantReport` (what was
+//! done, layer by layer, with a reason for every layer left in float).
+//!
+//! These types are the contract with the planner/agent, so they are plain serde data.
+use serde::{Deserialize, Serialize};
+
+use crate::select::Selection;
+
+/// The quantization scheme.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// int8 weights, activations quantized on the fly at run time (MatMul/Gemm only).
+    Dynamic,
+    /// int8 weights and activations with calibrated ranges, written as QDQ.
+    Static,
+    /// 4-bit block-wise weights, float activations (`MatMulNBits`).
+    Int4,
+}
+
+impl Mode {
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Dynamic => "dynamic",
+            Mode::Static => "static",
+            Mode::Int4 => "int4",
+        }
+    }
+}
+
+/// Which runtime the output is meant for: decides between portable standard ops and ONNX
+/// Runtime's faster fused `com.microsoft` kernels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Target {
+    /// ONNX Runtime: `DynamicQuantizeMatMul`, `MatMulNBits` (fastest there).
+    #[default]
+    Ort,
+    /// Standard ONNX only: `DynamicQuantizeLinear` + `MatMulInteger` + rescale. Int4 mode
+    /// is not available for this target (no standard 4-bit matmul before opset 21).
+    Standard,
+}
+
+/// How activation ranges are derived from calibration data (static mode).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase", tag = "method")]
+pub enum Calibration {
+    /// The observed minimum and maximum.
+    MinMax,
+    /// The `percentile` and `100 - percentile` quantiles of the observed values (clips rare
+    /// outliers; 99.99 is a good start).
+    Percentile { percentile: f64 },
+}
+
+impl Default for Calibration {
+    fn default() -> Self {
+        Calibration::MinMax
+    }
+}
+
+/// Everything `quantize` needs besides the model.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct QuantSpec {
+    pub mode: Mode,
+    /// Which layers; the default selects every supported layer.
+    #[serde(default)]
+    pub layers: Selection,
+    /// One scale per output channel instead of one per tensor. `None` = the mode's default
+    /// (per-tensor for dynamic, as ONNX Runtime's tool; per-channel for static).
+    #[serde(default)]
+    pub per_channel: Option<bool>,
+    /// Signed int8 weights (default). Unsigned weights are slower in ONNX Runtime on x86.
+    #[serde(default = "default_true")]
+    pub signed_weights: bool,
+    #[serde(default)]
+    pub target: Target,
+    #[serde(default)]
+    pub calibration: Calibration,
+    /// Int4 block size along K (a power of two, at least 16).
+    #[serde(default = "default_block_size")]
+    pub block_size: usize,
+    /// Int4: let ONNX Runtime quantize activations to int8 inside `MatMulNBits`
+    /// (`accuracy_level` 4), which is what makes it fast on CPUs with VNNI.
+    #[serde(default = "default_true")]
+    pub int4_int8_compute: bool,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_block_size() -> usize {
+    32
+}
+
+impl QuantSpec {
+    /// The defaults for `mode`: every supported layer, signed weights, ONNX Runtime target.
+    pub fn new(mode: Mode) -> Self {
+        QuantSpec {
+            mode,
+            layers: Selection::default(),
+            per_channel: None,
+            signed_weights: true,
+            target: Target::Ort,
+            calibration: Calibration::MinMax,
+            block_size: default_block_size(),
+            int4_int8_compute: true,
+        }
+    }
+
+    /// The effective per-channel choice.
+    pub fn per_channel(&self) -> bool {
+        self.per_channel.unwrap_or(self.mode == Mode::Static)
+    }
+}
+
+/// One layer that was quantized.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QuantizedLayer {
+    /// `profagent_onnx::naming::layer_of_node` of the node.
+    pub layer: String,
+    pub node: String,
+    pub op_type: String,
+    /// What it became, e.g. `DynamicQuantizeMatMul (int8, per-channel)`.
+    pub scheme: String,
+    /// Float weight bytes before and quantized weight bytes after (scales included).
+    pub weight_bytes_before: usize,
+    pub weight_bytes_after: usize,
+}
+
+/// One candidate-looking node left in float, and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SkippedLayer {
+    pub layer: String,
+    pub node: String,
+    pub op_type: String,
+    pub reason: String,
+}
+
+/// What `quantize` did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct QuantReport {
+    pub mode: String,
+    pub quantized: Vec<QuantizedLayer>,
+    pub skipped: Vec<SkippedLayer>,
+    /// Activation tensors that got a QuantizeLinear/DequantizeLinear pair (static mode).
+    pub quantized_activations: usize,
+    /// `Relu` nodes folded into the quantization of their input (static mode).
+    pub folded_relus: usize,
+    /// Calibration batches run (static mode).
+    pub calibration_batches: usize,
+}
+
+impl QuantReport {
+    pub fn weight_bytes_before(&self) -> usize {
+        self.quantized.iter().map(|l| l.weight_bytes_before).sum()
+    }
+    pub fn weight_bytes_after(&self) -> usize {
+        self.quantized.iter().map(|l| l.weight_bytes_after).sum()
+    }
+}

@@ -1,0 +1,434 @@
+//! Static int8 in QDQ form, laid out the way ONNX Runtime fuses it into QLinear kernels
+//! (the same shape `onnxruntime.quantization.quantize_static` produces):
+//! - every float activation entering or leaving a selected Conv/Gemm/MatMul gets a
+//!   `QuantizeLinear → DequantizeLinear` pair (int8, asymmetric, calibrated range);
+//! - so do the outputs of the "glue" between them (`Add` of two quantized tensors, pools,
+//!   `Flatten`, `Relu`...), so ORT can run QLinearAdd/QLinearGlobalAveragePool and never
+//!   leaves int8 between two convolutions;
+//! - a `Relu` whose input feeds nothing else is folded away: quantizing its input over
+//!   `[0, max]` (zero point -128) clamps negatives to exactly 0, which is what the Relu did;
+//! - weights are int8 symmetric (per output channel by default) behind a DequantizeLinear;
+//! - a Conv/Gemm bias becomes int32 with scale `x_scale * w_scale[c]`, as QLinearConv wants.
+//!
+//! Graph outputs stay float and unquantized so callers see exactly the tensors they had.
+use std::collections::{HashMap, HashSet};
+
+use profagent_onnx::proto::{GraphProto, NodeProto};
+use profagent_onnx::{attr, tensor, GraphIndex, Model, NameGen, Patch};
+
+use crate::calibrate::{calibrate, Batch, Range};
+use crate::error::{QuantError, Result};
+use crate::linear::{float_initializer, require_opset};
+use crate::numeric::{activation_int8, bias_int32, int8_symmetric, ChannelLayout};
+use crate::select::{NodeId, Verdict};
+use crate::spec::{QuantReport, QuantSpec, QuantizedLayer, SkippedLayer};
+
+/// Ops whose float output is quantized when all their float inputs are, so ORT keeps the
+/// data int8 between quantized layers.
+const GLUE_OPS: &[&str] = &[
+    "Add",
+    "Relu",
+    "Clip",
+    "MaxPool",
+    "AveragePool",
+    "GlobalAveragePool",
+    "Flatten",
+    "Reshape",
+    "Transpose",
+    "Squeeze",
+    "Unsqueeze",
+    "Concat",
+];
+
+/// A selected compute node and where its weight lies.
+struct Target {
+    id: NodeId,
+    /// Float activation inputs (positions in the node).
+    activations: Vec<usize>,
+    /// `(input position, per-channel axis)` of a constant weight, if any.
+    weight: Option<(usize, usize)>,
+    /// Input position of a bias that can become int32.
+    bias: Option<usize>,
+}
+
+pub fn quantize_static(
+    model: &Model,
+    spec: &QuantSpec,
+    batches: Option<&[Batch]>,
+) -> Result<(Model, QuantReport)> {
+    if !spec.signed_weights {
+        return Err(QuantError::Option("static mode writes signed int8 weights (what ONNX Runtime's QLinear kernels run fastest); drop the unsigned-weights option".into()));
+    }
+    let graph = model.graph();
+    let index = GraphIndex::new(graph)?;
+    let resolved = spec.layers.resolve(graph)?;
+    let mut report = QuantReport {
+        mode: spec.mode.name().into(),
+        ..Default::default()
+    };
+    let mut targets = Vec::new();
+    for &i in &index.topo {
+        if !matches!(graph.node[i].op_type(), "MatMul" | "Gemm" | "Conv") {
+            continue;
+        }
+        let id = NodeId::of(graph, i);
+        let verdict = match resolved.verdict(&id) {
+            Verdict::Skipped(reason) => Err(reason),
+            Verdict::Selected => classify(graph, &index, i),
+        };
+        match verdict {
+            Ok((activations, weight, bias)) => targets.push(Target {
+                id,
+                activations,
+                weight,
+                bias,
+            }),
+            Err(reason) => report.skipped.push(SkippedLayer {
+                layer: id.layer,
+                node: id.node,
+                op_type: id.op_type,
+                reason,
+            }),
+        }
+    }
+    if targets.is_empty() {
+        return Ok((model.clone(), report));
+    }
+    let batches = batches.ok_or(QuantError::NoCalibration)?;
+    let per_channel = spec.per_channel();
+    require_opset(
+        &model.proto,
+        if per_channel { 13 } else { 10 },
+        "QuantizeLinear/DequantizeLinear with int8 (per-channel needs the axis attribute)",
+    )?;
+
+    let (tensors, folds) = plan_tensors(graph, &index, &targets);
+    let mut calibrated: Vec<String> = tensors.clone();
+    calibrated.sort();
+    let ranges = calibrate(model, &calibrated, batches, spec.calibration)?;
+    report.calibration_batches = batches.len();
+
+    let mut names = NameGen::new(graph);
+    let mut patch = Patch::new();
+    // Consumers get their inputs renamed; collect all renames per node, replace once.
+    let mut edited: HashMap<usize, NodeProto> = HashMap::new();
+    let mut activation_scale: HashMap<String, f32> = HashMap::new();
+    for t in &tensors {
+        let range = ranges.get(t).copied().unwrap_or(Range { lo: 0.0, hi: 0.0 });
+        let (scale, zero) = activation_int8(range.lo, range.hi);
+        activation_scale.insert(t.clone(), scale);
+        let source = folds
+            .get(t)
+            .map(|(_, input)| input.clone())
+            .unwrap_or_else(|| t.clone());
+        let scale_name = names.fresh(&format!("{t}_scale"));
+        let zero_name = names.fresh(&format!("{t}_zero_point"));
+        let q = names.fresh(&format!("{t}_QuantizeLinear_Output"));
+        let dq = names.fresh(&format!("{t}_DequantizeLinear_Output"));
+        patch.set_initializer(tensor::from_f32(&scale_name, &[], &[scale]));
+        patch.set_initializer(tensor::from_i8(&zero_name, &[], &[zero]));
+        patch.add_node(attr::node(
+            "QuantizeLinear",
+            &names.fresh(&format!("{t}_QuantizeLinear")),
+            &[&source, &scale_name, &zero_name],
+            &[&q],
+            vec![],
+        ));
+        patch.add_node(attr::node(
+            "DequantizeLinear",
+            &names.fresh(&format!("{t}_DequantizeLinear")),
+            &[&q, &scale_name, &zero_name],
+            &[&dq],
+            vec![],
+        ));
+        for &(node, slot) in index.consumer_nodes(t) {
+            let entry = edited
+                .entry(node)
+                .or_insert_with(|| graph.node[node].clone());
+            entry.input[slot] = dq.clone();
+        }
+    }
+    for (relu, _) in folds.values() {
+        patch.remove_node(*relu);
+    }
+    report.folded_relus = folds.len();
+    report.quantized_activations = tensors.len();
+
+    let mut replaced = Vec::new();
+    let mut weight_cache: HashMap<String, (String, Vec<f32>, usize)> = HashMap::new();
+    for target in &targets {
+        let node = &graph.node[target.id.index];
+        let mut before = 0;
+        let mut after = 0;
+        let mut w_scales = vec![];
+        if let Some((slot, axis)) = target.weight {
+            let name = node.input[slot].clone();
+            if !weight_cache.contains_key(&name) {
+                let (dims, data) =
+                    float_initializer(graph, &index, &name).ok_or_else(|| QuantError::Weight {
+                        tensor: name.clone(),
+                        reason: "is no longer a float constant".into(),
+                    })?;
+                let data = data?;
+                let layout = if per_channel {
+                    ChannelLayout::along(&dims, axis)
+                } else {
+                    ChannelLayout::per_tensor()
+                };
+                let (q, scales) = int8_symmetric(&data, layout);
+                let dims_i64: Vec<i64> = dims.iter().map(|&d| d as i64).collect();
+                let q_name = names.fresh(&format!("{name}_quantized"));
+                let s_name = names.fresh(&format!("{name}_scale"));
+                let z_name = names.fresh(&format!("{name}_zero_point"));
+                let dq = names.fresh(&format!("{name}_DequantizeLinear_Output"));
+                let param_dims: Vec<i64> = if per_channel {
+                    vec![scales.len() as i64]
+                } else {
+                    vec![]
+                };
+                let q_tensor = tensor::from_i8(&q_name, &dims_i64, &q);
+                after += tensor::payload_bytes(&q_tensor) + scales.len() * 5;
+                patch.set_initializer(q_tensor);
+                patch.set_initializer(tensor::from_f32(&s_name, &param_dims, &scales));
+                patch.set_initializer(tensor::from_i8(
+                    &z_name,
+                    &param_dims,
+                    &vec![0; scales.len()],
+                ));
+                let attributes = if per_channel {
+                    vec![attr::int("axis", axis as i64)]
+                } else {
+                    vec![]
+                };
+                patch.add_node(attr::node(
+                    "DequantizeLinear",
+                    &names.fresh(&format!("{name}_DequantizeLinear")),
+                    &[&q_name, &s_name, &z_name],
+                    &[&dq],
+                    attributes,
+                ));
+                before += index
+                    .initializer(graph, &name)
+                    .map(tensor::payload_bytes)
+                    .unwrap_or(0);
+                replaced.push(name.clone());
+                weight_cache.insert(name.clone(), (dq, scales, axis));
+            }
+            let (dq, scales, _) = &weight_cache[&name];
+            w_scales = scales.clone();
+            let entry = edited
+                .entry(target.id.index)
+                .or_insert_with(|| node.clone());
+            entry.input[slot] = dq.clone();
+        }
+        if let (Some(slot), Some(&x_scale)) = (target.bias, activation_scale.get(&node.input[0])) {
+            let name = node.input[slot].clone();
+            if let Some((_, Ok(bias))) = float_initializer(graph, &index, &name) {
+                let (q, scales) = bias_int32(&bias, x_scale, &w_scales);
+                let q_name = names.fresh(&format!("{name}_quantized"));
+                let s_name = names.fresh(&format!("{name}_quantized_scale"));
+                let z_name = names.fresh(&format!("{name}_quantized_zero_point"));
+                let dq = names.fresh(&format!("{name}_DequantizeLinear_Output"));
+                let n = bias.len() as i64;
+                patch.set_initializer(tensor::from_i32(&q_name, &[n], &q));
+                patch.set_initializer(tensor::from_f32(&s_name, &[n], &scales));
+                patch.set_initializer(tensor::from_i32(&z_name, &[n], &vec![0; bias.len()]));
+                patch.add_node(attr::node(
+                    "DequantizeLinear",
+                    &names.fresh(&format!("{name}_DequantizeLinear")),
+                    &[&q_name, &s_name, &z_name],
+                    &[&dq],
+                    vec![attr::int("axis", 0)],
+                ));
+                let entry = edited
+                    .entry(target.id.index)
+                    .or_insert_with(|| node.clone());
+                entry.input[slot] = dq;
+                replaced.push(name);
+            }
+        }
+        report.quantized.push(QuantizedLayer {
+            layer: target.id.layer.clone(),
+            node: target.id.node.clone(),
+            op_type: target.id.op_type.clone(),
+            scheme: format!(
+                "QDQ int8 ({})",
+                match target.weight {
+                    None => "activation x activation".to_string(),
+                    Some(_) if per_channel => "per-channel weights".to_string(),
+                    Some(_) => "per-tensor weights".to_string(),
+                }
+            ),
+            weight_bytes_before: before,
+            weight_bytes_after: after,
+        });
+    }
+    for (node, replacement) in edited {
+        patch.replace_node(node, replacement);
+    }
+    let out = crate::rewrite::apply(model, &patch, &replaced)?;
+    Ok((out, report))
+}
+
+type Classified = (Vec<usize>, Option<(usize, usize)>, Option<usize>);
+
+/// Which inputs of node `i` are activations, weight and bias; or why it is left in float.
+fn classify(
+    graph: &GraphProto,
+    index: &GraphIndex,
+    i: usize,
+) -> std::result::Result<Classified, String> {
+    let node = &graph.node[i];
+    let is_weight = |slot: usize| {
+        node.input
+            .get(slot)
+            .and_then(|name| float_initializer(graph, index, name))
+            .map(|(dims, _)| dims)
+    };
+    let is_activation = |slot: usize| {
+        node.input
+            .get(slot)
+            .is_some_and(|n| !n.is_empty() && !index.initializers.contains_key(n))
+    };
+    let bias_ok = |slot: usize, channels: usize| {
+        is_weight(slot)
+            .filter(|d| d.len() == 1 && d[0] == channels)
+            .map(|_| slot)
+    };
+    match node.op_type() {
+        "Conv" => {
+            let Some(dims) = is_weight(1) else {
+                return Err("its weight is not a float32 constant".into());
+            };
+            if !is_activation(0) {
+                return Err("its input is a constant".into());
+            }
+            Ok((vec![0], Some((1, 0)), bias_ok(2, dims[0])))
+        }
+        "Gemm" => {
+            if attr::get_int(node, "transA").unwrap_or(0) != 0
+                || attr::get_float(node, "alpha").unwrap_or(1.0) != 1.0
+            {
+                return Err("Gemm with transA or alpha != 1 is not supported".into());
+            }
+            let Some(dims) = is_weight(1).filter(|d| d.len() == 2) else {
+                return Err("its B operand is not a 2-D float32 constant".into());
+            };
+            if !is_activation(0) {
+                return Err("its A operand is a constant".into());
+            }
+            let axis = if attr::get_int(node, "transB").unwrap_or(0) != 0 {
+                0
+            } else {
+                1
+            };
+            let beta_one = attr::get_float(node, "beta").unwrap_or(1.0) == 1.0;
+            Ok((
+                vec![0],
+                Some((1, axis)),
+                if beta_one {
+                    bias_ok(2, dims[axis])
+                } else {
+                    None
+                },
+            ))
+        }
+        _ => {
+            // MatMul: x · W with a constant W, or activation × activation (attention).
+            if !is_activation(0) {
+                return Err("the constant is the left operand; only x · W is supported".into());
+            }
+            match is_weight(1) {
+                Some(dims) if dims.len() == 2 => Ok((vec![0], Some((1, 1)), None)),
+                Some(dims) => Err(format!(
+                    "its weight has shape {dims:?}; only 2-D weights are supported"
+                )),
+                None if is_activation(1) => Ok((vec![0, 1], None, None)),
+                None => Err("its weight is not a float32 constant".into()),
+            }
+        }
+    }
+}
+
+/// The activation tensors to quantize (in graph order) and the Relus to fold: quantized
+/// tensor → (Relu node index, the Relu's input).
+fn plan_tensors(
+    graph: &GraphProto,
+    index: &GraphIndex,
+    targets: &[Target],
+) -> (Vec<String>, HashMap<String, (usize, String)>) {
+    let mut set: HashSet<String> = HashSet::new();
+    let float_elem = |name: &str| !index.initializers.contains_key(name) && !index.is_output(name);
+    let selected: HashSet<usize> = targets.iter().map(|t| t.id.index).collect();
+    for t in targets {
+        let node = &graph.node[t.id.index];
+        for &slot in &t.activations {
+            if float_elem(&node.input[slot]) {
+                set.insert(node.input[slot].clone());
+            }
+        }
+        if let Some(out) = node.output.first().filter(|o| float_elem(o)) {
+            set.insert(out.clone());
+        }
+    }
+    // Glue: in topological order, an op whose float inputs are all quantized gets its output
+    // quantized too when something quantized (or more glue) reads it.
+    let feeds_quantized = |value: &str| {
+        index
+            .consumer_nodes(value)
+            .iter()
+            .any(|&(c, _)| selected.contains(&c) || GLUE_OPS.contains(&graph.node[c].op_type()))
+    };
+    for &i in &index.topo {
+        let node = &graph.node[i];
+        if !GLUE_OPS.contains(&node.op_type()) || node.output.len() != 1 {
+            continue;
+        }
+        let data_inputs: Vec<&String> = node
+            .input
+            .iter()
+            .filter(|n| !n.is_empty() && !index.initializers.contains_key(n.as_str()))
+            .collect();
+        let data_inputs: Vec<&String> = match node.op_type() {
+            // Only the data input of these; shapes and axes are constants or int64.
+            "Reshape" | "Squeeze" | "Unsqueeze" | "Clip" => {
+                data_inputs.into_iter().take(1).collect()
+            }
+            _ => data_inputs,
+        };
+        let out = &node.output[0];
+        if !data_inputs.is_empty()
+            && data_inputs.iter().all(|n| set.contains(n.as_str()))
+            && float_elem(out)
+            && feeds_quantized(out)
+        {
+            set.insert(out.clone());
+        }
+    }
+    // Relu folding.
+    let mut folds = HashMap::new();
+    for &i in &index.topo {
+        let node = &graph.node[i];
+        if node.op_type() != "Relu" {
+            continue;
+        }
+        let (input, output) = (&node.input[0], &node.output[0]);
+        let sole_use = index.consumer_nodes(input).len() == 1 && !index.is_output(input);
+        if set.contains(output) && sole_use && index.producer.contains_key(input) {
+            set.remove(input);
+            folds.insert(output.clone(), (i, input.clone()));
+        }
+    }
+    let mut ordered: Vec<String> = Vec::new();
+    let mut seen = HashSet::new();
+    for v in index
+        .inputs
+        .iter()
+        .chain(index.topo.iter().flat_map(|&i| graph.node[i].output.iter()))
+    {
+        if set.contains(v) && seen.insert(v.clone()) {
+            ordered.push(v.clone());
+        }
+    }
+    (ordered, folds)
+}
