@@ -32,7 +32,9 @@ pub use error::{Result, RuntimeError, ORT_INSTALL_HINT};
 pub use fidelity::{check_fidelity, FidelityReport};
 pub use latency::{measure_latency, LatencyStats};
 pub use machine::{machine_info, MachineInfo};
-pub use profile::{profile_model, DynamicProfile, LayerLatency, NodeLatency, ProfileSettings};
+pub use profile::{
+    profile_model, synthetic_inputs, DynamicProfile, LayerLatency, NodeLatency, ProfileSettings,
+};
 pub use trace::{KernelRecord, KernelTrace};
 
 use std::path::PathBuf;

@@ -457,6 +457,50 @@ fn warnings(profile: &DynamicProfile) -> Vec<String> {
     warnings
 }
 
+/// Inputs for a timing run: every declared input at `batch` (first dynamic dim), f32 inputs
+/// filled with a fixed pattern in [-1, 1) (timing does not depend on values for these
+/// models, and a fixed pattern keeps runs comparable), integer inputs with zeros. Any other
+/// dynamic dim is an error naming the input.
+pub fn synthetic_inputs(declared: &[crate::IoInfo], batch: usize) -> Result<Vec<(String, Tensor)>> {
+    declared
+        .iter()
+        .map(|input| {
+            let mut shape = Vec::with_capacity(input.shape.len());
+            for (axis, dim) in input.shape.iter().enumerate() {
+                match (dim, axis) {
+                    (Some(size), _) => shape.push(*size),
+                    (None, 0) => shape.push(batch),
+                    (None, _) => {
+                        return Err(crate::RuntimeError::BadInput {
+                            name: input.name.clone(),
+                            reason: format!(
+                                "dimension {axis} is dynamic; only the batch (first) dimension can be chosen for profiling"
+                            ),
+                        })
+                    }
+                }
+            }
+            let count: usize = shape.iter().product();
+            let tensor = match input.elem_type.as_str() {
+                "float" => Tensor::f32(
+                    shape,
+                    (0..count as u64)
+                        .map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0)
+                        .collect(),
+                ),
+                "int64" => Tensor::i64(shape, vec![0; count]),
+                other => {
+                    return Err(crate::RuntimeError::BadInput {
+                        name: input.name.clone(),
+                        reason: format!("element type {other} cannot be synthesised (f32 and i64 only)"),
+                    })
+                }
+            };
+            Ok((input.name.clone(), tensor))
+        })
+        .collect()
+}
+
 /// Median of the per-run sums, exposed for tests comparing against per-layer sums.
 pub fn median(samples: &[f64]) -> f64 {
     let mut sorted = samples.to_vec();
