@@ -1,9 +1,272 @@
-//! `profagent eval` (being written).
+//! `profagent eval`: accuracy (or fidelity to a reference model), latency, throughput and memory
+//! of a model on a dataset, as a short summary and, with `--json`, an `EvalRecord`.
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
+use anyhow::Context;
+use profagent_data::{evaluate_with_progress, Dataset, EvalOptions, EvalRecord, Preprocess};
+use profagent_runtime::{open_runtime, ModelSource, RuntimeKind, SessionOptions};
+
+use crate::exit::RuntimeFailure;
+
+/// Evaluate a model on a dataset: top-1/top-5 accuracy, latency, throughput, memory.
+///
+/// DATA is an ImageFolder tree (class = sorted sub-folder index), a labels file of
+/// `path, label` lines (paths relative to the file), or a `.npy`/`.npz` tensor file (used as is).
+/// Images are decoded and preprocessed exactly as PIL + torchvision do, in parallel on all
+/// cores. Preprocessing comes from --preset, --preprocess, or a `preprocessor_config.json` /
+/// `preprocess.json` / `MODEL.preprocess.json` next to the model. Without labels, pass
+/// --reference to measure fidelity (top-1 agreement, KL divergence, logit cosine).
 #[derive(clap::Args, Debug)]
-pub struct Args {}
+#[command(after_help = "Examples:\n  \
+    profagent eval resnet18.onnx --data cifar10-test --preset cifar10\n  \
+    profagent eval mobilenet.onnx --data val/dataset.txt --preset imagenet --json eval.json\n  \
+    profagent eval small.onnx --data calib.npy --reference big.onnx --limit 500 --offset 500 --seed 0")]
+pub struct Args {
+    /// The ONNX model to evaluate (read only).
+    #[arg(value_name = "MODEL.onnx")]
+    pub model: PathBuf,
 
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("'eval' is not available yet in this build")
+    /// Dataset: ImageFolder directory, labels file, or .npy/.npz.
+    #[arg(long, value_name = "PATH")]
+    pub data: PathBuf,
+
+    /// Built-in preprocessing: cifar10 (32x32, CIFAR mean/std) or imagenet (resize 256, crop 224).
+    #[arg(long, value_name = "NAME", conflicts_with = "preprocess")]
+    pub preset: Option<String>,
+
+    /// Preprocessing config: this tool's JSON or a Hugging Face preprocessor_config.json.
+    #[arg(long, value_name = "FILE.json")]
+    pub preprocess: Option<PathBuf>,
+
+    /// Reference model (e.g. the uncompressed original) for fidelity metrics.
+    #[arg(long, value_name = "MODEL.onnx")]
+    pub reference: Option<PathBuf>,
+
+    /// Inference runtime.
+    #[arg(long, default_value = "ort", value_name = "ort|tract")]
+    pub runtime: RuntimeKind,
+
+    /// Intra-op threads (0 = the runtime's default: all cores).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub threads: usize,
+
+    /// Samples per inference call during evaluation; also the second batch size timed.
+    #[arg(long, default_value_t = 64, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub batch_size: u64,
+
+    /// Evaluate at most N samples (after --offset).
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
+
+    /// Skip the first N samples (of the shuffled order with --seed): use disjoint
+    /// --offset/--limit ranges for calibration and evaluation.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub offset: usize,
+
+    /// Shuffle samples deterministically with this seed before --offset/--limit.
+    #[arg(long, value_name = "SEED")]
+    pub seed: Option<u64>,
+
+    /// Timed runs per batch size for latency (after 3 warm-up runs); 0 skips latency.
+    #[arg(long, default_value_t = 20, value_name = "N")]
+    pub latency_runs: usize,
+
+    /// Skip unreadable images with a warning (counted in the record) instead of failing.
+    #[arg(long)]
+    pub skip_bad: bool,
+
+    /// Write the evaluation record as JSON to PATH (`-` prints it to stdout instead of the
+    /// summary). Accuracies are fractions in [0, 1].
+    #[arg(long, value_name = "PATH")]
+    pub json: Option<PathBuf>,
+}
+
+/// Below this many samples no progress bar is drawn: it would only flicker.
+const PROGRESS_MIN_SAMPLES: usize = 2000;
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if !args.model.is_file() {
+        anyhow::bail!("model '{}' does not exist", args.model.display());
+    }
+    let preprocess = resolve_preprocess(&args)?;
+    let dataset = Dataset::open(&args.data, &preprocess)
+        .map_err(one_line)?
+        .with_skip_bad(args.skip_bad)
+        .subset(args.offset, args.limit, args.seed)
+        .map_err(one_line)?;
+
+    let runtime =
+        open_runtime(args.runtime).map_err(|e| RuntimeFailure(anyhow::anyhow!(one_line(e))))?;
+    let options = SessionOptions {
+        threads: args.threads,
+        ..SessionOptions::default()
+    };
+    let mut session = runtime
+        .load(&ModelSource::Path(args.model.clone()), &options)
+        .map_err(one_line)
+        .with_context(|| format!("cannot load model '{}'", args.model.display()))?;
+    let mut reference = match &args.reference {
+        Some(path) => Some(
+            runtime
+                .load(&ModelSource::Path(path.clone()), &options)
+                .map_err(one_line)
+                .with_context(|| format!("cannot load reference model '{}'", path.display()))?,
+        ),
+        None => None,
+    };
+
+    let batch = args.batch_size as usize;
+    let eval_options = EvalOptions {
+        batch_size: batch,
+        latency_batches: if args.latency_runs == 0 {
+            vec![]
+        } else {
+            vec![1, batch]
+        },
+        timed_runs: args.latency_runs,
+        ..EvalOptions::default()
+    };
+    let bar = progress_bar(dataset.len());
+    let mut record = evaluate_with_progress(
+        session.as_mut(),
+        reference.as_deref_mut(),
+        &dataset,
+        &eval_options,
+        &mut |done, _| {
+            if let Some(bar) = &bar {
+                bar.set_position(done as u64);
+            }
+        },
+    )
+    .map_err(one_line)
+    .with_context(|| {
+        format!(
+            "evaluating '{}' on '{}'",
+            args.model.display(),
+            args.data.display()
+        )
+    })?;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    fill_model_facts(&mut record, &args.model, &runtime.version());
+
+    for skipped in &record.skipped_items {
+        eprintln!("warning: skipped {}: {}", skipped.item, skipped.reason);
+    }
+    let text = serde_json::to_string_pretty(&record)?;
+    match args.json.as_deref() {
+        Some(path) if path.as_os_str() == "-" => println!("{text}"),
+        Some(path) => {
+            print_summary(&record);
+            profagent_onnx::write_atomic(path, text.as_bytes())
+                .map_err(one_line)
+                .with_context(|| format!("cannot write '{}'", path.display()))?;
+            eprintln!("wrote {}", path.display());
+        }
+        None => print_summary(&record),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn resolve_preprocess(args: &Args) -> anyhow::Result<Preprocess> {
+    if let Some(name) = &args.preset {
+        return Preprocess::preset(name).map_err(one_line);
+    }
+    if let Some(path) = &args.preprocess {
+        return Preprocess::from_file(path).map_err(one_line);
+    }
+    if let Some(sidecar) = Preprocess::sidecar_of(&args.model) {
+        eprintln!("using preprocessing from {}", sidecar.display());
+        return Preprocess::from_file(&sidecar).map_err(one_line);
+    }
+    let is_tensor_file = matches!(
+        args.data.extension().and_then(|e| e.to_str()),
+        Some("npy" | "npz")
+    );
+    if is_tensor_file {
+        // Tensor datasets are already preprocessed; the recipe is not used.
+        return Ok(profagent_data::preprocess::cifar10());
+    }
+    anyhow::bail!(
+        "no preprocessing for '{}': pass --preset ({}) or --preprocess FILE.json, or put a preprocessor_config.json next to the model",
+        args.model.display(),
+        profagent_data::preprocess::preset_names().join(", ")
+    )
+}
+
+/// File size, params and MACs (static profile at batch 1), runtime version.
+fn fill_model_facts(record: &mut EvalRecord, model: &Path, runtime_version: &str) {
+    record.model = model.display().to_string();
+    record.model_bytes = std::fs::metadata(model).map(|m| m.len()).unwrap_or(0);
+    record.runtime = runtime_version.to_string();
+    let profile = profagent_onnx::Model::load(model).ok().and_then(|loaded| {
+        profagent_profile::static_profile(&loaded, &profagent_profile::ProfileOptions { batch: 1 })
+            .ok()
+    });
+    if let Some(profile) = profile {
+        record.params = Some(profile.model.params);
+        record.macs = Some(profile.model.macs);
+    }
+}
+
+fn print_summary(record: &EvalRecord) {
+    println!("model      {} ({} bytes)", record.model, record.model_bytes);
+    println!(
+        "dataset    {} ({} samples, {} skipped)",
+        record.dataset, record.samples, record.skipped
+    );
+    if let (Some(top1), Some(top5)) = (record.top1, record.top5) {
+        println!("top-1      {:.2} %", top1 * 100.0);
+        println!("top-5      {:.2} %", top5 * 100.0);
+    }
+    if let Some(f) = &record.fidelity {
+        println!(
+            "fidelity   top-1 agreement {:.2} %, mean KL {:.5}, logit cosine {:.5}",
+            f.top1_agreement * 100.0,
+            f.mean_kl,
+            f.mean_cosine
+        );
+    }
+    for point in &record.latency {
+        println!(
+            "latency    batch {:<4} median {:.3} ms, p90 {:.3} ms",
+            point.batch, point.median_ms, point.p90_ms
+        );
+    }
+    if let Some(throughput) = record.throughput_images_per_s {
+        println!("throughput {throughput:.1} images/s (inference)");
+    }
+    println!(
+        "eval speed {:.1} images/s (decode + preprocess + inference)",
+        record.eval_images_per_s
+    );
+    if let Some(peak) = record.peak_rss_bytes {
+        println!("peak RSS   {:.1} MiB", peak as f64 / (1024.0 * 1024.0));
+    }
+    println!("runtime    {}", record.runtime);
+}
+
+/// A progress bar on stderr for long runs, only when stderr is a terminal.
+fn progress_bar(total: usize) -> Option<indicatif::ProgressBar> {
+    use std::io::IsTerminal;
+    if total < PROGRESS_MIN_SAMPLES || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new(total as u64);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{bar:40} {pos}/{len} images ({per_sec}, eta {eta})",
+    ) {
+        bar.set_style(style);
+    }
+    bar.enable_steady_tick(Duration::from_millis(200));
+    Some(bar)
+}
+
+/// Library errors as one line (decoder messages may hold line breaks).
+fn one_line(err: impl std::fmt::Display) -> anyhow::Error {
+    let text = err.to_string();
+    anyhow::anyhow!(text.split_whitespace().collect::<Vec<_>>().join(" "))
 }

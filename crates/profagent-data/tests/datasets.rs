@@ -1,0 +1,194 @@
+//! Dataset behaviour on small in-code fixtures (PNG trees written to a temp dir) and on a
+//! subset of the shared CIFAR-10 JPEGs (skipped with a reason when ../shared is absent).
+use std::path::{Path, PathBuf};
+
+use profagent_data::{npy, preprocess, DataError, Dataset, Preprocess};
+
+fn write_png(path: &Path, width: u32, height: u32, rgb: [u8; 3]) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let image = image::RgbImage::from_pixel(width, height, image::Rgb(rgb));
+    image.save(path).unwrap();
+}
+
+/// ROOT/{cat,dog}/*.png, 4x4 solid colours: cat is red, dog is blue.
+fn fixture_tree(root: &Path) {
+    for i in 0..3 {
+        write_png(&root.join(format!("cat/{i}.png")), 4, 4, [255, 0, 0]);
+        write_png(&root.join(format!("dog/{i}.png")), 4, 4, [0, 0, 255]);
+    }
+}
+
+fn identity() -> Preprocess {
+    Preprocess {
+        scale: 1.0,
+        mean: [0.0; 3],
+        std: [1.0; 3],
+        ..preprocess::cifar10()
+    }
+}
+
+#[test]
+fn image_folder_labels_follow_sorted_folder_names_and_pixels_land_in_nchw() {
+    let dir = tempfile::tempdir().unwrap();
+    fixture_tree(dir.path());
+    let dataset = Dataset::open(dir.path(), &identity()).unwrap();
+    assert_eq!(dataset.len(), 6);
+    assert_eq!(dataset.class_names().unwrap(), ["cat", "dog"]);
+    let batch = dataset.load_batch(2..4).unwrap();
+    assert_eq!(batch.labels, Some(vec![0, 1]));
+    assert_eq!(batch.input.shape, vec![2, 3, 4, 4]);
+    let values = batch.input.as_f32().unwrap();
+    // Sample 0 (cat): red plane 255, blue plane 0; sample 1 (dog): the reverse.
+    assert_eq!(values[0], 255.0);
+    assert_eq!(values[2 * 16], 0.0);
+    assert_eq!(values[48], 0.0);
+    assert_eq!(values[48 + 2 * 16], 255.0);
+}
+
+#[test]
+fn seeded_subsets_are_deterministic_and_disjoint() {
+    let dir = tempfile::tempdir().unwrap();
+    fixture_tree(dir.path());
+    let dataset = Dataset::open(dir.path(), &identity()).unwrap();
+    let names = |d: &Dataset| (0..d.len()).map(|i| d.item_name(i)).collect::<Vec<_>>();
+    let calibration = dataset.subset(0, Some(3), Some(7)).unwrap();
+    let evaluation = dataset.subset(3, Some(3), Some(7)).unwrap();
+    assert_eq!(
+        names(&calibration),
+        names(&dataset.subset(0, Some(3), Some(7)).unwrap())
+    );
+    let (a, b) = (names(&calibration), names(&evaluation));
+    assert!(a.iter().all(|name| !b.contains(name)), "{a:?} vs {b:?}");
+    assert!(dataset.subset(6, None, None).is_err());
+}
+
+#[test]
+fn labels_file_paths_are_relative_to_the_file_and_bad_lines_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    fixture_tree(&dir.path().join("images"));
+    let list = dir.path().join("list.txt");
+    std::fs::write(
+        &list,
+        "# comment\n./images/cat/0.png, 5\nimages/dog/1.png 2\n",
+    )
+    .unwrap();
+    let dataset = Dataset::open(&list, &identity()).unwrap();
+    assert_eq!(dataset.load_batch(0..2).unwrap().labels, Some(vec![5, 2]));
+
+    std::fs::write(&list, "images/cat/0.png, 1\nimages/cat/9.png, 1\n").unwrap();
+    let err = Dataset::open(&list, &identity()).unwrap_err().to_string();
+    assert!(err.contains("list.txt:2") && err.contains("9.png"), "{err}");
+
+    std::fs::write(&list, "images/cat/0.png, -1\n").unwrap();
+    let err = Dataset::open(&list, &identity()).unwrap_err().to_string();
+    assert!(err.contains("list.txt:1") && err.contains("-1"), "{err}");
+}
+
+#[test]
+fn missing_folder_is_named() {
+    let err = Dataset::open(Path::new("/no/such/dataset"), &identity()).unwrap_err();
+    assert!(matches!(err, DataError::NotFound { .. }));
+    assert!(err.to_string().contains("/no/such/dataset"));
+}
+
+#[test]
+fn unreadable_image_is_named_or_skipped_on_request() {
+    let dir = tempfile::tempdir().unwrap();
+    fixture_tree(dir.path());
+    let broken = dir.path().join("dog/9_broken.png");
+    std::fs::write(&broken, b"\x89PNG not really").unwrap();
+    let dataset = Dataset::open(dir.path(), &identity()).unwrap();
+    let err = dataset
+        .load_batch(0..dataset.len())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("9_broken.png") && err.contains("--skip-bad"),
+        "{err}"
+    );
+
+    let batch = dataset.with_skip_bad(true).load_batch(0..7).unwrap();
+    assert_eq!(batch.items.len(), 6);
+    assert_eq!(batch.skipped.len(), 1);
+    assert!(batch.skipped[0].item.contains("9_broken.png"));
+}
+
+#[test]
+fn images_of_different_sizes_without_a_resize_are_an_error_naming_the_image() {
+    let dir = tempfile::tempdir().unwrap();
+    fixture_tree(dir.path());
+    write_png(&dir.path().join("dog/7_big.png"), 8, 6, [1, 2, 3]);
+    let dataset = Dataset::open(dir.path(), &identity()).unwrap();
+    let err = dataset
+        .load_batch(0..dataset.len())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("7_big.png") && err.contains("8x6"), "{err}");
+    // With a resize + crop every image fits.
+    let fitted = Preprocess {
+        resize: Some(profagent_data::Resize::ShortSide(4)),
+        center_crop: Some(profagent_data::Size {
+            height: 4,
+            width: 4,
+        }),
+        ..identity()
+    };
+    let dataset = Dataset::open(dir.path(), &fitted).unwrap();
+    assert_eq!(
+        dataset.load_batch(0..7).unwrap().input.shape,
+        vec![7, 3, 4, 4]
+    );
+}
+
+#[test]
+fn npy_inputs_with_sibling_labels_load_as_tensors() {
+    let dir = tempfile::tempdir().unwrap();
+    let inputs = dir.path().join("calib.npy");
+    let values: Vec<f32> = (0..4 * 2 * 3).map(|v| v as f32).collect();
+    std::fs::write(&inputs, npy::encode_npy_f32(&[4, 2, 3], &values)).unwrap();
+    std::fs::write(
+        dir.path().join("calib.labels.npy"),
+        npy::encode_npy_i64(&[4], &[3, 1, 0, 2]),
+    )
+    .unwrap();
+    let dataset = Dataset::open(&inputs, &identity()).unwrap();
+    let batch = dataset.load_batch(1..3).unwrap();
+    assert_eq!(batch.input.shape, vec![2, 2, 3]);
+    assert_eq!(batch.input.as_f32().unwrap()[0], 6.0);
+    assert_eq!(batch.labels, Some(vec![1, 0]));
+}
+
+fn shared() -> Option<PathBuf> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared");
+    if path.join("data/cifar10-test").is_dir() {
+        Some(path)
+    } else {
+        eprintln!("skipping: {} not present", path.display());
+        None
+    }
+}
+
+#[test]
+fn cifar_subset_is_found_in_class_order() {
+    let Some(shared) = shared() else { return };
+    let dataset = Dataset::open(
+        &shared.join("data/cifar10-test"),
+        &Preprocess::preset("cifar10").unwrap(),
+    )
+    .unwrap();
+    assert_eq!(dataset.len(), 10_000);
+    assert_eq!(dataset.class_names().unwrap()[0], "airplane");
+    let batch = dataset
+        .subset(0, Some(64), Some(1))
+        .unwrap()
+        .load_batch(0..64)
+        .unwrap();
+    assert_eq!(batch.input.shape, vec![64, 3, 32, 32]);
+    // Normalised CIFAR pixels stay within (0 - 0.4914) / 0.2470 .. (1 - 0.4465) / 0.2616.
+    assert!(batch
+        .input
+        .as_f32()
+        .unwrap()
+        .iter()
+        .all(|v| (-2.0..2.2).contains(v)));
+}
