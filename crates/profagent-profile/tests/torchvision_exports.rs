@@ -22,10 +22,14 @@ fn check(file: &str, macs: f64) {
         return;
     }
     let model = Model::load(&path).expect("export loads");
+    let started = std::time::Instant::now();
     let profile = static_profile(&model, &ProfileOptions { batch: 1 }).expect("profiles");
+    // Printed, never asserted: timings do not belong in pass/fail tests.
     println!(
-        "{file}: params {} MACs {}",
-        profile.model.params, profile.model.macs
+        "{file}: params {} MACs {} (static profile took {:?} after loading)",
+        profile.model.params,
+        profile.model.macs,
+        started.elapsed()
     );
     assert!(profile.is_complete(), "{file}: {:?}", profile.coverage);
     let rel = (profile.model.macs as f64 - macs).abs() / macs;
