@@ -90,12 +90,16 @@ impl GraphBuilder {
     }
 
     pub fn init_f32(&mut self, name: &str, dims: &[i64], data: &[f32]) -> String {
-        self.graph.initializer.push(tensor::from_f32(name, dims, data));
+        self.graph
+            .initializer
+            .push(tensor::from_f32(name, dims, data));
         name.to_string()
     }
 
     pub fn init_i64(&mut self, name: &str, dims: &[i64], data: &[i64]) -> String {
-        self.graph.initializer.push(tensor::from_i64(name, dims, data));
+        self.graph
+            .initializer
+            .push(tensor::from_i64(name, dims, data));
         name.to_string()
     }
 
@@ -139,9 +143,16 @@ impl GraphBuilder {
         stride: i64,
         group: i64,
     ) -> String {
-        let w = self.weight(&format!("{}.weight", scope_to_layer(scope)), &[c_out, c_in / group, k, k]);
+        let w = self.weight(
+            &format!("{}.weight", scope_to_layer(scope)),
+            &[c_out, c_in / group, k, k],
+        );
         let b_data = self.rand_vec(c_out as usize, 0.1);
-        let b = self.init_f32(&format!("{}.bias", scope_to_layer(scope)), &[c_out], &b_data);
+        let b = self.init_f32(
+            &format!("{}.bias", scope_to_layer(scope)),
+            &[c_out],
+            &b_data,
+        );
         let pad = k / 2;
         self.node(
             "Conv",
@@ -196,14 +207,21 @@ impl GraphBuilder {
             &format!("{scope}/Gemm"),
             &[x, &w, &b],
             1,
-            vec![attr::float("alpha", 1.0), attr::float("beta", 1.0), attr::int("transB", 1)],
+            vec![
+                attr::float("alpha", 1.0),
+                attr::float("beta", 1.0),
+                attr::int("transB", 1),
+            ],
         )
     }
 
     /// MatMul by a `[c_in, c_out]` weight then Add bias, like transformer Linear exports.
     pub fn linear(&mut self, scope: &str, x: &str, c_in: i64, c_out: i64) -> String {
         let layer = scope_to_layer(scope);
-        let w = self.weight(&format!("onnx::MatMul_{}", self.counter + 1000), &[c_in, c_out]);
+        let w = self.weight(
+            &format!("onnx::MatMul_{}", self.counter + 1000),
+            &[c_in, c_out],
+        );
         self.counter += 1;
         let b_data = self.rand_vec(c_out as usize, 0.1);
         let b = self.init_f32(&format!("{layer}.bias"), &[c_out], &b_data);
@@ -249,11 +267,35 @@ impl GraphBuilder {
         let shape = self.node("Shape", &format!("{scope}/Shape"), &[x], 1, vec![]);
         let zero = self.const_i64(scope, &[], &[0]);
         let one = self.const_i64(scope, &[], &[1]);
-        let batch = self.node("Gather", &format!("{scope}/Gather"), &[&shape, &zero], 1, vec![attr::int("axis", 0)]);
-        let tokens = self.node("Gather", &format!("{scope}/Gather_1"), &[&shape, &one], 1, vec![attr::int("axis", 0)]);
+        let batch = self.node(
+            "Gather",
+            &format!("{scope}/Gather"),
+            &[&shape, &zero],
+            1,
+            vec![attr::int("axis", 0)],
+        );
+        let tokens = self.node(
+            "Gather",
+            &format!("{scope}/Gather_1"),
+            &[&shape, &one],
+            1,
+            vec![attr::int("axis", 0)],
+        );
         let axes0 = self.const_i64(scope, &[1], &[0]);
-        let batch_1d = self.node("Unsqueeze", &format!("{scope}/Unsqueeze"), &[&batch, &axes0], 1, vec![]);
-        let tokens_1d = self.node("Unsqueeze", &format!("{scope}/Unsqueeze_1"), &[&tokens, &axes0], 1, vec![]);
+        let batch_1d = self.node(
+            "Unsqueeze",
+            &format!("{scope}/Unsqueeze"),
+            &[&batch, &axes0],
+            1,
+            vec![],
+        );
+        let tokens_1d = self.node(
+            "Unsqueeze",
+            &format!("{scope}/Unsqueeze_1"),
+            &[&tokens, &axes0],
+            1,
+            vec![],
+        );
         let rest = self.const_i64(scope, &[3], &[3, heads, head_dim]);
         let qkv_shape = self.node(
             "Concat",
@@ -263,7 +305,13 @@ impl GraphBuilder {
             vec![attr::int("axis", 0)],
         );
         let qkv = self.linear(&format!("{scope}/qkv"), x, dim, 3 * dim);
-        let qkv = self.node("Reshape", &format!("{scope}/Reshape"), &[&qkv, &qkv_shape], 1, vec![]);
+        let qkv = self.node(
+            "Reshape",
+            &format!("{scope}/Reshape"),
+            &[&qkv, &qkv_shape],
+            1,
+            vec![],
+        );
         let qkv = self.node(
             "Transpose",
             &format!("{scope}/Transpose"),
@@ -284,7 +332,13 @@ impl GraphBuilder {
         ));
         let mut qkv_heads = Vec::new();
         for (k, part) in parts.iter().enumerate() {
-            let squeezed = self.node("Squeeze", &format!("{scope}/Squeeze_{k}"), &[part, &axes0], 1, vec![]);
+            let squeezed = self.node(
+                "Squeeze",
+                &format!("{scope}/Squeeze_{k}"),
+                &[part, &axes0],
+                1,
+                vec![],
+            );
             qkv_heads.push(squeezed);
         }
         let k_t = self.node(
@@ -294,11 +348,27 @@ impl GraphBuilder {
             1,
             vec![attr::ints("perm", &[0, 1, 3, 2])],
         );
-        let scale = self.init_f32(&format!("{}.scale", scope_to_layer(scope)), &[], &[1.0 / (head_dim as f32).sqrt()]);
+        let scale = self.init_f32(
+            &format!("{}.scale", scope_to_layer(scope)),
+            &[],
+            &[1.0 / (head_dim as f32).sqrt()],
+        );
         let q = self.binary("Mul", scope, &qkv_heads[0], &scale);
         let scores = self.node("MatMul", &format!("{scope}/MatMul"), &[&q, &k_t], 1, vec![]);
-        let probs = self.node("Softmax", &format!("{scope}/Softmax"), &[&scores], 1, vec![attr::int("axis", -1)]);
-        let context = self.node("MatMul", &format!("{scope}/MatMul_1"), &[&probs, &qkv_heads[2]], 1, vec![]);
+        let probs = self.node(
+            "Softmax",
+            &format!("{scope}/Softmax"),
+            &[&scores],
+            1,
+            vec![attr::int("axis", -1)],
+        );
+        let context = self.node(
+            "MatMul",
+            &format!("{scope}/MatMul_1"),
+            &[&probs, &qkv_heads[2]],
+            1,
+            vec![],
+        );
         let context = self.node(
             "Transpose",
             &format!("{scope}/Transpose_2"),
@@ -314,7 +384,13 @@ impl GraphBuilder {
             1,
             vec![attr::int("axis", 0)],
         );
-        let merged = self.node("Reshape", &format!("{scope}/Reshape_1"), &[&context, &out_shape], 1, vec![]);
+        let merged = self.node(
+            "Reshape",
+            &format!("{scope}/Reshape_1"),
+            &[&context, &out_shape],
+            1,
+            vec![],
+        );
         self.linear(&format!("{scope}/proj"), &merged, dim, dim)
     }
 
@@ -339,4 +415,3 @@ impl GraphBuilder {
 }
 
 pub use crate::naming::scope_to_layer;
-

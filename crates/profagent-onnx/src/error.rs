@@ -15,7 +15,9 @@ pub enum OnnxError {
     },
     #[error("{path} is empty: expected an ONNX model (a protobuf ModelProto)")]
     Empty { path: PathBuf },
-    #[error("{path} is not a valid ONNX model ({reason}); is the file truncated or not an .onnx file?")]
+    #[error(
+        "{path} is not a valid ONNX model ({reason}); is the file truncated or not an .onnx file?"
+    )]
     Decode { path: PathBuf, reason: String },
     #[error("{path} has no graph: it is not an ONNX model (or it is an empty ModelProto)")]
     NoGraph { path: PathBuf },
@@ -35,7 +37,9 @@ pub enum OnnxError {
     },
     #[error("initializer '{tensor}': invalid external_data entry: {reason}")]
     ExternalDataEntry { tensor: String, reason: String },
-    #[error("the graph has a cycle through node '{node}' ({op_type}); ONNX graphs must be acyclic")]
+    #[error(
+        "the graph has a cycle through node '{node}' ({op_type}); ONNX graphs must be acyclic"
+    )]
     Cycle { node: String, op_type: String },
     #[error("node '{node}' ({op_type}) reads '{value}', which no node, graph input or initializer produces")]
     DanglingInput {

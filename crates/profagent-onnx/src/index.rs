@@ -30,7 +30,12 @@ pub struct GraphIndex {
 /// Values a node reads: its inputs plus the outer-scope values its subgraphs (If/Loop/Scan)
 /// capture, which also order it after their producers.
 pub fn node_reads(node: &NodeProto) -> Vec<String> {
-    let mut reads: Vec<String> = node.input.iter().filter(|s| !s.is_empty()).cloned().collect();
+    let mut reads: Vec<String> = node
+        .input
+        .iter()
+        .filter(|s| !s.is_empty())
+        .cloned()
+        .collect();
     for attr in &node.attribute {
         let graphs = attr.g.iter().chain(attr.graphs.iter());
         for g in graphs {
@@ -143,7 +148,11 @@ impl GraphIndex {
     }
 
     /// The node producing `value`, if any.
-    pub fn producer_node<'g>(&self, graph: &'g GraphProto, value: &str) -> Option<(usize, &'g NodeProto)> {
+    pub fn producer_node<'g>(
+        &self,
+        graph: &'g GraphProto,
+        value: &str,
+    ) -> Option<(usize, &'g NodeProto)> {
         self.producer.get(value).map(|&(i, _)| (i, &graph.node[i]))
     }
 

@@ -114,7 +114,10 @@ impl Model {
 
     /// The main graph (always present for a loaded model).
     pub fn graph(&self) -> &GraphProto {
-        self.proto.graph.as_ref().expect("Model invariant: graph is present")
+        self.proto
+            .graph
+            .as_ref()
+            .expect("Model invariant: graph is present")
     }
 
     /// Mutable main graph.
@@ -210,15 +213,19 @@ fn load_external_graph(
             continue;
         }
         let name = t.name().to_string();
-        let location = external_entry(t, "location").ok_or_else(|| OnnxError::ExternalDataEntry {
-            tensor: name.clone(),
-            reason: "no 'location' key".into(),
-        })?;
+        let location =
+            external_entry(t, "location").ok_or_else(|| OnnxError::ExternalDataEntry {
+                tensor: name.clone(),
+                reason: "no 'location' key".into(),
+            })?;
         let rel = Path::new(&location);
         let escapes = rel.is_absolute()
-            || rel
-                .components()
-                .any(|c| matches!(c, Component::ParentDir | Component::RootDir | Component::Prefix(_)));
+            || rel.components().any(|c| {
+                matches!(
+                    c,
+                    Component::ParentDir | Component::RootDir | Component::Prefix(_)
+                )
+            });
         if escapes {
             return Err(OnnxError::ExternalDataEscapes {
                 path: model_path.to_path_buf(),
@@ -229,10 +236,12 @@ fn load_external_graph(
         let parse = |key: &str| -> Result<Option<u64>> {
             external_entry(t, key)
                 .map(|v| {
-                    v.trim().parse::<u64>().map_err(|_| OnnxError::ExternalDataEntry {
-                        tensor: t.name().to_string(),
-                        reason: format!("'{key}' is not a number: {v}"),
-                    })
+                    v.trim()
+                        .parse::<u64>()
+                        .map_err(|_| OnnxError::ExternalDataEntry {
+                            tensor: t.name().to_string(),
+                            reason: format!("'{key}' is not a number: {v}"),
+                        })
                 })
                 .transpose()
         };
@@ -282,7 +291,7 @@ fn externalize_graph(graph: &mut GraphProto, data_name: &str, data: &mut Vec<u8>
             continue;
         }
         // Align every tensor to 4 KiB, like onnx's Python writer, so it can be mmapped.
-        while data.len() % 4096 != 0 {
+        while !data.len().is_multiple_of(4096) {
             data.push(0);
         }
         let offset = data.len();

@@ -117,7 +117,12 @@ impl Patch {
             if self.remove_nodes.contains(&i) {
                 continue;
             }
-            nodes.push(self.replace_nodes.get(&i).cloned().unwrap_or_else(|| node.clone()));
+            nodes.push(
+                self.replace_nodes
+                    .get(&i)
+                    .cloned()
+                    .unwrap_or_else(|| node.clone()),
+            );
         }
         nodes.extend(self.add_nodes.iter().cloned());
         let rewire: HashMap<&str, &str> = self

@@ -112,9 +112,15 @@ pub fn to_i64(t: &TensorProto) -> Result<Vec<i64>> {
         (DataType::Int32, Some(raw)) => chunks::<4>(t, raw)?
             .map(|b| i32::from_le_bytes(b) as i64)
             .collect(),
-        (DataType::Int32 | DataType::Int16 | DataType::Int8 | DataType::Uint8 | DataType::Uint16 | DataType::Bool, None) => {
-            t.int32_data.iter().map(|&v| v as i64).collect()
-        }
+        (
+            DataType::Int32
+            | DataType::Int16
+            | DataType::Int8
+            | DataType::Uint8
+            | DataType::Uint16
+            | DataType::Bool,
+            None,
+        ) => t.int32_data.iter().map(|&v| v as i64).collect(),
         (DataType::Int8, Some(raw)) => raw.iter().map(|&b| b as i8 as i64).collect(),
         (DataType::Uint8 | DataType::Bool, Some(raw)) => raw.iter().map(|&b| b as i64).collect(),
         (DataType::Int16, Some(raw)) => chunks::<2>(t, raw)?
@@ -142,7 +148,7 @@ fn chunks<'a, const N: usize>(
     t: &TensorProto,
     raw: &'a [u8],
 ) -> Result<impl Iterator<Item = [u8; N]> + 'a> {
-    if raw.len() % N != 0 {
+    if !raw.len().is_multiple_of(N) {
         return Err(err(
             t,
             format!("raw_data has {} bytes, not a multiple of {N}", raw.len()),
@@ -195,7 +201,12 @@ pub fn from_i32(name: &str, dims: &[i64], data: &[i32]) -> TensorProto {
 
 /// An int8 initializer stored as `raw_data`.
 pub fn from_i8(name: &str, dims: &[i64], data: &[i8]) -> TensorProto {
-    base(name, dims, DataType::Int8, data.iter().map(|&v| v as u8).collect())
+    base(
+        name,
+        dims,
+        DataType::Int8,
+        data.iter().map(|&v| v as u8).collect(),
+    )
 }
 
 /// A uint8 initializer stored as `raw_data`.
