@@ -1,9 +1,315 @@
-//! `profagent prune` (being written).
+//! `profagent prune`: structured pruning of channels, MLP width and whole attention heads.
+//! The dependency analysis, importance and graph rewrite live in `profagent-prune`; this file
+//! parses the options, wires calibration data (profagent-data + ONNX Runtime) into the
+//! library's `ActivationSource`, and prints the report.
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-#[derive(clap::Args, Debug)]
-pub struct Args {}
+use anyhow::{bail, Context};
+use profagent_onnx::{ExternalData, Model};
+use profagent_prune::{
+    analyze, expose_values, prune, ActivationSource, ChannelStats, GroupStatus, Importance,
+    PruneReport, PruneSpec, RatioRule, StatRequest, StatsAccumulator,
+};
+use profagent_runtime::{open_runtime, ModelSource, RuntimeKind, SessionOptions};
 
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("'prune' is not available yet in this build")
+/// Calibration batches are run this many samples at a time.
+const CALIB_BATCH: usize = 32;
+
+/// Prune channels, MLP width and attention heads of an ONNX model.
+///
+/// The pruner finds dependency groups (convolutions coupled by residual Adds, Concat offsets,
+/// depthwise convolutions, BatchNorm, Flatten into Gemm, transformer MLPs, fused-qkv attention
+/// heads), scores each unit over its whole group and removes the least important ones. Groups
+/// it does not understand are reported with the reason and left untouched. The first Conv and
+/// the classifier are protected by default. The input model is never modified.
+#[derive(clap::Args, Debug)]
+#[command(after_help = "Examples:\n  \
+    profagent prune model.onnx --list\n  \
+    profagent prune model.onnx -o pruned.onnx --ratio 0.1\n  \
+    profagent prune model.onnx -o pruned.onnx --ratio 0.2 --round-to 8 --layers 'layer3\\..*=0.4'\n  \
+    profagent prune vit.onnx -o vit_pruned.onnx --ratio 0.1 --heads 0.34\n  \
+    profagent prune model.onnx -o pruned.onnx --ratio 0.1 --calib data/ --preprocess cifar10")]
+pub struct Args {
+    /// The ONNX model to prune (read only).
+    #[arg(value_name = "MODEL.onnx")]
+    pub model: PathBuf,
+
+    /// Where to write the pruned model (written atomically).
+    #[arg(short, long, value_name = "OUT.onnx", required_unless_present = "list")]
+    pub output: Option<PathBuf>,
+
+    /// Fraction of units removed from every prunable group no --layers rule matches (0 ≤ R < 1).
+    #[arg(long, default_value_t = 0.0, value_name = "R")]
+    pub ratio: f64,
+
+    /// Ratio for the groups whose id or producer layer fully matches REGEX (repeatable; the
+    /// first matching rule wins). Group ids are printed by --list.
+    #[arg(long = "layers", value_name = "REGEX=R")]
+    pub layers: Vec<String>,
+
+    /// Ratio for attention-head groups (whole heads are removed), overriding --ratio for them.
+    #[arg(long, value_name = "R")]
+    pub heads: Option<f64>,
+
+    /// How units are scored: l1, l2, random, bn (BatchNorm |gamma|) or activation (mean
+    /// |activation| over --calib data).
+    #[arg(long, default_value = "l1", value_name = "KIND")]
+    pub importance: Importance,
+
+    /// Keep channel counts a multiple of N (heads are always kept whole).
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub round_to: usize,
+
+    /// Never prune layers matching REGEX (repeatable).
+    #[arg(long, value_name = "REGEX")]
+    pub protect: Vec<String>,
+
+    /// Allow pruning the first Conv and the classifier.
+    #[arg(long)]
+    pub no_default_protect: bool,
+
+    /// Calibration data (ImageFolder, labels file, .npy/.npz): enables activation importance
+    /// and bias correction of the layers after removed channels.
+    #[arg(long, value_name = "DATA")]
+    pub calib: Option<PathBuf>,
+
+    /// Preprocessing for --calib: a preset (cifar10, imagenet, ...) or a JSON file; default:
+    /// the model's sidecar `<model>.preprocess.json`.
+    #[arg(long, value_name = "PRESET|FILE")]
+    pub preprocess: Option<String>,
+
+    /// Calibration samples drawn (seeded) from --calib.
+    #[arg(long, default_value_t = 256, value_name = "N")]
+    pub calib_samples: usize,
+
+    /// Skip the bias correction (done by default when --calib is given).
+    #[arg(long)]
+    pub no_bias_correction: bool,
+
+    /// Re-estimate BatchNorm running statistics on --calib data after pruning (off by default:
+    /// small calibration sets can shift statistics learned on augmented training data).
+    #[arg(long)]
+    pub recalibrate_bn: bool,
+
+    /// Seed for random importance and the calibration subset.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+
+    /// List the dependency groups (id, kind, units, prunable or why not) and exit.
+    #[arg(long)]
+    pub list: bool,
+
+    /// Write the report (or, with --list, the groups) as JSON to PATH; `-` prints to stdout.
+    #[arg(long, value_name = "PATH")]
+    pub json: Option<PathBuf>,
+}
+
+fn parse_rule(text: &str) -> anyhow::Result<RatioRule> {
+    let Some((pattern, ratio)) = text.rsplit_once('=') else {
+        bail!("--layers '{text}' must look like REGEX=RATIO, e.g. 'layer3\\..*=0.3'");
+    };
+    let ratio: f64 = ratio
+        .trim()
+        .parse()
+        .with_context(|| format!("--layers '{text}': '{ratio}' is not a number"))?;
+    Ok(RatioRule {
+        pattern: pattern.to_string(),
+        ratio,
+    })
+}
+
+fn write_json(path: &PathBuf, text: &str) -> anyhow::Result<()> {
+    if path.as_os_str() == "-" {
+        println!("{text}");
+    } else {
+        profagent_onnx::write_atomic(path, text.as_bytes())?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let model = Model::load(&args.model)?;
+    let json_to_stdout = args.json.as_ref().is_some_and(|p| p.as_os_str() == "-");
+    if args.list {
+        let groups =
+            analyze(&model).with_context(|| format!("cannot analyze {}", args.model.display()))?;
+        if !json_to_stdout {
+            for g in &groups {
+                let status = match &g.status {
+                    GroupStatus::Prunable => "prunable".to_string(),
+                    GroupStatus::Unprunable { reason } => format!("not prunable: {reason}"),
+                };
+                println!(
+                    "{:<36} {:<8} {:>5} units  {}",
+                    g.id,
+                    format!("{:?}", g.kind).to_lowercase(),
+                    g.units,
+                    status
+                );
+            }
+        }
+        if let Some(path) = &args.json {
+            write_json(path, &serde_json::to_string_pretty(&groups)?)?;
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let Some(output) = args.output.clone() else {
+        bail!("give the output file with -o OUT.onnx");
+    };
+    if output == args.model {
+        bail!(
+            "the output {} is the input model; write to another file",
+            output.display()
+        );
+    }
+    let mut rules = Vec::new();
+    if let Some(r) = args.heads {
+        rules.push(RatioRule {
+            pattern: ".*#heads".into(),
+            ratio: r,
+        });
+    }
+    for text in &args.layers {
+        rules.push(parse_rule(text)?);
+    }
+    let spec = PruneSpec {
+        global_ratio: args.ratio,
+        rules,
+        importance: args.importance,
+        round_to: args.round_to,
+        protected: args.protect.clone(),
+        protect_first_and_last: !args.no_default_protect,
+        seed: args.seed,
+        bias_correction: !args.no_bias_correction,
+        recalibrate_bn: args.recalibrate_bn,
+    };
+    let mut calibration = match &args.calib {
+        Some(path) => Some(Calibration::open(&args, path)?),
+        None => None,
+    };
+    let (pruned, report) = match calibration.as_mut() {
+        Some(c) => prune(&model, &spec, Some(c as &mut dyn ActivationSource)),
+        None => prune(&model, &spec, None),
+    }
+    .with_context(|| format!("cannot prune {}", args.model.display()))?;
+    pruned.save(&output, ExternalData::Auto)?;
+    if !json_to_stdout {
+        print_report(&report);
+        println!("wrote {}", output.display());
+    }
+    if let Some(path) = &args.json {
+        write_json(path, &serde_json::to_string_pretty(&report)?)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_report(report: &PruneReport) {
+    let pct = |a: u64, b: u64| {
+        if a == 0 {
+            0.0
+        } else {
+            100.0 * (a as f64 - b as f64) / a as f64
+        }
+    };
+    for g in report.pruned_groups() {
+        println!(
+            "pruned    {:<36} {:>5} -> {:<5} {:?}",
+            g.id, g.units_before, g.units_after, g.kind
+        );
+    }
+    for g in report.groups.iter().filter(|g| g.action != "pruned") {
+        if let Some(reason) = &g.reason {
+            println!("{:<9} {:<36} {reason}", g.action, g.id);
+        }
+    }
+    for w in &report.warnings {
+        println!("warning: {w}");
+    }
+    println!(
+        "params {} -> {} (-{:.1} %), MACs {} -> {} (-{:.1} %), {} groups pruned, {} biases corrected",
+        report.params_before,
+        report.params_after,
+        pct(report.params_before, report.params_after),
+        report.macs_before,
+        report.macs_after,
+        pct(report.macs_before, report.macs_after),
+        report.pruned_groups().count(),
+        report.biases_corrected
+    );
+}
+
+/// Calibration samples run through ONNX Runtime.
+struct Calibration {
+    dataset: profagent_data::Dataset,
+}
+
+impl Calibration {
+    fn open(args: &Args, path: &std::path::Path) -> anyhow::Result<Self> {
+        let preprocess = match &args.preprocess {
+            Some(p) if std::path::Path::new(p).is_file() => {
+                profagent_data::Preprocess::from_file(std::path::Path::new(p))?
+            }
+            Some(p) => profagent_data::Preprocess::preset(p)?,
+            None => match profagent_data::Preprocess::sidecar_of(&args.model) {
+                Some(file) => profagent_data::Preprocess::from_file(&file)?,
+                None => bail!(
+                    "--calib needs --preprocess (a preset: {}) or a sidecar file next to the model",
+                    profagent_data::preprocess::preset_names().join(", ")
+                ),
+            },
+        };
+        let dataset = profagent_data::Dataset::open(path, &preprocess)?.subset(
+            0,
+            Some(args.calib_samples),
+            Some(args.seed),
+        )?;
+        if dataset.is_empty() {
+            bail!("calibration data {} holds no samples", path.display());
+        }
+        Ok(Calibration { dataset })
+    }
+}
+
+impl ActivationSource for Calibration {
+    fn channel_stats(
+        &mut self,
+        model: &Model,
+        requests: &[StatRequest],
+    ) -> Result<Vec<ChannelStats>, String> {
+        let values: Vec<String> = requests.iter().map(|r| r.value.clone()).collect();
+        let exposed = expose_values(model, &values);
+        let runtime = open_runtime(RuntimeKind::Ort).map_err(|e| e.to_string())?;
+        let mut session = runtime
+            .load(
+                &ModelSource::Bytes(exposed.to_bytes()),
+                &SessionOptions::default(),
+            )
+            .map_err(|e| e.to_string())?;
+        let input = session
+            .inputs()
+            .first()
+            .map(|i| i.name.clone())
+            .ok_or("the model has no input")?;
+        let mut acc = StatsAccumulator::new();
+        for batch in self.dataset.batches(CALIB_BATCH) {
+            let batch = batch.map_err(|e| e.to_string())?;
+            let outputs = session
+                .run(&[(input.clone(), batch.input)])
+                .map_err(|e| e.to_string())?;
+            for r in requests {
+                let (_, t) = outputs
+                    .iter()
+                    .find(|(name, _)| *name == r.value)
+                    .ok_or_else(|| format!("runtime did not return '{}'", r.value))?;
+                acc.add(
+                    r,
+                    &t.shape,
+                    t.as_f32().ok_or("calibration value is not float")?,
+                )?;
+            }
+        }
+        acc.finish(requests)
+    }
 }

@@ -1,0 +1,193 @@
+//! `profagent prune` end to end: listing groups, pruning with a JSON report whose predicted
+//! cost matches `profagent profile` of the result, --round-to, and clear errors for bad input.
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use profagent_onnx::builder::GraphBuilder;
+use profagent_onnx::{ExternalData, Model};
+
+fn profagent() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_profagent"))
+}
+
+/// conv → relu → conv (+1x1 shortcut) → relu → GAP → flatten → gemm.
+fn small_cnn(dir: &Path) -> PathBuf {
+    let mut b = GraphBuilder::new(5);
+    let x = b.input("input", &[-1, 3, 8, 8]);
+    let c0 = b.conv("/conv1", &x, 3, 16, 3, 1, 1);
+    let r0 = b.unary("Relu", "/relu", &c0);
+    let c1 = b.conv("/layer1/conv1", &r0, 16, 32, 3, 1, 1);
+    let r1 = b.unary("Relu", "/layer1/relu", &c1);
+    let c2 = b.conv("/layer1/conv2", &r1, 32, 32, 3, 1, 1);
+    let sc = b.conv("/layer1/shortcut", &r0, 16, 32, 1, 1, 1);
+    let add = b.binary("Add", "/layer1", &c2, &sc);
+    let r2 = b.unary("Relu", "/layer1/relu_1", &add);
+    let gap = b.node(
+        "GlobalAveragePool",
+        "/pool/GlobalAveragePool",
+        &[&r2],
+        1,
+        vec![],
+    );
+    let flat = b.node(
+        "Flatten",
+        "/Flatten",
+        &[&gap],
+        1,
+        vec![profagent_onnx::attr::int("axis", 1)],
+    );
+    b.gemm("/fc", &flat, 32, 10);
+    b.graph.node.last_mut().unwrap().output[0] = "logits".into();
+    b.output("logits", &[-1, 10]);
+    let path = dir.join("cnn.onnx");
+    b.finish().save(&path, ExternalData::Never).unwrap();
+    path
+}
+
+#[test]
+fn list_shows_groups_and_reasons() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = small_cnn(dir.path());
+    let out = profagent()
+        .arg("prune")
+        .arg(&model)
+        .arg("--list")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("layer1.conv1") && text.contains("prunable"),
+        "{text}"
+    );
+    assert!(text.contains("graph output 'logits'"), "{text}");
+}
+
+#[test]
+fn prune_writes_a_valid_model_and_a_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = small_cnn(dir.path());
+    let pruned = dir.path().join("pruned.onnx");
+    let report = dir.path().join("report.json");
+    let out = profagent()
+        .arg("prune")
+        .arg(&model)
+        .arg("-o")
+        .arg(&pruned)
+        .args([
+            "--ratio",
+            "0.3",
+            "--round-to",
+            "8",
+            "--layers",
+            "layer1\\.conv2=0.5",
+            "--json",
+        ])
+        .arg(&report)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let groups = json["groups"].as_array().unwrap();
+    let residual = groups.iter().find(|g| g["id"] == "layer1.conv2").unwrap();
+    assert_eq!(residual["units_after"], 16);
+    let conv1 = groups.iter().find(|g| g["id"] == "layer1.conv1").unwrap();
+    assert_eq!(
+        conv1["units_after"], 24,
+        "32 * 0.7 = 22.4 → 22 → nearest multiple of 8"
+    );
+    let stem = groups.iter().find(|g| g["id"] == "conv1").unwrap();
+    assert_eq!(stem["action"], "protected");
+    // The static profile of the result agrees with the prediction.
+    let pruned_model = Model::load(&pruned).unwrap();
+    let profile = profagent_profile::static_profile(&pruned_model, &Default::default()).unwrap();
+    assert_eq!(json["params_after"].as_u64().unwrap(), profile.model.params);
+    assert_eq!(json["macs_after"].as_u64().unwrap(), profile.model.macs);
+    // The input model is untouched.
+    assert_eq!(
+        Model::load(&model).unwrap().to_bytes(),
+        std::fs::read(&model).unwrap()
+    );
+}
+
+#[test]
+fn bad_input_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = small_cnn(dir.path());
+    let out_path = dir.path().join("o.onnx");
+    let cases: &[(&[&str], &str)] = &[
+        (&["--ratio", "1.5"], "[0, 1)"),
+        (&["--ratio", "0.1", "--layers", "nope=0.2"], "matches no"),
+        (&["--ratio", "0.1", "--layers", "broken"], "REGEX=RATIO"),
+        (&["--ratio", "0.1", "--importance", "activation"], "calib"),
+        (
+            &["--ratio", "0.1", "--importance", "magic"],
+            "unknown importance",
+        ),
+    ];
+    for (extra, needle) in cases {
+        let out = profagent()
+            .arg("prune")
+            .arg(&model)
+            .arg("-o")
+            .arg(&out_path)
+            .args(*extra)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{extra:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(needle), "{extra:?}: {err}");
+        assert!(!out_path.exists(), "nothing is written on error");
+    }
+    let missing = profagent()
+        .args(["prune", "/nonexistent/m.onnx", "-o"])
+        .arg(&out_path)
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("/nonexistent/m.onnx"));
+}
+
+#[test]
+fn shared_resnet20_with_calibration() {
+    let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared");
+    if !shared.join("models/resnet20_cifar10.onnx").is_file() {
+        eprintln!("skipping: shared models not found at {}", shared.display());
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let pruned = dir.path().join("r20.onnx");
+    let out = profagent()
+        .arg("prune")
+        .arg(shared.join("models/resnet20_cifar10.onnx"))
+        .arg("-o")
+        .arg(&pruned)
+        .args(["--ratio", "0.1", "--calib"])
+        .arg(shared.join("data/cifar10-test"))
+        .args([
+            "--preprocess",
+            "cifar10",
+            "--calib-samples",
+            "64",
+            "--json",
+            "-",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(json["biases_corrected"].as_u64().unwrap() > 0);
+    assert!(Model::load(&pruned).is_ok());
+}
