@@ -24,8 +24,8 @@ use llama_cpp_2::token::data_array::LlamaTokenDataArray;
 use llama_cpp_2::token::LlamaToken;
 
 use crate::{
-    schema_rewrite, schema_violations, verify_model_file, Completion, LocalLlmError,
-    LocalLlmOptions,
+    schema_rewrite, schema_violations, verify_model_file, Completion, GrammarStrategy,
+    LocalLlmError, LocalLlmOptions,
 };
 
 /// Attempts per constrained answer before giving up on one that keeps breaking a schema rule
@@ -149,9 +149,14 @@ impl LocalLlm {
             });
         }
         let grammar = json_schema
-            .map(|schema| match self.options.max_string_chars {
-                Some(limit) => schema_grammar(&schema_rewrite::with_string_limit(schema, limit)),
-                None => schema_grammar(schema),
+            .map(|schema| {
+                let schema = schema_rewrite::with_single_all_of_inlined(schema);
+                match self.options.max_string_chars {
+                    Some(limit) => {
+                        schema_grammar(&schema_rewrite::with_string_limit(&schema, limit))
+                    }
+                    None => schema_grammar(&schema),
+                }
             })
             .transpose()?;
         let mut last_violations = Vec::new();

@@ -38,6 +38,11 @@ fn check(root: &Value, schema: &Value, value: &Value, at: &str, out: &mut Vec<St
             return;
         }
     }
+    if let Some(parts) = schema.get("allOf").and_then(Value::as_array) {
+        for part in parts {
+            check(root, part, value, at, out);
+        }
+    }
     if let Some(constant) = schema.get("const") {
         if constant != value {
             out.push(format!("{at}: {value} is not the constant {constant}"));
@@ -265,6 +270,17 @@ mod tests {
             expected_fragments.len(),
             "{violations:#?}"
         );
+    }
+
+    #[test]
+    fn all_of_parts_are_all_checked() {
+        let schema = json!({
+            "definitions": {"unit": {"oneOf": [{"enum": ["channels"]}, {"enum": ["heads"]}]}},
+            "properties": {"unit": {"allOf": [{"$ref": "#/definitions/unit"}], "default": "channels"}}
+        });
+        assert!(schema_violations(&schema, &json!({"unit": "heads"})).is_empty());
+        let violations = schema_violations(&schema, &json!({"unit": {}}));
+        assert_eq!(violations, vec!["/unit: matches none of oneOf".to_string()]);
     }
 
     #[test]

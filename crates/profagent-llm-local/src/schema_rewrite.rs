@@ -19,7 +19,7 @@ pub const DECIMALS: u32 = 2;
 /// Ranges spanning more integer values than this are not rewritten.
 pub const MAX_INTEGER_PARTS: i64 = 100;
 
-const SCALE: f64 = 100.0; // 10^DECIMALS
+const SCALE: f64 = 10_i64.pow(DECIMALS) as f64;
 
 /// A bounded number replaced by a placeholder constant.
 #[derive(Debug, Clone, PartialEq)]
@@ -37,6 +37,43 @@ pub fn with_placeholders(schema: &Value) -> (Value, Vec<Placeholder>) {
     let mut placeholders = Vec::new();
     replace(&mut copy, &mut placeholders);
     (copy, placeholders)
+}
+
+/// Annotation keywords that may sit beside a single-element `allOf` (schemars writes
+/// `{"allOf": [{"$ref": ...}], "description": ..., "default": ...}` to describe a reference).
+const ANNOTATIONS: &[&str] = &["description", "default", "title", "examples"];
+
+/// Returns a copy of `schema` with every `{"allOf": [X], <annotations>}` replaced by X. llama.cpp's
+/// converter turns that shape into a grammar that admits `{}` (seen with the plan schema's
+/// `"unit"` field), which then fails to deserialize; X alone converts correctly.
+pub fn with_single_all_of_inlined(schema: &Value) -> Value {
+    let mut copy = schema.clone();
+    inline_all_of(&mut copy);
+    copy
+}
+
+fn inline_all_of(node: &mut Value) {
+    match node {
+        Value::Object(fields) => {
+            let single = match fields.get("allOf").and_then(Value::as_array) {
+                Some(items) if items.len() == 1 && items[0].is_object() => {
+                    let only_annotations = fields
+                        .keys()
+                        .all(|key| key == "allOf" || ANNOTATIONS.contains(&key.as_str()));
+                    only_annotations.then(|| items[0].clone())
+                }
+                _ => None,
+            };
+            if let Some(inner) = single {
+                *node = inner;
+                inline_all_of(node);
+            } else {
+                fields.values_mut().for_each(inline_all_of);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(inline_all_of),
+        _ => {}
+    }
 }
 
 /// Returns a copy of `schema` in which every free-text string (no `maxLength`, `enum`, `const`,
@@ -227,6 +264,26 @@ mod tests {
             let value: f64 = text.parse().unwrap();
             assert!((0.25..=1.5).contains(&value), "{text}");
         }
+    }
+
+    #[test]
+    fn single_all_of_with_annotations_is_inlined() {
+        let schema = json!({"properties": {
+            "unit": {"allOf": [{"$ref": "#/definitions/Unit"}], "default": "channels",
+                     "description": "what is removed"},
+            "both": {"allOf": [{"type": "string"}, {"maxLength": 3}]},
+            "typed": {"allOf": [{"$ref": "#/definitions/Unit"}], "type": "string"}
+        }});
+        let inlined = with_single_all_of_inlined(&schema);
+        assert_eq!(
+            inlined["properties"]["unit"],
+            json!({"$ref": "#/definitions/Unit"})
+        );
+        assert_eq!(inlined["properties"]["both"], schema["properties"]["both"]);
+        assert_eq!(
+            inlined["properties"]["typed"],
+            schema["properties"]["typed"]
+        );
     }
 
     #[test]
