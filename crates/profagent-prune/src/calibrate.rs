@@ -52,10 +52,13 @@ pub fn expose_values(model: &Model, values: &[String]) -> Model {
     copy
 }
 
+/// Per-channel running sums of x, |x| and x², and the count per channel.
+type Sums = (Vec<f64>, Vec<f64>, Vec<f64>, u64);
+
 /// Accumulates per-channel sums batch by batch.
 #[derive(Debug, Default)]
 pub struct StatsAccumulator {
-    sums: HashMap<String, (Vec<f64>, Vec<f64>, Vec<f64>, u64)>,
+    sums: HashMap<String, Sums>,
 }
 
 impl StatsAccumulator {

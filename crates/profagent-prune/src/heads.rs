@@ -99,7 +99,7 @@ pub fn match_fused_qkv(
             "attention reshape '{reshape_label}' has a dynamic head count"
         ));
     };
-    if heads <= 0 || fused % (3 * heads as usize) != 0 {
+    if heads <= 0 || !fused.is_multiple_of(3 * heads as usize) {
         return Ok(None);
     }
     let heads = heads as usize;

@@ -36,7 +36,7 @@ pub fn scores(
     groups: &[&Group],
     importance: Importance,
     seed: u64,
-    mut calib: Option<&mut dyn ActivationSource>,
+    calib: Option<&mut dyn ActivationSource>,
 ) -> Result<Vec<Vec<f64>>> {
     let graph = model.graph();
     match importance {
@@ -66,7 +66,7 @@ pub fn scores(
         }
         Importance::Bn => groups.iter().map(|g| bn_scores(graph, g)).collect(),
         Importance::Activation => {
-            let Some(source) = calib.as_deref_mut() else {
+            let Some(source) = calib else {
                 return Err(PruneError::ImportanceUnavailable {
                     importance: "activation".into(),
                     what: "calibration data".into(),

@@ -491,7 +491,7 @@ impl<'g> Walker<'g> {
             return;
         }
         let total = l.total();
-        let unit_len = if l.flat && total > 0 && k % total == 0 {
+        let unit_len = if l.flat && total > 0 && k.is_multiple_of(total) {
             k / total
         } else if !l.flat && k == total {
             1

@@ -90,7 +90,7 @@ fn cifar_case(name: &str, round_to: usize) {
                 .iter()
                 .find(|t| t.name() == orig.input[1])
                 .unwrap();
-            if w0.dims[0] as usize % round_to == 0 {
+            if (w0.dims[0] as usize).is_multiple_of(round_to) {
                 assert_eq!(w.dims[0] as usize % round_to, 0, "{}", node.name());
             }
         }
