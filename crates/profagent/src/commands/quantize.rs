@@ -1,9 +1,338 @@
-//! `profagent quantize` (being written).
+//! `profagent quantize`: post-training quantization of one model file, with a per-layer
+//! report of what was quantized and what was left in float (and why).
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Instant;
 
+use anyhow::Context;
+use profagent_data::{Dataset, Preprocess};
+use profagent_onnx::{ExternalData, Model};
+use profagent_quant::{
+    quantize, Batch, Calibration, Mode, QuantReport, QuantSpec, Selection, Target,
+};
+
+/// Quantize an ONNX model (dynamic int8, static int8 QDQ, or int4 weight-only).
+///
+/// dynamic: MatMul/Gemm weights in int8, activations quantized at run time; best for
+/// transformers. Convolutions stay float (ONNX Runtime's ConvInteger is slower than float).
+///
+/// static: int8 weights and activations with ranges calibrated on --calib data, written as
+/// QuantizeLinear/DequantizeLinear pairs that ONNX Runtime fuses into QLinearConv and
+/// friends; best for CNNs.
+///
+/// int4: 4-bit block-wise MatMul/Gemm weights (com.microsoft.MatMulNBits), float activations.
+///
+/// Layer patterns (--include / --exclude, repeatable): a layer name such as `layer1.0.conv1`
+/// (also selects the layers under it) or an exact node name; `re:REGEX` matching a whole
+/// layer or node name; `op:MatMul` for an op type.
 #[derive(clap::Args, Debug)]
-pub struct Args {}
+#[command(after_help = "Examples:\n  \
+    profagent quantize vit.onnx -o vit_int8.onnx --mode dynamic\n  \
+    profagent quantize resnet.onnx -o resnet_qdq.onnx --mode static --calib data/ --calib-count 500\n  \
+    profagent quantize vit.onnx -o vit_int8.onnx --mode dynamic --exclude 're:blocks\\.0\\..*' --exclude head\n  \
+    profagent quantize llm.onnx -o llm_int4.onnx --mode int4 --block-size 64")]
+pub struct Args {
+    /// The float ONNX model (never modified).
+    #[arg(value_name = "MODEL.onnx")]
+    pub model: PathBuf,
 
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("'quantize' is not available yet in this build")
+    /// Where to write the quantized model (written atomically).
+    #[arg(short, long, value_name = "OUT.onnx")]
+    pub output: PathBuf,
+
+    /// dynamic | static | int4.
+    #[arg(long, value_enum)]
+    pub mode: ModeArg,
+
+    /// Quantize only layers matching PATTERN (repeatable; default: every supported layer).
+    #[arg(long, value_name = "PATTERN")]
+    pub include: Vec<String>,
+
+    /// Leave layers matching PATTERN in float (repeatable; wins over --include).
+    #[arg(long, value_name = "PATTERN")]
+    pub exclude: Vec<String>,
+
+    /// One weight scale per output channel (default for static mode).
+    #[arg(long, conflicts_with = "per_tensor")]
+    pub per_channel: bool,
+
+    /// One weight scale per tensor (default for dynamic mode, as onnxruntime's tool).
+    #[arg(long)]
+    pub per_tensor: bool,
+
+    /// Unsigned (uint8, asymmetric) weights in dynamic mode; signed int8 is the fast path in
+    /// ONNX Runtime on x86.
+    #[arg(long)]
+    pub unsigned_weights: bool,
+
+    /// ort: ONNX Runtime's fused kernels (DynamicQuantizeMatMul, MatMulNBits);
+    /// standard: portable standard ops only (DynamicQuantizeLinear + MatMulInteger).
+    #[arg(long, value_enum, default_value = "ort")]
+    pub target: TargetArg,
+
+    /// Calibration data for static mode: an image folder (ImageFolder or with dataset.txt),
+    /// a labels file, or a .npy/.npz tensor file.
+    #[arg(long, value_name = "DATA")]
+    pub calib: Option<PathBuf>,
+
+    /// How many calibration samples to use.
+    #[arg(long, default_value_t = 500, value_name = "N")]
+    pub calib_count: usize,
+
+    /// Skip this many samples first (keep calibration apart from the samples you score).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub calib_offset: usize,
+
+    /// Shuffle the data with this seed before taking the slice (same seed = same order as
+    /// `profagent eval --seed`).
+    #[arg(long, value_name = "SEED")]
+    pub calib_seed: Option<u64>,
+
+    /// Samples per calibration batch.
+    #[arg(long, default_value_t = 50, value_name = "N")]
+    pub calib_batch: usize,
+
+    /// Image preprocessing: a preset name (cifar10, imagenet) or a JSON file; default: the
+    /// preprocessing file next to the model.
+    #[arg(long, value_name = "PRESET|FILE")]
+    pub preprocess: Option<String>,
+
+    /// Activation range from calibration: minmax, or percentile with --percentile.
+    #[arg(long, value_enum, default_value = "minmax")]
+    pub calibration: CalibrationArg,
+
+    /// Percentile for --calibration percentile.
+    #[arg(long, default_value_t = 99.99, value_name = "P")]
+    pub percentile: f64,
+
+    /// Int4 block size along K (power of two, at least 16).
+    #[arg(long, default_value_t = 32, value_name = "N")]
+    pub block_size: usize,
+
+    /// Write the quantization report as JSON to PATH (`-` for stdout).
+    #[arg(long, value_name = "PATH")]
+    pub json: Option<PathBuf>,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum ModeArg {
+    Dynamic,
+    Static,
+    Int4,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum TargetArg {
+    Ort,
+    Standard,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum CalibrationArg {
+    Minmax,
+    Percentile,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let started = Instant::now();
+    let model = Model::load(&args.model)?;
+    let spec = spec_of(&args);
+    let batches = match (spec.mode, &args.calib) {
+        (Mode::Static, Some(data)) => Some(calibration_batches(&args, data)?),
+        (Mode::Static, None) => anyhow::bail!("static mode needs calibration data: pass --calib DATA (an image folder or a .npy/.npz file)"),
+        (_, Some(_)) => {
+            eprintln!("note: --calib is only used by --mode static; ignoring it");
+            None
+        }
+        _ => None,
+    };
+    let (quantized, report) = quantize(&model, &spec, batches.as_deref())
+        .with_context(|| format!("cannot quantize {}", args.model.display()))?;
+    quantized
+        .save(&args.output, ExternalData::Auto)
+        .with_context(|| format!("cannot write {}", args.output.display()))?;
+    let seconds = started.elapsed().as_secs_f64();
+    let summary = Summary::new(&args, &report, seconds);
+    match args.json.as_deref() {
+        Some(path) if path.as_os_str() == "-" => {
+            println!("{}", serde_json::to_string_pretty(&summary)?)
+        }
+        Some(path) => {
+            print_summary(&summary, &report);
+            let text = serde_json::to_string_pretty(&summary)?;
+            profagent_onnx::write_atomic(path, text.as_bytes())?;
+            eprintln!("wrote {}", path.display());
+        }
+        None => print_summary(&summary, &report),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn spec_of(args: &Args) -> QuantSpec {
+    let mode = match args.mode {
+        ModeArg::Dynamic => Mode::Dynamic,
+        ModeArg::Static => Mode::Static,
+        ModeArg::Int4 => Mode::Int4,
+    };
+    let mut spec = QuantSpec::new(mode);
+    spec.layers = Selection {
+        include: args.include.clone(),
+        exclude: args.exclude.clone(),
+    };
+    spec.per_channel = match (args.per_channel, args.per_tensor) {
+        (true, _) => Some(true),
+        (_, true) => Some(false),
+        _ => None,
+    };
+    spec.signed_weights = !args.unsigned_weights;
+    spec.target = match args.target {
+        TargetArg::Ort => Target::Ort,
+        TargetArg::Standard => Target::Standard,
+    };
+    spec.calibration = match args.calibration {
+        CalibrationArg::Minmax => Calibration::MinMax,
+        CalibrationArg::Percentile => Calibration::Percentile {
+            percentile: args.percentile,
+        },
+    };
+    spec.block_size = args.block_size;
+    spec
+}
+
+fn calibration_batches(args: &Args, data: &Path) -> anyhow::Result<Vec<Batch>> {
+    let preprocess = match &args.preprocess {
+        Some(name) if Path::new(name).is_file() => Preprocess::from_file(Path::new(name))?,
+        Some(name) => Preprocess::preset(name)?,
+        None => match Preprocess::sidecar_of(&args.model) {
+            Some(file) => Preprocess::from_file(&file)?,
+            None if is_tensor_file(data) => Preprocess::preset("cifar10")?,
+            None => anyhow::bail!(
+                "no preprocessing known for {}: pass --preprocess (a preset such as cifar10 or imagenet, or a JSON file)",
+                args.model.display()
+            ),
+        },
+    };
+    let input_name = {
+        let model = Model::load(&args.model)?;
+        let index = profagent_onnx::GraphIndex::new(model.graph())?;
+        match index.inputs.as_slice() {
+            [one] => one.clone(),
+            many => anyhow::bail!(
+                "--calib feeds one image tensor, but {} has {} inputs ({}); use the library API with explicit tensors",
+                args.model.display(),
+                many.len(),
+                many.join(", ")
+            ),
+        }
+    };
+    let dataset = Dataset::open(data, &preprocess)?.subset(
+        args.calib_offset,
+        Some(args.calib_count),
+        args.calib_seed,
+    )?;
+    if dataset.is_empty() {
+        anyhow::bail!(
+            "calibration data {} has no samples after --calib-offset {}",
+            data.display(),
+            args.calib_offset
+        );
+    }
+    dataset
+        .batches(args.calib_batch)
+        .map(|batch| Ok(vec![(input_name.clone(), batch?.input)]))
+        .collect()
+}
+
+fn is_tensor_file(path: &Path) -> bool {
+    matches!(
+        path.extension().and_then(|e| e.to_str()),
+        Some("npy" | "npz")
+    )
+}
+
+/// What `--json` writes: the library report plus the files and sizes.
+#[derive(serde::Serialize)]
+struct Summary {
+    model: String,
+    output: String,
+    input_bytes: u64,
+    output_bytes: u64,
+    size_reduction_percent: f64,
+    seconds: f64,
+    report: QuantReport,
+}
+
+impl Summary {
+    fn new(args: &Args, report: &QuantReport, seconds: f64) -> Self {
+        let size = |p: &Path| {
+            let data = p.with_file_name(format!(
+                "{}.data",
+                p.file_name()
+                    .map(|n| n.to_string_lossy())
+                    .unwrap_or_default()
+            ));
+            std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)
+                + std::fs::metadata(data).map(|m| m.len()).unwrap_or(0)
+        };
+        let input_bytes = size(&args.model);
+        let output_bytes = size(&args.output);
+        Summary {
+            model: args.model.display().to_string(),
+            output: args.output.display().to_string(),
+            input_bytes,
+            output_bytes,
+            size_reduction_percent: if input_bytes == 0 {
+                0.0
+            } else {
+                100.0 * (1.0 - output_bytes as f64 / input_bytes as f64)
+            },
+            seconds,
+            report: report.clone(),
+        }
+    }
+}
+
+fn print_summary(summary: &Summary, report: &QuantReport) {
+    println!(
+        "{} quantization: {} layers quantized, {} left in float; {} -> {} ({:.1} % smaller) in {:.2} s",
+        report.mode,
+        report.quantized.len(),
+        report.skipped.len(),
+        human_bytes(summary.input_bytes),
+        human_bytes(summary.output_bytes),
+        summary.size_reduction_percent,
+        summary.seconds
+    );
+    if report.quantized_activations > 0 {
+        println!(
+            "  {} activation tensors quantized, {} Relu folded, {} calibration batches",
+            report.quantized_activations, report.folded_relus, report.calibration_batches
+        );
+    }
+    // Group skip reasons so a 100-layer model does not print 100 lines.
+    let mut reasons: Vec<(String, Vec<String>)> = Vec::new();
+    for s in &report.skipped {
+        match reasons.iter_mut().find(|(r, _)| *r == s.reason) {
+            Some((_, layers)) => layers.push(s.layer.clone()),
+            None => reasons.push((s.reason.clone(), vec![s.layer.clone()])),
+        }
+    }
+    for (reason, layers) in reasons {
+        let shown: Vec<&str> = layers.iter().take(4).map(String::as_str).collect();
+        let more = if layers.len() > 4 {
+            format!(", … ({} in all)", layers.len())
+        } else {
+            String::new()
+        };
+        println!("  kept float: {}{more}: {reason}", shown.join(", "));
+    }
+    println!("wrote {}", summary.output);
+}
+
+fn human_bytes(n: u64) -> String {
+    if n >= 1 << 20 {
+        format!("{:.1} MiB", n as f64 / (1u64 << 20) as f64)
+    } else {
+        format!("{:.1} KiB", n as f64 / 1024.0)
+    }
 }
