@@ -128,10 +128,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         timed_runs: args.latency_runs,
         ..EvalOptions::default()
     };
+    // Shorten the boxed trait object's lifetime here (a coercion site); inside an Option it
+    // would have to stay 'static.
+    let reference_session: Option<&mut dyn profagent_runtime::Session> = match reference.as_mut() {
+        Some(boxed) => Some(boxed.as_mut()),
+        None => None,
+    };
     let bar = progress_bar(dataset.len());
     let mut record = evaluate_with_progress(
         session.as_mut(),
-        reference.as_deref_mut(),
+        reference_session,
         &dataset,
         &eval_options,
         &mut |done, _| {
