@@ -1,9 +1,338 @@
-//! `profagent compress` (being written).
+//! `profagent compress`: profile → plan → apply → evaluate → feedback until the budget is met.
+//!
+//! The data folder is split once (seeded shuffle) into three disjoint slices: calibration
+//! (static quantization ranges), feedback (what the loop and the planner see) and holdout
+//! (only for the final baseline-vs-final comparison, measured in the same run).
+use std::io::IsTerminal;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-#[derive(clap::Args, Debug)]
-pub struct Args {}
+use anyhow::Context;
 
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("'compress' is not available yet in this build")
+use profagent_agent::builtin::BuiltinPlanner;
+use profagent_agent::compressor::{compress, CompressOptions, ReplayScript};
+use profagent_agent::config::LlmSettings;
+use profagent_agent::facts::Budget;
+use profagent_agent::planner::{replay_planner, AnalysisAgent, Planner};
+use profagent_agent::report::RunReport;
+use profagent_agent::rundir::{RunDir, REPORT_FILE};
+
+use crate::exit::{RuntimeFailure, BUDGET_NOT_MET, OK};
+
+mod bench;
+
+/// Compress MODEL to a budget: the planner (built-in, or an LLM with --llm) proposes
+/// layerwise pruning and quantization, each round is applied and measured, and the best
+/// model within the accuracy budget is kept. Everything lands in --out: every prompt and
+/// answer, every plan and evaluation, the final model.onnx and report.json.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The ONNX model to compress (never modified).
+    pub model: PathBuf,
+    /// Labelled images (ImageFolder layout) for calibration, feedback and the final check.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Run directory; an earlier run in it is moved to RUN_DIR/history/ first.
+    #[arg(long, value_name = "RUN_DIR")]
+    pub out: PathBuf,
+    /// Largest allowed top-1 drop against the input model, in percentage points.
+    #[arg(long, value_name = "POINTS")]
+    pub max_acc_drop: f64,
+    /// Batch-1 latency to reach, in milliseconds.
+    #[arg(long, value_name = "MS")]
+    pub target_latency: Option<f64>,
+    /// Model size to reach, in megabytes (10^6 bytes).
+    #[arg(long, value_name = "MB")]
+    pub target_memory: Option<f64>,
+    /// Speedup over the input model to reach (e.g. 2 for twice as fast).
+    #[arg(long, value_name = "X")]
+    pub target_speedup: Option<f64>,
+    /// Planner: `none` (built-in, the default) or PROVIDER:MODEL, e.g. openai:gpt-4o,
+    /// anthropic:claude-sonnet-4-5, ollama:qwen2.5:7b, vllm:NAME, llamacpp:NAME,
+    /// lmstudio:NAME, openai-compatible:NAME (with --llm-base-url), local:FILE.gguf.
+    /// Keys come from OPENAI_API_KEY / ANTHROPIC_API_KEY (or --llm-api-key-env).
+    #[arg(long, value_name = "PROVIDER:MODEL")]
+    pub llm: Option<String>,
+    /// Base URL of the LLM server (e.g. http://127.0.0.1:8000/v1).
+    #[arg(long)]
+    pub llm_base_url: Option<String>,
+    /// Sampling temperature of the LLM.
+    #[arg(long)]
+    pub llm_temperature: Option<f32>,
+    /// Name of the environment variable holding the API key.
+    #[arg(long, value_name = "VAR")]
+    pub llm_api_key_env: Option<String>,
+    /// Seconds to wait for one LLM answer.
+    #[arg(long, value_name = "SECONDS")]
+    pub llm_timeout: Option<u64>,
+    /// TOML file with an [llm] table (llm, base_url, temperature, api_key_env, timeout_s,
+    /// retries); flags override it. Keys are never read from it.
+    #[arg(long, value_name = "FILE")]
+    pub llm_config: Option<PathBuf>,
+    /// Planning rounds at most.
+    #[arg(long, default_value_t = 6)]
+    pub rounds: usize,
+    /// Stop after this many rounds in a row without an accepted improvement.
+    #[arg(long, default_value_t = 2)]
+    pub patience: usize,
+    /// Runtime that measures and runs the model (ort: ONNX Runtime).
+    #[arg(long, default_value = "ort")]
+    pub runtime: String,
+    /// Intra-op threads for evaluation and latency (0: the runtime's default).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+    /// Preprocessing preset (cifar10, imagenet, ...); auto picks from the model input size.
+    #[arg(long, default_value = "auto")]
+    pub preprocess: String,
+    /// Images used to calibrate static quantization.
+    #[arg(long, default_value_t = 500)]
+    pub calibration_images: usize,
+    /// Images the loop and the planner see.
+    #[arg(long, default_value_t = 1000)]
+    pub feedback_images: usize,
+    /// Images for the final comparison (default: all the rest).
+    #[arg(long)]
+    pub holdout_images: Option<usize>,
+    /// Seed of the shuffle that splits the data.
+    #[arg(long, default_value_t = 0)]
+    pub split_seed: u64,
+    /// Skip measuring each quantization mode before planning.
+    #[arg(long)]
+    pub no_probe: bool,
+    /// Re-run a recorded run from its recorded answers and decisions (no network).
+    #[arg(long, value_name = "RUN_DIR")]
+    pub replay: Option<PathBuf>,
+    /// Also write the report JSON to this path.
+    #[arg(long, value_name = "PATH")]
+    pub json: Option<PathBuf>,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if !(args.max_acc_drop >= 0.0 && args.max_acc_drop.is_finite()) {
+        anyhow::bail!(
+            "--max-acc-drop must be a number of points ≥ 0, got {}",
+            args.max_acc_drop
+        );
+    }
+    if args.runtime != "ort" {
+        anyhow::bail!(
+            "--runtime '{}' is not supported by compress yet; use --runtime ort",
+            args.runtime
+        );
+    }
+    let model = profagent_onnx::Model::load(&args.model)
+        .with_context(|| format!("loading {}", args.model.display()))?;
+    let budget = Budget {
+        max_acc_drop: args.max_acc_drop,
+        target_latency_ms: args.target_latency,
+        target_memory_bytes: args.target_memory.map(|mb| (mb * 1e6) as u64),
+        target_speedup: args.target_speedup,
+    };
+
+    // Planner: replay, the built-in one, or an LLM.
+    let flags = LlmSettings {
+        llm: args.llm.clone(),
+        base_url: args.llm_base_url.clone(),
+        temperature: args.llm_temperature,
+        api_key_env: args.llm_api_key_env.clone(),
+        timeout_s: args.llm_timeout,
+        ..Default::default()
+    };
+    let settings = match &args.llm_config {
+        Some(path) => flags.or(LlmSettings::from_file(path)?),
+        None => flags,
+    };
+    let (mut planner, replay): (Box<dyn Planner>, Option<ReplayScript>) = match &args.replay {
+        Some(dir) => {
+            let source = RunReport::read(&dir.join(REPORT_FILE))?;
+            (
+                Box::new(replay_planner(dir)?),
+                Some(ReplayScript {
+                    source,
+                    source_dir: dir.display().to_string(),
+                }),
+            )
+        }
+        None => match settings.build()? {
+            Some(provider) => (Box::new(AnalysisAgent::new(provider)), None),
+            None => (Box::new(BuiltinPlanner::new()), None),
+        },
+    };
+
+    // Data: calibration / feedback / holdout, disjoint.
+    let preset = match args.preprocess.as_str() {
+        "auto" => auto_preset(&model),
+        other => other.to_string(),
+    };
+    let preprocess = profagent_data::Preprocess::preset(&preset)?;
+    let dataset = profagent_data::Dataset::open(&args.data, &preprocess)?;
+    let seed = Some(args.split_seed);
+    let calibration_set = dataset.subset(0, Some(args.calibration_images), seed)?;
+    let feedback = dataset.subset(args.calibration_images, Some(args.feedback_images), seed)?;
+    let holdout = dataset.subset(
+        args.calibration_images + args.feedback_images,
+        args.holdout_images,
+        seed,
+    )?;
+    let input_name = model
+        .graph()
+        .input
+        .iter()
+        .map(|i| i.name().to_string())
+        .find(|n| !model.graph().initializer.iter().any(|t| t.name() == n))
+        .context("the model has no graph input")?;
+    let mut calibration = Vec::new();
+    for batch in calibration_set.batches(50) {
+        calibration.push(vec![(input_name.clone(), batch?.input)]);
+    }
+
+    let runtime = profagent_runtime::open_runtime(profagent_runtime::RuntimeKind::Ort)
+        .map_err(|e| RuntimeFailure(e.into()))?;
+    let mut bench = bench::OrtBench {
+        runtime,
+        session: profagent_runtime::SessionOptions {
+            threads: args.threads,
+            ..Default::default()
+        },
+        feedback,
+        holdout,
+        calibration,
+        eval: profagent_data::EvalOptions {
+            batch_size: 64,
+            latency_batches: vec![1],
+            warmup_runs: 5,
+            timed_runs: 30,
+        },
+        runtime_name: args.runtime.clone(),
+    };
+    let run_dir = RunDir::create(&args.out, settings.secrets())?;
+    let options = CompressOptions {
+        budget,
+        rounds: args.rounds,
+        patience: args.patience,
+        probe_quantization: !args.no_probe,
+        model_name: args
+            .model
+            .file_stem()
+            .map(|s| s.to_string_lossy().to_string())
+            .unwrap_or_default(),
+        model_path: args.model.display().to_string(),
+        runtime: args.runtime.clone(),
+        data: serde_json::json!({
+            "path": args.data.display().to_string(), "preprocess": preset, "split_seed": args.split_seed,
+            "calibration_images": args.calibration_images, "feedback_images": args.feedback_images,
+            "holdout_images": args.holdout_images, "samples": dataset.len(),
+        }),
+        replay,
+    };
+    let terminal = std::io::stderr().is_terminal();
+    let mut progress = |line: &str| {
+        if terminal {
+            eprintln!("» {line}");
+        } else {
+            eprintln!("{line}");
+        }
+    };
+    let report = compress(
+        &model,
+        &options,
+        planner.as_mut(),
+        &mut bench,
+        &run_dir,
+        &mut progress,
+    )
+    .map_err(|e| RuntimeFailure(e.into()))?;
+    if let Some(path) = &args.json {
+        let text = serde_json::to_string_pretty(&report)?;
+        profagent_onnx::write_atomic(path, text.as_bytes())?;
+    }
+    print_summary(&report);
+    let met = report.final_result.as_ref().is_some_and(|f| {
+        f.budget_met
+            || (options.budget.target_latency_ms.is_none()
+                && options.budget.target_memory_bytes.is_none()
+                && options.budget.target_speedup.is_none()
+                && f.acc_drop.is_some_and(|d| d <= options.budget.max_acc_drop))
+    });
+    Ok(ExitCode::from(if met { OK } else { BUDGET_NOT_MET }))
+}
+
+/// cifar10 for 32x32 inputs, imagenet otherwise.
+fn auto_preset(model: &profagent_onnx::Model) -> String {
+    use profagent_onnx::proto::{tensor_shape_proto::dimension::Value, type_proto};
+    let height =
+        model
+            .graph()
+            .input
+            .first()
+            .and_then(|i| match i.r#type.as_ref()?.value.as_ref()? {
+                type_proto::Value::TensorType(t) => {
+                    match t.shape.as_ref()?.dim.get(2)?.value.as_ref()? {
+                        Value::DimValue(v) => Some(*v),
+                        _ => None,
+                    }
+                }
+                _ => None,
+            });
+    if height == Some(32) {
+        "cifar10".into()
+    } else {
+        "imagenet".into()
+    }
+}
+
+fn print_summary(report: &RunReport) {
+    println!("\nround  accepted  top-1 (feedback)  latency ms  size MB  plan");
+    for r in &report.rounds {
+        let e = r.evaluation.as_ref();
+        println!(
+            "{:>5}  {:>8}  {:>16}  {:>10}  {:>7}  {}",
+            r.round,
+            if r.accepted { "yes" } else { "no" },
+            e.map(|e| format!("{:.2}", e.top1))
+                .unwrap_or_else(|| "-".into()),
+            e.map(|e| format!("{:.2}", e.latency_ms))
+                .unwrap_or_else(|| "-".into()),
+            e.map(|e| format!("{:.2}", e.model_bytes as f64 / 1e6))
+                .unwrap_or_else(|| "-".into()),
+            profagent_agent::compressor::summarize_plan(r.plan.as_ref(), &r.resolved_pruning),
+        );
+    }
+    let Some(f) = &report.final_result else {
+        return;
+    };
+    println!();
+    if let (Some(b), Some(c)) = (&f.holdout_baseline, &f.holdout_final) {
+        println!("holdout ({} images)   baseline    final", c.images);
+        println!("top-1 %              {:>8.2}  {:>7.2}", b.top1, c.top1);
+        println!(
+            "latency ms (batch 1) {:>8.2}  {:>7.2}",
+            b.latency_ms, c.latency_ms
+        );
+        println!(
+            "size MB              {:>8.2}  {:>7.2}",
+            b.model_bytes as f64 / 1e6,
+            c.model_bytes as f64 / 1e6
+        );
+    }
+    println!(
+        "drop {:.2} points, {:.2}x faster, {:.1} % smaller; budget {}; stopped: {}",
+        f.acc_drop.unwrap_or(f64::NAN),
+        f.speedup.unwrap_or(f64::NAN),
+        100.0 * f.size_reduction.unwrap_or(f64::NAN),
+        if f.budget_met { "met" } else { "not met" },
+        f.stop_reason
+    );
+    if let Some(replay) = &report.replay {
+        println!(
+            "replay of {}: final model {}",
+            replay.source,
+            if replay.identical {
+                "byte-identical"
+            } else {
+                "DIFFERS"
+            }
+        );
+    }
+    println!("model: {}  sha256 {}", f.model_path, f.sha256);
 }

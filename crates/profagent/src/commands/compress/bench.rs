@@ -1,0 +1,250 @@
+//! The real `Workbench` of `profagent compress`: static profile + pruning analysis for the
+//! planner, `profagent-prune` and `profagent-quant` to apply plans, ONNX Runtime and
+//! `profagent-data` to evaluate. Glue only: every decision lives in `profagent-agent`.
+use std::collections::BTreeMap;
+
+use profagent_agent::compressor::{Analysis, Split, Workbench};
+use profagent_agent::facts::{Evaluation, GroupFacts, LayerFacts};
+use profagent_agent::AgentError;
+use profagent_data::{Dataset, EvalOptions};
+use profagent_onnx::Model;
+use profagent_plan::{
+    GroupInfo, ImportanceCriterion, PlanContext, PruneUnit, QuantMode, QuantSetting, ResolvedPrune,
+};
+use profagent_runtime::{ModelSource, Runtime, SessionOptions};
+
+pub struct OrtBench {
+    pub runtime: Box<dyn Runtime>,
+    pub session: SessionOptions,
+    pub feedback: Dataset,
+    pub holdout: Dataset,
+    pub calibration: Vec<profagent_quant::Batch>,
+    pub eval: EvalOptions,
+    pub runtime_name: String,
+}
+
+fn step(step: &str, error: impl std::fmt::Display) -> AgentError {
+    AgentError::Step {
+        step: step.to_string(),
+        reason: error.to_string(),
+    }
+}
+
+impl Workbench for OrtBench {
+    fn describe(&self) -> serde_json::Value {
+        serde_json::json!({
+            "runtime": self.runtime_name,
+            "threads": self.session.threads,
+            "machine": serde_json::to_value(profagent_runtime::machine_info()).unwrap_or_default(),
+        })
+    }
+
+    fn analyze(&mut self, model: &Model) -> Result<Analysis, AgentError> {
+        let profile =
+            profagent_profile::static_profile(model, &profagent_profile::ProfileOptions::default())
+                .map_err(|e| step("profile", e))?;
+        let layers: Vec<LayerFacts> = profile
+            .layers
+            .iter()
+            .map(|l| LayerFacts {
+                name: l.name.clone(),
+                op_type: l.op_types.first().cloned().unwrap_or_default(),
+                params: l.params,
+                macs: l.macs,
+                latency_ms: l.latency_ms,
+                memory_bytes: Some(l.weight_bytes + l.activation_bytes),
+            })
+            .collect();
+        let layer_macs: BTreeMap<&str, (u64, u64)> = profile
+            .layers
+            .iter()
+            .map(|l| (l.name.as_str(), (l.macs, l.params)))
+            .collect();
+        let groups = profagent_prune::analyze(model).map_err(|e| step("pruning analysis", e))?;
+        let mut context = PlanContext::from_model(model);
+        context.quant_modes = [QuantMode::Dynamic, QuantMode::Static, QuantMode::Int4]
+            .into_iter()
+            .collect();
+        context.mixed_quant_modes = false;
+        for layer in default_protected(model) {
+            context.protected_layers.insert(layer);
+        }
+        let mut facts = Vec::new();
+        for group in &groups {
+            let heads =
+                matches!(group.kind, profagent_prune::GroupKind::Heads).then_some(group.units);
+            let mut info = GroupInfo::new(group.units, group.layers.clone());
+            info.heads = heads;
+            if let profagent_prune::GroupStatus::Unprunable { reason } = &group.status {
+                info.not_prunable = Some(reason.clone());
+            }
+            let (macs, params) = group
+                .layers
+                .iter()
+                .filter_map(|l| layer_macs.get(l.as_str()))
+                .fold((0u64, 0u64), |(m, p), (lm, lp)| (m + lm, p + lp));
+            facts.push(GroupFacts {
+                id: group.id.clone(),
+                channels: group.units,
+                heads,
+                params,
+                macs,
+                latency_ms: None,
+                sensitivity: None,
+                prunable: group.is_prunable() && context.group_is_protected(&info).is_none(),
+                note: Some(format!("{:?}", group.kind).to_lowercase()),
+            });
+            context.groups.insert(group.id.clone(), info);
+        }
+        let conv_macs: u64 = profile
+            .layers
+            .iter()
+            .filter(|l| l.op_types.iter().any(|o| o == "Conv"))
+            .map(|l| l.macs)
+            .sum();
+        let total: u64 = profile.layers.iter().map(|l| l.macs).sum::<u64>().max(1);
+        let family = if conv_macs * 10 >= total * 8 {
+            "convolutional"
+        } else if conv_macs * 10 <= total * 2 {
+            "transformer"
+        } else {
+            "mixed"
+        };
+        Ok(Analysis {
+            context,
+            layers,
+            groups: facts,
+            family: family.into(),
+        })
+    }
+
+    fn prune(
+        &mut self,
+        model: &Model,
+        decisions: &[ResolvedPrune],
+    ) -> Result<(Model, serde_json::Value), AgentError> {
+        // One pruning pass per (criterion, round_to): the pruner takes those per spec.
+        let mut passes: BTreeMap<(u8, u32), Vec<&ResolvedPrune>> = BTreeMap::new();
+        for d in decisions {
+            let criterion = match d.criterion {
+                ImportanceCriterion::L1 => 0,
+                ImportanceCriterion::L2 => 1,
+                ImportanceCriterion::Random => 2,
+            };
+            let round_to = if d.unit == PruneUnit::Heads {
+                1
+            } else {
+                d.round_to
+            };
+            passes.entry((criterion, round_to)).or_default().push(d);
+        }
+        let mut current = model.clone();
+        let mut reports = Vec::new();
+        for ((criterion, round_to), group) in passes {
+            let mut spec = profagent_prune::PruneSpec::uniform(0.0);
+            spec.importance = match criterion {
+                0 => profagent_prune::Importance::L1,
+                1 => profagent_prune::Importance::L2,
+                _ => profagent_prune::Importance::Random,
+            };
+            spec.round_to = round_to as usize;
+            spec.rules = group
+                .iter()
+                .map(|d| profagent_prune::RatioRule {
+                    pattern: regex::escape(&d.group),
+                    ratio: d.ratio,
+                })
+                .collect();
+            let (pruned, report) =
+                profagent_prune::prune(&current, &spec, None).map_err(|e| step("prune", e))?;
+            reports.push(serde_json::json!({
+                "params_before": report.params_before, "params_after": report.params_after,
+                "macs_before": report.macs_before, "macs_after": report.macs_after,
+                "groups": report.pruned_groups().map(|g| serde_json::json!({"id": g.id, "before": g.units_before, "after": g.units_after})).collect::<Vec<_>>(),
+                "warnings": report.warnings,
+            }));
+            current = pruned;
+        }
+        Ok((current, serde_json::Value::Array(reports)))
+    }
+
+    fn quantize(
+        &mut self,
+        model: &Model,
+        layers: &BTreeMap<String, QuantSetting>,
+    ) -> Result<(Model, serde_json::Value), AgentError> {
+        let Some(first) = layers.values().next().copied() else {
+            return Ok((model.clone(), serde_json::Value::Null));
+        };
+        let mode = match first.mode {
+            QuantMode::Dynamic => profagent_quant::Mode::Dynamic,
+            QuantMode::Static => profagent_quant::Mode::Static,
+            QuantMode::Int4 => profagent_quant::Mode::Int4,
+            QuantMode::None => return Ok((model.clone(), serde_json::Value::Null)),
+        };
+        let mut spec = profagent_quant::QuantSpec::new(mode);
+        spec.layers = profagent_quant::Selection {
+            include: layers.keys().cloned().collect(),
+            exclude: Vec::new(),
+        };
+        spec.per_channel = (mode == profagent_quant::Mode::Static).then_some(first.per_channel);
+        spec.signed_weights = first.signed_weights;
+        let calibration =
+            (mode == profagent_quant::Mode::Static).then_some(self.calibration.as_slice());
+        let (quantized, report) = profagent_quant::quantize(model, &spec, calibration)
+            .map_err(|e| step("quantize", e))?;
+        Ok((quantized, serde_json::to_value(&report).unwrap_or_default()))
+    }
+
+    fn evaluate(&mut self, model: &Model, split: Split) -> Result<Evaluation, AgentError> {
+        let bytes = model.to_bytes();
+        let model_bytes = bytes.len() as u64;
+        let mut session = self
+            .runtime
+            .load(&ModelSource::Bytes(bytes), &self.session)
+            .map_err(|e| step("load in the runtime", e))?;
+        let dataset = match split {
+            Split::Feedback => &self.feedback,
+            Split::Holdout => &self.holdout,
+        };
+        let record = profagent_data::evaluate(session.as_mut(), None, dataset, &self.eval)
+            .map_err(|e| step("evaluate", e))?;
+        Ok(Evaluation {
+            top1: record.top1.unwrap_or(0.0) * 100.0,
+            latency_ms: record.latency_ms.unwrap_or(f64::NAN),
+            model_bytes,
+            images: record.samples,
+            details: serde_json::to_value(&record).unwrap_or_default(),
+        })
+    }
+}
+
+/// Layers never pruned: the first convolution (it sees raw pixels) and the layers that
+/// produce graph outputs (the classifier), as the pruner protects them too.
+fn default_protected(model: &Model) -> Vec<String> {
+    let graph = model.graph();
+    let mut out = Vec::new();
+    if let Some((index, node)) = graph
+        .node
+        .iter()
+        .enumerate()
+        .find(|(_, n)| n.op_type() == "Conv")
+    {
+        out.push(profagent_onnx::layer_of_node(
+            node.name(),
+            node.op_type(),
+            index,
+        ));
+    }
+    let outputs: Vec<&str> = graph.output.iter().map(|o| o.name()).collect();
+    for (index, node) in graph.node.iter().enumerate() {
+        if node.output.iter().any(|o| outputs.contains(&o.as_str())) {
+            out.push(profagent_onnx::layer_of_node(
+                node.name(),
+                node.op_type(),
+                index,
+            ));
+        }
+    }
+    out
+}
