@@ -43,7 +43,7 @@ pub const SINGLE_THREAD_MAX_CORES: usize = 2;
 const MAX_DEFAULT_THREADS: usize = 8;
 
 /// Default cap on free-text strings in constrained answers: a few sentences of rationale.
-pub const DEFAULT_MAX_STRING_CHARS: usize = 300;
+pub const DEFAULT_MAX_STRING_CHARS: usize = 160;
 
 /// How to run the model.
 #[derive(Debug, Clone, PartialEq)]
