@@ -382,3 +382,22 @@ fn report_renders_in_headless_chromium() {
         );
     }
 }
+
+/// A run that stopped before any round (no rounds, no final model, nothing measured per layer)
+/// still renders every section, saying what is missing.
+#[test]
+fn minimal_report_renders() {
+    let text = r#"{"format": "profagent-run/1", "model": {"path": "m.onnx"},
+                   "budget": {"max_acc_drop": 1.0},
+                   "baseline": {"top1": 71.5, "latency_ms": 3.2, "model_bytes": 14000000}}"#;
+    let report = RunReport::from_json(text).unwrap();
+    let markdown = render_markdown(&report);
+    assert!(markdown.contains("no final model"), "{markdown}");
+    assert!(markdown.contains("No channels were pruned."), "{markdown}");
+    let html = render_html(&report);
+    for id in SECTION_IDS {
+        assert!(html.contains(&format!("<section id=\"{id}\">")), "section {id} missing");
+    }
+    assert!(!html.contains("Chart unavailable"), "the trajectory of the baseline alone must draw");
+    assert!(!html.contains("id=\"layers\""), "no per-layer section without per-layer data");
+}
