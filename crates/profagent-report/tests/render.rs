@@ -396,8 +396,17 @@ fn minimal_report_renders() {
     assert!(markdown.contains("No channels were pruned."), "{markdown}");
     let html = render_html(&report);
     for id in SECTION_IDS {
-        assert!(html.contains(&format!("<section id=\"{id}\">")), "section {id} missing");
+        assert!(
+            html.contains(&format!("<section id=\"{id}\">")),
+            "section {id} missing"
+        );
     }
-    assert!(!html.contains("Chart unavailable"), "the trajectory of the baseline alone must draw");
-    assert!(!html.contains("id=\"layers\""), "no per-layer section without per-layer data");
+    assert!(
+        !html.contains("Chart unavailable"),
+        "the trajectory of the baseline alone must draw"
+    );
+    assert!(
+        !html.contains("id=\"layers\""),
+        "no per-layer section without per-layer data"
+    );
 }
