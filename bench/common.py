@@ -1,0 +1,173 @@
+#!/usr/bin/env python3
+"""Shared pieces of the benchmark driver (bench/run.py): command recording, ONNX Runtime
+measurement, data loading, table formatting.
+
+The method, in short:
+
+Runs the `profagent` CLI and the Python baselines as subprocesses (each command is recorded in
+the document), then measures every variant of a table in THIS process with ONNX Runtime: one
+session per variant, fixed intra-op threads, latency as the median over interleaved rounds
+(variant A, B, C, A, B, C, ...) so that load from other processes hits all variants alike.
+Ratios are always against the baseline measured in the same run.
+"""
+import argparse
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from PIL import Image
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+SHARED = os.path.normpath(os.path.join(ROOT, "..", "shared"))
+CIFAR_MEAN = np.array([0.4914, 0.4822, 0.4465]) * 255
+CIFAR_STD = np.array([0.2470, 0.2435, 0.2616]) * 255
+IMAGENET_MEAN = np.array([0.485, 0.456, 0.406])
+IMAGENET_STD = np.array([0.229, 0.224, 0.225])
+EVAL_THREADS = 2  # accuracy passes (not timed) use both cores
+
+
+def rel(path):
+    """Paths in recorded commands: relative to the repo root where possible."""
+    try:
+        r = os.path.relpath(path, ROOT)
+        return path if r.startswith("../..") else r
+    except ValueError:
+        return path
+
+
+class Bench:
+    def __init__(self, args):
+        self.args = args
+        self.tool = args.profagent
+        self.threads = args.threads
+        self.work = tempfile.mkdtemp(prefix="profagent_bench_")
+        self.commands = []
+        self.sections = []
+        self.failures = []
+
+    # ---------- commands ----------
+    def cmd(self, argv, label, python_inline=None):
+        """Runs argv, records it, returns (wall seconds, stdout); raises RuntimeError on failure."""
+        shown = python_inline or " ".join(shlex.quote(rel(a)) for a in argv)
+        self.commands.append(f"[{label}] {shown}")
+        start = time.perf_counter()
+        p = subprocess.run(argv, capture_output=True, text=True)
+        wall = time.perf_counter() - start
+        if p.returncode != 0:
+            tail = (p.stderr.strip() or p.stdout.strip()).splitlines()[-3:]
+            msg = f"{label}: exit {p.returncode}: {' | '.join(tail)}"
+            self.failures.append(msg)
+            print("FAILED", msg, file=sys.stderr)
+            raise RuntimeError(msg)
+        print(f"  {wall:7.1f} s  {label}", file=sys.stderr)
+        return wall, p.stdout
+
+    def profagent(self, verb, *rest, label=None):
+        return self.cmd([self.tool, verb, *map(str, rest)], label or f"profagent {verb}")
+
+    def ort_quantize_dynamic(self, model, out):
+        code = "import sys; from onnxruntime.quantization import quantize_dynamic as q; q(sys.argv[1], sys.argv[2])"
+        return self.cmd([sys.executable, "-c", code, model, out], "onnxruntime quantize_dynamic",
+                        f"python3 -c 'from onnxruntime.quantization import quantize_dynamic; quantize_dynamic(MODEL, OUT)'  # {rel(model)}")[0]
+
+    def ort_quantize_static(self, model, out, calib_npy, input_name):
+        code = ("import sys, numpy as np\n"
+                "from onnxruntime.quantization import quantize_static, CalibrationDataReader, QuantFormat\n"
+                "class R(CalibrationDataReader):\n"
+                "  def __init__(s):\n"
+                "    x = np.load(sys.argv[3]); s.it = iter([{sys.argv[4]: x[i:i+50]} for i in range(0, len(x), 50)])\n"
+                "  def get_next(s): return next(s.it, None)\n"
+                "quantize_static(sys.argv[1], sys.argv[2], R(), quant_format=QuantFormat.QDQ, per_channel=True)\n")
+        return self.cmd([sys.executable, "-c", code, model, out, calib_npy, input_name], "onnxruntime quantize_static",
+                        f"python3 -c 'quantize_static(MODEL, OUT, reader(500 images, batches of 50), quant_format=QDQ, per_channel=True)'  # {rel(model)}")[0]
+
+    def static_profile(self, model):
+        _, out = self.profagent("profile", model, "--json", "-", label=f"profagent profile (params/MACs) {os.path.basename(model)}")
+        summary = json.loads(out)["model"]
+        return summary["params"], summary["macs"]
+
+    # ---------- ONNX Runtime measurements ----------
+    def session(self, path, threads):
+        o = ort.SessionOptions()
+        o.intra_op_num_threads = threads
+        o.inter_op_num_threads = 1
+        return ort.InferenceSession(path, o, providers=["CPUExecutionProvider"])
+
+    def latency(self, paths, shape, rounds=None, runs=None):
+        """Median ms per batch-1 run for each model; rounds interleave the variants."""
+        rounds = rounds or self.args.rounds
+        runs = runs or 3
+        sessions = [self.session(p, self.threads) for p in paths]
+        x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+        feeds = [{s.get_inputs()[0].name: x} for s in sessions]
+        for s, f in zip(sessions, feeds):
+            s.run(None, f)
+            s.run(None, f)
+        times = [[] for _ in paths]
+        for _ in range(rounds):
+            for i, (s, f) in enumerate(zip(sessions, feeds)):
+                t = time.perf_counter()
+                for _ in range(runs):
+                    s.run(None, f)
+                times[i].append((time.perf_counter() - t) / runs * 1000)
+        return [float(np.median(t)) for t in times]
+
+    def outputs(self, path, x, batch=100):
+        s = self.session(path, EVAL_THREADS)
+        name = s.get_inputs()[0].name
+        return np.concatenate([s.run(None, {name: x[i:i + batch]})[0] for i in range(0, len(x), batch)])
+
+    def section(self, title, text):
+        self.sections.append(f"## {title}\n\n{text.strip()}\n")
+
+
+# ---------- data ----------
+def cifar(indices):
+    root = os.path.join(SHARED, "data", "cifar10-test")
+    files = [(os.path.join(root, c, f), ci) for ci, c in enumerate(sorted(os.listdir(root)))
+             for f in sorted(os.listdir(os.path.join(root, c)))]
+    xs = [np.asarray(Image.open(files[i][0]).convert("RGB"), dtype=np.float32) for i in indices]
+    x = ((np.stack(xs) - CIFAR_MEAN) / CIFAR_STD).astype(np.float32).transpose(0, 3, 1, 2)
+    return np.ascontiguousarray(x), np.array([files[i][1] for i in indices])
+
+
+def imagenet(indices):
+    root = os.path.join(SHARED, "data", "imagenet-val-1300")
+    lines = [l.split(",") for l in open(os.path.join(root, "dataset.txt")) if l.strip()]
+    xs, ys = [], []
+    for i in indices:
+        path, label = lines[i][0].strip(), int(lines[i][1])
+        img = Image.open(os.path.join(root, path)).convert("RGB")
+        w, h = img.size
+        s = 256 / min(w, h)
+        img = img.resize((max(256, round(w * s)), max(256, round(h * s))), Image.BILINEAR)
+        w, h = img.size
+        l, t = (w - 224) // 2, (h - 224) // 2
+        a = np.asarray(img.crop((l, t, l + 224, t + 224)), dtype=np.float32) / 255
+        xs.append((a - IMAGENET_MEAN) / IMAGENET_STD)
+        ys.append(label)
+    return np.ascontiguousarray(np.stack(xs).astype(np.float32).transpose(0, 3, 1, 2)), np.array(ys)
+
+
+def fidelity(out, ref):
+    cos = np.sum(out * ref, 1) / (np.linalg.norm(out, axis=1) * np.linalg.norm(ref, axis=1) + 1e-30)
+    return float(np.mean(cos)), float(np.mean(out.argmax(1) == ref.argmax(1)) * 100)
+
+
+def mb(n):
+    return f"{n / 1e6:.2f}"
+
+
+def table(header, rows):
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return "\n".join(lines)
