@@ -2,7 +2,8 @@
 //! planner is compared with.
 //!
 //! Round by round:
-//! 1. If no quantization is in effect, take the quantization mode that measured fastest on
+//! 1. If no quantization is in effect, take the quantization mode that measured fastest (or,
+//!    at no measured slowdown, at least `MIN_QUANT_SHRINK` times smaller) on
 //!    this model and runtime (the probes), provided its top-1 stayed within half the budget.
 //!    Measured, not assumed: on ONNX Runtime dynamic int8 speeds transformers up but slows
 //!    convolutions down, while static QDQ speeds convolutions up.
@@ -34,6 +35,8 @@ pub const INITIAL_GROUPS: usize = 4;
 pub const QUANT_BUDGET_SHARE: f64 = 0.5;
 /// A probe must be at least this much faster (or this much smaller) to be worth it.
 pub const MIN_QUANT_GAIN: f64 = 1.05;
+/// A probe that is not measurably slower is still worth it when it shrinks the model this much.
+pub const MIN_QUANT_SHRINK: f64 = 2.0;
 /// Stop pruning when less than this many points of accuracy budget remain.
 pub const MIN_BUDGET_LEFT: f64 = 0.15;
 /// Kept channels are rounded to a multiple of this (SIMD-friendly widths).
@@ -187,10 +190,13 @@ impl BuiltinPlanner {
             .filter(|p| p.error.is_none())
             .filter(|p| p.top1.is_some_and(|t| input.drop_of(t) <= allowed))
             .filter(|p| {
+                let shrink = input.baseline.model_bytes as f64 / p.model_bytes.max(1) as f64;
+                // Faster is worth it; so is much smaller at no measured slowdown (latency
+                // ratios below MIN_QUANT_GAIN are within noise), or smaller at all when the
+                // user set a memory target.
                 p.speedup >= MIN_QUANT_GAIN
-                    || (wants_memory
-                        && (input.baseline.model_bytes as f64 / p.model_bytes.max(1) as f64)
-                            >= MIN_QUANT_GAIN)
+                    || (shrink >= MIN_QUANT_SHRINK && p.speedup >= 1.0 / MIN_QUANT_GAIN)
+                    || (wants_memory && shrink >= MIN_QUANT_GAIN)
             })
             .max_by(|a, b| {
                 let score = |p: &crate::facts::QuantProbe| {

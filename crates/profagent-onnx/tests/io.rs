@@ -29,7 +29,10 @@ fn shared_models_round_trip_byte_identical() {
         let out = tmp.path().join(name);
         model.save(&out, ExternalData::Auto).unwrap();
         let reloaded = Model::load(&out).unwrap();
-        assert_eq!(model.proto, reloaded.proto, "{name}: proto differs after round trip");
+        assert_eq!(
+            model.proto, reloaded.proto,
+            "{name}: proto differs after round trip"
+        );
         let written = std::fs::read(&out).unwrap();
         assert_eq!(original, written, "{name}: bytes differ after round trip");
     }
@@ -54,7 +57,10 @@ fn external_data_round_trip_and_escape_refused() {
     let path2 = tmp.path().join("again.onnx");
     loaded.save(&path2, ExternalData::Auto).unwrap();
     assert!(tmp.path().join("again.onnx.data").exists());
-    assert_eq!(Model::load(&path2).unwrap().graph().initializer, model.graph().initializer);
+    assert_eq!(
+        Model::load(&path2).unwrap().graph().initializer,
+        model.graph().initializer
+    );
 
     // A location escaping the folder is refused.
     let mut evil = Model::load(&path).unwrap();
@@ -68,7 +74,10 @@ fn external_data_round_trip_and_escape_refused() {
     let evil_path = tmp.path().join("evil.onnx");
     std::fs::write(&evil_path, evil.to_bytes()).unwrap();
     let err = Model::load(&evil_path).unwrap_err();
-    assert!(matches!(err, OnnxError::ExternalDataEscapes { .. }), "{err}");
+    assert!(
+        matches!(err, OnnxError::ExternalDataEscapes { .. }),
+        "{err}"
+    );
     assert!(err.to_string().contains("escapes"), "{err}");
     let t = &mut evil.graph_mut().initializer[0];
     t.external_data[0].value = Some("/etc/passwd".into());
@@ -115,8 +124,12 @@ fn cycle_is_an_error() {
     use profagent_onnx::attr;
     let mut b = profagent_onnx::builder::GraphBuilder::new(3);
     b.input("x", &[1, 4]);
-    b.graph.node.push(attr::node("Add", "a", &["x", "c"], &["b"], vec![]));
-    b.graph.node.push(attr::node("Relu", "r", &["b"], &["c"], vec![]));
+    b.graph
+        .node
+        .push(attr::node("Add", "a", &["x", "c"], &["b"], vec![]));
+    b.graph
+        .node
+        .push(attr::node("Relu", "r", &["b"], &["c"], vec![]));
     b.output("c", &[1, 4]);
     let bytes = b.finish().to_bytes();
     let tmp = tempfile::tempdir().unwrap();

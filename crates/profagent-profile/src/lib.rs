@@ -6,11 +6,13 @@
 //! types. `table` renders a profile for the terminal. This crate decides nothing about what
 //! to compress.
 pub mod cost;
+pub mod dynamic;
 pub mod error;
 pub mod static_cost;
 pub mod table;
 pub mod types;
 
+pub use dynamic::{merge_measured, render_measurement, Measurement};
 pub use error::{ProfileError, Result};
 pub use static_cost::{static_profile, ProfileOptions};
 pub use types::{Coverage, LayerProfile, ModelSummary, NodeProfile, Profile};

@@ -127,6 +127,7 @@ pub fn static_profile(model: &Model, options: &ProfileOptions) -> Result<Profile
         layers,
         nodes,
         coverage,
+        measurement: None,
     })
 }
 

@@ -17,6 +17,10 @@ pub struct Profile {
     pub nodes: Vec<NodeProfile>,
     /// What the static analysis could not see: a profile with gaps says so.
     pub coverage: Coverage,
+    /// How the measured fields were obtained (runtime, machine, spread, memory); absent for a
+    /// static-only profile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub measurement: Option<crate::dynamic::Measurement>,
 }
 
 /// Totals for the model.

@@ -42,20 +42,15 @@ pub enum Target {
 }
 
 /// How activation ranges are derived from calibration data (static mode).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase", tag = "method")]
 pub enum Calibration {
     /// The observed minimum and maximum.
+    #[default]
     MinMax,
     /// The `percentile` and `100 - percentile` quantiles of the observed values (clips rare
     /// outliers; 99.99 is a good start).
     Percentile { percentile: f64 },
-}
-
-impl Default for Calibration {
-    fn default() -> Self {
-        Calibration::MinMax
-    }
 }
 
 /// Everything `quantize` needs besides the model.

@@ -82,7 +82,12 @@ pub struct Args {
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
     /// Preprocessing preset (cifar10, imagenet, ...); auto picks from the model input size.
-    #[arg(long, default_value = "auto")]
+    #[arg(
+        long,
+        default_value = "auto",
+        alias = "preset",
+        value_name = "PRESET|FILE"
+    )]
     pub preprocess: String,
     /// Images used to calibrate static quantization.
     #[arg(long, default_value_t = 500)]
@@ -164,13 +169,29 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         "auto" => auto_preset(&model),
         other => other.to_string(),
     };
-    let preprocess = profagent_data::Preprocess::preset(&preset)?;
+    let preprocess = if std::path::Path::new(&preset).is_file() {
+        profagent_data::Preprocess::from_file(std::path::Path::new(&preset))?
+    } else {
+        profagent_data::Preprocess::preset(&preset)?
+    };
     let dataset = profagent_data::Dataset::open(&args.data, &preprocess)?;
     let seed = Some(args.split_seed);
-    let calibration_set = dataset.subset(0, Some(args.calibration_images), seed)?;
-    let feedback = dataset.subset(args.calibration_images, Some(args.feedback_images), seed)?;
+    let (calibration_images, feedback_images) =
+        split_sizes(dataset.len(), args.calibration_images, args.feedback_images);
+    if (calibration_images, feedback_images) != (args.calibration_images, args.feedback_images) {
+        eprintln!(
+            "note: {} holds {} samples, too few for {} calibration + {} feedback images and a holdout; using {calibration_images} + {feedback_images} and the rest ({}) as holdout",
+            args.data.display(),
+            dataset.len(),
+            args.calibration_images,
+            args.feedback_images,
+            dataset.len() - calibration_images - feedback_images
+        );
+    }
+    let calibration_set = dataset.subset(0, Some(calibration_images), seed)?;
+    let feedback = dataset.subset(calibration_images, Some(feedback_images), seed)?;
     let holdout = dataset.subset(
-        args.calibration_images + args.feedback_images,
+        calibration_images + feedback_images,
         args.holdout_images,
         seed,
     )?;
@@ -220,7 +241,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         runtime: args.runtime.clone(),
         data: serde_json::json!({
             "path": args.data.display().to_string(), "preprocess": preset, "split_seed": args.split_seed,
-            "calibration_images": args.calibration_images, "feedback_images": args.feedback_images,
+            "calibration_images": calibration_images, "feedback_images": feedback_images,
             "holdout_images": args.holdout_images, "samples": dataset.len(),
         }),
         replay,
@@ -242,6 +263,20 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         &mut progress,
     )
     .map_err(|e| RuntimeFailure(e.into()))?;
+    if options.replay.is_none() {
+        progress("profiling per-layer latency of the baseline and final models for the report");
+        if let Err(e) = add_layer_latencies(&args, bench.runtime.as_ref(), &model, &run_dir) {
+            eprintln!("warning: per-layer latency for the report not measured: {e:#}");
+        }
+    }
+    match profagent_report::regenerate(run_dir.root()) {
+        Ok((_, written)) => eprintln!(
+            "wrote {} and {}",
+            written.html.display(),
+            written.markdown.display()
+        ),
+        Err(e) => eprintln!("warning: report.html/report.md not written: {e}"),
+    }
     if let Some(path) = &args.json {
         let text = serde_json::to_string_pretty(&report)?;
         profagent_onnx::write_atomic(path, text.as_bytes())?;
@@ -255,6 +290,95 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 && f.acc_drop.is_some_and(|d| d <= options.budget.max_acc_drop))
     });
     Ok(ExitCode::from(if met { OK } else { BUDGET_NOT_MET }))
+}
+
+/// Median per-layer latency (ms) of `model` from the runtime's profiler, by layer name.
+fn layer_latencies(
+    runtime: &dyn profagent_runtime::Runtime,
+    model: &profagent_onnx::Model,
+    threads: usize,
+) -> anyhow::Result<Vec<(String, String, f64)>> {
+    use profagent_runtime::{profile_model, synthetic_inputs, ModelSource, ProfileSettings};
+    let mut profile =
+        profagent_profile::static_profile(model, &profagent_profile::ProfileOptions::default())?;
+    let (declared, _) = profagent_runtime::onnx_io::graph_io(model.graph());
+    let inputs = synthetic_inputs(&declared, 1)?;
+    let options = profagent_runtime::SessionOptions {
+        threads,
+        ..Default::default()
+    };
+    let measured = profile_model(
+        runtime,
+        &ModelSource::Bytes(model.to_bytes()),
+        model,
+        &options,
+        &inputs,
+        ProfileSettings {
+            warmup: LAYER_PROFILE_WARMUP,
+            runs: LAYER_PROFILE_RUNS,
+        },
+    )?;
+    profagent_profile::merge_measured(&mut profile, &measured);
+    Ok(profile
+        .layers
+        .iter()
+        .filter_map(|l| {
+            let op = l.op_types.first().cloned().unwrap_or_default();
+            l.latency_ms.map(|ms| (l.name.clone(), op, ms))
+        })
+        .collect())
+}
+
+/// Timed runs per model for the report's per-layer latency chart.
+const LAYER_PROFILE_RUNS: usize = 10;
+const LAYER_PROFILE_WARMUP: usize = 3;
+
+/// Adds `layers[]` (per-layer latency before/after) to the run's report.json.
+fn add_layer_latencies(
+    args: &Args,
+    runtime: &dyn profagent_runtime::Runtime,
+    baseline: &profagent_onnx::Model,
+    run_dir: &RunDir,
+) -> anyhow::Result<()> {
+    let final_model = profagent_onnx::Model::load(run_dir.path("model.onnx"))?;
+    let before = layer_latencies(runtime, baseline, args.threads)?;
+    let after = layer_latencies(runtime, &final_model, args.threads)?;
+    let after_by_name: std::collections::HashMap<&str, f64> =
+        after.iter().map(|(n, _, ms)| (n.as_str(), *ms)).collect();
+    let mut rows: Vec<serde_json::Value> = before
+        .iter()
+        .map(|(name, op, ms)| {
+            serde_json::json!({"layer": name, "op_type": op, "before_ms": ms,
+                "after_ms": after_by_name.get(name.as_str())})
+        })
+        .collect();
+    let known: std::collections::HashSet<&str> =
+        before.iter().map(|(n, _, _)| n.as_str()).collect();
+    for (name, op, ms) in after.iter().filter(|(n, _, _)| !known.contains(n.as_str())) {
+        rows.push(
+            serde_json::json!({"layer": name, "op_type": op, "before_ms": null, "after_ms": ms}),
+        );
+    }
+    let path = run_dir.path(profagent_agent::rundir::REPORT_FILE);
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let mut report: serde_json::Value = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not valid JSON", path.display()))?;
+    if let Some(object) = report.as_object_mut() {
+        object.insert("layers".into(), serde_json::Value::Array(rows));
+    }
+    profagent_onnx::write_atomic(&path, serde_json::to_string_pretty(&report)?.as_bytes())?;
+    Ok(())
+}
+
+/// Calibration and feedback slice sizes: as asked when the data has room for them plus a
+/// holdout at least as large as the feedback slice, else 20 % / 40 % / 40 % of the data.
+fn split_sizes(samples: usize, calibration: usize, feedback: usize) -> (usize, usize) {
+    if calibration + 2 * feedback <= samples {
+        (calibration, feedback)
+    } else {
+        (samples / 5, samples * 2 / 5)
+    }
 }
 
 /// cifar10 for 32x32 inputs, imagenet otherwise.

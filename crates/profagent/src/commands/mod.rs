@@ -1,4 +1,5 @@
 //! One module per subcommand: its clap `Args` and a `run` that calls the library crates.
+mod calib;
 pub mod compress;
 pub mod eval;
 pub mod profile;

@@ -8,10 +8,12 @@ use std::process::ExitCode;
 use anyhow::{bail, Context};
 use profagent_onnx::{ExternalData, Model};
 use profagent_prune::{
-    analyze, expose_values, prune, ActivationSource, ChannelStats, GroupStatus, Importance,
-    PruneReport, PruneSpec, RatioRule, StatRequest, StatsAccumulator,
+    analyze, prune, ActivationSource, GroupStatus, Importance, PruneReport, PruneSpec, RatioRule,
 };
-use profagent_runtime::{open_runtime, ModelSource, RuntimeKind, SessionOptions};
+use profagent_runtime::{open_runtime, RuntimeKind, SessionOptions};
+
+use super::calib::{Batch, BatchActivations};
+use crate::exit::RuntimeFailure;
 
 /// Calibration batches are run this many samples at a time.
 const CALIB_BATCH: usize = 32;
@@ -119,7 +121,7 @@ fn parse_rule(text: &str) -> anyhow::Result<RatioRule> {
     })
 }
 
-fn write_json(path: &PathBuf, text: &str) -> anyhow::Result<()> {
+fn write_json(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
     if path.as_os_str() == "-" {
         println!("{text}");
     } else {
@@ -185,12 +187,25 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         bias_correction: !args.no_bias_correction,
         recalibrate_bn: args.recalibrate_bn,
     };
-    let mut calibration = match &args.calib {
+    let calibration = match &args.calib {
         Some(path) => Some(Calibration::open(&args, path)?),
         None => None,
     };
-    let (pruned, report) = match calibration.as_mut() {
-        Some(c) => prune(&model, &spec, Some(c as &mut dyn ActivationSource)),
+    let runtime = match &calibration {
+        Some(_) => Some(open_runtime(RuntimeKind::Ort).map_err(|e| RuntimeFailure(e.into()))?),
+        None => None,
+    };
+    let session = SessionOptions::default();
+    let mut source = calibration
+        .as_ref()
+        .zip(runtime.as_deref())
+        .map(|(c, runtime)| BatchActivations {
+            runtime,
+            session: &session,
+            batches: &c.batches,
+        });
+    let (pruned, report) = match source.as_mut() {
+        Some(s) => prune(&model, &spec, Some(s as &mut dyn ActivationSource)),
         None => prune(&model, &spec, None),
     }
     .with_context(|| format!("cannot prune {}", args.model.display()))?;
@@ -240,9 +255,9 @@ fn print_report(report: &PruneReport) {
     );
 }
 
-/// Calibration samples run through ONNX Runtime.
+/// Calibration samples loaded from `--calib`, run through ONNX Runtime on demand.
 struct Calibration {
-    dataset: profagent_data::Dataset,
+    batches: Vec<Batch>,
 }
 
 impl Calibration {
@@ -268,48 +283,16 @@ impl Calibration {
         if dataset.is_empty() {
             bail!("calibration data {} holds no samples", path.display());
         }
-        Ok(Calibration { dataset })
-    }
-}
-
-impl ActivationSource for Calibration {
-    fn channel_stats(
-        &mut self,
-        model: &Model,
-        requests: &[StatRequest],
-    ) -> Result<Vec<ChannelStats>, String> {
-        let values: Vec<String> = requests.iter().map(|r| r.value.clone()).collect();
-        let exposed = expose_values(model, &values);
-        let runtime = open_runtime(RuntimeKind::Ort).map_err(|e| e.to_string())?;
-        let mut session = runtime
-            .load(
-                &ModelSource::Bytes(exposed.to_bytes()),
-                &SessionOptions::default(),
-            )
-            .map_err(|e| e.to_string())?;
-        let input = session
-            .inputs()
+        let model = Model::load(&args.model)?;
+        let (declared, _) = profagent_runtime::onnx_io::graph_io(model.graph());
+        let input = declared
             .first()
             .map(|i| i.name.clone())
-            .ok_or("the model has no input")?;
-        let mut acc = StatsAccumulator::new();
-        for batch in self.dataset.batches(CALIB_BATCH) {
-            let batch = batch.map_err(|e| e.to_string())?;
-            let outputs = session
-                .run(&[(input.clone(), batch.input)])
-                .map_err(|e| e.to_string())?;
-            for r in requests {
-                let (_, t) = outputs
-                    .iter()
-                    .find(|(name, _)| *name == r.value)
-                    .ok_or_else(|| format!("runtime did not return '{}'", r.value))?;
-                acc.add(
-                    r,
-                    &t.shape,
-                    t.as_f32().ok_or("calibration value is not float")?,
-                )?;
-            }
+            .ok_or_else(|| anyhow::anyhow!("{} has no input", args.model.display()))?;
+        let mut batches = Vec::new();
+        for batch in dataset.batches(CALIB_BATCH) {
+            batches.push(vec![(input.clone(), batch?.input)]);
         }
-        acc.finish(requests)
+        Ok(Calibration { batches })
     }
 }

@@ -13,6 +13,8 @@ use profagent_plan::{
 };
 use profagent_runtime::{ModelSource, Runtime, SessionOptions};
 
+use crate::commands::calib::BatchActivations;
+
 pub struct OrtBench {
     pub runtime: Box<dyn Runtime>,
     pub session: SessionOptions,
@@ -155,8 +157,21 @@ impl Workbench for OrtBench {
                     ratio: d.ratio,
                 })
                 .collect();
+            // Bias correction on the calibration slice keeps each pruned layer's expected
+            // output: without it a 25 % cut of a residual stage can cost tens of points.
+            let mut activations = BatchActivations {
+                runtime: self.runtime.as_ref(),
+                session: &self.session,
+                batches: &self.calibration,
+            };
+            let source: Option<&mut dyn profagent_prune::ActivationSource> =
+                if self.calibration.is_empty() {
+                    None
+                } else {
+                    Some(&mut activations)
+                };
             let (pruned, report) =
-                profagent_prune::prune(&current, &spec, None).map_err(|e| step("prune", e))?;
+                profagent_prune::prune(&current, &spec, source).map_err(|e| step("prune", e))?;
             reports.push(serde_json::json!({
                 "params_before": report.params_before, "params_after": report.params_after,
                 "macs_before": report.macs_before, "macs_after": report.macs_after,

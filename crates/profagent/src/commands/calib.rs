@@ -1,0 +1,48 @@
+//! Calibration activations for the pruner (activation importance, bias correction, BN
+//! re-estimation): runs batches through ONNX Runtime with the requested values exposed as
+//! extra outputs. Shared by `prune --calib` and `compress`.
+use profagent_onnx::Model;
+use profagent_prune::{
+    expose_values, ActivationSource, ChannelStats, StatRequest, StatsAccumulator,
+};
+use profagent_runtime::{ModelSource, Runtime, SessionOptions, Tensor};
+
+/// One batch of named model inputs.
+pub type Batch = Vec<(String, Tensor)>;
+
+pub struct BatchActivations<'a> {
+    pub runtime: &'a dyn Runtime,
+    pub session: &'a SessionOptions,
+    pub batches: &'a [Batch],
+}
+
+impl ActivationSource for BatchActivations<'_> {
+    fn channel_stats(
+        &mut self,
+        model: &Model,
+        requests: &[StatRequest],
+    ) -> Result<Vec<ChannelStats>, String> {
+        let values: Vec<String> = requests.iter().map(|r| r.value.clone()).collect();
+        let exposed = expose_values(model, &values);
+        let mut session = self
+            .runtime
+            .load(&ModelSource::Bytes(exposed.to_bytes()), self.session)
+            .map_err(|e| e.to_string())?;
+        let mut acc = StatsAccumulator::new();
+        for batch in self.batches {
+            let outputs = session.run(batch).map_err(|e| e.to_string())?;
+            for r in requests {
+                let (_, t) = outputs
+                    .iter()
+                    .find(|(name, _)| *name == r.value)
+                    .ok_or_else(|| format!("runtime did not return '{}'", r.value))?;
+                acc.add(
+                    r,
+                    &t.shape,
+                    t.as_f32().ok_or("calibration value is not float")?,
+                )?;
+            }
+        }
+        acc.finish(requests)
+    }
+}
