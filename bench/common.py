@@ -53,16 +53,18 @@ class Bench:
         self.commands = []
         self.sections = []
         self.failures = []
+        self.started = time.time()
+        self.header_fn = None  # set by run.py: (bench, elapsed seconds) -> markdown
 
     # ---------- commands ----------
-    def cmd(self, argv, label, python_inline=None):
+    def cmd(self, argv, label, python_inline=None, ok_codes=(0,)):
         """Runs argv, records it, returns (wall seconds, stdout); raises RuntimeError on failure."""
         shown = python_inline or " ".join(shlex.quote(rel(a)) for a in argv)
         self.commands.append(f"[{label}] {shown}")
         start = time.perf_counter()
         p = subprocess.run(argv, capture_output=True, text=True)
         wall = time.perf_counter() - start
-        if p.returncode != 0:
+        if p.returncode not in ok_codes:
             tail = (p.stderr.strip() or p.stdout.strip()).splitlines()[-3:]
             msg = f"{label}: exit {p.returncode}: {' | '.join(tail)}"
             self.failures.append(msg)
@@ -71,8 +73,8 @@ class Bench:
         print(f"  {wall:7.1f} s  {label}", file=sys.stderr)
         return wall, p.stdout
 
-    def profagent(self, verb, *rest, label=None):
-        return self.cmd([self.tool, verb, *map(str, rest)], label or f"profagent {verb}")
+    def profagent(self, verb, *rest, label=None, ok_codes=(0,)):
+        return self.cmd([self.tool, verb, *map(str, rest)], label or f"profagent {verb}", ok_codes=ok_codes)
 
     def ort_quantize_dynamic(self, model, out):
         code = "import sys; from onnxruntime.quantization import quantize_dynamic as q; q(sys.argv[1], sys.argv[2])"
@@ -128,6 +130,26 @@ class Bench:
 
     def section(self, title, text):
         self.sections.append(f"## {title}\n\n{text.strip()}\n")
+        self.write_doc(partial=True)
+
+    def checkpoint(self, title, text):
+        """Writes the document with a section still in progress (a long run leaves results behind)."""
+        self.write_doc(partial=True, extra=f"## {title} (in progress)\n\n{text.strip()}\n")
+
+    def write_doc(self, partial=False, extra=""):
+        elapsed = time.time() - self.started
+        header = self.header_fn(self, elapsed)
+        if partial:
+            header += "\n**This run had not finished when this file was written: later sections are missing.**\n"
+        body = "\n".join(self.sections) + ("\n" + extra if extra else "")
+        cmds = "\n".join(self.commands)
+        failures = "\n".join(f"- `{f}`" for f in self.failures) or "- none"
+        doc = (f"{header}\n{body}\n## Failed commands in this run\n\n{failures}\n\n"
+               f"## Every command this run executed\n\n```\n{cmds}\n```\n")
+        tmp = self.args.out + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(doc)
+        os.replace(tmp, self.args.out)
 
 
 # ---------- data ----------

@@ -28,7 +28,7 @@ def main():
     ap.add_argument("--sections", default=os.environ.get("BENCH_SECTIONS", "quant,prune,paper,speed"))
     args = ap.parse_args()
     b = Bench(args)
-    started = time.time()
+    b.header_fn = machine_section
     wanted = args.sections.split(",")
     steps = [("quant", quant_small), ("prune", prune_small)]
     if args.mode == "full":
@@ -42,17 +42,8 @@ def main():
             fn(b)
         except RuntimeError as e:
             b.section(fn.__doc__.strip().splitlines()[0], f"**Not measured: a command failed.** `{e}`")
-    elapsed = time.time() - started
-    header = machine_section(b, elapsed)
-    body = "\n".join(b.sections)
-    cmds = "\n".join(b.commands)
-    failures = "\n".join(f"- `{f}`" for f in b.failures) or "- none"
-    doc = f"{header}\n{body}\n## Failed commands in this run\n\n{failures}\n\n## Every command this run executed\n\n```\n{cmds}\n```\n"
-    tmp = args.out + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(doc)
-    os.replace(tmp, args.out)
-    print(f"wrote {args.out} in {elapsed / 60:.1f} min", file=sys.stderr)
+    b.write_doc()
+    print(f"wrote {args.out} in {(time.time() - b.started) / 60:.1f} min", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -173,7 +173,7 @@ def _planner(b, name, model, data_dir):
     b.profagent("compress", model, "--data", data_dir, "--out", run_dir, "--max-acc-drop", "1.0",
                 "--target-speedup", "1.5", "--feedback-images", "500", "--holdout-images", "500",
                 "--calibration-images", "200", "--threads", str(b.threads), "--rounds", "4",
-                "--json", os.path.join(run_dir + ".report.json"), label=f"profagent compress (built-in planner) {name}")
+                "--json", os.path.join(run_dir + ".report.json"), label=f"profagent compress (built-in planner) {name}", ok_codes=(0, 1))  # 1: budget not met
     report = json.load(open(run_dir + ".report.json"))
     final = report.get("final_result") or report.get("final") or {}
     final_model = final.get("model_path")
@@ -232,6 +232,7 @@ def prune_small(b):
         planner_note = ""
         try:
             final_model, rules, quant, report = _planner(b, name, model, data_dir)
+            planner_note += _compress_summary(os.path.join(b.work, f"compress_{name}"))
             if final_model:
                 variants.append((f"planner (compress output{', quantized: ' + ', '.join(sorted(set(quant.values()))) if quant else ''})", final_model))
             if rules:
@@ -246,7 +247,7 @@ def prune_small(b):
                     path, macs, ratio = _match_macs(b, model, pmacs, imp, None, name)
                     variants.append((f"uniform {imp} at planner MACs (r={ratio:.3f})", path))
             else:
-                planner_note = "The planner accepted no pruning round on this model (see its report), so there is no MACs-matched comparison."
+                planner_note += " The planner accepted no pruning round on this model (see its report), so there is no MACs-matched comparison."
         except RuntimeError as e:
             planner_note = f"Planner row missing: `{e}`"
         # channel alignment: round_to 1 vs 8 vs 16 at 10 %
@@ -282,6 +283,22 @@ def prune_small(b):
 
 
 # ---------------------------------------------------------------- paper models
+def _compress_summary(run_dir):
+    """What the planner did, from its report.json (plan per accepted round, stop reason)."""
+    try:
+        rep = json.load(open(run_dir + ".report.json"))
+    except (OSError, ValueError):
+        return ""
+    final = rep.get("final_result") or rep.get("final") or {}
+    acc = set(final.get("accepted_rounds", []))
+    steps = []
+    for r in rep.get("rounds", []):
+        what = [f"{p['group']} {p['current']}→{p['keep']}" for p in r.get("resolved_pruning", [])]
+        what += [f"{k}: {v}" for k, v in (r.get("quantization") or {}).items()]
+        steps.append(f"round {r.get('round')} {'accepted' if r.get('round') in acc else 'rejected'}: "
+                     f"{', '.join(what[:6]) or 'no change'}{' …' if len(what) > 6 else ''}")
+    return (f"\n\nPlanner run (`{rel(run_dir)}/report.json`): " + "; ".join(steps)
+            + f". Stop: {final.get('stop_reason', '?')}; budget met: {final.get('budget_met', '?')}.")
 def quant_paper(b):
     """Quantization of the paper's models (paper Tables 3-4 setting, random weights)"""
     names = [n for n in b.args.paper_models.split(",") if n]
@@ -334,9 +351,10 @@ def quant_paper(b):
                                   "--out", run_dir, "--max-acc-drop", "1.0", "--target-latency", f"{base_ms * 0.5:.1f}",
                                   "--feedback-images", "16", "--holdout-images", "16", "--calibration-images", "16",
                                   "--threads", str(b.threads), "--rounds", "3", "--json", run_dir + ".report.json",
-                                  label=f"profagent compress (built-in planner, target {base_ms * 0.5:.1f} ms) {name}")
+                                  label=f"profagent compress (built-in planner, target {base_ms * 0.5:.1f} ms) {name}",
+                                  ok_codes=(0, 1))  # 1: budget not met, the best model is still written
             rep = json.load(open(run_dir + ".report.json"))
-            fm = (rep.get("final_result") or {}).get("model_path")
+            fm = (rep.get("final_result") or rep.get("final") or {}).get("model_path")
             if fm and not os.path.isabs(fm):
                 fm = os.path.join(run_dir, fm)
             if fm and os.path.exists(fm):
@@ -344,7 +362,8 @@ def quant_paper(b):
         except (RuntimeError, ValueError, OSError):
             pass
         rows = _quant_rows(b, model, [(l, p, s) for l, p, s in variants], (3, 224, 224), x, None)
-        text.append(f"### {name}\n\n" + table(QUANT_HEADER, rows) + "\n\n" + verdict(b.last_raw))
+        text.append(f"### {name}\n\n" + table(QUANT_HEADER, rows) + "\n\n" + verdict(b.last_raw) + _compress_summary(run_dir))
+        b.checkpoint("Quantization of the paper's models (paper Tables 3-4 setting)", "\n\n".join(text))
         # (b) PyTorch dynamic quantization, in PyTorch
         try:
             env = dict(os.environ, PYTHONPATH=os.environ.get("BENCH_TORCH_PYTHONPATH", "/work/cache/pylib"))
