@@ -10,6 +10,13 @@ use serde::{Deserialize, Serialize};
 
 /// The version of the plan format these types describe. Bump it on any incompatible change.
 pub const PLAN_SCHEMA_VERSION: u32 = 1;
+/// Pruning decisions per plan: a round changes a handful of groups and the loop iterates, so
+/// a bound keeps answers short enough for small models' output budgets (and their grammars).
+pub const MAX_PRUNING_DECISIONS: usize = 12;
+/// Per-layer quantization overrides per plan.
+pub const MAX_LAYER_OVERRIDES: usize = 24;
+/// Characters in any rationale.
+pub const MAX_RATIONALE_CHARS: usize = 400;
 
 fn default_schema_version() -> u32 {
     PLAN_SCHEMA_VERSION
@@ -28,9 +35,11 @@ pub struct CompressionPlan {
     pub schema_version: u32,
     /// Why this plan: the bottlenecks it targets and the risks it accepts, in a few sentences.
     #[serde(default)]
+    #[schemars(length(max = 400))]
     pub rationale: String,
     /// Structured pruning, one entry per group (or layer of a group). Empty: no pruning.
     #[serde(default)]
+    #[schemars(length(max = 12))]
     pub pruning: Vec<PruneDecision>,
     /// Post-training quantization of the resulting model. Absent: keep the current choice.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -44,6 +53,7 @@ pub struct PruneDecision {
     /// A prunable group id, or the name of a layer that belongs to exactly one group.
     pub target: String,
     /// Fraction of the group's current channels (or heads) to remove, in (0, 1).
+    #[schemars(range(min = 0.0, max = 0.9))]
     pub ratio: f64,
     /// What gets removed: output channels (convolutions, MLP width) or whole attention heads.
     #[serde(default)]
@@ -56,6 +66,7 @@ pub struct PruneDecision {
     pub round_to: u32,
     /// Why this group and this ratio.
     #[serde(default)]
+    #[schemars(length(max = 400))]
     pub rationale: String,
 }
 
@@ -95,9 +106,11 @@ pub struct QuantizationPlan {
     pub default: QuantSetting,
     /// Per-layer exceptions (e.g. keep a sensitive layer in float with mode "none").
     #[serde(default)]
+    #[schemars(length(max = 24))]
     pub layers: Vec<LayerQuantization>,
     /// Why this quantization.
     #[serde(default)]
+    #[schemars(length(max = 400))]
     pub rationale: String,
 }
 
@@ -146,6 +159,7 @@ pub struct LayerQuantization {
     pub signed_weights: bool,
     /// Why this layer differs from the default.
     #[serde(default)]
+    #[schemars(length(max = 400))]
     pub rationale: String,
 }
 

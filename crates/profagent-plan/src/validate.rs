@@ -48,6 +48,7 @@ pub enum IssueCode {
     MixedModes,
     DuplicateLayer,
     MissingRationale,
+    TooManyDecisions,
 }
 
 /// One problem found in a plan.
@@ -151,6 +152,30 @@ fn resolve(plan: &CompressionPlan, context: &PlanContext, issues: &mut Vec<PlanI
                 plan.schema_version
             ),
         ));
+    }
+    if plan.pruning.len() > crate::types::MAX_PRUNING_DECISIONS {
+        issues.push(error(
+            IssueCode::TooManyDecisions,
+            "pruning",
+            format!(
+                "{} pruning decisions; a plan holds at most {} (pick the most valuable groups, later rounds can take more)",
+                plan.pruning.len(),
+                crate::types::MAX_PRUNING_DECISIONS
+            ),
+        ));
+    }
+    if let Some(q) = &plan.quantization {
+        if q.layers.len() > crate::types::MAX_LAYER_OVERRIDES {
+            issues.push(error(
+                IssueCode::TooManyDecisions,
+                "quantization.layers",
+                format!(
+                    "{} per-layer overrides; a plan holds at most {} (set `default` and override the exceptions)",
+                    q.layers.len(),
+                    crate::types::MAX_LAYER_OVERRIDES
+                ),
+            ));
+        }
     }
     let mut pruning = Vec::new();
     let mut seen_groups: BTreeMap<String, usize> = BTreeMap::new();

@@ -231,3 +231,21 @@ fn plans_round_trip_through_json() {
     assert_eq!(plan, again);
     validate(&plan, &context()).unwrap();
 }
+
+#[test]
+fn plans_longer_than_the_schema_bounds_are_errors() {
+    let mut plan = CompressionPlan::empty("too long");
+    for _ in 0..=profagent_plan::types::MAX_PRUNING_DECISIONS {
+        plan.pruning.push(prune("layer1.0.conv1", 0.25));
+    }
+    assert!(codes(&plan).contains(&IssueCode::TooManyDecisions));
+    // The committed schema carries the same bound, so grammar-constrained decoders obey it.
+    let schema = profagent_plan::plan_json_schema_text();
+    assert!(
+        schema.contains(&format!(
+            "\"maxItems\": {}",
+            profagent_plan::types::MAX_PRUNING_DECISIONS
+        )),
+        "schema lacks the pruning bound"
+    );
+}

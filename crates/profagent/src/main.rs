@@ -2,16 +2,22 @@
 //! `commands/<verb>.rs`; business logic lives in the library crates.
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 mod commands;
+mod config;
 mod exit;
 
 /// Profile an ONNX model on the runtime it ships with, plan layerwise pruning and
 /// quantization (an LLM or the built-in planner), apply, evaluate, iterate to a budget.
 #[derive(Parser, Debug)]
 #[command(name = "profagent", version, about, long_about = None, propagate_version = true)]
-#[command(after_help = "Exit codes: 0 ok, 1 budget not met, 2 bad input, 3 runtime failure.")]
+#[command(
+    after_help = "Defaults for any flag can live in ./profagent.toml (or --config PATH, given \
+    before the subcommand): one table per subcommand, keys are long flag names, e.g.\n  \
+    [compress]\n  max-acc-drop = 1.0\n  rounds = 4\nFlags on the command line override the file.\n\n\
+    Exit codes: 0 ok, 1 budget not met, 2 bad input, 3 runtime failure."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -34,7 +40,24 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let argv = match config::apply(std::env::args_os().collect()) {
+        Ok(argv) => argv,
+        Err(err) => return exit::report_error(&err),
+    };
+    // A flag given twice (profagent.toml, then the command line) keeps its last value.
+    let mut command = Cli::command().args_override_self(true);
+    let names: Vec<String> = command
+        .get_subcommands()
+        .map(|c| c.get_name().to_string())
+        .collect();
+    for name in names {
+        command = command.mut_subcommand(name, |c| c.args_override_self(true));
+    }
+    let matches = command.get_matches_from(argv);
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     let result = match cli.command {
         Command::Profile(a) => commands::profile::run(a),
         Command::Eval(a) => commands::eval::run(a),
