@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use profagent_plan::{
     validate, CompressionPlan, ImportanceCriterion, PlanContext, PruneDecision, PruneUnit,
-    QuantSetting, QuantizationPlan,
+    QuantMode, QuantSetting, QuantizationPlan,
 };
 
 use crate::error::AgentError;
@@ -37,6 +37,8 @@ pub const QUANT_BUDGET_SHARE: f64 = 0.5;
 pub const MIN_QUANT_GAIN: f64 = 1.05;
 /// A probe that is not measurably slower is still worth it when it shrinks the model this much.
 pub const MIN_QUANT_SHRINK: f64 = 2.0;
+/// A probe whose model is at least this large relative to the baseline changed nothing.
+pub const NO_OP_SIZE_RATIO: f64 = 0.99;
 /// Stop pruning when less than this many points of accuracy budget remain.
 pub const MIN_BUDGET_LEFT: f64 = 0.15;
 /// Kept channels are rounded to a multiple of this (SIMD-friendly widths).
@@ -53,6 +55,8 @@ pub struct BuiltinPlanner {
     /// The groups of the last proposed plan, to learn from its outcome.
     last_groups: Vec<String>,
     last_round_judged: usize,
+    /// Quantization modes already proposed: a rejected mode is not proposed again.
+    tried_quant: BTreeSet<QuantMode>,
 }
 
 impl Default for BuiltinPlanner {
@@ -64,6 +68,7 @@ impl Default for BuiltinPlanner {
             rejections: BTreeMap::new(),
             last_groups: Vec::new(),
             last_round_judged: 0,
+            tried_quant: BTreeSet::new(),
         }
     }
 }
@@ -181,7 +186,7 @@ impl BuiltinPlanner {
         }
     }
 
-    fn quantization_plan(&self, input: &PlanningInput) -> Option<CompressionPlan> {
+    fn quantization_plan(&mut self, input: &PlanningInput) -> Option<CompressionPlan> {
         let allowed = input.budget.max_acc_drop * QUANT_BUDGET_SHARE;
         let wants_memory = input.budget.target_memory_bytes.is_some();
         let best = input
@@ -189,6 +194,9 @@ impl BuiltinPlanner {
             .iter()
             .filter(|p| p.error.is_none())
             .filter(|p| p.top1.is_some_and(|t| input.drop_of(t) <= allowed))
+            .filter(|p| !self.tried_quant.contains(&p.mode))
+            // A mode that left every weight in float (nothing it applies to) is a no-op.
+            .filter(|p| (p.model_bytes as f64) < NO_OP_SIZE_RATIO * input.baseline.model_bytes as f64)
             .filter(|p| {
                 let shrink = input.baseline.model_bytes as f64 / p.model_bytes.max(1) as f64;
                 // Faster is worth it; so is much smaller at no measured slowdown (latency
@@ -199,12 +207,18 @@ impl BuiltinPlanner {
                     || (wants_memory && shrink >= MIN_QUANT_GAIN)
             })
             .max_by(|a, b| {
+                // With a memory target size matters most; otherwise speed, then size.
                 let score = |p: &crate::facts::QuantProbe| {
-                    p.speedup
-                        * (input.baseline.model_bytes as f64 / p.model_bytes.max(1) as f64).sqrt()
+                    let shrink = input.baseline.model_bytes as f64 / p.model_bytes.max(1) as f64;
+                    if wants_memory {
+                        shrink * p.speedup.sqrt()
+                    } else {
+                        p.speedup * shrink.sqrt()
+                    }
                 };
                 score(a).total_cmp(&score(b))
             })?;
+        self.tried_quant.insert(best.mode);
         Some(CompressionPlan {
             rationale: format!(
                 "{} quantization measured {:.2}x faster and {:.1} % smaller on this runtime with top-1 {:.2} % (drop {:.2}); take it first, then prune",

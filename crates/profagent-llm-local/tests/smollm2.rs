@@ -175,8 +175,6 @@ fn prompt_longer_than_the_context_is_rejected() {
 /// ProfAgent's real plan schema (draft-07: `definitions`, `$ref`, `allOf`, `oneOf` enums,
 /// `anyOf` with null, integer formats), read from the committed copy in the repository.
 #[test]
-#[ignore = "known issue: on the real schema (no maxItems, no maxLength) SmolLM2 keeps adding \
-            pruning entries until max_tokens, giving a TokenLimit error; run with --ignored"]
 fn real_plan_schema_gives_parseable_plans() {
     let Some(path) = model_or_skip("real_plan_schema_gives_parseable_plans") else {
         return;
