@@ -281,7 +281,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let text = serde_json::to_string_pretty(&report)?;
         profagent_onnx::write_atomic(path, text.as_bytes())?;
     }
-    print_summary(&report);
+    // Without a latency/memory/speedup target the budget is the accuracy bound alone.
     let met = report.final_result.as_ref().is_some_and(|f| {
         f.budget_met
             || (options.budget.target_latency_ms.is_none()
@@ -289,6 +289,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 && options.budget.target_speedup.is_none()
                 && f.acc_drop.is_some_and(|d| d <= options.budget.max_acc_drop))
     });
+    print_summary(&report, met);
     Ok(ExitCode::from(if met { OK } else { BUDGET_NOT_MET }))
 }
 
@@ -405,7 +406,7 @@ fn auto_preset(model: &profagent_onnx::Model) -> String {
     }
 }
 
-fn print_summary(report: &RunReport) {
+fn print_summary(report: &RunReport, budget_met: bool) {
     println!("\nround  accepted  top-1 (feedback)  latency ms  size MB  plan");
     for r in &report.rounds {
         let e = r.evaluation.as_ref();
@@ -444,7 +445,7 @@ fn print_summary(report: &RunReport) {
         f.acc_drop.unwrap_or(f64::NAN),
         f.speedup.unwrap_or(f64::NAN),
         100.0 * f.size_reduction.unwrap_or(f64::NAN),
-        if f.budget_met { "met" } else { "not met" },
+        if budget_met { "met" } else { "not met" },
         f.stop_reason
     );
     if let Some(replay) = &report.replay {
