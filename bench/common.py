@@ -57,12 +57,17 @@ class Bench:
         self.header_fn = None  # set by run.py: (bench, elapsed seconds) -> markdown
 
     # ---------- commands ----------
-    def cmd(self, argv, label, python_inline=None, ok_codes=(0,)):
+    def cmd(self, argv, label, python_inline=None, ok_codes=(0,), timeout=None):
         """Runs argv, records it, returns (wall seconds, stdout); raises RuntimeError on failure."""
         shown = python_inline or " ".join(shlex.quote(rel(a)) for a in argv)
         self.commands.append(f"[{label}] {shown}")
         start = time.perf_counter()
-        p = subprocess.run(argv, capture_output=True, text=True)
+        try:
+            p = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            msg = f"{label}: stopped after the runner's {timeout} s limit"
+            self.failures.append(msg)
+            raise RuntimeError(msg)
         wall = time.perf_counter() - start
         if p.returncode not in ok_codes:
             tail = (p.stderr.strip() or p.stdout.strip()).splitlines()[-3:]
@@ -73,8 +78,8 @@ class Bench:
         print(f"  {wall:7.1f} s  {label}", file=sys.stderr)
         return wall, p.stdout
 
-    def profagent(self, verb, *rest, label=None, ok_codes=(0,)):
-        return self.cmd([self.tool, verb, *map(str, rest)], label or f"profagent {verb}", ok_codes=ok_codes)
+    def profagent(self, verb, *rest, label=None, ok_codes=(0,), timeout=None):
+        return self.cmd([self.tool, verb, *map(str, rest)], label or f"profagent {verb}", ok_codes=ok_codes, timeout=timeout)
 
     def ort_quantize_dynamic(self, model, out):
         code = "import sys; from onnxruntime.quantization import quantize_dynamic as q; q(sys.argv[1], sys.argv[2])"

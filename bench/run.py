@@ -30,10 +30,9 @@ def main():
     b = Bench(args)
     b.header_fn = machine_section
     wanted = args.sections.split(",")
-    steps = [("quant", quant_small), ("prune", prune_small)]
-    if args.mode == "full":
-        steps += [("paper", quant_paper)]
-    steps += [("speed", tool_speed)]
+    steps = [("quant", quant_small), ("prune", prune_small), ("speed", tool_speed)]
+    if args.mode == "full":  # the headline tables first: a run cut short still leaves them
+        steps.insert(0, ("paper", quant_paper))
     for key, fn in steps:
         if key not in wanted:
             continue

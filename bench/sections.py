@@ -91,7 +91,11 @@ def verdict(raw):
         word = "beats" if (faster or smaller) and fid and not (c["speedup"] < s["speedup"] * 0.97) else "does not beat"
         parts.append(f"{word} {s['label']} (speedup {c['speedup']:.2f}x vs {s['speedup']:.2f}x, size reduction "
                      f"{100 * c['reduction']:.1f} % vs {100 * s['reduction']:.1f} %, cosine {c['cosine']:.4f} vs {s['cosine']:.4f})")
-    return "Combined pipeline (d) " + "; ".join(parts) + "."
+    why = ("" if all(p.startswith("beats") for p in parts) else
+           " Where (d) does not win, the usual reason is in the planner run below: it stops as soon as the "
+           "latency target is met, so when quantization alone meets it no pruning is tried and (d) is (c) "
+           "within noise; a tighter target (`BENCH_COMPRESS_TARGET`, a fraction of fp32 latency) makes it prune.")
+    return "Combined pipeline (d) " + "; ".join(parts) + "." + why
 
 
 QUANT_HEADER = ["variant", "tool s", "size MB", "size reduction", "batch-1 ms", "speedup vs fp32",
@@ -312,9 +316,10 @@ def quant_paper(b):
     text = [f"Models exported by `bench/export_models.py` from torchvision (ViT-B/16, Swin-B, ResNet-101) and "
             f"timm (DeiT-B/16) with **random weights** (seed 0; heads re-initialised): sizes and speeds are "
             f"real, accuracy is not. Accuracy proxy: output fidelity against the fp32 model on {n_img} real "
-            f"ImageNet validation images (mean cosine of the logits and top-1 agreement). (c) is `profagent "
+            f"ImageNet validation images (mean cosine of the logits and top-1 agreement; random-weight logits are "
+            f"nearly flat, so top-1 agreement on {n_img} images is a coarse signal: trust the cosine more). (c) is `profagent "
             f"quantize --mode dynamic`; (d) is `profagent compress` with the built-in planner, a latency "
-            f"target of 0.5x the fp32 latency, `--max-acc-drop 1` (with random weights the labelled accuracy "
+            f"target of {os.environ.get('BENCH_COMPRESS_TARGET', '0.5')}x the fp32 latency (measured just before), `--max-acc-drop 1` (with random weights the labelled accuracy "
             f"is ≈ 0 for every variant, so the accuracy budget cannot bind: judge (d) by the fidelity columns).",
             "The paper reports ≈ 74 % memory reduction and up to 1.74x speedup (PyTorch dynamic quantization)."]
     torch_rows = []
@@ -345,14 +350,16 @@ def quant_paper(b):
                 pass
         # (d) compress with a latency target
         base_ms = b.latency([model], (1, 3, 224, 224), rounds=3)[0]
+        target = float(os.environ.get("BENCH_COMPRESS_TARGET", "0.5"))
         run_dir = os.path.join(b.work, f"compress_{name}")
         try:
             secs, _ = b.profagent("compress", model, "--data", os.path.join(SHARED, "data", "imagenet-val-1300"),
-                                  "--out", run_dir, "--max-acc-drop", "1.0", "--target-latency", f"{base_ms * 0.5:.1f}",
+                                  "--out", run_dir, "--max-acc-drop", "1.0", "--target-latency", f"{base_ms * target:.1f}",
                                   "--feedback-images", "16", "--holdout-images", "16", "--calibration-images", "16",
                                   "--threads", str(b.threads), "--rounds", "3", "--json", run_dir + ".report.json",
-                                  label=f"profagent compress (built-in planner, target {base_ms * 0.5:.1f} ms) {name}",
-                                  ok_codes=(0, 1))  # 1: budget not met, the best model is still written
+                                  label=f"profagent compress (built-in planner, target {base_ms * target:.1f} ms) {name}",
+                                  ok_codes=(0, 1),  # 1: budget not met, the best model is still written
+                                  timeout=int(os.environ.get("BENCH_COMPRESS_TIMEOUT", "400")))
             rep = json.load(open(run_dir + ".report.json"))
             fm = (rep.get("final_result") or rep.get("final") or {}).get("model_path")
             if fm and not os.path.isabs(fm):
@@ -363,13 +370,13 @@ def quant_paper(b):
             pass
         rows = _quant_rows(b, model, [(l, p, s) for l, p, s in variants], (3, 224, 224), x, None)
         text.append(f"### {name}\n\n" + table(QUANT_HEADER, rows) + "\n\n" + verdict(b.last_raw) + _compress_summary(run_dir))
-        b.checkpoint("Quantization of the paper's models (paper Tables 3-4 setting)", "\n\n".join(text))
+
         # (b) PyTorch dynamic quantization, in PyTorch
         try:
             env = dict(os.environ, PYTHONPATH=os.environ.get("BENCH_TORCH_PYTHONPATH", "/work/cache/pylib"))
             argv = ["/usr/bin/python3", os.path.join(HERE, "torch_dynamic.py"), name, npy, str(b.threads)]
             b.commands.append(f"[pytorch quantize_dynamic {name}] PYTHONPATH=/work/cache/pylib " + " ".join(rel(a) for a in argv))
-            p = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=1200)
+            p = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=int(os.environ.get("BENCH_TORCH_TIMEOUT", "400")))
             if p.returncode != 0:
                 raise RuntimeError(p.stderr.strip().splitlines()[-1] if p.stderr.strip() else f"exit {p.returncode}")
             r = json.loads(p.stdout.strip().splitlines()[-1])
@@ -380,13 +387,20 @@ def quant_paper(b):
         except Exception as e:  # torch missing or failing is a recorded gap, not a crash
             b.failures.append(f"pytorch quantize_dynamic {name}: {e}")
             torch_rows.append([name, "failed", "", "", "", "", "", "", "", str(e)[:80]])
+        b.checkpoint("Quantization of the paper's models (paper Tables 3-4 setting)",
+                     "\n\n".join(text + [_torch_table(b, torch_rows)]))
+    text.append(_torch_table(b, torch_rows))
+    b.section("Quantization of the paper's models (paper Tables 3-4 setting)", "\n\n".join(text))
+
+
+def _torch_table(b, torch_rows):
     if torch_rows:
-        text.append("### (b) PyTorch `quantize_dynamic` on Linear layers (runs in PyTorch, not ONNX Runtime)\n\n"
+        return ("### (b) PyTorch `quantize_dynamic` on Linear layers (runs in PyTorch, not ONNX Runtime)\n\n"
                     f"Latency measured in PyTorch ({b.threads} thread(s), batch 1, interleaved rounds); size = bytes "
                     "of the saved state_dict; fidelity on the same images.\n\n"
                     + table(["model", "torch", "fp32 MB", "int8 MB", "size reduction", "fp32 ms", "int8 ms", "speedup",
                              "top-1 agreement", "mean cosine"], torch_rows))
-    b.section("Quantization of the paper's models (paper Tables 3-4 setting)", "\n\n".join(text))
+    return ""
 
 
 # ---------------------------------------------------------------- tool speed

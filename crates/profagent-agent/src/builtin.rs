@@ -196,7 +196,9 @@ impl BuiltinPlanner {
             .filter(|p| p.top1.is_some_and(|t| input.drop_of(t) <= allowed))
             .filter(|p| !self.tried_quant.contains(&p.mode))
             // A mode that left every weight in float (nothing it applies to) is a no-op.
-            .filter(|p| (p.model_bytes as f64) < NO_OP_SIZE_RATIO * input.baseline.model_bytes as f64)
+            .filter(|p| {
+                (p.model_bytes as f64) < NO_OP_SIZE_RATIO * input.baseline.model_bytes as f64
+            })
             .filter(|p| {
                 let shrink = input.baseline.model_bytes as f64 / p.model_bytes.max(1) as f64;
                 // Faster is worth it; so is much smaller at no measured slowdown (latency
