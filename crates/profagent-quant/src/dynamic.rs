@@ -12,10 +12,9 @@ use profagent_onnx::proto::{tensor_proto::DataType, NodeProto, TensorProto};
 use profagent_onnx::{attr, tensor, GraphIndex, Model, NameGen, Patch};
 
 use crate::error::Result;
-use crate::linear::{ensure_ms_domain, linear_of, ms_node, Bias, Linear};
+use crate::linear::{ensure_ms_domain, ms_node, select_linear_layers, Bias, Linear};
 use crate::numeric::{int8_symmetric, uint8_asymmetric, ChannelLayout};
-use crate::select::{NodeId, Verdict};
-use crate::spec::{QuantReport, QuantSpec, QuantizedLayer, SkippedLayer, Target};
+use crate::spec::{QuantReport, QuantSpec, QuantizedLayer, Target};
 
 /// Why dynamic mode leaves convolutions in float.
 pub const CONV_SKIP_REASON: &str = "dynamic int8 Conv would run as ConvInteger, which ONNX Runtime executes slower than float Conv; use static mode for convolutions";
@@ -30,37 +29,7 @@ struct QuantWeight {
 pub fn quantize_dynamic(model: &Model, spec: &QuantSpec) -> Result<(Model, QuantReport)> {
     let graph = model.graph();
     let index = GraphIndex::new(graph)?;
-    let resolved = spec.layers.resolve(graph)?;
-    let mut report = QuantReport {
-        mode: spec.mode.name().into(),
-        ..Default::default()
-    };
-    let mut chosen: Vec<(NodeId, Linear)> = Vec::new();
-    for &i in &index.topo {
-        let op = graph.node[i].op_type();
-        if !matches!(op, "MatMul" | "Gemm" | "Conv") {
-            continue;
-        }
-        let id = NodeId::of(graph, i);
-        let skip = |reason: String| SkippedLayer {
-            layer: id.layer.clone(),
-            node: id.node.clone(),
-            op_type: id.op_type.clone(),
-            reason,
-        };
-        if let Verdict::Skipped(reason) = resolved.verdict(&id) {
-            report.skipped.push(skip(reason));
-            continue;
-        }
-        if op == "Conv" {
-            report.skipped.push(skip(CONV_SKIP_REASON.into()));
-            continue;
-        }
-        match linear_of(graph, &index, i)? {
-            Ok(linear) => chosen.push((id, linear)),
-            Err(reason) => report.skipped.push(skip(reason)),
-        }
-    }
+    let (chosen, mut report) = select_linear_layers(graph, &index, spec, CONV_SKIP_REASON)?;
     if chosen.is_empty() {
         return Ok((model.clone(), report));
     }

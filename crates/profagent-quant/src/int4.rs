@@ -8,10 +8,13 @@ use profagent_onnx::proto::NodeProto;
 use profagent_onnx::{attr, tensor, GraphIndex, Model, NameGen, Patch};
 
 use crate::error::{QuantError, Result};
-use crate::linear::{ensure_ms_domain, linear_of, ms_node, Bias, Linear};
+use crate::linear::{ensure_ms_domain, ms_node, select_linear_layers, Bias, Linear};
+
+/// Why convolutions stay in float in int4 mode.
+const INT4_CONV_SKIP_REASON: &str =
+    "int4 weight-only covers MatMul/Gemm; there is no fast int4 Conv kernel";
 use crate::numeric::int4_blocks;
-use crate::select::{NodeId, Verdict};
-use crate::spec::{QuantReport, QuantSpec, QuantizedLayer, SkippedLayer, Target};
+use crate::spec::{QuantReport, QuantSpec, QuantizedLayer, Target};
 
 /// `MatMulNBits`'s `accuracy_level` meaning "int8 activations inside the kernel".
 const ACCURACY_LEVEL_INT8: i64 = 4;
@@ -30,39 +33,7 @@ pub fn quantize_int4(model: &Model, spec: &QuantSpec) -> Result<(Model, QuantRep
     }
     let graph = model.graph();
     let index = GraphIndex::new(graph)?;
-    let resolved = spec.layers.resolve(graph)?;
-    let mut report = QuantReport {
-        mode: spec.mode.name().into(),
-        ..Default::default()
-    };
-    let mut chosen: Vec<(NodeId, Linear)> = Vec::new();
-    for &i in &index.topo {
-        let op = graph.node[i].op_type();
-        if !matches!(op, "MatMul" | "Gemm" | "Conv") {
-            continue;
-        }
-        let id = NodeId::of(graph, i);
-        let skip = |reason: String| SkippedLayer {
-            layer: id.layer.clone(),
-            node: id.node.clone(),
-            op_type: id.op_type.clone(),
-            reason,
-        };
-        if let Verdict::Skipped(reason) = resolved.verdict(&id) {
-            report.skipped.push(skip(reason));
-            continue;
-        }
-        if op == "Conv" {
-            report.skipped.push(skip(
-                "int4 weight-only covers MatMul/Gemm; there is no fast int4 Conv kernel".into(),
-            ));
-            continue;
-        }
-        match linear_of(graph, &index, i)? {
-            Ok(linear) => chosen.push((id, linear)),
-            Err(reason) => report.skipped.push(skip(reason)),
-        }
-    }
+    let (chosen, mut report) = select_linear_layers(graph, &index, spec, INT4_CONV_SKIP_REASON)?;
     if chosen.is_empty() {
         return Ok((model.clone(), report));
     }

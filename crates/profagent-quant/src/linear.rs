@@ -230,3 +230,51 @@ pub fn unused_after(graph: &GraphProto, candidates: &[String]) -> Vec<String> {
     out.dedup();
     out
 }
+
+/// The MatMul/Gemm layers `spec` selects, with their weights, and a report that already lists
+/// every layer left in float and why (not selected, a Conv (`conv_reason`), or a weight this
+/// rewrite cannot take). Shared by the weight-only modes (dynamic int8, int4).
+pub fn select_linear_layers(
+    graph: &profagent_onnx::proto::GraphProto,
+    index: &profagent_onnx::GraphIndex,
+    spec: &crate::spec::QuantSpec,
+    conv_reason: &str,
+) -> crate::error::Result<(
+    Vec<(crate::select::NodeId, Linear)>,
+    crate::spec::QuantReport,
+)> {
+    use crate::select::{NodeId, Verdict};
+    use crate::spec::{QuantReport, SkippedLayer};
+    let resolved = spec.layers.resolve(graph)?;
+    let mut report = QuantReport {
+        mode: spec.mode.name().into(),
+        ..Default::default()
+    };
+    let mut chosen = Vec::new();
+    for &i in &index.topo {
+        let op = graph.node[i].op_type();
+        if !matches!(op, "MatMul" | "Gemm" | "Conv") {
+            continue;
+        }
+        let id = NodeId::of(graph, i);
+        let skip = |reason: String| SkippedLayer {
+            layer: id.layer.clone(),
+            node: id.node.clone(),
+            op_type: id.op_type.clone(),
+            reason,
+        };
+        if let Verdict::Skipped(reason) = resolved.verdict(&id) {
+            report.skipped.push(skip(reason));
+            continue;
+        }
+        if op == "Conv" {
+            report.skipped.push(skip(conv_reason.into()));
+            continue;
+        }
+        match linear_of(graph, index, i)? {
+            Ok(linear) => chosen.push((id, linear)),
+            Err(reason) => report.skipped.push(skip(reason)),
+        }
+    }
+    Ok((chosen, report))
+}
