@@ -355,7 +355,7 @@ pub fn compress(
         acc_drop: Some(reference.top1 - chosen.top1),
         speedup: Some(reference.latency_ms / chosen.latency_ms.max(f64::MIN_POSITIVE)),
         size_reduction: Some(1.0 - chosen.model_bytes as f64 / reference.model_bytes.max(1) as f64),
-        budget_met: budget_met(&options.budget, reference, chosen),
+        budget_met: final_budget_met(&options.budget, reference, chosen),
         holdout_baseline,
         holdout_final,
         stop_reason,
@@ -536,6 +536,20 @@ pub fn judge(
             gain * 100.0
         ),
     )
+}
+
+/// The verdict on the final model: with targets, `budget_met`; without any latency, memory or
+/// speedup target the budget is the accuracy bound alone (the loop itself keeps compressing
+/// in that case, which is why `budget_met` needs a target to stop it).
+pub fn final_budget_met(budget: &Budget, baseline: &Evaluation, current: &Evaluation) -> bool {
+    let any_target = budget.target_latency_ms.is_some()
+        || budget.target_memory_bytes.is_some()
+        || budget.target_speedup.is_some();
+    if any_target {
+        budget_met(budget, baseline, current)
+    } else {
+        baseline.top1 - current.top1 <= budget.max_acc_drop
+    }
 }
 
 /// True when accuracy is within budget and every named target is reached.

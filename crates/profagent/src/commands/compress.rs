@@ -281,14 +281,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let text = serde_json::to_string_pretty(&report)?;
         profagent_onnx::write_atomic(path, text.as_bytes())?;
     }
-    // Without a latency/memory/speedup target the budget is the accuracy bound alone.
-    let met = report.final_result.as_ref().is_some_and(|f| {
-        f.budget_met
-            || (options.budget.target_latency_ms.is_none()
-                && options.budget.target_memory_bytes.is_none()
-                && options.budget.target_speedup.is_none()
-                && f.acc_drop.is_some_and(|d| d <= options.budget.max_acc_drop))
-    });
+    let met = report.final_result.as_ref().is_some_and(|f| f.budget_met);
     print_summary(&report, met);
     Ok(ExitCode::from(if met { OK } else { BUDGET_NOT_MET }))
 }
