@@ -269,6 +269,10 @@ impl Calibration {
             Some(p) => profagent_data::Preprocess::preset(p)?,
             None => match profagent_data::Preprocess::sidecar_of(&args.model) {
                 Some(file) => profagent_data::Preprocess::from_file(&file)?,
+                // .npy/.npz tensors are used as they are: any preprocessing is ignored.
+                None if super::quantize::is_tensor_file(path) => {
+                    profagent_data::Preprocess::preset("cifar10")?
+                }
                 None => bail!(
                     "--calib needs --preprocess (a preset: {}) or a sidecar file next to the model",
                     profagent_data::preprocess::preset_names().join(", ")

@@ -243,7 +243,7 @@ fn calibration_batches(args: &Args, data: &Path) -> anyhow::Result<Vec<Batch>> {
         .collect()
 }
 
-fn is_tensor_file(path: &Path) -> bool {
+pub(crate) fn is_tensor_file(path: &Path) -> bool {
     matches!(
         path.extension().and_then(|e| e.to_str()),
         Some("npy" | "npz")
