@@ -188,7 +188,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         recalibrate_bn: args.recalibrate_bn,
     };
     let calibration = match &args.calib {
-        Some(path) => Some(Calibration::open(&args, path)?),
+        Some(path) => Some(Calibration::open(&args, &model, path)?),
         None => None,
     };
     let runtime = match &calibration {
@@ -261,7 +261,7 @@ struct Calibration {
 }
 
 impl Calibration {
-    fn open(args: &Args, path: &std::path::Path) -> anyhow::Result<Self> {
+    fn open(args: &Args, model: &Model, path: &std::path::Path) -> anyhow::Result<Self> {
         let preprocess = match &args.preprocess {
             Some(p) if std::path::Path::new(p).is_file() => {
                 profagent_data::Preprocess::from_file(std::path::Path::new(p))?
@@ -287,7 +287,6 @@ impl Calibration {
         if dataset.is_empty() {
             bail!("calibration data {} holds no samples", path.display());
         }
-        let model = Model::load(&args.model)?;
         let (declared, _) = profagent_runtime::onnx_io::graph_io(model.graph());
         let input = declared
             .first()
