@@ -32,6 +32,9 @@ fn default_schema_version() -> u32 {
 pub struct CompressionPlan {
     /// Plan format version; must be 1.
     #[serde(default = "default_schema_version")]
+    // The only version this tool reads; a range of one value lets grammar-constrained
+    // decoders emit nothing else.
+    #[schemars(range(min = 1, max = 1))]
     pub schema_version: u32,
     /// Why this plan: the bottlenecks it targets and the risks it accepts, in a few sentences.
     #[serde(default)]
