@@ -713,13 +713,8 @@ impl<'g> Walker<'g> {
             .clone()
             .ok_or_else(|| format!("'{label}' has an unexpected input"))?;
         let axis = attr::get_int(node, "axis").unwrap_or(1);
-        match l.rank {
-            Some(r) if axis == 1 && l.axis_from_end == -(r as i64 - 1) => Ok(Some(Layout {
-                axis_from_end: -1,
-                rank: Some(2),
-                flat: l.flat || r > 2,
-                ..l
-            })),
+        match flatten_channels_first(l) {
+            Some(flat) if axis == 1 => Ok(Some(flat)),
             _ => Err(format!(
                 "Flatten '{label}' does not flatten channels-first into [N, C*S]"
             )),
@@ -737,13 +732,8 @@ impl<'g> Walker<'g> {
             .ok_or_else(|| format!("Reshape '{label}' takes its shape from the channels"))?;
         let target = node.input.get(1).and_then(|v| self.consts.ints(v));
         let is_flatten = matches!(target.as_deref(), Some([0 | -1, -1]) | Some([0, _]));
-        match l.rank {
-            Some(r) if is_flatten && l.axis_from_end == -(r as i64 - 1) => Ok(Some(Layout {
-                axis_from_end: -1,
-                rank: Some(2),
-                flat: l.flat || r > 2,
-                ..l
-            })),
+        match flatten_channels_first(l) {
+            Some(flat) if is_flatten => Ok(Some(flat)),
             _ => Err(format!(
                 "Reshape '{label}' changes the channel layout in a way the pruner does not follow"
             )),
@@ -896,4 +886,16 @@ impl<'g> Walker<'g> {
         }
         groups
     }
+}
+
+/// The layout after flattening a channels-first `[N, C, S...]` value into `[N, C*S]` (the
+/// Flatten/Reshape into a classifier); None when the channel axis is not axis 1.
+fn flatten_channels_first(l: Layout) -> Option<Layout> {
+    let r = l.rank?;
+    (l.axis_from_end == -(r as i64 - 1)).then_some(Layout {
+        axis_from_end: -1,
+        rank: Some(2),
+        flat: l.flat || r > 2,
+        ..l
+    })
 }
