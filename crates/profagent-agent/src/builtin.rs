@@ -7,8 +7,10 @@
 //!    this model and runtime (the probes), provided its top-1 stayed within half the budget.
 //!    Measured, not assumed: on ONNX Runtime dynamic int8 speeds transformers up but slows
 //!    convolutions down, while static QDQ speeds convolutions up.
-//! 2. Then prune: the heaviest prunable groups (by measured latency, else MACs), skipping
-//!    sensitive ones, at a step ratio rounded to multiples of 8 channels (aligned kernels).
+//! 2. Then prune: groups ranked by cost (measured latency, else MACs) per measured
+//!    sensitivity (top-1 drop of the group pruned alone, scaled to the step), as many per round
+//!    as keep the round's expected drop within `ROUND_BUDGET_SHARE` of the budget left, at a
+//!    step ratio rounded to aligned channel counts (`round_to_for`).
 //! 3. Back off: after a rejected round the step halves and fewer groups are taken (groups
 //!    found guilty are avoided from then on); below
 //!    `MIN_STEP`, or when the accuracy budget is nearly spent, it proposes nothing and the
@@ -41,8 +43,27 @@ pub const MIN_QUANT_SHRINK: f64 = 2.0;
 pub const NO_OP_SIZE_RATIO: f64 = 0.99;
 /// Stop pruning when less than this many points of accuracy budget remain.
 pub const MIN_BUDGET_LEFT: f64 = 0.15;
-/// Kept channels are rounded to a multiple of this (SIMD-friendly widths).
+/// Kept channels are rounded to a multiple of this (SIMD-friendly widths) in wide groups.
 pub const ROUND_TO: u32 = 8;
+/// A round's expected drop (sum of its groups' scaled sensitivities) may use at most this
+/// share of the accuracy budget left.
+pub const ROUND_BUDGET_SHARE: f64 = 0.6;
+/// Sensitivity floor (points) in the cost-per-sensitivity ranking, so that groups measured at
+/// zero drop are still ranked by their cost.
+pub const SENSITIVITY_FLOOR: f64 = 0.05;
+
+/// Channel multiple for a group: 8 (SIMD-friendly) from 64 channels up, 4 for narrower
+/// groups (CIFAR ResNets have 16-32 channel groups, where multiples of 8 would only allow
+/// 50 % cuts), 1 below 16 channels.
+pub fn round_to_for(channels: usize) -> u32 {
+    if channels >= 8 * ROUND_TO as usize {
+        ROUND_TO
+    } else if channels >= 16 {
+        4
+    } else {
+        1
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct BuiltinPlanner {
@@ -132,24 +153,45 @@ impl BuiltinPlanner {
                     c.not_prunable.is_none() && context.group_is_protected(c).is_none()
                 })
             })
-            .filter(|g| g.sensitivity.is_none_or(|s| s < budget_left))
-            .filter(|g| g.channels >= 2 * ROUND_TO as usize)
+            .filter(|g| g.channels >= 2 * round_to_for(g.channels) as usize)
             .collect();
+        // Measured sensitivities (top-1 drop at SENSITIVITY_RATIO) scaled to this step; a
+        // group that was not measured counts as the median measured one.
+        let scale = self.step / crate::compressor::SENSITIVITY_RATIO;
+        let mut measured: Vec<f64> = candidates.iter().filter_map(|g| g.sensitivity).collect();
+        measured.sort_by(f64::total_cmp);
+        let typical = measured.get(measured.len() / 2).copied().unwrap_or(0.0);
+        let expected = |g: &GroupFacts| g.sensitivity.unwrap_or(typical).max(0.0) * scale;
+        candidates.retain(|g| expected(g) < budget_left);
         let weight = |g: &GroupFacts| {
-            g.latency_ms.unwrap_or(g.macs as f64 * 1e-9)
-                / (1.0 + g.sensitivity.unwrap_or(0.0).max(0.0))
+            g.latency_ms.unwrap_or(g.macs as f64 * 1e-9) / (SENSITIVITY_FLOOR + expected(g))
         };
         candidates.sort_by(|a, b| weight(b).total_cmp(&weight(a)).then(a.id.cmp(&b.id)));
         let mut pruning = Vec::new();
-        for group in candidates.into_iter().take(self.groups_per_round) {
+        let mut spent = 0.0;
+        for group in candidates {
+            if pruning.len() >= self.groups_per_round {
+                break;
+            }
+            // Measured costs add up (roughly): stop before the round's expected drop would
+            // use more than ROUND_BUDGET_SHARE of what is left.
+            let cost = expected(group);
+            if !pruning.is_empty() && spent + cost > ROUND_BUDGET_SHARE * budget_left {
+                continue;
+            }
+            let round_to = round_to_for(group.channels);
             let decision = PruneDecision {
                 target: group.id.clone(),
                 ratio: self.step,
-                unit: PruneUnit::Channels,
+                unit: if group.heads.is_some() {
+                    PruneUnit::Heads
+                } else {
+                    PruneUnit::Channels
+                },
                 criterion: ImportanceCriterion::L1,
-                round_to: ROUND_TO,
+                round_to,
                 rationale: format!(
-                    "{} is among the heaviest prunable groups ({:.1} MMACs{}){}",
+                    "{} is among the heaviest prunable groups for its cost ({:.1} MMACs{}{})",
                     group.id,
                     group.macs as f64 / 1e6,
                     group
@@ -158,7 +200,10 @@ impl BuiltinPlanner {
                         .unwrap_or_default(),
                     group
                         .sensitivity
-                        .map(|s| format!(", sensitivity {s:.2} points"))
+                        .map(|s| format!(
+                            ", measured top-1 drop {s:.2} points at {:.0} %",
+                            crate::compressor::SENSITIVITY_RATIO * 100.0
+                        ))
                         .unwrap_or_default()
                 ),
             };
@@ -168,6 +213,7 @@ impl BuiltinPlanner {
             if validate(&single, context)
                 .is_ok_and(|v| v.pruning().iter().all(|p| p.keep < p.current))
             {
+                spent += cost;
                 self.last_groups.push(group.id.clone());
                 pruning.push(decision);
             }
@@ -177,7 +223,7 @@ impl BuiltinPlanner {
         }
         CompressionPlan {
             rationale: format!(
-                "prune {} of the heaviest groups by {:.0} % (L1, multiples of {ROUND_TO}); {budget_left:.2} points of accuracy budget left",
+                "prune {} groups by {:.0} % (L1, aligned channel counts), chosen by cost per measured sensitivity; expected drop {spent:.2} of the {budget_left:.2} points of accuracy budget left",
                 pruning.len(),
                 self.step * 100.0
             ),

@@ -18,7 +18,8 @@ use profagent_plan::{PlanContext, QuantMode, QuantSetting, ResolvedPrune, Valida
 
 use crate::error::AgentError;
 use crate::facts::{
-    Budget, Evaluation, GroupFacts, LayerFacts, PlanningInput, QuantProbe, RoundSummary,
+    Budget, Evaluation, GroupFacts, GroupSensitivity, LayerFacts, PlanningInput, QuantProbe,
+    RoundSummary,
 };
 use crate::planner::Planner;
 use crate::report::{sha256_hex, FinalResult, ModelInfo, RoundRecord, RunReport, REPORT_FORMAT};
@@ -58,6 +59,11 @@ pub trait Workbench {
         layers: &BTreeMap<String, QuantSetting>,
     ) -> Result<(Model, serde_json::Value), AgentError>;
     fn evaluate(&mut self, model: &Model, split: Split) -> Result<Evaluation, AgentError>;
+    /// Top-1 (and size) only, without timing: for the many small measurements of the
+    /// sensitivity pass. `latency_ms` may be NaN.
+    fn evaluate_accuracy(&mut self, model: &Model, split: Split) -> Result<Evaluation, AgentError> {
+        self.evaluate(model, split)
+    }
 }
 
 /// A model's plan context plus what planners see of it.
@@ -95,6 +101,9 @@ pub struct CompressOptions {
     pub patience: usize,
     /// Measure every quantization mode on the baseline before planning.
     pub probe_quantization: bool,
+    /// Measure the top-1 cost of pruning each of this many of the heaviest prunable groups
+    /// alone before planning (0: do not measure).
+    pub sensitivity_groups: usize,
     pub model_name: String,
     pub model_path: String,
     pub runtime: String,
@@ -149,6 +158,20 @@ pub fn compress(
         }
         None => Vec::new(),
     };
+    let sensitivity = match recorded {
+        Some(r) => r.sensitivity.clone(),
+        None if options.sensitivity_groups > 0 => measure_sensitivity(
+            input,
+            &analysis,
+            &baseline,
+            options.sensitivity_groups,
+            bench,
+            progress,
+        ),
+        None => Vec::new(),
+    };
+    let mut analysis = analysis;
+    apply_sensitivity(&mut analysis.groups, &sensitivity);
     let mut report = RunReport {
         format: REPORT_FORMAT.into(),
         tool_version: env!("CARGO_PKG_VERSION").into(),
@@ -163,6 +186,7 @@ pub fn compress(
         budget: options.budget.clone(),
         baseline: baseline.clone(),
         quant_probes,
+        sensitivity,
         rounds: Vec::new(),
         final_result: None,
         replay: None,
@@ -290,6 +314,7 @@ pub fn compress(
                             state = candidate;
                             if pruned {
                                 state.analysis = bench.analyze(&state.float)?;
+                                apply_sensitivity(&mut state.analysis.groups, &report.sensitivity);
                             }
                         }
                     }
@@ -486,6 +511,127 @@ fn probe_quantization(
         }
     }
     probes
+}
+
+/// Fraction of a group's channels removed to measure its sensitivity (the built-in planner's
+/// first step, so the number predicts what its first round costs).
+pub const SENSITIVITY_RATIO: f64 = crate::builtin::INITIAL_STEP;
+
+/// Prunes each of the `max_groups` heaviest prunable groups alone by `SENSITIVITY_RATIO` and
+/// measures top-1 on the feedback slice (no timing): what pruning that group costs, measured
+/// rather than guessed from weight norms. Failures are recorded, not fatal.
+fn measure_sensitivity(
+    input: &Model,
+    analysis: &Analysis,
+    baseline: &Evaluation,
+    max_groups: usize,
+    bench: &mut dyn Workbench,
+    progress: &mut dyn Progress,
+) -> Vec<GroupSensitivity> {
+    let mut candidates: Vec<&GroupFacts> = analysis
+        .groups
+        .iter()
+        .filter(|g| g.prunable)
+        .filter(|g| {
+            analysis.context.groups.get(&g.id).is_some_and(|c| {
+                c.not_prunable.is_none() && analysis.context.group_is_protected(c).is_none()
+            })
+        })
+        .collect();
+    candidates.sort_by(|a, b| {
+        let cost = |g: &GroupFacts| g.latency_ms.unwrap_or(g.macs as f64 * 1e-9);
+        cost(b).total_cmp(&cost(a)).then(a.id.cmp(&b.id))
+    });
+    candidates.truncate(max_groups);
+    if candidates.is_empty() {
+        return Vec::new();
+    }
+    progress.line(&format!(
+        "measuring pruning sensitivity of {} groups ({:.0} % each, alone)",
+        candidates.len(),
+        SENSITIVITY_RATIO * 100.0
+    ));
+    let mut out = Vec::new();
+    for group in candidates {
+        let decision = profagent_plan::PruneDecision {
+            target: group.id.clone(),
+            ratio: SENSITIVITY_RATIO,
+            unit: if group.heads.is_some() {
+                profagent_plan::PruneUnit::Heads
+            } else {
+                profagent_plan::PruneUnit::Channels
+            },
+            criterion: profagent_plan::ImportanceCriterion::L1,
+            round_to: crate::builtin::round_to_for(group.channels),
+            rationale: "sensitivity measurement".into(),
+        };
+        let mut plan = profagent_plan::CompressionPlan::empty("sensitivity measurement");
+        plan.pruning.push(decision);
+        let resolved = match profagent_plan::validate(&plan, &analysis.context) {
+            Ok(v) => v.pruning().to_vec(),
+            Err(e) => {
+                out.push(GroupSensitivity {
+                    group: group.id.clone(),
+                    ratio: SENSITIVITY_RATIO,
+                    current: group.channels,
+                    keep: group.channels,
+                    top1: None,
+                    drop: None,
+                    error: Some(e.to_string()),
+                });
+                continue;
+            }
+        };
+        let Some(first) = resolved.first().cloned() else {
+            continue;
+        };
+        if first.keep >= first.current {
+            continue;
+        }
+        let outcome = bench
+            .prune(input, &resolved)
+            .and_then(|(model, _)| bench.evaluate_accuracy(&model, Split::Feedback));
+        let entry = match outcome {
+            Ok(e) => GroupSensitivity {
+                group: group.id.clone(),
+                ratio: SENSITIVITY_RATIO,
+                current: first.current,
+                keep: first.keep,
+                top1: Some(e.top1),
+                drop: Some(baseline.top1 - e.top1),
+                error: None,
+            },
+            Err(e) => GroupSensitivity {
+                group: group.id.clone(),
+                ratio: SENSITIVITY_RATIO,
+                current: first.current,
+                keep: first.keep,
+                top1: None,
+                drop: None,
+                error: Some(e.to_string()),
+            },
+        };
+        progress.line(&match (&entry.drop, &entry.error) {
+            (Some(d), _) => format!(
+                "  {} {}→{}: top-1 drop {d:.2}",
+                entry.group, entry.current, entry.keep
+            ),
+            (_, Some(e)) => format!("  {}: failed: {e}", entry.group),
+            _ => String::new(),
+        });
+        out.push(entry);
+    }
+    out
+}
+
+/// Copies measured sensitivities onto the planner's group facts (by group id; groups that were
+/// not measured keep `None`).
+fn apply_sensitivity(groups: &mut [GroupFacts], measured: &[GroupSensitivity]) {
+    for group in groups {
+        if let Some(m) = measured.iter().find(|m| m.group == group.id) {
+            group.sensitivity = m.drop;
+        }
+    }
 }
 
 /// The log-scale objective a round tries to lower: latency when the budget names latency,

@@ -73,6 +73,21 @@ pub struct QuantProbe {
     pub error: Option<String>,
 }
 
+/// How much top-1 one group costs when pruned alone (measured on the baseline, before planning).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GroupSensitivity {
+    pub group: String,
+    /// Fraction of the group's channels (or heads) removed for the measurement.
+    pub ratio: f64,
+    pub current: usize,
+    pub keep: usize,
+    /// Top-1 on the feedback slice with only this group pruned, percent.
+    pub top1: Option<f64>,
+    /// Baseline top-1 minus `top1`, points (negative: pruning helped on this slice).
+    pub drop: Option<f64>,
+    pub error: Option<String>,
+}
+
 /// One earlier round in a few fields.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RoundSummary {

@@ -98,7 +98,7 @@ pub fn build_prompt(input: &PlanningInput) -> String {
 
     let mut groups: Vec<_> = input.groups.iter().collect();
     groups.sort_by_key(|g| std::cmp::Reverse(g.macs));
-    let _ = writeln!(p, "\nPrunable groups (of {}):\ngroup id | channels | heads | params | MMACs | sensitivity (top-1 drop when pruned alone) | note", input.groups.len());
+    let _ = writeln!(p, "\nPrunable groups (of {}):\ngroup id | channels | heads | params | MMACs | sensitivity (top-1 drop in points when 25 % of the group is pruned alone; - = not measured) | note", input.groups.len());
     for g in groups.iter().take(MAX_GROUP_ROWS) {
         let _ = writeln!(
             p,

@@ -7,6 +7,7 @@
 //! - `budget`: max_acc_drop (points) and the optional latency / memory / speedup targets
 //! - `baseline`: evaluation of the input model on the feedback slice
 //! - `quant_probes[]`: every quantization mode tried on the baseline (latency, size, top-1)
+//! - `sensitivity[]`: top-1 drop of each heavy prunable group pruned alone (`SENSITIVITY_RATIO`)
 //! - `rounds[]`: per round the plan, its rationale, the validator's warnings, the answers it
 //!   took, what the appliers reported, the feedback evaluation, `accepted` and `verdict` (why)
 //! - `final`: the chosen model (`model.onnx` sha256), feedback evaluation, and baseline and
@@ -17,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use profagent_plan::{CompressionPlan, PlanIssue, ResolvedPrune};
 
-use crate::facts::{Budget, Evaluation, QuantProbe};
+use crate::facts::{Budget, Evaluation, GroupSensitivity, QuantProbe};
 
 pub const REPORT_FORMAT: &str = "profagent-run/1";
 
@@ -99,6 +100,9 @@ pub struct RunReport {
     pub baseline: Evaluation,
     #[serde(default)]
     pub quant_probes: Vec<QuantProbe>,
+    /// Per-group pruning sensitivity measured on the baseline (empty when not measured).
+    #[serde(default)]
+    pub sensitivity: Vec<GroupSensitivity>,
     pub rounds: Vec<RoundRecord>,
     #[serde(rename = "final")]
     pub final_result: Option<FinalResult>,

@@ -156,6 +156,7 @@ fn options(replay: Option<ReplayScript>) -> CompressOptions {
         rounds: 6,
         patience: 3,
         probe_quantization: true,
+        sensitivity_groups: 0,
         model_name: "fake".into(),
         model_path: "fake.onnx".into(),
         runtime: "fake".into(),
@@ -265,4 +266,73 @@ fn builtin_loop_quantizes_prunes_backs_off_and_replays_identically() {
     assert_eq!(archived.len(), 1);
     assert!(archived[0].path().join("report.json").is_file());
     assert!(!run_path.join("report.json").exists());
+}
+
+#[test]
+fn measured_sensitivity_keeps_the_fragile_group_out_of_the_first_pruning_round() {
+    let dir = tempfile::tempdir().unwrap();
+    let run_path = dir.path().join("run");
+    let run_dir = RunDir::create(&run_path, vec![]).unwrap();
+    let mut bench = FakeBench { evaluations: 0 };
+    let mut opts = options(None);
+    opts.sensitivity_groups = GROUPS.len();
+    let report = compress(
+        &input_model(),
+        &opts,
+        &mut BuiltinPlanner::new(),
+        &mut bench,
+        &run_dir,
+        &mut |_: &str| {},
+    )
+    .unwrap();
+
+    // Every group was pruned alone by 25 % and measured; "fragile" costs 5 points.
+    assert_eq!(report.sensitivity.len(), GROUPS.len());
+    let fragile = report
+        .sensitivity
+        .iter()
+        .find(|s| s.group == "fragile")
+        .unwrap();
+    assert!((fragile.drop.unwrap() - 5.0).abs() < 1e-9, "{fragile:?}");
+    assert_eq!((fragile.current, fragile.keep), (128, 96));
+    for s in report.sensitivity.iter().filter(|s| s.group != "fragile") {
+        assert!((s.drop.unwrap() - 0.1).abs() < 1e-9, "{s:?}");
+    }
+    // The first pruning round leaves "fragile" out and is accepted at once (no rollback).
+    let pruning_rounds: Vec<_> = report
+        .rounds
+        .iter()
+        .filter(|r| !r.resolved_pruning.is_empty())
+        .collect();
+    let first = pruning_rounds.first().expect("a pruning round");
+    assert!(first.resolved_pruning.iter().all(|p| p.group != "fragile"));
+    assert!(first.accepted, "{}", first.verdict);
+    assert!(report
+        .rounds
+        .iter()
+        .flat_map(|r| &r.resolved_pruning)
+        .all(|p| p.group != "fragile"));
+
+    // A replay takes the recorded sensitivities instead of measuring again.
+    let on_disk = RunReport::read(&run_path.join("report.json")).unwrap();
+    assert_eq!(on_disk.sensitivity, report.sensitivity);
+    let replay_path = dir.path().join("replay");
+    let replay_dir = RunDir::create(&replay_path, vec![]).unwrap();
+    let mut replay_bench = FakeBench { evaluations: 0 };
+    let mut replay_options = options(Some(ReplayScript {
+        source: on_disk,
+        source_dir: run_path.display().to_string(),
+    }));
+    replay_options.sensitivity_groups = GROUPS.len();
+    let replayed = compress(
+        &input_model(),
+        &replay_options,
+        &mut replay_planner(&run_path).unwrap(),
+        &mut replay_bench,
+        &replay_dir,
+        &mut |_: &str| {},
+    )
+    .unwrap();
+    assert_eq!(replay_bench.evaluations, 0);
+    assert!(replayed.replay.as_ref().unwrap().identical);
 }

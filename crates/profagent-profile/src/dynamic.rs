@@ -27,6 +27,14 @@ pub struct Measurement {
     pub profiled_run: Spread,
     /// Sum of layer medians / end-to-end median.
     pub layer_sum_ratio: f64,
+    /// Median per-run kernel sum as the runtime's profiler timed it, ms (before the overhead
+    /// correction).
+    #[serde(default)]
+    pub layer_sum_raw_ms: f64,
+    /// Factor applied to the profiled kernel times to remove the profiler's own overhead
+    /// (1 = none; see profagent_runtime::profile).
+    #[serde(default = "one")]
+    pub profiler_scale: f64,
     /// Share of the timed runs the measuring thread waited for a CPU (machine busy).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu_wait_fraction: Option<f64>,
@@ -35,6 +43,10 @@ pub struct Measurement {
     /// Measured time that belongs to no static layer (runtime-inserted kernels), in ms.
     pub unmatched_layer_ms: f64,
     pub warnings: Vec<String>,
+}
+
+fn one() -> f64 {
+    1.0
 }
 
 /// Fills the measured fields of `profile` from `measured`.
@@ -54,6 +66,7 @@ pub fn merge_measured(profile: &mut Profile, measured: &DynamicProfile) {
         let found = measured.nodes.iter().find(|m| m.node == node.name);
         node.latency_ms = Some(found.map_or(0.0, |m| m.latency.median_ms));
     }
+    crate::rank::assign_latency_ranks(profile);
     profile.model.latency_ms = Some(measured.end_to_end.median_ms);
     profile.model.peak_rss_bytes = measured.memory.peak_rss_bytes;
     profile.measurement = Some(Measurement {
@@ -67,6 +80,8 @@ pub fn merge_measured(profile: &mut Profile, measured: &DynamicProfile) {
         end_to_end: measured.end_to_end.clone(),
         profiled_run: measured.profiled_run,
         layer_sum_ratio: measured.layer_sum_ratio,
+        layer_sum_raw_ms: measured.layer_sum_raw_ms,
+        profiler_scale: measured.profiler_scale,
         cpu_wait_fraction: measured.cpu_wait_fraction,
         attribution: measured.attribution.clone(),
         memory: measured.memory.clone(),
@@ -116,6 +131,12 @@ pub fn render_measurement(measurement: &Measurement) -> String {
         measurement.runs,
         measurement.layer_sum_ratio * 100.0
     ));
+    if measurement.profiler_scale < 0.995 {
+        text.push_str(&format!(
+            "profiler overhead: with the profiler on, the kernels took {:.3} ms per run vs {:.3} ms end to end without it; per-layer times are scaled by {:.2} to describe the unprofiled run\n",
+            measurement.layer_sum_raw_ms, e2e.median_ms, measurement.profiler_scale
+        ));
+    }
     let memory = &measurement.memory;
     let bytes = |v: Option<u64>| v.map_or("n/a".to_string(), crate::table::human_bytes);
     text.push_str(&format!(

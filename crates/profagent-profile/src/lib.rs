@@ -8,11 +8,13 @@
 pub mod cost;
 pub mod dynamic;
 pub mod error;
+pub mod rank;
 pub mod static_cost;
 pub mod table;
 pub mod types;
 
 pub use dynamic::{merge_measured, render_measurement, Measurement};
 pub use error::{ProfileError, Result};
+pub use rank::{assign_latency_ranks, latency_order, RANK_TIE_TOLERANCE};
 pub use static_cost::{static_profile, ProfileOptions};
 pub use types::{Coverage, LayerProfile, ModelSummary, NodeProfile, Profile};

@@ -215,6 +215,7 @@ fn group_layers(
                 macs_share: 0.0,
                 latency_ms: None,
                 latency_share: None,
+                latency_rank: None,
                 peak_rss_bytes: None,
             });
             seen_weights.push(HashSet::new());

@@ -45,21 +45,18 @@ fn percent(share: f64) -> String {
     format!("{:.1}%", share * 100.0)
 }
 
-/// How the table ranks layers: by measured latency when every layer has one, else by MACs.
+/// How the table ranks layers: by measured latency when every layer has one (noise-aware, see
+/// `rank`), else by MACs.
 fn ranked(profile: &Profile) -> (Vec<&LayerProfile>, &'static str) {
-    let mut layers: Vec<&LayerProfile> = profile.layers.iter().collect();
-    let by_latency = !layers.is_empty() && layers.iter().all(|l| l.latency_ms.is_some());
-    if by_latency {
-        layers.sort_by(|a, b| {
-            b.latency_ms
-                .unwrap_or(0.0)
-                .total_cmp(&a.latency_ms.unwrap_or(0.0))
-        });
-        (layers, "latency")
-    } else {
-        layers.sort_by(|a, b| b.macs.cmp(&a.macs).then(b.params.cmp(&a.params)));
-        (layers, "MACs")
+    if let Some(order) = crate::rank::latency_order(&profile.layers) {
+        return (
+            order.into_iter().map(|i| &profile.layers[i]).collect(),
+            "latency",
+        );
     }
+    let mut layers: Vec<&LayerProfile> = profile.layers.iter().collect();
+    layers.sort_by(|a, b| b.macs.cmp(&a.macs).then(b.params.cmp(&a.params)));
+    (layers, "MACs")
 }
 
 struct Column {
@@ -70,6 +67,14 @@ struct Column {
 /// The `top_k` heaviest layers as an aligned table, then totals and coverage notes.
 pub fn render_table(profile: &Profile, top_k: usize) -> String {
     let (layers, ranking) = ranked(profile);
+    let ranking = if ranking == "latency" {
+        format!(
+            "latency (identical layers pooled; within {:.0} % of each other, more MACs first)",
+            crate::rank::RANK_TIE_TOLERANCE * 100.0
+        )
+    } else {
+        ranking.to_string()
+    };
     let with_latency = layers.iter().any(|l| l.latency_ms.is_some());
     let mut columns = vec![
         Column {

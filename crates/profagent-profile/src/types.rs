@@ -70,6 +70,10 @@ pub struct LayerProfile {
     /// Fraction of measured node time spent in this layer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latency_share: Option<f64>,
+    /// 1 = slowest, from the noise-aware ranking of `rank` (identical layers pooled, near
+    /// ties ordered by MACs): sort by this rather than by the raw `latency_ms`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_rank: Option<usize>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub peak_rss_bytes: Option<u64>,
 }

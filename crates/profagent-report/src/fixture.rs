@@ -12,8 +12,8 @@ use profagent_plan::{
 use serde_json::json;
 
 use crate::model::{
-    Budget, Evaluation, FinalResult, LatencyAt, LayerRow, ModelInfo, QuantProbe, Round, RunReport,
-    REPORT_FORMAT,
+    Budget, Evaluation, FinalResult, GroupSensitivity, LatencyAt, LayerRow, ModelInfo, QuantProbe,
+    Round, RunReport, REPORT_FORMAT,
 };
 
 /// Layers of ResNet-20 with their median batch-1 latency in the input and in the final model (ms).
@@ -188,7 +188,7 @@ fn round_two() -> Round {
              by a quarter (their sensitivity was the lowest) and keep static int8.",
             decisions
                 .iter()
-                .map(|d| prune(d, 0.25, "lowest measured sensitivity (0.2 pp at 30 %)"))
+                .map(|d| prune(d, 0.25, "lowest measured sensitivity (0.1-0.2 pp at 25 %)"))
                 .collect(),
             static_int8("static int8 held top-1 within 0.3 pp on its own"),
         )),
@@ -227,7 +227,7 @@ fn round_three() -> Round {
              least sensitive groups; keep the quantization.",
             decisions
                 .iter()
-                .map(|d| prune(d, 0.25, "next lowest sensitivity (0.4 pp at 30 %)"))
+                .map(|d| prune(d, 0.25, "next lowest sensitivity (0.3-0.4 pp at 25 %)"))
                 .collect(),
             static_int8("unchanged from round 2"),
         )),
@@ -320,6 +320,25 @@ pub fn example_report() -> RunReport {
                 error: Some("int4 is weight-only for MatMul; this model has none".into()),
             },
         ],
+        sensitivity: [
+            ("layer3.0.conv1", 64, 48, 0.20),
+            ("layer3.1.conv1", 64, 48, 0.10),
+            ("layer3.2.conv1", 64, 48, 0.20),
+            ("layer2.1.conv1", 32, 24, 0.40),
+            ("layer2.2.conv1", 32, 24, 0.30),
+            ("layer2.0.downsample.0", 32, 24, 2.60),
+        ]
+        .into_iter()
+        .map(|(group, current, keep, drop)| GroupSensitivity {
+            group: group.into(),
+            ratio: 0.25,
+            current,
+            keep,
+            top1: Some(88.0 - drop),
+            drop: Some(drop),
+            error: None,
+        })
+        .collect(),
         rounds,
         final_result: Some(FinalResult {
             model_path: "runs/resnet20/model.onnx".into(),

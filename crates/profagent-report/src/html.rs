@@ -185,6 +185,15 @@ pub fn render_html(report: &RunReport) -> String {
     }
     close_section(&mut out);
 
+    if !report.sensitivity.is_empty() {
+        open_section(&mut out, "sensitivity", "Pruning sensitivity");
+        out.push_str(
+            "<p class=\"muted\">Each group pruned alone on the baseline and scored on the feedback slice, least sensitive first: the planner prunes cheap-to-lose groups first.</p>\n",
+        );
+        out.push_str(&html_table(&tables::sensitivity(report)));
+        close_section(&mut out);
+    }
+
     open_section(&mut out, "machine", "Machine and runtime");
     out.push_str(&key_value_table(&tables::machine(report)));
     let data = tables::key_values(&report.data);

@@ -62,6 +62,15 @@ pub fn render_markdown(report: &RunReport) -> String {
         out.push_str(&table(&tables::quant_probes(report)));
     }
 
+    if !report.sensitivity.is_empty() {
+        let _ = writeln!(out, "\n## Pruning sensitivity\n");
+        let _ = writeln!(
+            out,
+            "Each group pruned alone on the baseline and scored on the feedback slice, least sensitive first.\n"
+        );
+        out.push_str(&table(&tables::sensitivity(report)));
+    }
+
     let machine = tables::machine(report);
     if !machine.is_empty() {
         let _ = writeln!(out, "\n## Machine and runtime\n");

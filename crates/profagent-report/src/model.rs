@@ -46,6 +46,9 @@ pub struct RunReport {
     /// Every quantization mode tried on the baseline.
     #[serde(default)]
     pub quant_probes: Vec<QuantProbe>,
+    /// Top-1 cost of each heavy prunable group pruned alone, measured before planning.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sensitivity: Vec<GroupSensitivity>,
     #[serde(default)]
     pub rounds: Vec<Round>,
     #[serde(rename = "final", default)]
@@ -132,6 +135,21 @@ pub struct QuantProbe {
     pub model_bytes: u64,
     #[serde(default)]
     pub top1: Option<f64>,
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+/// One group pruned alone on the baseline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GroupSensitivity {
+    pub group: String,
+    pub ratio: f64,
+    pub current: usize,
+    pub keep: usize,
+    #[serde(default)]
+    pub top1: Option<f64>,
+    #[serde(default)]
+    pub drop: Option<f64>,
     #[serde(default)]
     pub error: Option<String>,
 }

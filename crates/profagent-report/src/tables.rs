@@ -472,6 +472,32 @@ pub fn quant_probes(report: &RunReport) -> Table {
     table
 }
 
+/// Pruning sensitivity measured on the baseline, least sensitive first.
+pub fn sensitivity(report: &RunReport) -> Table {
+    let mut table = Table::new(&[
+        ("Group", Left),
+        ("Pruned alone", Right),
+        ("Top-1", Right),
+        ("Top-1 drop", Right),
+        ("Note", Left),
+    ]);
+    let mut rows: Vec<_> = report.sensitivity.iter().collect();
+    rows.sort_by(|a, b| {
+        let key = |s: &&crate::model::GroupSensitivity| s.drop.unwrap_or(f64::INFINITY);
+        key(a).total_cmp(&key(b)).then(a.group.cmp(&b.group))
+    });
+    for s in rows {
+        table.push(vec![
+            s.group.clone(),
+            format!("{}→{} ({:.0} %)", s.current, s.keep, s.ratio * 100.0),
+            format::opt(s.top1, format::percent),
+            s.drop.map(|d| format!("{d:.2} pt")).unwrap_or_default(),
+            s.error.clone().unwrap_or_default(),
+        ]);
+    }
+    table
+}
+
 /// Machine, runtime and data split as key/value rows (nested objects flattened with dots).
 pub fn key_values(value: &Value) -> Table {
     let mut table = Table::new(&[("", Left), ("", Left)]);

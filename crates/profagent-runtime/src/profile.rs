@@ -4,9 +4,17 @@
 //! End-to-end latency comes from a plain session at the user's optimisation level. Per-node
 //! latency comes from a second session with the runtime's profiler on, at the *same* level (so
 //! the kernels are the ones that really run), its kernels mapped back to ONNX nodes by
-//! `attribution`. Timed runs of the two sessions are interleaved so that load from other
-//! processes hits both alike; the ratio of the layer sum to end-to-end stays meaningful on a
-//! busy machine.
+//! `attribution`. The two sessions run one after the other, never both alive (an idle ONNX
+//! Runtime thread pool next to a running one made runs 30-60 % noisier on 2 cores).
+//!
+//! Profiler overhead: ONNX Runtime's profiler slows the kernels it times (it records every
+//! kernel, and with several threads every parallel task): measured here, vit_tiny's kernels sum
+//! to 1.1-1.5x the unprofiled run. In each profiled run where the kernels add up to more than the
+//! unprofiled end-to-end median, every kernel's time is scaled by `end-to-end median / kernel
+//! sum` (the overhead charged in proportion to time), so per-layer latencies describe the run
+//! that ships; the applied factor and the raw sum are reported (`profiler_scale`,
+//! `layer_sum_raw_ms`). Where the kernels add up to less, nothing is scaled and the layer sum
+//! shows the time spent between kernels.
 use std::collections::{BTreeMap, HashMap};
 
 use profagent_onnx::Model;
@@ -23,6 +31,10 @@ pub const LAYER_SUM_TOLERANCE: f64 = 0.15;
 /// the machine is oversubscribed: latencies (and medians of small kernels versus the whole run)
 /// are distorted.
 pub const MAX_CPU_WAIT_FRACTION: f64 = 0.05;
+/// A block of end-to-end runs more spread out than this (CV) was disturbed: measure again.
+pub const REMEASURE_CV: f64 = 0.10;
+/// At most this many blocks of end-to-end runs.
+pub const MAX_E2E_BLOCKS: usize = 3;
 /// Fewer timed runs than this give unreliable spreads.
 pub const MIN_RUNS_FOR_SPREAD: usize = 5;
 /// Layer name for kernels the runtime inserted that could not be charged to any ONNX node.
@@ -144,8 +156,16 @@ pub struct DynamicProfile {
     /// Sum of the layer medians, and its ratio to the end-to-end median.
     pub layer_sum_ms: f64,
     pub layer_sum_ratio: f64,
+    /// Median per-run sum of the kernels as the profiler timed them (before `profiler_scale`).
+    pub layer_sum_raw_ms: f64,
+    /// Median factor applied to the profiled kernel times to remove the profiler's overhead
+    /// (1: none applied; see the module docs).
+    pub profiler_scale: f64,
     /// Share of the timed runs' wall time the measuring thread waited for a CPU (other load).
     pub cpu_wait_fraction: Option<f64>,
+    /// Blocks of end-to-end runs measured (one before and one after the profiled runs; more:
+    /// the first were disturbed by load); the fastest block is kept.
+    pub end_to_end_blocks: usize,
     pub attribution: AttributionSummary,
     pub memory: MemoryProfile,
     pub warnings: Vec<String>,
@@ -185,33 +205,39 @@ pub fn profile_model(
         _ => None,
     };
 
-    let mut profiling = runtime.load_profiling(source, options)?;
-    for _ in 0..settings.warmup {
-        profiling.run(inputs)?;
-    }
-    let mut end_to_end = Vec::with_capacity(runs);
-    let scheduler_before = thread_scheduler_times();
-    let wall_start = std::time::Instant::now();
-    let mut on_cpu = Vec::with_capacity(runs);
-    for _ in 0..runs {
-        let cpu_start = thread_scheduler_times();
-        let start = std::time::Instant::now();
-        plain.run(inputs)?;
-        end_to_end.push(start.elapsed().as_secs_f64() * 1e3);
-        if let (Some(before), Some(after)) = (cpu_start, thread_scheduler_times()) {
-            on_cpu.push(after.on_cpu_ns.saturating_sub(before.on_cpu_ns) as f64 / 1e6);
+    // The plain runs first, then the profiled ones, never two sessions alive at once: each
+    // session has its own thread pool, and on a small machine an idle pool next to a running
+    // one made the runs 30-60 % noisier, and alternating runs between them doubled ResNet-18's
+    // measured latency on 2 cores. A block disturbed by other load (CV above
+    // `REMEASURE_CV`) is measured again, up to `MAX_E2E_BLOCKS` blocks, and one more block runs
+    // after the profiled runs; the block with the lowest median is kept (load only adds time).
+    let mut best: Option<Block> = None;
+    let mut blocks = 0;
+    while blocks < MAX_E2E_BLOCKS {
+        let (block, cv) = end_to_end_block(plain.as_mut(), inputs, runs)?;
+        blocks += 1;
+        keep_fastest(&mut best, block);
+        if cv <= REMEASURE_CV || runs < MIN_RUNS_FOR_SPREAD {
+            break;
         }
-        profiling.run(inputs)?;
     }
-    let wall_ns = wall_start.elapsed().as_nanos() as f64;
-    let cpu_wait_fraction = match (scheduler_before, thread_scheduler_times()) {
-        (Some(before), Some(after)) if wall_ns > 0.0 => {
-            Some(after.waiting_ns.saturating_sub(before.waiting_ns) as f64 / wall_ns)
-        }
-        _ => None,
-    };
     drop(plain);
+    let mut profiling = runtime.load_profiling(source, options)?;
+    for _ in 0..settings.warmup + runs {
+        profiling.run(inputs)?;
+    }
     let trace = profiling.finish(settings.warmup)?;
+    // One more block of plain runs after the profiled ones, so that a slow spell of the
+    // machine during the first block alone does not decide the end-to-end latency.
+    let mut plain = runtime.load(source, options)?;
+    for _ in 0..settings.warmup.max(1) {
+        plain.run(inputs)?;
+    }
+    let (block, _) = end_to_end_block(plain.as_mut(), inputs, runs)?;
+    blocks += 1;
+    keep_fastest(&mut best, block);
+    drop(plain);
+    let (end_to_end, on_cpu, cpu_wait_fraction) = best.unwrap_or_default();
 
     let graph = model.graph();
     let attributions = attribute(graph, &trace.kernels);
@@ -269,6 +295,30 @@ pub fn profile_model(
             *total += sample;
         }
     }
+    // Profiler overhead (see the module docs): per run, scale kernels down to the unprofiled
+    // end-to-end median when they add up to more.
+    let runs_recorded = node_samples.first().map_or(0, Vec::len);
+    let plain_median = LatencyStats::from_samples(end_to_end.clone()).median_ms;
+    let raw_run_sums: Vec<f64> = (0..runs_recorded)
+        .map(|run| node_samples.iter().map(|s| s[run]).sum())
+        .collect();
+    let layer_sum_raw_ms = quantile_of(&raw_run_sums, 0.5);
+    let scales: Vec<f64> = raw_run_sums
+        .iter()
+        .map(|&sum| {
+            if sum > plain_median && plain_median > 0.0 {
+                plain_median / sum
+            } else {
+                1.0
+            }
+        })
+        .collect();
+    for samples in &mut node_samples {
+        for (sample, scale) in samples.iter_mut().zip(&scales) {
+            *sample *= scale;
+        }
+    }
+    let profiler_scale = quantile_of(&scales, 0.5);
     for (node, samples) in nodes.iter_mut().zip(&node_samples) {
         node.latency = Spread::of(samples);
     }
@@ -333,7 +383,10 @@ pub fn profile_model(
         layers,
         layer_sum_ms,
         layer_sum_ratio,
+        layer_sum_raw_ms,
+        profiler_scale,
         cpu_wait_fraction,
+        end_to_end_blocks: blocks,
         attribution,
         memory: MemoryProfile {
             weight_bytes: weight_bytes(model),
@@ -346,6 +399,59 @@ pub fn profile_model(
     };
     profile.warnings = warnings(&profile);
     Ok(profile)
+}
+
+/// End-to-end times, on-CPU times and CPU-wait fraction of one block of plain runs.
+type Block = (Vec<f64>, Vec<f64>, Option<f64>);
+
+/// One block of `runs` timed plain runs; also returns its CV.
+fn end_to_end_block(
+    plain: &mut dyn crate::Session,
+    inputs: &[(String, Tensor)],
+    runs: usize,
+) -> Result<(Block, f64)> {
+    let mut times = Vec::with_capacity(runs);
+    let mut on_cpu = Vec::with_capacity(runs);
+    let scheduler_before = thread_scheduler_times();
+    let wall_start = std::time::Instant::now();
+    for _ in 0..runs {
+        let cpu_start = thread_scheduler_times();
+        let start = std::time::Instant::now();
+        plain.run(inputs)?;
+        times.push(start.elapsed().as_secs_f64() * 1e3);
+        if let (Some(before), Some(after)) = (cpu_start, thread_scheduler_times()) {
+            on_cpu.push(after.on_cpu_ns.saturating_sub(before.on_cpu_ns) as f64 / 1e6);
+        }
+    }
+    let wall_ns = wall_start.elapsed().as_nanos() as f64;
+    let wait = match (scheduler_before, thread_scheduler_times()) {
+        (Some(before), Some(after)) if wall_ns > 0.0 => {
+            Some(after.waiting_ns.saturating_sub(before.waiting_ns) as f64 / wall_ns)
+        }
+        _ => None,
+    };
+    let cv = LatencyStats::from_samples(times.clone()).cv;
+    Ok(((times, on_cpu, wait), cv))
+}
+
+/// Keeps the block with the lower median (load only ever adds time).
+fn keep_fastest(best: &mut Option<Block>, block: Block) {
+    let median = |b: &Block| LatencyStats::from_samples(b.0.clone()).median_ms;
+    if best
+        .as_ref()
+        .is_none_or(|kept| median(&block) < median(kept))
+    {
+        *best = Some(block);
+    }
+}
+
+fn quantile_of(values: &[f64], q: f64) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    quantile(&sorted, q)
 }
 
 fn share(part: f64, total: f64) -> f64 {
@@ -418,6 +524,15 @@ fn warnings(profile: &DynamicProfile) -> Vec<String> {
              processes compete for the cores, so end-to-end latency includes that wait while \
              per-layer medians mostly exclude it; re-run on an idle machine",
             wait * 100.0
+        ));
+    }
+    if profile.end_to_end_blocks > 2 {
+        warnings.push(format!(
+            "end-to-end runs were disturbed by other load (CV above {:.0}%): measured {} blocks \
+             of {} runs and kept the fastest",
+            REMEASURE_CV * 100.0,
+            profile.end_to_end_blocks,
+            profile.settings.runs
         ));
     }
     if profile.end_to_end.is_noisy() {

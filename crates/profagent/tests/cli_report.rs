@@ -134,6 +134,7 @@ fn reads_the_agent_report_json() {
         },
         baseline: evaluation(88.0, 0.9, 1_096_544),
         quant_probes: vec![],
+        sensitivity: Vec::new(),
         rounds: vec![agent::RoundRecord {
             round: 1,
             planner: "builtin".into(),

@@ -104,6 +104,10 @@ pub struct Args {
     /// Skip measuring each quantization mode before planning.
     #[arg(long)]
     pub no_probe: bool,
+    /// Before planning, prune each of this many of the heaviest groups alone (25 %) and
+    /// measure its top-1 cost on the feedback slice; planners rank groups by it (0: skip).
+    #[arg(long, default_value_t = 16, value_name = "N")]
+    pub sensitivity_groups: usize,
     /// Re-run a recorded run from its recorded answers and decisions (no network).
     #[arg(long, value_name = "RUN_DIR")]
     pub replay: Option<PathBuf>,
@@ -232,6 +236,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         rounds: args.rounds,
         patience: args.patience,
         probe_quantization: !args.no_probe,
+        sensitivity_groups: args.sensitivity_groups,
         model_name: args
             .model
             .file_stem()

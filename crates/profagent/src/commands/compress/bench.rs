@@ -212,6 +212,26 @@ impl Workbench for OrtBench {
     }
 
     fn evaluate(&mut self, model: &Model, split: Split) -> Result<Evaluation, AgentError> {
+        let options = self.eval.clone();
+        self.evaluate_with(model, split, &options)
+    }
+
+    fn evaluate_accuracy(&mut self, model: &Model, split: Split) -> Result<Evaluation, AgentError> {
+        let options = EvalOptions {
+            latency_batches: Vec::new(),
+            ..self.eval.clone()
+        };
+        self.evaluate_with(model, split, &options)
+    }
+}
+
+impl OrtBench {
+    fn evaluate_with(
+        &mut self,
+        model: &Model,
+        split: Split,
+        options: &EvalOptions,
+    ) -> Result<Evaluation, AgentError> {
         let bytes = model.to_bytes();
         let model_bytes = bytes.len() as u64;
         let mut session = self
@@ -222,7 +242,7 @@ impl Workbench for OrtBench {
             Split::Feedback => &self.feedback,
             Split::Holdout => &self.holdout,
         };
-        let record = profagent_data::evaluate(session.as_mut(), None, dataset, &self.eval)
+        let record = profagent_data::evaluate(session.as_mut(), None, dataset, options)
             .map_err(|e| step("evaluate", e))?;
         Ok(Evaluation {
             top1: record.top1.unwrap_or(0.0) * 100.0,
