@@ -78,6 +78,8 @@ pub struct BuiltinPlanner {
     last_round_judged: usize,
     /// Quantization modes already proposed: a rejected mode is not proposed again.
     tried_quant: BTreeSet<QuantMode>,
+    /// Channels of each group when the planner first saw it (the baseline).
+    original_channels: BTreeMap<String, usize>,
 }
 
 impl Default for BuiltinPlanner {
@@ -90,6 +92,7 @@ impl Default for BuiltinPlanner {
             last_groups: Vec::new(),
             last_round_judged: 0,
             tried_quant: BTreeSet::new(),
+            original_channels: BTreeMap::new(),
         }
     }
 }
@@ -129,7 +132,8 @@ impl BuiltinPlanner {
         self.learn(input);
         self.last_groups.clear();
         let budget_left = input.budget.max_acc_drop - input.drop_of(input.current.top1);
-        if input.current_quantization == "none" {
+        // Quantization keeps MACs: with a MACs-only budget it cannot help.
+        if input.current_quantization == "none" && !input.budget.macs_only() {
             if let Some(plan) = self.quantization_plan(input) {
                 return plan;
             }
@@ -143,6 +147,14 @@ impl BuiltinPlanner {
             return CompressionPlan::empty(
                 "pruning steps were rejected down to the minimum step: stop",
             );
+        }
+        for g in &input.groups {
+            self.original_channels
+                .entry(g.id.clone())
+                .or_insert(g.channels);
+        }
+        if let Some(plan) = self.macs_allocation(input, context, budget_left) {
+            return plan;
         }
         let mut candidates: Vec<&GroupFacts> = input
             .groups
@@ -230,6 +242,137 @@ impl BuiltinPlanner {
             pruning,
             ..CompressionPlan::empty("")
         }
+    }
+
+    /// With a MACs target: one plan that removes the MACs still missing (times the step's
+    /// share of `INITIAL_STEP`, so a rejected allocation is retried at half the size), spread
+    /// over the groups where it costs least. Greedy on increments of 1/16 of a group's baseline
+    /// channels: each increment goes to the group with the lowest expected extra drop per MAC
+    /// removed, where a group's expected drop grows with the square of its pruned fraction,
+    /// anchored at its measured sensitivity at `SENSITIVITY_RATIO` (the first channels removed
+    /// are the least important, the last ones the most). A group keeps at least half its
+    /// baseline channels. `None` without a MACs target, MACs or measured sensitivities.
+    fn macs_allocation(
+        &mut self,
+        input: &PlanningInput,
+        context: &PlanContext,
+        budget_left: f64,
+    ) -> Option<CompressionPlan> {
+        let fraction = input.budget.target_macs_fraction?;
+        let (now, base) = (input.current.macs?, input.baseline.macs?);
+        let target = fraction * base as f64;
+        let scale = self.step / INITIAL_STEP;
+        let need = (now as f64 - target) * scale;
+        if need <= 0.0 {
+            return None;
+        }
+        let candidates: Vec<&GroupFacts> = input
+            .groups
+            .iter()
+            .filter(|g| g.prunable && !self.avoided.contains(&g.id) && g.macs > 0)
+            .filter(|g| g.sensitivity.is_some())
+            .filter(|g| {
+                context.groups.get(&g.id).is_some_and(|c| {
+                    c.not_prunable.is_none() && context.group_is_protected(c).is_none()
+                })
+            })
+            .collect();
+        if candidates.is_empty() {
+            return None;
+        }
+        // Per candidate: baseline channels, current channels, channels removed by this plan.
+        let mut removed = vec![0usize; candidates.len()];
+        let original: Vec<usize> = candidates
+            .iter()
+            .map(|g| {
+                self.original_channels
+                    .get(&g.id)
+                    .copied()
+                    .unwrap_or(g.channels)
+            })
+            .collect();
+        let expected = |i: usize, extra: usize| {
+            let g = candidates[i];
+            let gone = (original[i] - g.channels + extra) as f64 / original[i] as f64;
+            let s = g.sensitivity.unwrap_or(0.0).max(0.0);
+            s * (gone / crate::compressor::SENSITIVITY_RATIO).powi(2)
+        };
+        let mut freed = 0.0;
+        let mut spent = 0.0;
+        while freed < need {
+            let mut best: Option<(usize, usize, f64, f64)> = None;
+            for i in 0..candidates.len() {
+                let g = candidates[i];
+                let increment = (original[i] / 16).max(1);
+                let left = g.channels - removed[i];
+                if left < increment + original[i].div_ceil(2) {
+                    continue;
+                }
+                let cost = expected(i, removed[i] + increment) - expected(i, removed[i]);
+                let macs = g.macs as f64 * increment as f64 / g.channels as f64;
+                let price = (cost + 1e-6) / macs;
+                if best.is_none_or(|(_, _, p, _)| price < p) {
+                    best = Some((i, increment, price, macs));
+                }
+            }
+            let Some((i, increment, _, macs)) = best else {
+                break;
+            };
+            spent += expected(i, removed[i] + increment) - expected(i, removed[i]);
+            removed[i] += increment;
+            freed += macs;
+        }
+        let mut pruning = Vec::new();
+        for (i, g) in candidates.iter().enumerate() {
+            if removed[i] == 0 {
+                continue;
+            }
+            let round_to = round_to_for(original[i]);
+            let decision = PruneDecision {
+                target: g.id.clone(),
+                ratio: removed[i] as f64 / g.channels as f64,
+                unit: if g.heads.is_some() {
+                    PruneUnit::Heads
+                } else {
+                    PruneUnit::Channels
+                },
+                criterion: ImportanceCriterion::L1,
+                round_to,
+                rationale: format!(
+                    "{} of {} channels: cheapest MACs per expected top-1 loss (measured sensitivity {:.2} points at {:.0} %)",
+                    removed[i],
+                    g.channels,
+                    g.sensitivity.unwrap_or(0.0),
+                    crate::compressor::SENSITIVITY_RATIO * 100.0
+                ),
+            };
+            let mut single = CompressionPlan::empty("");
+            single.pruning.push(decision.clone());
+            if validate(&single, context)
+                .is_ok_and(|v| v.pruning().iter().all(|p| p.keep < p.current))
+            {
+                self.last_groups.push(g.id.clone());
+                pruning.push(decision);
+            }
+        }
+        if pruning.is_empty() {
+            return None;
+        }
+        // The plan schema bounds the decisions per plan: keep the largest.
+        pruning.sort_by(|a, b| b.ratio.total_cmp(&a.ratio).then(a.target.cmp(&b.target)));
+        pruning.truncate(profagent_plan::types::MAX_PRUNING_DECISIONS);
+        self.last_groups
+            .retain(|id| pruning.iter().any(|d| &d.target == id));
+        Some(CompressionPlan {
+            rationale: format!(
+                "MACs target {:.0} % of the baseline: remove {:.1} MMACs over {} groups where the measured sensitivity makes them cheapest (expected drop {spent:.2} of the {budget_left:.2} points left)",
+                fraction * 100.0,
+                freed / 1e6,
+                pruning.len()
+            ),
+            pruning,
+            ..CompressionPlan::empty("")
+        })
     }
 
     fn quantization_plan(&mut self, input: &PlanningInput) -> Option<CompressionPlan> {

@@ -28,6 +28,8 @@ use crate::rundir::{RunDir, MODEL_FILE, REPORT_FILE};
 /// A candidate must beat the current best by this much (log-scale objective, about 2 %) to
 /// count as an improvement: smaller differences are within latency noise.
 pub const MIN_RELATIVE_GAIN: f64 = 0.02;
+/// With a MACs-only budget a candidate must cut MACs by this much (log scale, 0.5 %).
+pub const MIN_MACS_GAIN: f64 = 0.005;
 /// Weight of the secondary metric in the objective when the budget names only one kind.
 const SECONDARY_WEIGHT: f64 = 0.1;
 
@@ -516,6 +518,8 @@ fn probe_quantization(
 /// Fraction of a group's channels removed to measure its sensitivity (the built-in planner's
 /// first step, so the number predicts what its first round costs).
 pub const SENSITIVITY_RATIO: f64 = crate::builtin::INITIAL_STEP;
+/// Groups needed to fit the points-per-nat slope of `fit_expected_drops`.
+const MIN_SENSITIVITY_FIT: usize = 3;
 
 /// Prunes each of the `max_groups` heaviest prunable groups alone by `SENSITIVITY_RATIO` and
 /// measures top-1 on the feedback slice (no timing): what pruning that group costs, measured
@@ -577,6 +581,8 @@ fn measure_sensitivity(
                     keep: group.channels,
                     top1: None,
                     drop: None,
+                    loss_increase: None,
+                    expected_drop: None,
                     error: Some(e.to_string()),
                 });
                 continue;
@@ -599,6 +605,11 @@ fn measure_sensitivity(
                 keep: first.keep,
                 top1: Some(e.top1),
                 drop: Some(baseline.top1 - e.top1),
+                loss_increase: e
+                    .loss
+                    .zip(baseline.loss)
+                    .map(|(after, before)| after - before),
+                expected_drop: None,
                 error: None,
             },
             Err(e) => GroupSensitivity {
@@ -608,20 +619,50 @@ fn measure_sensitivity(
                 keep: first.keep,
                 top1: None,
                 drop: None,
+                loss_increase: None,
+                expected_drop: None,
                 error: Some(e.to_string()),
             },
         };
         progress.line(&match (&entry.drop, &entry.error) {
             (Some(d), _) => format!(
-                "  {} {}→{}: top-1 drop {d:.2}",
-                entry.group, entry.current, entry.keep
+                "  {} {}→{}: top-1 drop {d:.2}{}",
+                entry.group,
+                entry.current,
+                entry.keep,
+                entry
+                    .loss_increase
+                    .map(|l| format!(", loss {l:+.4} nats"))
+                    .unwrap_or_default()
             ),
             (_, Some(e)) => format!("  {}: failed: {e}", entry.group),
             _ => String::new(),
         });
         out.push(entry);
     }
+    fit_expected_drops(&mut out);
     out
+}
+
+/// Fills `expected_drop`: one group's top-1 difference on a few hundred images moves by whole
+/// images (±0.5 points is noise), while its loss increase is continuous. Fitting drop ≈ k × loss
+/// increase over all measured groups (least squares through the origin, k ≥ 0) and reading each
+/// group's expected drop off the fit pools every measurement's information.
+fn fit_expected_drops(measured: &mut [GroupSensitivity]) {
+    let pairs: Vec<(f64, f64)> = measured
+        .iter()
+        .filter_map(|m| Some((m.loss_increase?, m.drop?)))
+        .filter(|(l, d)| l.is_finite() && d.is_finite())
+        .collect();
+    let sxx: f64 = pairs.iter().map(|(l, _)| l * l).sum();
+    let sxy: f64 = pairs.iter().map(|(l, d)| l * d).sum();
+    let slope = (pairs.len() >= MIN_SENSITIVITY_FIT && sxx > 0.0).then(|| (sxy / sxx).max(0.0));
+    for m in measured {
+        m.expected_drop = match (slope, m.loss_increase) {
+            (Some(k), Some(l)) if l.is_finite() => Some(k * l),
+            _ => m.drop,
+        };
+    }
 }
 
 /// Copies measured sensitivities onto the planner's group facts (by group id; groups that were
@@ -629,7 +670,7 @@ fn measure_sensitivity(
 fn apply_sensitivity(groups: &mut [GroupFacts], measured: &[GroupSensitivity]) {
     for group in groups {
         if let Some(m) = measured.iter().find(|m| m.group == group.id) {
-            group.sensitivity = m.drop;
+            group.sensitivity = m.expected_drop.or(m.drop);
         }
     }
 }
@@ -639,6 +680,11 @@ fn apply_sensitivity(groups: &mut [GroupFacts], measured: &[GroupSensitivity]) {
 pub fn objective(budget: &Budget, evaluation: &Evaluation) -> f64 {
     let latency = evaluation.latency_ms.max(1e-6).ln();
     let size = (evaluation.model_bytes.max(1) as f64).ln();
+    if budget.macs_only() {
+        if let Some(macs) = evaluation.macs {
+            return (macs.max(1) as f64).ln();
+        }
+    }
     let wants_latency = budget.target_latency_ms.is_some() || budget.target_speedup.is_some();
     let wants_memory = budget.target_memory_bytes.is_some();
     match (wants_latency, wants_memory) {
@@ -666,7 +712,13 @@ pub fn judge(
         );
     }
     let gain = objective(budget, best) - objective(budget, candidate);
-    if gain < MIN_RELATIVE_GAIN {
+    // MACs are counted, not timed: no noise to stay above.
+    let needed = if budget.macs_only() {
+        MIN_MACS_GAIN
+    } else {
+        MIN_RELATIVE_GAIN
+    };
+    if gain < needed {
         return (
             false,
             format!(
@@ -688,10 +740,7 @@ pub fn judge(
 /// speedup target the budget is the accuracy bound alone (the loop itself keeps compressing
 /// in that case, which is why `budget_met` needs a target to stop it).
 pub fn final_budget_met(budget: &Budget, baseline: &Evaluation, current: &Evaluation) -> bool {
-    let any_target = budget.target_latency_ms.is_some()
-        || budget.target_memory_bytes.is_some()
-        || budget.target_speedup.is_some();
-    if any_target {
+    if budget.any_target() {
         budget_met(budget, baseline, current)
     } else {
         baseline.top1 - current.top1 <= budget.max_acc_drop
@@ -700,10 +749,7 @@ pub fn final_budget_met(budget: &Budget, baseline: &Evaluation, current: &Evalua
 
 /// True when accuracy is within budget and every named target is reached.
 pub fn budget_met(budget: &Budget, baseline: &Evaluation, current: &Evaluation) -> bool {
-    let any_target = budget.target_latency_ms.is_some()
-        || budget.target_memory_bytes.is_some()
-        || budget.target_speedup.is_some();
-    any_target
+    budget.any_target()
         && baseline.top1 - current.top1 <= budget.max_acc_drop
         && budget
             .target_latency_ms
@@ -714,6 +760,12 @@ pub fn budget_met(budget: &Budget, baseline: &Evaluation, current: &Evaluation) 
         && budget
             .target_speedup
             .is_none_or(|t| baseline.latency_ms / current.latency_ms.max(f64::MIN_POSITIVE) >= t)
+        && budget
+            .target_macs_fraction
+            .is_none_or(|f| match (current.macs, baseline.macs) {
+                (Some(now), Some(base)) => now as f64 <= f * base as f64,
+                _ => false,
+            })
 }
 
 fn describe_quantization(layers: &BTreeMap<String, QuantSetting>) -> String {

@@ -16,6 +16,28 @@ pub struct Budget {
     pub target_memory_bytes: Option<u64>,
     /// Baseline latency / final latency to reach.
     pub target_speedup: Option<f64>,
+    /// MACs to reach, as a fraction of the baseline's (the pruning papers' FLOPs budget).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_macs_fraction: Option<f64>,
+}
+
+impl Budget {
+    /// True when the budget names only a MACs target (quantization cannot help, and MACs
+    /// are exact, so small gains count).
+    pub fn macs_only(&self) -> bool {
+        self.target_macs_fraction.is_some()
+            && self.target_latency_ms.is_none()
+            && self.target_memory_bytes.is_none()
+            && self.target_speedup.is_none()
+    }
+
+    /// Any latency, memory, speedup or MACs target.
+    pub fn any_target(&self) -> bool {
+        self.target_latency_ms.is_some()
+            || self.target_memory_bytes.is_some()
+            || self.target_speedup.is_some()
+            || self.target_macs_fraction.is_some()
+    }
 }
 
 /// Accuracy, speed and size of one model on one data slice.
@@ -29,6 +51,13 @@ pub struct Evaluation {
     pub model_bytes: u64,
     /// Images evaluated.
     pub images: usize,
+    /// Mean cross-entropy of the labelled class (nats): less noisy than top-1 for comparing
+    /// two models on the same images.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loss: Option<f64>,
+    /// Multiply-accumulates at batch 1 (static profile).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub macs: Option<u64>,
     /// The evaluator's full record (runtime, threads, machine, percentiles, ...).
     #[serde(default)]
     pub details: serde_json::Value,
@@ -85,6 +114,13 @@ pub struct GroupSensitivity {
     pub top1: Option<f64>,
     /// Baseline top-1 minus `top1`, points (negative: pruning helped on this slice).
     pub drop: Option<f64>,
+    /// Mean cross-entropy increase over the baseline, nats.
+    #[serde(default)]
+    pub loss_increase: Option<f64>,
+    /// The drop planners are given: `loss_increase` times the points-per-nat slope fitted over
+    /// all measured groups (far less noisy than one group's own top-1 difference), else `drop`.
+    #[serde(default)]
+    pub expected_drop: Option<f64>,
     pub error: Option<String>,
 }
 

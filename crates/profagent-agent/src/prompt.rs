@@ -59,6 +59,12 @@ pub fn build_prompt(input: &PlanningInput) -> String {
     if let Some(x) = b.target_speedup {
         goals.push(format!("speedup at least {x:.2}x"));
     }
+    if let Some(f) = b.target_macs_fraction {
+        goals.push(format!(
+            "MACs at most {:.0} % of the input model's (pruning only: quantization keeps MACs)",
+            f * 100.0
+        ));
+    }
     if goals.len() == 1 {
         goals.push("otherwise as fast and small as possible".into());
     }

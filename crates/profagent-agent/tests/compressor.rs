@@ -117,10 +117,12 @@ impl Workbench for FakeBench {
         self.evaluations += 1;
         let t = tag(model);
         let mut latency = 0.0;
+        let mut macs_total = 0u64;
         let mut top1: f64 = if split == Split::Holdout { 90.5 } else { 90.0 };
         for (id, initial, macs) in GROUPS {
             let fraction = Self::channels(model, id, initial) as f64 / initial as f64;
             latency += macs as f64 * fraction / 100.0;
+            macs_total += (macs as f64 * Self::channels(model, id, initial) as f64) as u64;
             if fraction < 1.0 {
                 top1 -= if id == "fragile" { 5.0 } else { 0.1 };
             }
@@ -140,6 +142,8 @@ impl Workbench for FakeBench {
             latency_ms: latency / speed,
             model_bytes: 40_000_000 / size,
             images: 100,
+            loss: Some((100.0 - top1) / 20.0),
+            macs: Some(macs_total),
             details: serde_json::Value::Null,
         })
     }
@@ -152,6 +156,7 @@ fn options(replay: Option<ReplayScript>) -> CompressOptions {
             target_latency_ms: None,
             target_memory_bytes: None,
             target_speedup: Some(8.0),
+            target_macs_fraction: None,
         },
         rounds: 6,
         patience: 3,
@@ -298,6 +303,17 @@ fn measured_sensitivity_keeps_the_fragile_group_out_of_the_first_pruning_round()
     for s in report.sensitivity.iter().filter(|s| s.group != "fragile") {
         assert!((s.drop.unwrap() - 0.1).abs() < 1e-9, "{s:?}");
     }
+    // The fake's loss moves 1/20 nat per point, so the fitted slope reproduces every drop.
+    for s in &report.sensitivity {
+        assert!(
+            (s.loss_increase.unwrap() * 20.0 - s.drop.unwrap()).abs() < 1e-9,
+            "{s:?}"
+        );
+        assert!(
+            (s.expected_drop.unwrap() - s.drop.unwrap()).abs() < 1e-9,
+            "{s:?}"
+        );
+    }
     // The first pruning round leaves "fragile" out and is accepted at once (no rollback).
     let pruning_rounds: Vec<_> = report
         .rounds
@@ -335,4 +351,33 @@ fn measured_sensitivity_keeps_the_fragile_group_out_of_the_first_pruning_round()
     .unwrap();
     assert_eq!(replay_bench.evaluations, 0);
     assert!(replayed.replay.as_ref().unwrap().identical);
+}
+
+#[test]
+fn a_macs_target_is_met_by_pruning_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let run_dir = RunDir::create(&dir.path().join("run"), vec![]).unwrap();
+    let mut opts = options(None);
+    opts.sensitivity_groups = GROUPS.len();
+    opts.budget.target_speedup = None;
+    opts.budget.target_macs_fraction = Some(0.8);
+    let report = compress(
+        &input_model(),
+        &opts,
+        &mut BuiltinPlanner::new(),
+        &mut FakeBench { evaluations: 0 },
+        &run_dir,
+        &mut |_: &str| {},
+    )
+    .unwrap();
+    // Quantization keeps MACs: never proposed; pruning rounds until 80 % of the MACs.
+    assert!(report
+        .rounds
+        .iter()
+        .all(|r| r.plan.as_ref().is_none_or(|p| p.quantization.is_none())));
+    let final_result = report.final_result.as_ref().unwrap();
+    assert!(final_result.budget_met, "{}", final_result.stop_reason);
+    let base = report.baseline.macs.unwrap() as f64;
+    assert!(final_result.feedback.macs.unwrap() as f64 <= 0.8 * base);
+    assert!(final_result.acc_drop.unwrap() <= 1.0);
 }

@@ -56,6 +56,8 @@ fn evaluation() -> Evaluation {
         latency_ms: 10.0,
         model_bytes: 44_000_000,
         images: 100,
+        loss: None,
+        macs: None,
         details: serde_json::Value::Null,
     }
 }
@@ -93,6 +95,7 @@ fn input() -> PlanningInput {
             target_latency_ms: None,
             target_memory_bytes: None,
             target_speedup: Some(2.0),
+            target_macs_fraction: None,
         },
         history: vec![],
         rounds_left: 2,

@@ -166,6 +166,7 @@ pub fn evaluate_with_progress(
         skipped_items: skipped,
         top1: dataset.has_labels().then(|| accuracy.top1()),
         top5: dataset.has_labels().then(|| accuracy.top5()),
+        nll: dataset.has_labels().then(|| accuracy.mean_nll()),
         fidelity: reference_input.map(|_| agreement.finish()),
         latency_ms: latency.first().map(|p| p.median_ms),
         throughput_images_per_s: latency

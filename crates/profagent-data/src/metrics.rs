@@ -29,6 +29,8 @@ pub struct Accuracy {
     pub samples: usize,
     pub top1_correct: usize,
     pub top5_correct: usize,
+    /// Sum over samples of -log softmax(logits)[label], in nats.
+    pub nll_sum: f64,
 }
 
 impl Accuracy {
@@ -40,6 +42,17 @@ impl Accuracy {
             self.samples += 1;
             self.top1_correct += usize::from(rank == 0);
             self.top5_correct += usize::from(rank < 5);
+            self.nll_sum += nll_of(row, label);
+        }
+    }
+
+    /// Mean cross-entropy of the labelled class, in nats (0 when empty): a continuous,
+    /// much less noisy signal than top-1 for comparing two models on the same images.
+    pub fn mean_nll(&self) -> f64 {
+        if self.samples == 0 {
+            0.0
+        } else {
+            self.nll_sum / self.samples as f64
         }
     }
 
@@ -51,6 +64,20 @@ impl Accuracy {
     pub fn top5(&self) -> f64 {
         ratio(self.top5_correct, self.samples)
     }
+}
+
+/// -log softmax(row)[label], computed stably (max subtracted).
+fn nll_of(row: &[f32], label: usize) -> f64 {
+    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+    if !max.is_finite() {
+        return f64::NAN;
+    }
+    let log_sum = row
+        .iter()
+        .map(|&v| (v as f64 - max).exp())
+        .sum::<f64>()
+        .ln();
+    max + log_sum - row[label] as f64
 }
 
 fn ratio(count: usize, total: usize) -> f64 {
@@ -167,6 +194,17 @@ mod tests {
         assert_eq!(accuracy.top1_correct, 1);
         assert_eq!(accuracy.top5_correct, 3);
         assert!((accuracy.top1() - 0.25).abs() < 1e-12);
+    }
+
+    #[test]
+    fn mean_nll_is_the_cross_entropy_of_the_label() {
+        // Uniform logits over 4 classes: -ln(1/4) whatever the label; large logits stay finite.
+        let mut accuracy = Accuracy::default();
+        accuracy.update(&[0.0, 0.0, 0.0, 0.0, 1000.0, 0.0, 0.0, 0.0], 4, &[2, 0]);
+        assert!((accuracy.mean_nll() - (4f64.ln() + 0.0) / 2.0).abs() < 1e-9);
+        let mut wrong = Accuracy::default();
+        wrong.update(&[1000.0, 0.0], 2, &[1]);
+        assert!((wrong.mean_nll() - 1000.0).abs() < 1e-9);
     }
 
     #[test]

@@ -44,6 +44,9 @@ pub struct EvalRecord {
     pub skipped_items: Vec<Skipped>,
     pub top1: Option<f64>,
     pub top5: Option<f64>,
+    /// Mean cross-entropy of the labelled class (nats), with labels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nll: Option<f64>,
     /// Agreement with the reference model, when one was given.
     pub fidelity: Option<Fidelity>,
     /// Median latency at the first measured batch size (batch 1 by default), in ms.

@@ -292,6 +292,7 @@ pub fn example_report() -> RunReport {
             target_latency_ms: None,
             target_memory_bytes: None,
             target_speedup: Some(1.8),
+            target_macs_fraction: None,
         },
         baseline,
         quant_probes: vec![
@@ -336,6 +337,8 @@ pub fn example_report() -> RunReport {
             keep,
             top1: Some(88.0 - drop),
             drop: Some(drop),
+            loss_increase: Some(drop / 25.0),
+            expected_drop: Some(drop),
             error: None,
         })
         .collect(),

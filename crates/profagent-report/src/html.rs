@@ -188,7 +188,7 @@ pub fn render_html(report: &RunReport) -> String {
     if !report.sensitivity.is_empty() {
         open_section(&mut out, "sensitivity", "Pruning sensitivity");
         out.push_str(
-            "<p class=\"muted\">Each group pruned alone on the baseline and scored on the feedback slice, least sensitive first: the planner prunes cheap-to-lose groups first.</p>\n",
+            "<p class=\"muted\">Each group pruned alone on the baseline and scored on the feedback slice, least sensitive first. Expected drop: the loss increase times the points-per-nat slope fitted over all groups, less noisy than one top-1 difference; planners are given it.</p>\n",
         );
         out.push_str(&html_table(&tables::sensitivity(report)));
         close_section(&mut out);

@@ -66,7 +66,7 @@ pub fn render_markdown(report: &RunReport) -> String {
         let _ = writeln!(out, "\n## Pruning sensitivity\n");
         let _ = writeln!(
             out,
-            "Each group pruned alone on the baseline and scored on the feedback slice, least sensitive first.\n"
+            "Each group pruned alone on the baseline and scored on the feedback slice, least sensitive first. Expected drop: the loss increase times the points-per-nat slope fitted over all groups (planners are given it).\n"
         );
         out.push_str(&table(&tables::sensitivity(report)));
     }

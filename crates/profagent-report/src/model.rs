@@ -86,6 +86,9 @@ pub struct Budget {
     /// Baseline latency / final latency to reach.
     #[serde(default)]
     pub target_speedup: Option<f64>,
+    /// MACs to reach as a fraction of the baseline's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_macs_fraction: Option<f64>,
 }
 
 /// Median latency at one batch size.
@@ -150,6 +153,10 @@ pub struct GroupSensitivity {
     pub top1: Option<f64>,
     #[serde(default)]
     pub drop: Option<f64>,
+    #[serde(default)]
+    pub loss_increase: Option<f64>,
+    #[serde(default)]
+    pub expected_drop: Option<f64>,
     #[serde(default)]
     pub error: Option<String>,
 }

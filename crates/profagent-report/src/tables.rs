@@ -96,6 +96,9 @@ pub fn budget_text(report: &RunReport) -> String {
     if let Some(size) = budget.target_memory_bytes {
         parts.push(format!("size ≤ {}", format::bytes(size)));
     }
+    if let Some(f) = budget.target_macs_fraction {
+        parts.push(format!("MACs ≤ {:.0} % of the input", f * 100.0));
+    }
     parts.join(", ")
 }
 
@@ -479,11 +482,15 @@ pub fn sensitivity(report: &RunReport) -> Table {
         ("Pruned alone", Right),
         ("Top-1", Right),
         ("Top-1 drop", Right),
+        ("Loss increase", Right),
+        ("Expected drop", Right),
         ("Note", Left),
     ]);
     let mut rows: Vec<_> = report.sensitivity.iter().collect();
     rows.sort_by(|a, b| {
-        let key = |s: &&crate::model::GroupSensitivity| s.drop.unwrap_or(f64::INFINITY);
+        let key = |s: &&crate::model::GroupSensitivity| {
+            s.expected_drop.or(s.drop).unwrap_or(f64::INFINITY)
+        };
         key(a).total_cmp(&key(b)).then(a.group.cmp(&b.group))
     });
     for s in rows {
@@ -492,6 +499,12 @@ pub fn sensitivity(report: &RunReport) -> Table {
             format!("{}→{} ({:.0} %)", s.current, s.keep, s.ratio * 100.0),
             format::opt(s.top1, format::percent),
             s.drop.map(|d| format!("{d:.2} pt")).unwrap_or_default(),
+            s.loss_increase
+                .map(|l| format!("{l:+.4} nats"))
+                .unwrap_or_default(),
+            s.expected_drop
+                .map(|d| format!("{d:.2} pt"))
+                .unwrap_or_default(),
             s.error.clone().unwrap_or_default(),
         ]);
     }

@@ -9,12 +9,12 @@
 //!
 //! Profiler overhead: ONNX Runtime's profiler slows the kernels it times (it records every
 //! kernel, and with several threads every parallel task): measured here, vit_tiny's kernels sum
-//! to 1.1-1.5x the unprofiled run. In each profiled run where the kernels add up to more than the
-//! unprofiled end-to-end median, every kernel's time is scaled by `end-to-end median / kernel
-//! sum` (the overhead charged in proportion to time), so per-layer latencies describe the run
-//! that ships; the applied factor and the raw sum are reported (`profiler_scale`,
-//! `layer_sum_raw_ms`). Where the kernels add up to less, nothing is scaled and the layer sum
-//! shows the time spent between kernels.
+//! to 1.1-1.5x the unprofiled run. When the kernels' medians add up to more than the unprofiled
+//! end-to-end median, they are all scaled by `end-to-end median / their sum` (the overhead
+//! charged in proportion to time), so per-layer latencies describe the run that ships; the
+//! factor and the raw sum are reported (`profiler_scale`, `layer_sum_raw_ms`). Where they add up
+//! to less, nothing is scaled and the layer sum shows the time spent between kernels (the
+//! 15 % check then measures how much of the run the attribution covers).
 use std::collections::{BTreeMap, HashMap};
 
 use profagent_onnx::Model;
@@ -156,10 +156,10 @@ pub struct DynamicProfile {
     /// Sum of the layer medians, and its ratio to the end-to-end median.
     pub layer_sum_ms: f64,
     pub layer_sum_ratio: f64,
-    /// Median per-run sum of the kernels as the profiler timed them (before `profiler_scale`).
+    /// Sum of the kernels' medians as the profiler timed them (before `profiler_scale`).
     pub layer_sum_raw_ms: f64,
-    /// Median factor applied to the profiled kernel times to remove the profiler's overhead
-    /// (1: none applied; see the module docs).
+    /// Factor applied to the profiled kernel times to remove the profiler's overhead (1: none
+    /// applied; see the module docs).
     pub profiler_scale: f64,
     /// Share of the timed runs' wall time the measuring thread waited for a CPU (other load).
     pub cpu_wait_fraction: Option<f64>,
@@ -295,30 +295,25 @@ pub fn profile_model(
             *total += sample;
         }
     }
-    // Profiler overhead (see the module docs): per run, scale kernels down to the unprofiled
-    // end-to-end median when they add up to more.
-    let runs_recorded = node_samples.first().map_or(0, Vec::len);
+    // Profiler overhead (see the module docs): when the kernels' medians add up to more than
+    // the unprofiled end-to-end median, scale them all down to it by one factor. One factor, not
+    // one per run: a burst of load in one layer of one run must not shrink the other layers.
     let plain_median = LatencyStats::from_samples(end_to_end.clone()).median_ms;
-    let raw_run_sums: Vec<f64> = (0..runs_recorded)
-        .map(|run| node_samples.iter().map(|s| s[run]).sum())
-        .collect();
-    let layer_sum_raw_ms = quantile_of(&raw_run_sums, 0.5);
-    let scales: Vec<f64> = raw_run_sums
+    let raw_medians: Vec<f64> = node_samples
         .iter()
-        .map(|&sum| {
-            if sum > plain_median && plain_median > 0.0 {
-                plain_median / sum
-            } else {
-                1.0
-            }
-        })
+        .map(|samples| Spread::of(samples).median_ms)
         .collect();
+    let layer_sum_raw_ms: f64 = raw_medians.iter().sum();
+    let profiler_scale = if layer_sum_raw_ms > plain_median && plain_median > 0.0 {
+        plain_median / layer_sum_raw_ms
+    } else {
+        1.0
+    };
     for samples in &mut node_samples {
-        for (sample, scale) in samples.iter_mut().zip(&scales) {
-            *sample *= scale;
+        for sample in samples.iter_mut() {
+            *sample *= profiler_scale;
         }
     }
-    let profiler_scale = quantile_of(&scales, 0.5);
     for (node, samples) in nodes.iter_mut().zip(&node_samples) {
         node.latency = Spread::of(samples);
     }
@@ -443,15 +438,6 @@ fn keep_fastest(best: &mut Option<Block>, block: Block) {
     {
         *best = Some(block);
     }
-}
-
-fn quantile_of(values: &[f64], q: f64) -> f64 {
-    if values.is_empty() {
-        return 0.0;
-    }
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    quantile(&sorted, q)
 }
 
 fn share(part: f64, total: f64) -> f64 {

@@ -34,7 +34,7 @@ enum Command {
     /// Structured pruning of channels, MLP width and attention heads.
     Prune(commands::prune::Args),
     /// Profile → plan → apply → evaluate → feedback, until the budget is met.
-    Compress(commands::compress::Args),
+    Compress(Box<commands::compress::Args>),
     /// Regenerate report.html and report.md of a run directory from its report.json.
     Report(commands::report::Args),
 }
@@ -63,7 +63,7 @@ fn main() -> ExitCode {
         Command::Eval(a) => commands::eval::run(a),
         Command::Quantize(a) => commands::quantize::run(a),
         Command::Prune(a) => commands::prune::run(a),
-        Command::Compress(a) => commands::compress::run(a),
+        Command::Compress(a) => commands::compress::run(*a),
         Command::Report(a) => commands::report::run(a),
     };
     match result {

@@ -47,6 +47,10 @@ pub struct Args {
     /// Speedup over the input model to reach (e.g. 2 for twice as fast).
     #[arg(long, value_name = "X")]
     pub target_speedup: Option<f64>,
+    /// MACs to reach as a fraction of the input model's (e.g. 0.8): pruning only, measured by
+    /// the static profile (the FLOPs budget of pruning papers).
+    #[arg(long, value_name = "FRACTION")]
+    pub target_macs: Option<f64>,
     /// Planner: `none` (built-in, the default) or PROVIDER:MODEL, e.g. openai:gpt-4o,
     /// anthropic:claude-sonnet-4-5, ollama:qwen2.5:7b, vllm:NAME, llamacpp:NAME,
     /// lmstudio:NAME, openai-compatible:NAME (with --llm-base-url), local:FILE.gguf.
@@ -136,7 +140,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         target_latency_ms: args.target_latency,
         target_memory_bytes: args.target_memory.map(|mb| (mb * 1e6) as u64),
         target_speedup: args.target_speedup,
+        target_macs_fraction: args.target_macs,
     };
+    if let Some(f) = args.target_macs {
+        if !(f > 0.0 && f <= 1.0) {
+            anyhow::bail!(
+                "--target-macs is a fraction of the input model's MACs in (0, 1], got {f}"
+            );
+        }
+    }
 
     // Planner: replay, the built-in one, or an LLM.
     let flags = LlmSettings {

@@ -249,6 +249,13 @@ impl OrtBench {
             latency_ms: record.latency_ms.unwrap_or(f64::NAN),
             model_bytes,
             images: record.samples,
+            loss: record.nll,
+            macs: profagent_profile::static_profile(
+                model,
+                &profagent_profile::ProfileOptions::default(),
+            )
+            .ok()
+            .map(|p| p.model.macs),
             details: serde_json::to_value(&record).unwrap_or_default(),
         })
     }
