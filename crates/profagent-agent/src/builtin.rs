@@ -250,8 +250,9 @@ impl BuiltinPlanner {
     /// channels: each increment goes to the group with the lowest expected extra drop per MAC
     /// removed, where a group's expected drop grows with the square of its pruned fraction,
     /// anchored at its measured sensitivity at `SENSITIVITY_RATIO` (the first channels removed
-    /// are the least important, the last ones the most). A group keeps at least half its
-    /// baseline channels. `None` without a MACs target, MACs or measured sensitivities.
+    /// are the least important, the last ones the most). A group loses at most
+    /// `SENSITIVITY_RATIO` of its baseline channels (the measured range). `None` without a MACs
+    /// target, MACs or measured sensitivities.
     fn macs_allocation(
         &mut self,
         input: &PlanningInput,
@@ -294,7 +295,8 @@ impl BuiltinPlanner {
         let expected = |i: usize, extra: usize| {
             let g = candidates[i];
             let gone = (original[i] - g.channels + extra) as f64 / original[i] as f64;
-            let s = g.sensitivity.unwrap_or(0.0).max(0.0);
+            // Measured drops near zero are noise, not free channels.
+            let s = g.sensitivity.unwrap_or(0.0).max(SENSITIVITY_FLOOR);
             s * (gone / crate::compressor::SENSITIVITY_RATIO).powi(2)
         };
         let mut freed = 0.0;
@@ -304,8 +306,10 @@ impl BuiltinPlanner {
             for i in 0..candidates.len() {
                 let g = candidates[i];
                 let increment = (original[i] / 16).max(1);
-                let left = g.channels - removed[i];
-                if left < increment + original[i].div_ceil(2) {
+                // Never beyond the measured range: at most SENSITIVITY_RATIO of the baseline
+                // channels in all (the sensitivity says nothing about deeper cuts).
+                let gone = original[i] - g.channels + removed[i] + increment;
+                if gone as f64 > crate::compressor::SENSITIVITY_RATIO * original[i] as f64 + 1e-9 {
                     continue;
                 }
                 let cost = expected(i, removed[i] + increment) - expected(i, removed[i]);
