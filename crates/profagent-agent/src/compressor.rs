@@ -160,8 +160,37 @@ pub fn compress(
         }
         None => Vec::new(),
     };
+    // When one measured quantization mode alone already meets the budget (within the share of
+    // the accuracy budget the built-in planner allows quantization), the planner takes it and
+    // the loop ends: measuring pruning sensitivity first would only cost time.
+    let quant_budget = Budget {
+        max_acc_drop: options.budget.max_acc_drop * crate::builtin::QUANT_BUDGET_SHARE,
+        ..options.budget.clone()
+    };
+    let quant_alone_meets = quant_probes.iter().any(|p| {
+        p.error.is_none()
+            && budget_met(
+                &quant_budget,
+                &baseline,
+                &Evaluation {
+                    top1: p.top1.unwrap_or(f64::NEG_INFINITY),
+                    latency_ms: p.latency_ms,
+                    model_bytes: p.model_bytes,
+                    images: baseline.images,
+                    loss: None,
+                    macs: baseline.macs,
+                    details: serde_json::Value::Null,
+                },
+            )
+    });
     let sensitivity = match recorded {
         Some(r) => r.sensitivity.clone(),
+        None if quant_alone_meets => {
+            progress.line(
+                "a quantization mode alone meets the budget: pruning sensitivity not measured",
+            );
+            Vec::new()
+        }
         None if options.sensitivity_groups > 0 => measure_sensitivity(
             input,
             &analysis,

@@ -1,5 +1,6 @@
 //! One module per subcommand: its clap `Args` and a `run` that calls the library crates.
 mod calib;
+pub mod check;
 pub mod compress;
 pub mod eval;
 pub mod profile;

@@ -105,6 +105,11 @@ pub struct Args {
     /// Write the report (or, with --list, the groups) as JSON to PATH; `-` prints to stdout.
     #[arg(long, value_name = "PATH")]
     pub json: Option<PathBuf>,
+
+    /// Run the pruned model on this runtime before writing it (finite outputs of the original's
+    /// shapes; the output cosine to the original is reported); `none` skips the check.
+    #[arg(long, value_enum, default_value = "ort", value_name = "ort|tract|none")]
+    pub check_runtime: crate::commands::check::CheckRuntime,
 }
 
 fn parse_rule(text: &str) -> anyhow::Result<RatioRule> {
@@ -209,9 +214,25 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         None => prune(&model, &spec, None),
     }
     .with_context(|| format!("cannot prune {}", args.model.display()))?;
+    // Pruning changes outputs by design: the check requires a model that runs and gives finite
+    // outputs on the target runtime, and reports how far it moved from the original.
+    let check = crate::commands::check::check_rewrite(
+        args.check_runtime,
+        &model,
+        &pruned,
+        calibration
+            .as_ref()
+            .and_then(|c| c.batches.first())
+            .map(|b| b.as_slice()),
+        f64::NEG_INFINITY,
+        "pruned",
+    )?;
     pruned.save(&output, ExternalData::Auto)?;
     if !json_to_stdout {
         print_report(&report);
+        if let Some(check) = &check {
+            println!("{}", check.line());
+        }
         println!("wrote {}", output.display());
     }
     if let Some(path) = &args.json {

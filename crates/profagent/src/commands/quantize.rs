@@ -112,6 +112,22 @@ pub struct Args {
     /// Write the quantization report as JSON to PATH (`-` for stdout).
     #[arg(long, value_name = "PATH")]
     pub json: Option<PathBuf>,
+
+    /// Before writing, run the original and the quantized model on this runtime (on the first
+    /// calibration samples, else synthetic inputs) and refuse to write a model whose output
+    /// cosine falls below the mode's budget (0.99 dynamic, 0.98 static, 0.95 int4); `none`
+    /// skips the check.
+    #[arg(long, value_enum, default_value = "ort", value_name = "ort|tract|none")]
+    pub check_runtime: crate::commands::check::CheckRuntime,
+}
+
+/// Smallest output cosine to the float model a quantized model may have on the check runtime.
+pub fn min_cosine(mode: Mode) -> f64 {
+    match mode {
+        Mode::Dynamic => 0.99,
+        Mode::Static => 0.98,
+        Mode::Int4 => 0.95,
+    }
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
@@ -148,11 +164,23 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let (quantized, report) = quantize(&model, &spec, batches.as_deref())
         .with_context(|| format!("cannot quantize {}", args.model.display()))?;
+    let check = crate::commands::check::check_rewrite(
+        args.check_runtime,
+        &model,
+        &quantized,
+        batches
+            .as_ref()
+            .and_then(|b| b.first())
+            .map(|b| b.as_slice()),
+        min_cosine(spec.mode),
+        "quantized",
+    )?;
     quantized
         .save(&args.output, ExternalData::Auto)
         .with_context(|| format!("cannot write {}", args.output.display()))?;
     let seconds = started.elapsed().as_secs_f64();
-    let summary = Summary::new(&args, &report, seconds);
+    let mut summary = Summary::new(&args, &report, seconds);
+    summary.check = check;
     match args.json.as_deref() {
         Some(path) if path.as_os_str() == "-" => {
             println!("{}", serde_json::to_string_pretty(&summary)?)
@@ -260,6 +288,9 @@ struct Summary {
     size_reduction_percent: f64,
     seconds: f64,
     report: QuantReport,
+    /// The output check on the target runtime (absent with --check-runtime none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    check: Option<crate::commands::check::CheckOutcome>,
 }
 
 impl Summary {
@@ -288,6 +319,7 @@ impl Summary {
             },
             seconds,
             report: report.clone(),
+            check: None,
         }
     }
 }
@@ -325,6 +357,9 @@ fn print_summary(summary: &Summary, report: &QuantReport) {
             String::new()
         };
         println!("  kept float: {}{more}: {reason}", shown.join(", "));
+    }
+    if let Some(check) = &summary.check {
+        println!("  {}", check.line());
     }
     println!("wrote {}", summary.output);
 }

@@ -1,0 +1,104 @@
+//! `profagent quantize` end to end on the bundled example: the guardrail runs the original and
+//! the quantized model on the target runtime before anything is written, reports the output
+//! cosine, and refuses (exit 3, nothing written) when it cannot check or the check fails.
+use std::path::PathBuf;
+use std::process::Command;
+
+fn profagent() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_profagent"));
+    command.env("NO_COLOR", "1");
+    command
+}
+
+fn example() -> (PathBuf, PathBuf) {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    (
+        root.join("resnet20_cifar10.onnx"),
+        root.join("cifar10-sample"),
+    )
+}
+
+#[test]
+fn static_quantization_is_checked_on_real_samples_before_it_is_written() {
+    let (model, data) = example();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("q.onnx");
+    let run = profagent()
+        .args([
+            "quantize",
+            model.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ])
+        .args(["--mode", "static", "--calib", data.to_str().unwrap()])
+        .args([
+            "--preprocess",
+            "cifar10",
+            "--calib-count",
+            "64",
+            "--json",
+            "-",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stderr}");
+    let summary: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    let check = &summary["check"];
+    assert!(check["runtime"]
+        .as_str()
+        .unwrap()
+        .starts_with("onnxruntime"));
+    assert_eq!(check["inputs"], "real");
+    assert_eq!(check["samples"], 4);
+    let cosine = check["report"]["cosine"].as_f64().unwrap();
+    assert!((0.98..=1.0 + 1e-9).contains(&cosine), "{cosine}");
+    assert!(out.is_file());
+}
+
+#[test]
+fn an_unavailable_check_runtime_writes_nothing() {
+    let (model, _) = example();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("q.onnx");
+    let mut command = profagent();
+    command
+        .args([
+            "quantize",
+            model.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ])
+        .args(["--mode", "dynamic"]);
+    if cfg!(feature = "tract") {
+        // With tract compiled in, make ONNX Runtime the missing one.
+        command
+            .args(["--check-runtime", "ort"])
+            .env("ORT_DYLIB_PATH", "/nonexistent/libonnxruntime.so")
+            .env("PROFAGENT_ORT_NO_DISCOVERY", "1");
+    } else {
+        command.args(["--check-runtime", "tract"]);
+    }
+    let run = command.output().unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("--check-runtime none"), "{stderr}");
+    assert!(!out.exists());
+    // Skipping the check is explicit and still writes the model.
+    let skipped = profagent()
+        .args([
+            "quantize",
+            model.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ])
+        .args(["--mode", "dynamic", "--check-runtime", "none"])
+        .output()
+        .unwrap();
+    assert!(
+        skipped.status.success(),
+        "{}",
+        String::from_utf8_lossy(&skipped.stderr)
+    );
+    assert!(out.is_file());
+}
