@@ -32,6 +32,8 @@ def machine_section(b, elapsed):
     flags = next((l.split(":", 1)[1].split() for l in open("/proc/cpuinfo") if l.startswith("flags")), [])
     isa = [f for f in ("avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "amx_int8", "amx_bf16") if f in flags]
     load = open("/proc/loadavg").read().split()[:3]
+    busy = (f": above the {os.cpu_count()} cores, so other work shared them and absolute times are inflated"
+            if float(load[1]) > (os.cpu_count() or 1) else ": the machine was otherwise idle")
     version = subprocess.run([b.tool, "--version"], capture_output=True, text=True).stdout.strip()
     return f"""# Benchmarks
 
@@ -42,9 +44,9 @@ in {elapsed / 60:.1f} minutes. Do not edit by hand: rerun the runner.
 
 - CPU: {cpu}, {os.cpu_count()} logical CPUs; int8-relevant ISA flags: {', '.join(isa) or 'none'}
   (no AMX on this machine, so ONNX Runtime's int8 kernels use AVX-512 VNNI).
-- Load average when the run ended: {' / '.join(load)} (1/5/15 min). Other helpers were compiling
-  on the same 2 cores, so **absolute times are noisy; compare the ratios**, which come from
-  variants measured in the same process with interleaved rounds.
+- Load average when the run ended: {' / '.join(load)} (1/5/15 min){busy}. Shared cloud cores
+  are noisy anyway: **compare the ratios**, which come from variants measured in the same process
+  with interleaved rounds.
 - Timed runs: ONNX Runtime {ort.__version__} (Python, CPUExecutionProvider, graph optimisation
   level ALL), **{b.threads} intra-op thread(s)**, batch 1, one session per variant, latency =
   median over {b.args.rounds} interleaved rounds of 3 runs each (A, B, C, A, B, C, ...).
