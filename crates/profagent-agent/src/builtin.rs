@@ -65,6 +65,35 @@ pub fn round_to_for(channels: usize) -> u32 {
     }
 }
 
+/// An L1 pruning decision for `group`: heads for attention-head groups, channels otherwise.
+pub(crate) fn l1_decision(
+    group: &GroupFacts,
+    ratio: f64,
+    round_to: u32,
+    rationale: String,
+) -> PruneDecision {
+    PruneDecision {
+        target: group.id.clone(),
+        ratio,
+        unit: if group.heads.is_some() {
+            PruneUnit::Heads
+        } else {
+            PruneUnit::Channels
+        },
+        criterion: ImportanceCriterion::L1,
+        round_to,
+        rationale,
+    }
+}
+
+/// True when `decision` alone passes validation and removes at least one unit (rounding can
+/// leave a small step with nothing to remove).
+fn shrinks(decision: &PruneDecision, context: &PlanContext) -> bool {
+    let mut single = CompressionPlan::empty("");
+    single.pruning.push(decision.clone());
+    validate(&single, context).is_ok_and(|v| v.pruning().iter().all(|p| p.keep < p.current))
+}
+
 #[derive(Debug, Clone)]
 pub struct BuiltinPlanner {
     step: f64,
@@ -191,18 +220,11 @@ impl BuiltinPlanner {
             if !pruning.is_empty() && spent + cost > ROUND_BUDGET_SHARE * budget_left {
                 continue;
             }
-            let round_to = round_to_for(group.channels);
-            let decision = PruneDecision {
-                target: group.id.clone(),
-                ratio: self.step,
-                unit: if group.heads.is_some() {
-                    PruneUnit::Heads
-                } else {
-                    PruneUnit::Channels
-                },
-                criterion: ImportanceCriterion::L1,
-                round_to,
-                rationale: format!(
+            let decision = l1_decision(
+                group,
+                self.step,
+                round_to_for(group.channels),
+                format!(
                     "{} is among the heaviest prunable groups for its cost ({:.1} MMACs{}{})",
                     group.id,
                     group.macs as f64 / 1e6,
@@ -218,13 +240,9 @@ impl BuiltinPlanner {
                         ))
                         .unwrap_or_default()
                 ),
-            };
+            );
             // Skip decisions the validator would reject (e.g. nothing left after rounding).
-            let mut single = CompressionPlan::empty("");
-            single.pruning.push(decision.clone());
-            if validate(&single, context)
-                .is_ok_and(|v| v.pruning().iter().all(|p| p.keep < p.current))
-            {
+            if shrinks(&decision, context) {
                 spent += cost;
                 self.last_groups.push(group.id.clone());
                 pruning.push(decision);
@@ -331,30 +349,19 @@ impl BuiltinPlanner {
             if removed[i] == 0 {
                 continue;
             }
-            let round_to = round_to_for(original[i]);
-            let decision = PruneDecision {
-                target: g.id.clone(),
-                ratio: removed[i] as f64 / g.channels as f64,
-                unit: if g.heads.is_some() {
-                    PruneUnit::Heads
-                } else {
-                    PruneUnit::Channels
-                },
-                criterion: ImportanceCriterion::L1,
-                round_to,
-                rationale: format!(
+            let decision = l1_decision(
+                g,
+                removed[i] as f64 / g.channels as f64,
+                round_to_for(original[i]),
+                format!(
                     "{} of {} channels: cheapest MACs per expected top-1 loss (measured sensitivity {:.2} points at {:.0} %)",
                     removed[i],
                     g.channels,
                     g.sensitivity.unwrap_or(0.0),
                     crate::compressor::SENSITIVITY_RATIO * 100.0
                 ),
-            };
-            let mut single = CompressionPlan::empty("");
-            single.pruning.push(decision.clone());
-            if validate(&single, context)
-                .is_ok_and(|v| v.pruning().iter().all(|p| p.keep < p.current))
-            {
+            );
+            if shrinks(&decision, context) {
                 self.last_groups.push(g.id.clone());
                 pruning.push(decision);
             }

@@ -586,34 +586,29 @@ fn measure_sensitivity(
     ));
     let mut out = Vec::new();
     for group in candidates {
-        let decision = profagent_plan::PruneDecision {
-            target: group.id.clone(),
+        // A measurement that could not be made, for the report.
+        let failed = |current: usize, keep: usize, error: String| GroupSensitivity {
+            group: group.id.clone(),
             ratio: SENSITIVITY_RATIO,
-            unit: if group.heads.is_some() {
-                profagent_plan::PruneUnit::Heads
-            } else {
-                profagent_plan::PruneUnit::Channels
-            },
-            criterion: profagent_plan::ImportanceCriterion::L1,
-            round_to: crate::builtin::round_to_for(group.channels),
-            rationale: "sensitivity measurement".into(),
+            current,
+            keep,
+            top1: None,
+            drop: None,
+            loss_increase: None,
+            expected_drop: None,
+            error: Some(error),
         };
         let mut plan = profagent_plan::CompressionPlan::empty("sensitivity measurement");
-        plan.pruning.push(decision);
+        plan.pruning.push(crate::builtin::l1_decision(
+            group,
+            SENSITIVITY_RATIO,
+            crate::builtin::round_to_for(group.channels),
+            "sensitivity measurement".into(),
+        ));
         let resolved = match profagent_plan::validate(&plan, &analysis.context) {
             Ok(v) => v.pruning().to_vec(),
             Err(e) => {
-                out.push(GroupSensitivity {
-                    group: group.id.clone(),
-                    ratio: SENSITIVITY_RATIO,
-                    current: group.channels,
-                    keep: group.channels,
-                    top1: None,
-                    drop: None,
-                    loss_increase: None,
-                    expected_drop: None,
-                    error: Some(e.to_string()),
-                });
+                out.push(failed(group.channels, group.channels, e.to_string()));
                 continue;
             }
         };
@@ -641,17 +636,7 @@ fn measure_sensitivity(
                 expected_drop: None,
                 error: None,
             },
-            Err(e) => GroupSensitivity {
-                group: group.id.clone(),
-                ratio: SENSITIVITY_RATIO,
-                current: first.current,
-                keep: first.keep,
-                top1: None,
-                drop: None,
-                loss_increase: None,
-                expected_drop: None,
-                error: Some(e.to_string()),
-            },
+            Err(e) => failed(first.current, first.keep, e.to_string()),
         };
         progress.line(&match (&entry.drop, &entry.error) {
             (Some(d), _) => format!(
