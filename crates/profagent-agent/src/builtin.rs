@@ -15,6 +15,11 @@
 //!    found guilty are avoided from then on); below
 //!    `MIN_STEP`, or when the accuracy budget is nearly spent, it proposes nothing and the
 //!    loop stops.
+//!
+//! With a fidelity bound (`Budget::min_cosine`) the measured output-cosine losses are spent
+//! like top-1 points: both budgets are put on one scale (`points_per_cosine`), a group costs
+//! the larger of its two measured losses, and the budget left is the smaller of the two.
+//! Quantization probes must keep the cosine within half the fidelity budget.
 use std::collections::{BTreeMap, BTreeSet};
 
 use profagent_plan::{
@@ -51,6 +56,50 @@ pub const ROUND_BUDGET_SHARE: f64 = 0.6;
 /// Sensitivity floor (points) in the cost-per-sensitivity ranking, so that groups measured at
 /// zero drop are still ranked by their cost.
 pub const SENSITIVITY_FLOOR: f64 = 0.05;
+
+/// Accuracy points one unit of output-cosine loss is worth when the budget bounds both (the
+/// whole fidelity budget `1 - min_cosine` is worth the whole accuracy budget), so that one
+/// planner spends both; `None` without a fidelity bound.
+pub fn points_per_cosine(budget: &crate::facts::Budget) -> Option<f64> {
+    let span = 1.0 - budget.min_cosine?;
+    // A zero accuracy budget still needs a scale for the fidelity one.
+    let points = if budget.max_acc_drop > 0.0 {
+        budget.max_acc_drop
+    } else {
+        1.0
+    };
+    (span > 0.0).then_some(points / span)
+}
+
+/// The accuracy budget left, points, and with a fidelity bound the smaller of it and the
+/// fidelity budget left (on the same scale); the text names the one that binds.
+fn budget_left(input: &PlanningInput) -> (f64, &'static str) {
+    let accuracy = input.budget.max_acc_drop - input.drop_of(input.current.top1);
+    match (
+        points_per_cosine(&input.budget),
+        input.budget.min_cosine,
+        input.current.cosine,
+    ) {
+        (Some(scale), Some(min), Some(now)) if (now - min) * scale < accuracy => {
+            ((now - min) * scale, "output-fidelity")
+        }
+        _ => (accuracy, "accuracy"),
+    }
+}
+
+/// `input` with each group's sensitivity replaced by the larger of its measured top-1 drop and
+/// its measured cosine loss in points (`points_per_cosine`).
+fn fidelity_as_points(input: &PlanningInput, scale: f64) -> PlanningInput {
+    let mut adjusted = input.clone();
+    for g in &mut adjusted.groups {
+        let fidelity = g.fidelity_loss.map(|l| l * scale);
+        g.sensitivity = match (g.sensitivity, fidelity) {
+            (Some(s), Some(f)) => Some(s.max(f)),
+            (s, f) => s.or(f),
+        };
+    }
+    adjusted
+}
 
 /// Channel multiple for a group: 8 (SIMD-friendly) from 64 channels up, 4 for narrower
 /// groups (CIFAR ResNets have 16-32 channel groups, where multiples of 8 would only allow
@@ -160,7 +209,15 @@ impl BuiltinPlanner {
     pub fn plan(&mut self, input: &PlanningInput, context: &PlanContext) -> CompressionPlan {
         self.learn(input);
         self.last_groups.clear();
-        let budget_left = input.budget.max_acc_drop - input.drop_of(input.current.top1);
+        let adjusted;
+        let input = match points_per_cosine(&input.budget) {
+            Some(scale) => {
+                adjusted = fidelity_as_points(input, scale);
+                &adjusted
+            }
+            None => input,
+        };
+        let (budget_left, binding) = budget_left(input);
         // Quantization keeps MACs: with a MACs-only budget it cannot help.
         if input.current_quantization == "none" && !input.budget.macs_only() {
             if let Some(plan) = self.quantization_plan(input) {
@@ -169,7 +226,7 @@ impl BuiltinPlanner {
         }
         if budget_left < MIN_BUDGET_LEFT {
             return CompressionPlan::empty(format!(
-                "only {budget_left:.2} points of accuracy budget left: stop"
+                "only {budget_left:.2} points of {binding} budget left: stop"
             ));
         }
         if self.step < MIN_STEP {
@@ -253,7 +310,7 @@ impl BuiltinPlanner {
         }
         CompressionPlan {
             rationale: format!(
-                "prune {} groups by {:.0} % (L1, aligned channel counts), chosen by cost per measured sensitivity; expected drop {spent:.2} of the {budget_left:.2} points of accuracy budget left",
+                "prune {} groups by {:.0} % (L1, aligned channel counts), chosen by cost per measured sensitivity; expected drop {spent:.2} of the {budget_left:.2} points of {binding} budget left",
                 pruning.len(),
                 self.step * 100.0
             ),
@@ -388,12 +445,17 @@ impl BuiltinPlanner {
 
     fn quantization_plan(&mut self, input: &PlanningInput) -> Option<CompressionPlan> {
         let allowed = input.budget.max_acc_drop * QUANT_BUDGET_SHARE;
+        let min_cosine = input
+            .budget
+            .min_cosine
+            .map(|m| 1.0 - QUANT_BUDGET_SHARE * (1.0 - m));
         let wants_memory = input.budget.target_memory_bytes.is_some();
         let best = input
             .quant_probes
             .iter()
             .filter(|p| p.error.is_none())
             .filter(|p| p.top1.is_some_and(|t| input.drop_of(t) <= allowed))
+            .filter(|p| min_cosine.is_none_or(|m| p.cosine.is_some_and(|c| c >= m)))
             .filter(|p| !self.tried_quant.contains(&p.mode))
             // A mode that left every weight in float (nothing it applies to) is a no-op.
             .filter(|p| {
@@ -423,12 +485,15 @@ impl BuiltinPlanner {
         self.tried_quant.insert(best.mode);
         Some(CompressionPlan {
             rationale: format!(
-                "{} quantization measured {:.2}x faster and {:.1} % smaller on this runtime with top-1 {:.2} % (drop {:.2}); take it first, then prune",
+                "{} quantization measured {:.2}x faster and {:.1} % smaller on this runtime with top-1 {:.2} % (drop {:.2}){}; take it first, then prune",
                 best.mode,
                 best.speedup,
                 100.0 * (1.0 - best.model_bytes as f64 / input.baseline.model_bytes.max(1) as f64),
                 best.top1.unwrap_or_default(),
-                input.drop_of(best.top1.unwrap_or_default())
+                input.drop_of(best.top1.unwrap_or_default()),
+                best.cosine
+                    .map(|c| format!(", output cosine {c:.5}"))
+                    .unwrap_or_default()
             ),
             quantization: Some(QuantizationPlan {
                 default: QuantSetting::new(best.mode),

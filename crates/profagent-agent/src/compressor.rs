@@ -165,6 +165,10 @@ pub fn compress(
     // the loop ends: measuring pruning sensitivity first would only cost time.
     let quant_budget = Budget {
         max_acc_drop: options.budget.max_acc_drop * crate::builtin::QUANT_BUDGET_SHARE,
+        min_cosine: options
+            .budget
+            .min_cosine
+            .map(|m| 1.0 - crate::builtin::QUANT_BUDGET_SHARE * (1.0 - m)),
         ..options.budget.clone()
     };
     let quant_alone_meets = quant_probes.iter().any(|p| {
@@ -179,6 +183,8 @@ pub fn compress(
                     images: baseline.images,
                     loss: None,
                     macs: baseline.macs,
+                    cosine: p.cosine,
+                    agreement: None,
                     details: serde_json::Value::Null,
                 },
             )
@@ -518,6 +524,7 @@ fn probe_quantization(
                 speedup: baseline.latency_ms / e.latency_ms.max(f64::MIN_POSITIVE),
                 model_bytes: e.model_bytes,
                 top1: Some(e.top1),
+                cosine: e.cosine,
                 error: None,
             },
             Err(e) => QuantProbe {
@@ -526,6 +533,7 @@ fn probe_quantization(
                 speedup: 0.0,
                 model_bytes: 0,
                 top1: None,
+                cosine: None,
                 error: Some(e.to_string()),
             },
         });
@@ -596,6 +604,7 @@ fn measure_sensitivity(
             drop: None,
             loss_increase: None,
             expected_drop: None,
+            cosine_loss: None,
             error: Some(error),
         };
         let mut plan = profagent_plan::CompressionPlan::empty("sensitivity measurement");
@@ -634,6 +643,7 @@ fn measure_sensitivity(
                     .zip(baseline.loss)
                     .map(|(after, before)| after - before),
                 expected_drop: None,
+                cosine_loss: e.cosine.map(|c| 1.0 - c),
                 error: None,
             },
             Err(e) => failed(first.current, first.keep, e.to_string()),
@@ -648,6 +658,10 @@ fn measure_sensitivity(
                     .loss_increase
                     .map(|l| format!(", loss {l:+.4} nats"))
                     .unwrap_or_default()
+                    + &entry
+                        .cosine_loss
+                        .map(|l| format!(", output cosine {:.5}", 1.0 - l))
+                        .unwrap_or_default()
             ),
             (_, Some(e)) => format!("  {}: failed: {e}", entry.group),
             _ => String::new(),
@@ -685,6 +699,7 @@ fn apply_sensitivity(groups: &mut [GroupFacts], measured: &[GroupSensitivity]) {
     for group in groups {
         if let Some(m) = measured.iter().find(|m| m.group == group.id) {
             group.sensitivity = m.expected_drop.or(m.drop);
+            group.fidelity_loss = m.cosine_loss;
         }
     }
 }
@@ -725,6 +740,19 @@ pub fn judge(
             ),
         );
     }
+    if !budget.fidelity_kept(candidate) {
+        return (
+            false,
+            format!(
+                "rejected, rolled back: output cosine with the original {} is below the budget's {:.4}",
+                candidate
+                    .cosine
+                    .map(|c| format!("{c:.5}"))
+                    .unwrap_or_else(|| "(not measured)".into()),
+                budget.min_cosine.unwrap_or_default()
+            ),
+        );
+    }
     let gain = objective(budget, best) - objective(budget, candidate);
     // MACs are counted, not timed: no noise to stay above.
     let needed = if budget.macs_only() {
@@ -741,12 +769,15 @@ pub fn judge(
             ),
         );
     }
+    let within = match (budget.min_cosine, candidate.cosine) {
+        (Some(_), Some(c)) => {
+            format!("within the accuracy and fidelity budgets (output cosine {c:.5})")
+        }
+        _ => "within the accuracy budget".to_string(),
+    };
     (
         true,
-        format!(
-            "accepted: within the accuracy budget and {:.1} % better",
-            gain * 100.0
-        ),
+        format!("accepted: {within} and {:.1} % better", gain * 100.0),
     )
 }
 
@@ -757,7 +788,7 @@ pub fn final_budget_met(budget: &Budget, baseline: &Evaluation, current: &Evalua
     if budget.any_target() {
         budget_met(budget, baseline, current)
     } else {
-        baseline.top1 - current.top1 <= budget.max_acc_drop
+        baseline.top1 - current.top1 <= budget.max_acc_drop && budget.fidelity_kept(current)
     }
 }
 
@@ -765,6 +796,7 @@ pub fn final_budget_met(budget: &Budget, baseline: &Evaluation, current: &Evalua
 pub fn budget_met(budget: &Budget, baseline: &Evaluation, current: &Evaluation) -> bool {
     budget.any_target()
         && baseline.top1 - current.top1 <= budget.max_acc_drop
+        && budget.fidelity_kept(current)
         && budget
             .target_latency_ms
             .is_none_or(|t| current.latency_ms <= t)

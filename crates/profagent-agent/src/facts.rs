@@ -19,6 +19,11 @@ pub struct Budget {
     /// MACs to reach, as a fraction of the baseline's (the pruning papers' FLOPs budget).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_macs_fraction: Option<f64>,
+    /// Smallest allowed mean cosine between the compressed and the original model's outputs
+    /// on the feedback slice: a fidelity bound that needs no labels and, unlike top-1 on a few
+    /// hundred images, moves continuously.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_cosine: Option<f64>,
 }
 
 impl Budget {
@@ -37,6 +42,13 @@ impl Budget {
             || self.target_memory_bytes.is_some()
             || self.target_speedup.is_some()
             || self.target_macs_fraction.is_some()
+    }
+
+    /// True when `evaluation` keeps the fidelity bound (always, without one). A bound that
+    /// cannot be checked (no cosine measured) is not kept.
+    pub fn fidelity_kept(&self, evaluation: &Evaluation) -> bool {
+        self.min_cosine
+            .is_none_or(|min| evaluation.cosine.is_some_and(|c| c >= min))
     }
 }
 
@@ -58,6 +70,12 @@ pub struct Evaluation {
     /// Multiply-accumulates at batch 1 (static profile).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub macs: Option<u64>,
+    /// Mean cosine of this model's outputs with the original model's on the same images.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cosine: Option<f64>,
+    /// Images where this model's top-1 class is the original model's, percent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agreement: Option<f64>,
     /// The evaluator's full record (runtime, threads, machine, percentiles, ...).
     #[serde(default)]
     pub details: serde_json::Value,
@@ -87,6 +105,9 @@ pub struct GroupFacts {
     pub latency_ms: Option<f64>,
     /// Top-1 drop (points) measured when pruning `SENSITIVITY_RATIO` of this group alone.
     pub sensitivity: Option<f64>,
+    /// Output cosine lost (1 - cosine with the original model) in the same measurement.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fidelity_loss: Option<f64>,
     pub prunable: bool,
     pub note: Option<String>,
 }
@@ -99,6 +120,9 @@ pub struct QuantProbe {
     pub speedup: f64,
     pub model_bytes: u64,
     pub top1: Option<f64>,
+    /// Mean output cosine with the original model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cosine: Option<f64>,
     pub error: Option<String>,
 }
 
@@ -121,6 +145,9 @@ pub struct GroupSensitivity {
     /// all measured groups (far less noisy than one group's own top-1 difference), else `drop`.
     #[serde(default)]
     pub expected_drop: Option<f64>,
+    /// 1 - mean output cosine with the original model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cosine_loss: Option<f64>,
     pub error: Option<String>,
 }
 

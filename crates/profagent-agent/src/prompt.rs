@@ -65,7 +65,24 @@ pub fn build_prompt(input: &PlanningInput) -> String {
             f * 100.0
         ));
     }
-    if goals.len() == 1 {
+    let bounds = match b.min_cosine {
+        Some(c) => {
+            goals.insert(
+                1,
+                format!(
+                    "mean output cosine with the input model at least {c} (current {})",
+                    input
+                        .current
+                        .cosine
+                        .map(|v| format!("{v:.5}"))
+                        .unwrap_or_else(|| "not measured".into())
+                ),
+            );
+            2
+        }
+        None => 1,
+    };
+    if goals.len() == bounds {
         goals.push("otherwise as fast and small as possible".into());
     }
     let _ = writeln!(
@@ -104,7 +121,17 @@ pub fn build_prompt(input: &PlanningInput) -> String {
 
     let mut groups: Vec<_> = input.groups.iter().collect();
     groups.sort_by_key(|g| std::cmp::Reverse(g.macs));
-    let _ = writeln!(p, "\nPrunable groups (of {}):\ngroup id | channels | heads | params | MMACs | sensitivity (top-1 drop in points when 25 % of the group is pruned alone; - = not measured) | note", input.groups.len());
+    let with_cosine = input.groups.iter().any(|g| g.fidelity_loss.is_some());
+    let _ = writeln!(
+        p,
+        "\nPrunable groups (of {}):\ngroup id | channels | heads | params | MMACs | sensitivity (top-1 drop in points when 25 % of the group is pruned alone{}; - = not measured) | note",
+        input.groups.len(),
+        if with_cosine {
+            ", then the output cosine lost"
+        } else {
+            ""
+        }
+    );
     for g in groups.iter().take(MAX_GROUP_ROWS) {
         let _ = writeln!(
             p,
@@ -116,7 +143,10 @@ pub fn build_prompt(input: &PlanningInput) -> String {
             g.macs as f64 / 1e6,
             g.sensitivity
                 .map(|s| format!("{s:.2}"))
-                .unwrap_or_else(|| "-".into()),
+                .unwrap_or_else(|| "-".into())
+                + &g.fidelity_loss
+                    .map(|l| format!(" / cosine -{l:.5}"))
+                    .unwrap_or_default(),
             if g.prunable {
                 g.note.clone().unwrap_or_default()
             } else {
@@ -135,14 +165,17 @@ pub fn build_prompt(input: &PlanningInput) -> String {
                 None => {
                     let _ = writeln!(
                         p,
-                        "{} | {:.2} | {:.2}x | {:.2} | {}",
+                        "{} | {:.2} | {:.2}x | {:.2} | {}{}",
                         q.mode,
                         q.latency_ms,
                         q.speedup,
                         mb(q.model_bytes),
                         q.top1
                             .map(|t| format!("{t:.2}"))
-                            .unwrap_or_else(|| "-".into())
+                            .unwrap_or_else(|| "-".into()),
+                        q.cosine
+                            .map(|c| format!(" (output cosine {c:.5})"))
+                            .unwrap_or_default()
                     );
                 }
             }

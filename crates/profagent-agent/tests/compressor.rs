@@ -77,6 +77,7 @@ impl Workbench for FakeBench {
                 macs: macs * channels as u64,
                 latency_ms: None,
                 sensitivity: None,
+                fidelity_loss: None,
                 prunable: true,
                 note: None,
             });
@@ -119,6 +120,7 @@ impl Workbench for FakeBench {
         let mut latency = 0.0;
         let mut macs_total = 0u64;
         let mut top1: f64 = if split == Split::Holdout { 90.5 } else { 90.0 };
+        let mut cosine = 1.0;
         for (id, initial, macs) in GROUPS {
             let fraction = Self::channels(model, id, initial) as f64 / initial as f64;
             latency += macs as f64 * fraction / 100.0;
@@ -126,6 +128,13 @@ impl Workbench for FakeBench {
             if fraction < 1.0 {
                 top1 -= if id == "fragile" { 5.0 } else { 0.1 };
             }
+            // Output drift per 25 % pruned: g0 is cheap in top-1 but moves the outputs.
+            let drift = match id {
+                "g0" => 0.003,
+                "fragile" => 0.0005,
+                _ => 0.0001,
+            };
+            cosine -= drift * (1.0 - fraction) / 0.25;
         }
         let (speed, size) = if t.contains("qstatic") {
             (4.0, 4)
@@ -136,6 +145,7 @@ impl Workbench for FakeBench {
         };
         if t.contains("qstatic") {
             top1 -= 0.1;
+            cosine -= 0.0002;
         }
         Ok(Evaluation {
             top1,
@@ -144,6 +154,8 @@ impl Workbench for FakeBench {
             images: 100,
             loss: Some((100.0 - top1) / 20.0),
             macs: Some(macs_total),
+            cosine: Some(cosine),
+            agreement: None,
             details: serde_json::Value::Null,
         })
     }
@@ -157,6 +169,7 @@ fn options(replay: Option<ReplayScript>) -> CompressOptions {
             target_memory_bytes: None,
             target_speedup: Some(8.0),
             target_macs_fraction: None,
+            min_cosine: None,
         },
         rounds: 6,
         patience: 3,
@@ -380,4 +393,100 @@ fn a_macs_target_is_met_by_pruning_alone() {
     let base = report.baseline.macs.unwrap() as f64;
     assert!(final_result.feedback.macs.unwrap() as f64 <= 0.8 * base);
     assert!(final_result.acc_drop.unwrap() <= 1.0);
+}
+
+/// With a fidelity bound the planner spends the measured output drift like top-1 points: the
+/// group that is cheap in top-1 but moves the outputs (g0) stays whole, and every accepted
+/// model keeps the bound. Without the bound the same run prunes g0 and ends below it.
+#[test]
+fn a_fidelity_bound_steers_pruning_away_from_groups_that_move_the_outputs() {
+    let run = |min_cosine: Option<f64>| {
+        let dir = tempfile::tempdir().unwrap();
+        let run_dir = RunDir::create(&dir.path().join("run"), vec![]).unwrap();
+        let mut opts = options(None);
+        opts.sensitivity_groups = GROUPS.len();
+        opts.budget.min_cosine = min_cosine;
+        compress(
+            &input_model(),
+            &opts,
+            &mut BuiltinPlanner::new(),
+            &mut FakeBench { evaluations: 0 },
+            &run_dir,
+            &mut |_: &str| {},
+        )
+        .unwrap()
+    };
+    let pruned_g0 = |report: &RunReport| {
+        report
+            .rounds
+            .iter()
+            .filter(|r| r.accepted)
+            .flat_map(|r| &r.resolved_pruning)
+            .any(|p| p.group == "g0")
+    };
+
+    let free = run(None);
+    let free_final = free.final_result.as_ref().unwrap();
+    assert!(
+        pruned_g0(&free),
+        "without a bound g0 (heaviest, cheap in top-1) is pruned"
+    );
+    assert!(free_final.feedback.cosine.unwrap() < 0.999);
+
+    let bounded = run(Some(0.999));
+    // Measured per group: g0 loses 0.003 of cosine at 25 %.
+    let g0 = bounded
+        .sensitivity
+        .iter()
+        .find(|s| s.group == "g0")
+        .unwrap();
+    assert!((g0.cosine_loss.unwrap() - 0.003).abs() < 1e-9, "{g0:?}");
+    assert!(!pruned_g0(&bounded));
+    for round in bounded.rounds.iter().filter(|r| r.accepted) {
+        let cosine = round.evaluation.as_ref().unwrap().cosine.unwrap();
+        assert!(
+            cosine >= 0.999,
+            "round {} accepted at {cosine}",
+            round.round
+        );
+    }
+    let bounded_final = bounded.final_result.as_ref().unwrap();
+    assert!(bounded_final.feedback.cosine.unwrap() >= 0.999);
+    // It still compresses: quantization plus pruning of the groups that keep the outputs.
+    assert!(bounded
+        .rounds
+        .iter()
+        .any(|r| r.accepted && !r.resolved_pruning.is_empty()));
+    assert!(bounded_final.speedup.unwrap() > 4.0);
+}
+
+#[test]
+fn a_candidate_below_the_fidelity_bound_is_rolled_back() {
+    use profagent_agent::compressor::judge;
+    let evaluation = |latency_ms: f64, cosine: Option<f64>| Evaluation {
+        top1: 90.0,
+        latency_ms,
+        model_bytes: 1000,
+        images: 100,
+        loss: None,
+        macs: None,
+        cosine,
+        agreement: None,
+        details: serde_json::Value::Null,
+    };
+    let mut budget = options(None).budget;
+    budget.min_cosine = Some(0.999);
+    let baseline = evaluation(10.0, Some(1.0));
+    let (accepted, verdict) = judge(&budget, &baseline, &baseline, &evaluation(5.0, Some(0.998)));
+    assert!(!accepted && verdict.contains("cosine"), "{verdict}");
+    // Not measured: the bound cannot be checked, so it is not kept.
+    let (accepted, _) = judge(&budget, &baseline, &baseline, &evaluation(5.0, None));
+    assert!(!accepted);
+    let (accepted, verdict) = judge(
+        &budget,
+        &baseline,
+        &baseline,
+        &evaluation(5.0, Some(0.9995)),
+    );
+    assert!(accepted, "{verdict}");
 }

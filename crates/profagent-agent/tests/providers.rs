@@ -58,6 +58,8 @@ fn evaluation() -> Evaluation {
         images: 100,
         loss: None,
         macs: None,
+        cosine: None,
+        agreement: None,
         details: serde_json::Value::Null,
     }
 }
@@ -86,6 +88,7 @@ fn input() -> PlanningInput {
             macs: 37_000_000,
             latency_ms: Some(1.5),
             sensitivity: None,
+            fidelity_loss: None,
             prunable: true,
             note: None,
         }],
@@ -96,6 +99,7 @@ fn input() -> PlanningInput {
             target_memory_bytes: None,
             target_speedup: Some(2.0),
             target_macs_fraction: None,
+            min_cosine: None,
         },
         history: vec![],
         rounds_left: 2,

@@ -3,7 +3,7 @@
 //!
 //! Batches are decoded on a loader thread (itself using rayon for the images) while the
 //! session runs the previous batch, so decoding and inference overlap.
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 use std::time::Instant;
 
 use profagent_runtime::{IoInfo, Session, Tensor};
@@ -28,6 +28,13 @@ pub struct EvalOptions {
     pub warmup_runs: usize,
     /// Timed runs per batch size.
     pub timed_runs: usize,
+    /// Keep every evaluated sample's logits in the record (`EvalRecord::logits`), e.g. to
+    /// compare later models against this one without running it again.
+    pub keep_logits: bool,
+    /// Logits of a reference model on the same dataset, in the same sample order (from a
+    /// record made with `keep_logits`): fidelity is measured against them instead of running a
+    /// reference session.
+    pub reference_logits: Option<Arc<Vec<f32>>>,
 }
 
 impl Default for EvalOptions {
@@ -37,6 +44,8 @@ impl Default for EvalOptions {
             latency_batches: vec![1, 64],
             warmup_runs: 3,
             timed_runs: 20,
+            keep_logits: false,
+            reference_logits: None,
         }
     }
 }
@@ -78,8 +87,16 @@ pub fn evaluate_with_progress(
         check_input_shape(&input, &shape, dataset.preprocess().layout)?;
     }
 
+    if reference.is_some() && options.reference_logits.is_some() {
+        return Err(DataError::Invalid(
+            "give either a reference session or reference logits, not both".into(),
+        ));
+    }
     let mut accuracy = Accuracy::default();
     let mut agreement = FidelityAccumulator::default();
+    let mut kept: Vec<f32> = Vec::new();
+    // Offset into `options.reference_logits` of the next sample.
+    let mut reference_offset = 0usize;
     let mut skipped: Vec<Skipped> = Vec::new();
     let mut samples = 0usize;
     let total = dataset.len();
@@ -130,12 +147,37 @@ pub fn evaluate_with_progress(
                 }
                 agreement.update(&expected[..rows * num_classes], logits, num_classes);
             }
+            if let Some(expected) = &options.reference_logits {
+                let end = reference_offset + rows * num_classes;
+                let Some(expected) = expected.get(reference_offset..end) else {
+                    return Err(DataError::Invalid(format!(
+                        "the reference logits cover {} values, but sample {} of '{}' needs {end} ({num_classes} classes per sample): they come from another dataset or model",
+                        expected.len(),
+                        samples + rows,
+                        dataset.origin().display()
+                    )));
+                };
+                agreement.update(expected, logits, num_classes);
+                reference_offset = end;
+            }
+            if options.keep_logits {
+                kept.extend_from_slice(logits);
+            }
             samples += rows;
             progress(samples + skipped.len(), total);
         }
         Ok(())
     })?;
     let eval_seconds = started.elapsed().as_secs_f64();
+    if let Some(expected) = &options.reference_logits {
+        if reference_offset != expected.len() {
+            return Err(DataError::Invalid(format!(
+                "the reference logits cover {} values but the {samples} samples of '{}' used {reference_offset}: they come from another dataset or model",
+                expected.len(),
+                dataset.origin().display()
+            )));
+        }
+    }
     if samples == 0 {
         return Err(DataError::Invalid(format!(
             "no sample of '{}' could be evaluated ({} skipped)",
@@ -167,7 +209,9 @@ pub fn evaluate_with_progress(
         top1: dataset.has_labels().then(|| accuracy.top1()),
         top5: dataset.has_labels().then(|| accuracy.top5()),
         nll: dataset.has_labels().then(|| accuracy.mean_nll()),
-        fidelity: reference_input.map(|_| agreement.finish()),
+        fidelity: (reference_input.is_some() || options.reference_logits.is_some())
+            .then(|| agreement.finish()),
+        logits: options.keep_logits.then_some(kept),
         latency_ms: latency.first().map(|p| p.median_ms),
         throughput_images_per_s: latency
             .iter()

@@ -63,6 +63,10 @@ pub struct EvalRecord {
     /// Runtime and its version, e.g. "onnxruntime 1.32.0".
     pub runtime: String,
     pub machine: Option<MachineInfo>,
+    /// Every sample's logits, `[samples, classes]` row-major, when `EvalOptions::keep_logits`
+    /// asked for them (not serialized).
+    #[serde(skip)]
+    pub logits: Option<Vec<f32>>,
 }
 
 /// Before → after. Accuracy deltas are in percentage points; ratios are before / after, so a

@@ -108,3 +108,92 @@ fn imagenet_preprocessing_against_a_cifar_model_is_a_shape_error_naming_the_inpu
         "{err}"
     );
 }
+
+#[test]
+fn cached_reference_logits_give_the_same_fidelity_as_a_reference_session() {
+    let Some(shared) = shared() else { return };
+    let runtime = match open_runtime(RuntimeKind::Ort) {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("skipping: ONNX Runtime unavailable: {err}");
+            return;
+        }
+    };
+    let dataset = Dataset::open(
+        &shared.join("data/cifar10-test"),
+        &Preprocess::preset("cifar10").unwrap(),
+    )
+    .unwrap()
+    .subset(0, Some(100), Some(0))
+    .unwrap();
+    let load = |name: &str| {
+        runtime
+            .load(
+                &ModelSource::Path(shared.join("models").join(name)),
+                &SessionOptions::default(),
+            )
+            .unwrap()
+    };
+    let no_timing = EvalOptions {
+        batch_size: 32,
+        latency_batches: vec![],
+        ..EvalOptions::default()
+    };
+    // The reference (resnet20) once, keeping its logits.
+    let mut reference = load("resnet20_cifar10.onnx");
+    let kept = evaluate(
+        reference.as_mut(),
+        None,
+        &dataset,
+        &EvalOptions {
+            keep_logits: true,
+            ..no_timing.clone()
+        },
+    )
+    .unwrap();
+    let logits = kept.logits.expect("logits kept");
+    assert_eq!(logits.len(), 100 * 10);
+    assert!(kept.fidelity.is_none());
+
+    // Another model against the reference session and against the cached logits.
+    let mut model = load("resnet18_cifar10.onnx");
+    let live = evaluate(
+        model.as_mut(),
+        Some(reference.as_mut()),
+        &dataset,
+        &no_timing,
+    )
+    .unwrap()
+    .fidelity
+    .unwrap();
+    let cached = evaluate(
+        model.as_mut(),
+        None,
+        &dataset,
+        &EvalOptions {
+            reference_logits: Some(std::sync::Arc::new(logits.clone())),
+            ..no_timing.clone()
+        },
+    )
+    .unwrap()
+    .fidelity
+    .unwrap();
+    assert_eq!(live.samples, cached.samples);
+    assert_eq!(live.top1_agreement, cached.top1_agreement);
+    assert!((live.mean_cosine - cached.mean_cosine).abs() < 1e-12);
+    assert!(
+        live.top1_agreement < 1.0 && live.mean_cosine < 0.999,
+        "two different models"
+    );
+
+    // Logits of another slice are refused, not silently compared.
+    let short = EvalOptions {
+        reference_logits: Some(std::sync::Arc::new(logits[..500].to_vec())),
+        ..no_timing
+    };
+    let err = evaluate(model.as_mut(), None, &dataset, &short).unwrap_err();
+    assert!(
+        err.to_string().contains("reference logits"),
+        "unexpected error: {err}"
+    );
+}

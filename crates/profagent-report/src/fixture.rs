@@ -67,6 +67,8 @@ fn evaluation(
         peak_memory_bytes: Some(58_200_000 + bytes * 3),
         params: Some(params),
         macs: Some(macs),
+        cosine: None,
+        agreement: None,
         details: serde_json::Value::Null,
     }
 }
@@ -293,6 +295,7 @@ pub fn example_report() -> RunReport {
             target_memory_bytes: None,
             target_speedup: Some(1.8),
             target_macs_fraction: None,
+            min_cosine: None,
         },
         baseline,
         quant_probes: vec![
@@ -339,6 +342,7 @@ pub fn example_report() -> RunReport {
             drop: Some(drop),
             loss_increase: Some(drop / 25.0),
             expected_drop: Some(drop),
+            cosine_loss: None,
             error: None,
         })
         .collect(),

@@ -89,6 +89,9 @@ pub struct Budget {
     /// MACs to reach as a fraction of the baseline's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_macs_fraction: Option<f64>,
+    /// Smallest allowed mean output cosine with the baseline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_cosine: Option<f64>,
 }
 
 /// Median latency at one batch size.
@@ -124,6 +127,12 @@ pub struct Evaluation {
     /// Multiply-accumulates at batch 1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub macs: Option<u64>,
+    /// Mean output cosine with the input model on the same images.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cosine: Option<f64>,
+    /// Top-1 agreement with the input model, percent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agreement: Option<f64>,
     /// The evaluator's full record (kept as written).
     #[serde(default, skip_serializing_if = "Value::is_null")]
     pub details: Value,
@@ -157,6 +166,9 @@ pub struct GroupSensitivity {
     pub loss_increase: Option<f64>,
     #[serde(default)]
     pub expected_drop: Option<f64>,
+    /// 1 - mean output cosine with the baseline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cosine_loss: Option<f64>,
     #[serde(default)]
     pub error: Option<String>,
 }

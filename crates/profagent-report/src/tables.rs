@@ -99,6 +99,9 @@ pub fn budget_text(report: &RunReport) -> String {
     if let Some(f) = budget.target_macs_fraction {
         parts.push(format!("MACs ≤ {:.0} % of the input", f * 100.0));
     }
+    if let Some(c) = budget.min_cosine {
+        parts.push(format!("output cosine with the input ≥ {c}"));
+    }
     parts.join(", ")
 }
 
@@ -121,7 +124,7 @@ pub fn before_after(report: &RunReport) -> Table {
         .latency_batch
         .or(after.and_then(|a| a.latency_batch))
         .map(|l| l.batch);
-    let rows: [Row; 8] = [
+    let rows: [Row; 10] = [
         (
             "Top-1 accuracy",
             |e| Some(e.top1),
@@ -131,6 +134,18 @@ pub fn before_after(report: &RunReport) -> Table {
         (
             "Top-5 accuracy",
             |e| e.top5,
+            format::percent,
+            Change::Points,
+        ),
+        (
+            "Output cosine with the input model",
+            |e| e.cosine,
+            |c| format!("{c:.5}"),
+            Change::Delta,
+        ),
+        (
+            "Top-1 agreement with the input model",
+            |e| e.agreement,
             format::percent,
             Change::Points,
         ),
@@ -206,12 +221,15 @@ enum Change {
     /// Before / after of a size.
     Smaller,
     Relative,
+    /// After minus before of a value close to 1 (a cosine).
+    Delta,
 }
 
 impl Change {
     fn show(self, before: f64, after: f64) -> String {
         match self {
             Change::Points => format::points(after - before),
+            Change::Delta => format!("{:+.5}", after - before),
             Change::Faster | Change::Smaller => {
                 let Some(ratio) = format::factor(before, after) else {
                     return NONE.to_string();
@@ -477,15 +495,20 @@ pub fn quant_probes(report: &RunReport) -> Table {
 
 /// Pruning sensitivity measured on the baseline, least sensitive first.
 pub fn sensitivity(report: &RunReport) -> Table {
-    let mut table = Table::new(&[
+    let with_cosine = report.sensitivity.iter().any(|s| s.cosine_loss.is_some());
+    let mut header = vec![
         ("Group", Left),
         ("Pruned alone", Right),
         ("Top-1", Right),
         ("Top-1 drop", Right),
         ("Loss increase", Right),
         ("Expected drop", Right),
-        ("Note", Left),
-    ]);
+    ];
+    if with_cosine {
+        header.push(("Output cosine", Right));
+    }
+    header.push(("Note", Left));
+    let mut table = Table::new(&header);
     let mut rows: Vec<_> = report.sensitivity.iter().collect();
     rows.sort_by(|a, b| {
         let key = |s: &&crate::model::GroupSensitivity| {
@@ -494,7 +517,7 @@ pub fn sensitivity(report: &RunReport) -> Table {
         key(a).total_cmp(&key(b)).then(a.group.cmp(&b.group))
     });
     for s in rows {
-        table.push(vec![
+        let mut row = vec![
             s.group.clone(),
             format!("{}→{} ({:.0} %)", s.current, s.keep, s.ratio * 100.0),
             format::opt(s.top1, format::percent),
@@ -505,8 +528,16 @@ pub fn sensitivity(report: &RunReport) -> Table {
             s.expected_drop
                 .map(|d| format!("{d:.2} pt"))
                 .unwrap_or_default(),
-            s.error.clone().unwrap_or_default(),
-        ]);
+        ];
+        if with_cosine {
+            row.push(
+                s.cosine_loss
+                    .map(|l| format!("{:.5}", 1.0 - l))
+                    .unwrap_or_default(),
+            );
+        }
+        row.push(s.error.clone().unwrap_or_default());
+        table.push(row);
     }
     table
 }

@@ -112,6 +112,8 @@ fn reads_the_agent_report_json() {
         images: 500,
         loss: None,
         macs: None,
+        cosine: Some(0.9995),
+        agreement: Some(98.0),
         details: serde_json::json!({"top5": 0.99, "params": 272474, "macs": 40810000,
             "latency": [{"batch": 1, "median_ms": latency_ms, "p90_ms": latency_ms, "runs": 5},
                         {"batch": 8, "median_ms": latency_ms * 6.0, "p90_ms": latency_ms * 6.0, "runs": 5}]}),
@@ -134,6 +136,7 @@ fn reads_the_agent_report_json() {
             target_memory_bytes: None,
             target_speedup: None,
             target_macs_fraction: None,
+            min_cosine: Some(0.999),
         },
         baseline: evaluation(88.0, 0.9, 1_096_544),
         quant_probes: vec![],
@@ -184,6 +187,16 @@ fn reads_the_agent_report_json() {
     // Lifted from the evaluator details: top-5 in percent and the batch-8 latency.
     assert!(markdown.contains("| Top-5 accuracy"), "{markdown}");
     assert!(markdown.contains("Latency, batch 8"), "{markdown}");
+    // The fidelity bound and the output cosine with the input model.
+    assert!(
+        markdown.contains("output cosine with the input ≥ 0.999"),
+        "{markdown}"
+    );
+    let row = markdown
+        .lines()
+        .find(|l| l.starts_with("| Output cosine with the input model"))
+        .unwrap_or_else(|| panic!("no cosine row: {markdown}"));
+    assert!(row.contains("0.99950") && row.contains("+0.00000"), "{row}");
     assert!(
         markdown.contains("### Round 1: accepted, chosen"),
         "{markdown}"

@@ -51,6 +51,11 @@ pub struct Args {
     /// the static profile (the FLOPs budget of pruning papers).
     #[arg(long, value_name = "FRACTION")]
     pub target_macs: Option<f64>,
+    /// Smallest allowed mean cosine between the compressed and the input model's outputs on the
+    /// feedback images (e.g. 0.999): a fidelity bound on top of --max-acc-drop that needs no
+    /// labels and moves continuously.
+    #[arg(long, value_name = "COSINE")]
+    pub min_cosine: Option<f64>,
     /// Planner: `none` (built-in, the default) or PROVIDER:MODEL, e.g. openai:gpt-4o,
     /// anthropic:claude-sonnet-4-5, ollama:qwen2.5:7b, vllm:NAME, llamacpp:NAME,
     /// lmstudio:NAME, openai-compatible:NAME (with --llm-base-url), local:FILE.gguf.
@@ -141,7 +146,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         target_memory_bytes: args.target_memory.map(|mb| (mb * 1e6) as u64),
         target_speedup: args.target_speedup,
         target_macs_fraction: args.target_macs,
+        min_cosine: args.min_cosine,
     };
+    if let Some(c) = args.min_cosine {
+        if !(c > 0.0 && c < 1.0) {
+            anyhow::bail!("--min-cosine is a cosine in (0, 1), e.g. 0.999; got {c}");
+        }
+    }
     if let Some(f) = args.target_macs {
         if !(f > 0.0 && f <= 1.0) {
             anyhow::bail!(
@@ -239,8 +250,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             latency_batches: vec![1],
             warmup_runs: 5,
             timed_runs: 30,
+            ..Default::default()
         },
         runtime_name: args.runtime.clone(),
+        reference: model.to_bytes(),
+        reference_logits: [None, None],
     };
     let run_dir = RunDir::create(&args.out, settings.secrets())?;
     let options = CompressOptions {
