@@ -4,7 +4,9 @@
 //! Round by round:
 //! 1. If no quantization is in effect, take the quantization mode that measured fastest (or,
 //!    at no measured slowdown, at least `MIN_QUANT_SHRINK` times smaller) on
-//!    this model and runtime (the probes), provided its top-1 stayed within half the budget.
+//!    this model and runtime (the probes): one that meets the whole budget alone if any, else
+//!    the best within half of the accuracy (and fidelity) budget, leaving room for pruning,
+//!    else the best within the budget at all; never one outside it.
 //!    Measured, not assumed: on ONNX Runtime dynamic int8 speeds transformers up but slows
 //!    convolutions down, while static QDQ speeds convolutions up.
 //! 2. Then prune: groups ranked by cost (measured latency, else MACs) per measured
@@ -28,7 +30,7 @@ use profagent_plan::{
 };
 
 use crate::error::AgentError;
-use crate::facts::{GroupFacts, PlanningInput};
+use crate::facts::{GroupFacts, PlanningInput, QuantProbe};
 use crate::planner::{Planner, Proposal, Recorder};
 use crate::rundir::TranscriptEntry;
 
@@ -444,25 +446,16 @@ impl BuiltinPlanner {
     }
 
     fn quantization_plan(&mut self, input: &PlanningInput) -> Option<CompressionPlan> {
-        let allowed = input.budget.max_acc_drop * QUANT_BUDGET_SHARE;
-        let min_cosine = input
-            .budget
-            .min_cosine
-            .map(|m| 1.0 - QUANT_BUDGET_SHARE * (1.0 - m));
         let wants_memory = input.budget.target_memory_bytes.is_some();
-        let best = input
+        let baseline_bytes = input.baseline.model_bytes as f64;
+        let candidates: Vec<&QuantProbe> = input
             .quant_probes
             .iter()
-            .filter(|p| p.error.is_none())
-            .filter(|p| p.top1.is_some_and(|t| input.drop_of(t) <= allowed))
-            .filter(|p| min_cosine.is_none_or(|m| p.cosine.is_some_and(|c| c >= m)))
-            .filter(|p| !self.tried_quant.contains(&p.mode))
+            .filter(|p| p.error.is_none() && !self.tried_quant.contains(&p.mode))
             // A mode that left every weight in float (nothing it applies to) is a no-op.
+            .filter(|p| (p.model_bytes as f64) < NO_OP_SIZE_RATIO * baseline_bytes)
             .filter(|p| {
-                (p.model_bytes as f64) < NO_OP_SIZE_RATIO * input.baseline.model_bytes as f64
-            })
-            .filter(|p| {
-                let shrink = input.baseline.model_bytes as f64 / p.model_bytes.max(1) as f64;
+                let shrink = baseline_bytes / p.model_bytes.max(1) as f64;
                 // Faster is worth it; so is much smaller at no measured slowdown (latency
                 // ratios below MIN_QUANT_GAIN are within noise), or smaller at all when the
                 // user set a memory target.
@@ -470,25 +463,59 @@ impl BuiltinPlanner {
                     || (shrink >= MIN_QUANT_SHRINK && p.speedup >= 1.0 / MIN_QUANT_GAIN)
                     || (wants_memory && shrink >= MIN_QUANT_GAIN)
             })
-            .max_by(|a, b| {
-                // With a memory target size matters most; otherwise speed, then size.
-                let score = |p: &crate::facts::QuantProbe| {
-                    let shrink = input.baseline.model_bytes as f64 / p.model_bytes.max(1) as f64;
-                    if wants_memory {
-                        shrink * p.speedup.sqrt()
-                    } else {
-                        p.speedup * shrink.sqrt()
-                    }
-                };
-                score(a).total_cmp(&score(b))
-            })?;
+            .collect();
+        // Within `share` of the accuracy budget and of the fidelity budget.
+        let within = |p: &QuantProbe, share: f64| {
+            p.top1
+                .is_some_and(|t| input.drop_of(t) <= input.budget.max_acc_drop * share)
+                && input
+                    .budget
+                    .min_cosine
+                    .is_none_or(|m| p.cosine.is_some_and(|c| c >= 1.0 - share * (1.0 - m)))
+        };
+        // With a memory target size matters most; otherwise speed, then size.
+        let score = |p: &QuantProbe| {
+            let shrink = baseline_bytes / p.model_bytes.max(1) as f64;
+            if wants_memory {
+                shrink * p.speedup.sqrt()
+            } else {
+                p.speedup * shrink.sqrt()
+            }
+        };
+        let best_of = |keep: &dyn Fn(&QuantProbe) -> bool| {
+            candidates
+                .iter()
+                .copied()
+                .filter(|p| keep(p))
+                .max_by(|a, b| score(a).total_cmp(&score(b)))
+        };
+        // A mode that meets the whole budget alone ends the search (the loop stops after it);
+        // else the best within QUANT_BUDGET_SHARE of the bounds, leaving room for pruning; else
+        // the best within the bounds at all (pruning gets what is left).
+        let (best, why) = match best_of(&|p| {
+            within(p, 1.0)
+                && crate::compressor::budget_met(
+                    &input.budget,
+                    &input.baseline,
+                    &p.as_evaluation(&input.baseline),
+                )
+        }) {
+            Some(p) => (p, "it meets the whole budget alone"),
+            None => match best_of(&|p| within(p, QUANT_BUDGET_SHARE)) {
+                Some(p) => (p, "take it first, then prune"),
+                None => (
+                    best_of(&|p| within(p, 1.0))?,
+                    "it uses more than half of the accuracy or fidelity budget, so pruning gets only the rest",
+                ),
+            },
+        };
         self.tried_quant.insert(best.mode);
         Some(CompressionPlan {
             rationale: format!(
-                "{} quantization measured {:.2}x faster and {:.1} % smaller on this runtime with top-1 {:.2} % (drop {:.2}){}; take it first, then prune",
+                "{} quantization measured {:.2}x faster and {:.1} % smaller on this runtime with top-1 {:.2} % (drop {:.2}){}; {why}",
                 best.mode,
                 best.speedup,
-                100.0 * (1.0 - best.model_bytes as f64 / input.baseline.model_bytes.max(1) as f64),
+                100.0 * (1.0 - best.model_bytes as f64 / baseline_bytes.max(1.0)),
                 best.top1.unwrap_or_default(),
                 input.drop_of(best.top1.unwrap_or_default()),
                 best.cosine

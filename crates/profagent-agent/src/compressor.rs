@@ -160,34 +160,11 @@ pub fn compress(
         }
         None => Vec::new(),
     };
-    // When one measured quantization mode alone already meets the budget (within the share of
-    // the accuracy budget the built-in planner allows quantization), the planner takes it and
-    // the loop ends: measuring pruning sensitivity first would only cost time.
-    let quant_budget = Budget {
-        max_acc_drop: options.budget.max_acc_drop * crate::builtin::QUANT_BUDGET_SHARE,
-        min_cosine: options
-            .budget
-            .min_cosine
-            .map(|m| 1.0 - crate::builtin::QUANT_BUDGET_SHARE * (1.0 - m)),
-        ..options.budget.clone()
-    };
+    // When one measured quantization mode alone already meets the budget, the built-in
+    // planner takes it and the loop ends: measuring pruning sensitivity first would only cost
+    // time.
     let quant_alone_meets = quant_probes.iter().any(|p| {
-        p.error.is_none()
-            && budget_met(
-                &quant_budget,
-                &baseline,
-                &Evaluation {
-                    top1: p.top1.unwrap_or(f64::NEG_INFINITY),
-                    latency_ms: p.latency_ms,
-                    model_bytes: p.model_bytes,
-                    images: baseline.images,
-                    loss: None,
-                    macs: baseline.macs,
-                    cosine: p.cosine,
-                    agreement: None,
-                    details: serde_json::Value::Null,
-                },
-            )
+        p.error.is_none() && budget_met(&options.budget, &baseline, &p.as_evaluation(&baseline))
     });
     let sensitivity = match recorded {
         Some(r) => r.sensitivity.clone(),

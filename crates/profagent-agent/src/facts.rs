@@ -126,6 +126,23 @@ pub struct QuantProbe {
     pub error: Option<String>,
 }
 
+impl QuantProbe {
+    /// The probe as an evaluation of the quantized baseline (quantization keeps MACs).
+    pub fn as_evaluation(&self, baseline: &Evaluation) -> Evaluation {
+        Evaluation {
+            top1: self.top1.unwrap_or(f64::NEG_INFINITY),
+            latency_ms: self.latency_ms,
+            model_bytes: self.model_bytes,
+            images: baseline.images,
+            loss: None,
+            macs: baseline.macs,
+            cosine: self.cosine,
+            agreement: None,
+            details: serde_json::Value::Null,
+        }
+    }
+}
+
 /// How much top-1 one group costs when pruned alone (measured on the baseline, before planning).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GroupSensitivity {

@@ -1,0 +1,101 @@
+//! The built-in planner's choice of quantization mode from measured probes, with accuracy and
+//! fidelity bounds: a mode that meets the whole budget alone first, then the best within half
+//! the bounds (room for pruning), then the best within the bounds at all, never one outside.
+use profagent_agent::builtin::BuiltinPlanner;
+use profagent_agent::facts::*;
+use profagent_plan::{PlanContext, QuantMode};
+
+fn evaluation() -> Evaluation {
+    Evaluation {
+        top1: 80.0,
+        latency_ms: 100.0,
+        model_bytes: 100_000_000,
+        images: 64,
+        loss: None,
+        macs: Some(1_000_000),
+        cosine: Some(1.0),
+        agreement: Some(100.0),
+        details: serde_json::Value::Null,
+    }
+}
+
+fn probe(mode: QuantMode, speedup: f64, cosine: f64) -> QuantProbe {
+    QuantProbe {
+        mode,
+        latency_ms: 100.0 / speedup,
+        speedup,
+        model_bytes: 26_000_000,
+        top1: Some(80.0),
+        cosine: Some(cosine),
+        error: None,
+    }
+}
+
+fn input(target_speedup: f64, probes: Vec<QuantProbe>) -> PlanningInput {
+    PlanningInput {
+        model_name: "vit".into(),
+        family: "transformer".into(),
+        runtime: "ort".into(),
+        baseline: evaluation(),
+        current: evaluation(),
+        current_quantization: "none".into(),
+        layers: vec![],
+        groups: vec![],
+        quant_probes: probes,
+        budget: Budget {
+            max_acc_drop: 1.0,
+            target_latency_ms: None,
+            target_memory_bytes: None,
+            target_speedup: Some(target_speedup),
+            target_macs_fraction: None,
+            min_cosine: Some(0.999),
+        },
+        history: vec![],
+        rounds_left: 3,
+    }
+}
+
+/// (mode, rationale) of the planner's first round.
+fn choice(input: &PlanningInput) -> (Option<QuantMode>, String) {
+    let plan = BuiltinPlanner::new().plan(input, &PlanContext::new());
+    (
+        plan.quantization.as_ref().map(|q| q.default.mode),
+        plan.rationale,
+    )
+}
+
+#[test]
+fn a_mode_that_meets_the_whole_budget_is_taken_even_beyond_half_the_fidelity_budget() {
+    // Dynamic int8 keeps cosine 0.99941: 59 % of the 0.001 fidelity budget, and 2.9x faster.
+    let probes = vec![
+        probe(QuantMode::Dynamic, 2.9, 0.99941),
+        probe(QuantMode::Static, 1.4, 0.9988),
+    ];
+    let (mode, why) = choice(&input(2.0, probes));
+    assert_eq!(mode, Some(QuantMode::Dynamic), "{why}");
+    assert!(why.contains("meets the whole budget"), "{why}");
+}
+
+#[test]
+fn within_half_the_bounds_is_preferred_when_no_mode_meets_the_budget() {
+    let probes = vec![
+        probe(QuantMode::Dynamic, 2.9, 0.99941),
+        probe(QuantMode::Static, 1.4, 0.99981),
+    ];
+    // Neither reaches 4x: static leaves most of the fidelity budget to pruning.
+    let (mode, why) = choice(&input(4.0, probes.clone()));
+    assert_eq!(mode, Some(QuantMode::Static), "{why}");
+    assert!(why.contains("then prune"), "{why}");
+    // Without a mode within half the bounds, the best within the bounds at all.
+    let (mode, why) = choice(&input(4.0, vec![probes[0].clone()]));
+    assert_eq!(mode, Some(QuantMode::Dynamic), "{why}");
+    assert!(why.contains("more than half"), "{why}");
+}
+
+#[test]
+fn a_mode_outside_the_fidelity_bound_is_never_taken() {
+    // Int4 is fast here but moves the outputs beyond the bound.
+    let probes = vec![probe(QuantMode::Int4, 3.5, 0.983)];
+    let (mode, why) = choice(&input(2.0, probes));
+    assert_eq!(mode, None, "{why}");
+}
