@@ -24,6 +24,8 @@ fn registry() -> &'static HashMap<&'static str, MacsFn> {
             ("MatMulInteger", |n, f| matmul_macs(n, f, 0)),
             ("QLinearMatMul", |n, f| matmul_macs(n, f, 0)),
             ("MatMulNBits", |n, f| matmul_macs(n, f, 0)),
+            ("DynamicQuantizeMatMul", |n, f| matmul_macs(n, f, 0)),
+            ("MatMulIntegerToFloat", |n, f| matmul_macs(n, f, 0)),
         ];
         table.iter().copied().collect()
     })

@@ -1,5 +1,6 @@
 //! Builds the static `Profile`: shape inference at the requested batch, then per node the
-//! params (float initializer elements, attributed to the first node that reads them), MACs
+//! params (weight elements: float initializers, and integer initializers of rank ≥ 2, i.e.
+//! quantized weights, counted unpacked; attributed to the first node that reads them), MACs
 //! (`cost` registry), weight bytes and output activation bytes; then nodes grouped into
 //! layers by the exporter's module scope (`naming::layer_of_node`).
 use std::collections::{HashMap, HashSet};
@@ -67,8 +68,9 @@ pub fn static_profile(model: &Model, options: &ProfileOptions) -> Result<Profile
             }
             reads.push(init.name());
             weight_bytes = weight_bytes.saturating_add(initializer_bytes(init));
-            if tensor::is_float(init.data_type()) && claimed.insert(init.name()) {
-                params = params.saturating_add(element_count(init));
+            let counted = param_elements(init, node);
+            if counted > 0 && claimed.insert(init.name()) {
+                params = params.saturating_add(counted);
             }
         }
         let macs = match cost::node_macs(node, &facts) {
@@ -132,6 +134,34 @@ pub fn static_profile(model: &Model, options: &ProfileOptions) -> Result<Profile
 }
 
 /// Elements of a tensor, saturating: a corrupt file may claim dims whose product overflows.
+/// Parameters an initializer holds for `node`: its elements when it is float, or when it is an
+/// integer tensor of rank ≥ 2 (a quantized weight; 1-D and scalar integers are zero points and
+/// shapes). A quantized model keeps its parameters: only their width changes. MatMulNBits
+/// packs 8 / bits weights per byte of its `B` input.
+fn param_elements(init: &TensorProto, node: &profagent_onnx::proto::NodeProto) -> u64 {
+    if tensor::is_float(init.data_type()) {
+        return element_count(init);
+    }
+    let integer = matches!(
+        DataType::try_from(init.data_type()).unwrap_or(DataType::Undefined),
+        DataType::Int8 | DataType::Uint8 | DataType::Int4 | DataType::Uint4
+    );
+    if !integer || init.dims.len() < 2 {
+        return 0;
+    }
+    let packed_b = node.op_type() == "MatMulNBits"
+        && node.input.get(1).map(String::as_str) == Some(init.name());
+    let per_byte = if packed_b {
+        let bits = profagent_onnx::attr::get_int(node, "bits")
+            .unwrap_or(4)
+            .clamp(1, 8);
+        (8 / bits) as u64
+    } else {
+        1
+    };
+    element_count(init).saturating_mul(per_byte)
+}
+
 fn element_count(t: &TensorProto) -> u64 {
     t.dims
         .iter()

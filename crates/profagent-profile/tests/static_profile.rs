@@ -106,7 +106,7 @@ fn attention_matmuls_count_and_layers_follow_scopes() {
 }
 
 #[test]
-fn integer_weights_are_bytes_not_params() {
+fn quantized_weights_stay_params_and_zero_points_do_not_count() {
     let mut b = GraphBuilder::new(3);
     let x = b.input("x", &[-1, 32]);
     b.graph
@@ -124,7 +124,9 @@ fn integer_weights_are_bytes_not_params() {
     let y = b.node("MatMul", "/fc/MatMul", &[&x, &w], 1, vec![]);
     b.output(&y, &[-1, 16]);
     let p = profile(&b.finish(), 3);
-    assert_eq!(p.model.params, 1, "only the float scale is a parameter");
+    // The int8 weight is still 512 parameters (quantization changes their width, not their
+    // number); the scalar zero point is not one, the float scale is.
+    assert_eq!(p.model.params, 512 + 1);
     assert_eq!(p.model.weight_bytes, 512 + 4 + 1);
     assert_eq!(p.model.macs, 3 * 16 * 32);
     let fc = p.layer("fc").unwrap();

@@ -32,6 +32,8 @@ pub(super) fn lookup(op: &str) -> Option<InferFn> {
             ("MatMulInteger", matmul_integer),
             ("QLinearMatMul", qlinear_matmul),
             ("MatMulNBits", matmul_nbits),
+            ("DynamicQuantizeMatMul", float_matmul_of_quantized),
+            ("MatMulIntegerToFloat", float_matmul_of_quantized),
             ("BatchNormalization", first_output_like_input),
             ("Dropout", dropout),
             ("LayerNormalization", layer_norm),
@@ -307,6 +309,13 @@ fn qlinear_matmul(_node: &NodeProto, inputs: &[ValueFact]) -> InferResult {
         dtype_of(inputs, 7).or(dtype_of(inputs, 0)),
         out,
     )])
+}
+
+/// ONNX Runtime's `com.microsoft.DynamicQuantizeMatMul` (A float, B int8, ...) and
+/// `MatMulIntegerToFloat` (A int8, B int8, scales, ...): `A × B` as float.
+fn float_matmul_of_quantized(_node: &NodeProto, inputs: &[ValueFact]) -> InferResult {
+    let out = matmul_dims(&dims_of(inputs, 0)?, &dims_of(inputs, 1)?)?;
+    Ok(vec![ValueFact::new(Some(FLOAT), out)])
 }
 
 /// ONNX Runtime's `com.microsoft.MatMulNBits`: A `[..., K]` times packed B → `[..., N]`.

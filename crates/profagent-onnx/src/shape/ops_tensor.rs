@@ -32,6 +32,9 @@ pub(super) fn lookup(op: &str) -> Option<InferFn> {
             ("Tile", tile),
             ("Range", range),
             ("Pad", pad),
+            ("ScatterND", like_data),
+            ("ScatterElements", like_data),
+            ("Scatter", like_data),
             ("ReduceMean", reduce),
             ("ReduceSum", reduce),
             ("ReduceMax", reduce),
@@ -47,6 +50,15 @@ pub(super) fn lookup(op: &str) -> Option<InferFn> {
         table.iter().copied().collect()
     });
     registry.get(op).copied()
+}
+
+/// Scatter ops write updates into a copy of `data`: same type and shape (its values, if
+/// folded, are not carried: the updates change them).
+fn like_data(_node: &NodeProto, inputs: &[ValueFact]) -> InferResult {
+    Ok(vec![ValueFact::new(
+        dtype_of(inputs, 0),
+        dims_of(inputs, 0)?,
+    )])
 }
 
 /// Splits dims into (product of known ones, list of symbols).
@@ -163,7 +175,16 @@ fn transpose(node: &NodeProto, inputs: &[ValueFact]) -> InferResult {
         }
         out.push(dims[axis].clone());
     }
-    one(ValueFact::new(dtype_of(inputs, 0), out))
+    let mut fact = ValueFact::new(dtype_of(inputs, 0), out.clone());
+    if let Some(v) = &inputs[0].value {
+        fact.value = fold_by_index(&dims, v, &out, &|out_index, in_index| {
+            for (k, &p) in perm.iter().enumerate() {
+                in_index[normalize_axis(p, out_index.len()).ok()?] = out_index[k];
+            }
+            Some(())
+        });
+    }
+    one(fact)
 }
 
 fn concat(node: &NodeProto, inputs: &[ValueFact]) -> InferResult {
@@ -295,25 +316,64 @@ fn slice(node: &NodeProto, inputs: &[ValueFact]) -> InferResult {
         out[axis] = Dim::Known(count);
         ranges.push((axis, first, count, step));
     }
-    let mut fact = ValueFact::new(dtype_of(inputs, 0), out);
-    if dims.len() == 1 {
-        if let Some(v) = &inputs[0].value {
-            let (first, count, step) =
-                ranges
-                    .first()
-                    .map(|r| (r.1, r.2, r.3))
-                    .unwrap_or((0, v.len() as i64, 1));
-            if count as usize <= v.len() {
-                fact.value = (0..count)
-                    .map(|i| {
-                        let at = first.checked_add(i.checked_mul(step)?)?;
-                        v.get(usize::try_from(at).ok()?).cloned()
-                    })
-                    .collect();
+    let mut fact = ValueFact::new(dtype_of(inputs, 0), out.clone());
+    if let Some(v) = &inputs[0].value {
+        // Folded values of any rank (exporters slice [n, 2] pad tables backwards).
+        fact.value = fold_by_index(&dims, v, &out, &|out_index, in_index| {
+            in_index.copy_from_slice(out_index);
+            for &(axis, first, _, step) in &ranges {
+                in_index[axis] = first.checked_add(out_index[axis].checked_mul(step)?)?;
             }
-        }
+            Some(())
+        });
     }
     one(fact)
+}
+
+/// Writes the input index an output index reads (`None`: out of range).
+type IndexMap<'a> = dyn Fn(&[i64], &mut [i64]) -> Option<()> + 'a;
+
+/// Row-major values of an output whose element at each index is the input element at
+/// `map(out_index)`: folds Slice and Transpose of small constant tensors. `None` when a dim is
+/// not known or an index falls outside the input.
+fn fold_by_index(
+    in_dims: &[Dim],
+    values: &[Dim],
+    out_dims: &[Dim],
+    map: &IndexMap<'_>,
+) -> Option<Vec<Dim>> {
+    let in_dims: Vec<i64> = in_dims.iter().map(Dim::known).collect::<Option<_>>()?;
+    let out_dims: Vec<i64> = out_dims.iter().map(Dim::known).collect::<Option<_>>()?;
+    let total: i64 = out_dims.iter().product();
+    if total < 0
+        || total as usize > MAX_FOLDED_ELEMENTS
+        || in_dims.iter().product::<i64>() != values.len() as i64
+    {
+        return None;
+    }
+    let mut out_index = vec![0i64; out_dims.len()];
+    let mut in_index = vec![0i64; in_dims.len()];
+    let mut folded = Vec::with_capacity(total as usize);
+    for _ in 0..total {
+        map(&out_index, &mut in_index)?;
+        let mut flat = 0i64;
+        for (&i, &d) in in_index.iter().zip(&in_dims) {
+            if !(0..d).contains(&i) {
+                return None;
+            }
+            flat = flat * d + i;
+        }
+        folded.push(values.get(flat as usize)?.clone());
+        // Next output index, row-major.
+        for axis in (0..out_dims.len()).rev() {
+            out_index[axis] += 1;
+            if out_index[axis] < out_dims[axis] {
+                break;
+            }
+            out_index[axis] = 0;
+        }
+    }
+    Some(folded)
 }
 
 /// ONNX Slice clamping: returns the effective (start, end) for a dim of `size`.

@@ -61,9 +61,9 @@ const ARITHMETIC: &[(&str, FoldFn)] = &[
     ("Mul", fold_mul),
     ("Div", fold_div),
     ("Pow", fold_none),
-    ("Mod", fold_none),
-    ("Max", fold_none),
-    ("Min", fold_none),
+    ("Mod", fold_mod),
+    ("Max", fold_max),
+    ("Min", fold_min),
     ("Sum", fold_add),
     ("Mean", fold_none),
     ("BitShift", fold_none),
@@ -172,6 +172,29 @@ fn fold_div(a: &Dim, b: &Dim) -> Option<Dim> {
     match (a, b) {
         (Dim::Known(x), Dim::Known(y)) if *y != 0 => Some(Dim::Known(x.checked_div(*y)?)),
         (d, Dim::Known(1)) => Some(d.clone()),
+        _ => None,
+    }
+}
+
+/// Exporters pad to a window multiple with `(w - x % w) % w`. Only non-negative operands are
+/// folded: there ONNX's two conventions (`fmod` 0 and 1) agree.
+fn fold_mod(a: &Dim, b: &Dim) -> Option<Dim> {
+    match (a, b) {
+        (Dim::Known(x), Dim::Known(y)) if *x >= 0 && *y > 0 => Some(Dim::Known(x % y)),
+        _ => None,
+    }
+}
+
+fn fold_max(a: &Dim, b: &Dim) -> Option<Dim> {
+    match (a, b) {
+        (Dim::Known(x), Dim::Known(y)) => Some(Dim::Known(*x.max(y))),
+        _ => None,
+    }
+}
+
+fn fold_min(a: &Dim, b: &Dim) -> Option<Dim> {
+    match (a, b) {
+        (Dim::Known(x), Dim::Known(y)) => Some(Dim::Known(*x.min(y))),
         _ => None,
     }
 }

@@ -308,3 +308,109 @@ fn shared_vit_tiny_infers_fully() {
     let logits = &model.graph().output[0];
     assert_eq!(known(&facts, logits.name()), vec![1, 10]);
 }
+
+#[test]
+fn onnx_runtime_quantized_matmuls_have_the_float_matmul_shape() {
+    // What dynamic quantization leaves in a transformer: DynamicQuantizeMatMul (float A, int8
+    // B) and MatMulIntegerToFloat, with float attention MatMuls downstream.
+    let mut b = GraphBuilder::new(1);
+    let x = b.input("x", &[-1, 5, 8]);
+    let w = b.weight("w", &[8, 6]);
+    let scale = b.weight("scale", &[6]);
+    let q = b.node(
+        "DynamicQuantizeMatMul",
+        "/q/DynamicQuantizeMatMul",
+        &[&x, &w, &scale],
+        1,
+        vec![],
+    );
+    let w2 = b.weight("w2", &[8, 6]);
+    let k = b.node(
+        "MatMulIntegerToFloat",
+        "/k/MatMulIntegerToFloat",
+        &[&x, &w2, &scale, &scale],
+        1,
+        vec![],
+    );
+    let kt = b.node(
+        "Transpose",
+        "/kt/Transpose",
+        &[&k],
+        1,
+        vec![attr::ints("perm", &[0, 2, 1])],
+    );
+    let scores = b.node("MatMul", "/scores/MatMul", &[&q, &kt], 1, vec![]);
+    b.output(&scores, &[-1, 5, 5]);
+    let facts = infer(&b.finish(), Some(2));
+    assert_eq!(known(&facts, &q), vec![2, 5, 6]);
+    assert_eq!(known(&facts, &k), vec![2, 5, 6]);
+    assert_eq!(known(&facts, &scores), vec![2, 5, 5]);
+    assert!(
+        facts.unsupported_ops.is_empty(),
+        "{:?}",
+        facts.unsupported_ops
+    );
+}
+
+#[test]
+fn torch_window_padding_folds_like_torchvision_swin() {
+    // torchvision's Swin pads H and W up to a window multiple: pad = (7 - x % 7) % 7, written
+    // into F.pad's table, which the exporter reshapes to [n, 2], reverses along rows (Slice
+    // with step -1), transposes and flattens before Pad.
+    let mut b = GraphBuilder::new(3);
+    let x = b.input("x", &[1, 9, 9, 8]);
+    let shape = b.node("Shape", "/Shape", &[&x], 1, vec![]);
+    let one = b.const_i64("", &[], &[1]);
+    let h = b.node("Gather", "/Gather", &[&shape, &one], 1, vec![]);
+    let seven = b.const_i64("", &[], &[7]);
+    let rem = b.binary("Mod", "/Mod", &h, &seven);
+    let short = b.binary("Sub", "/Sub", &seven, &rem);
+    let pad = b.binary("Mod", "/Mod_1", &short, &seven);
+    let axes = b.const_i64("", &[1], &[0]);
+    let pad_1d = b.node("Unsqueeze", "/Unsqueeze", &[&pad, &axes], 1, vec![]);
+    // F.pad order (last dim first): (C: 0, 0), (W: 0, pad), (H: 0, pad), (N: 0, 0).
+    let zeros2 = b.const_i64("", &[2], &[0, 0]);
+    let zero1 = b.const_i64("", &[1], &[0]);
+    let table = b.node(
+        "Concat",
+        "/Concat",
+        &[&zeros2, &zero1, &pad_1d, &zero1, &pad_1d, &zeros2],
+        1,
+        vec![attr::int("axis", 0)],
+    );
+    let rows = b.const_i64("", &[2], &[-1, 2]);
+    let pairs = b.node("Reshape", "/Reshape", &[&table, &rows], 1, vec![]);
+    let start = b.const_i64("", &[1], &[-1]);
+    let end = b.const_i64("", &[1], &[i64::MIN]);
+    let step = b.const_i64("", &[1], &[-1]);
+    let reversed = b.node(
+        "Slice",
+        "/Slice",
+        &[&pairs, &start, &end, &axes, &step],
+        1,
+        vec![],
+    );
+    let transposed = b.node(
+        "Transpose",
+        "/Transpose",
+        &[&reversed],
+        1,
+        vec![attr::ints("perm", &[1, 0])],
+    );
+    let flat_shape = b.const_i64("", &[1], &[-1]);
+    let pads = b.node(
+        "Reshape",
+        "/Reshape_1",
+        &[&transposed, &flat_shape],
+        1,
+        vec![],
+    );
+    let padded = b.node("Pad", "/Pad", &[&x, &pads], 1, vec![]);
+    b.output(&padded, &[1, 14, 14, 8]);
+    let facts = infer(&b.finish(), None);
+    assert_eq!(
+        facts.get(&pads).and_then(|f| f.int_values()),
+        Some(vec![0, 0, 0, 0, 0, 5, 5, 0])
+    );
+    assert_eq!(known(&facts, &padded), vec![1, 14, 14, 8]);
+}

@@ -274,6 +274,10 @@ impl OrtBench {
         };
         let mut record = profagent_data::evaluate(session.as_mut(), None, dataset, options)
             .map_err(|e| step("evaluate", e))?;
+        // One process evaluates every candidate: its resident-memory high-water mark only
+        // grows and says nothing about this model (the report showed the baseline's peak for
+        // every model), so it is left out rather than reported wrong.
+        record.peak_rss_bytes = None;
         let (cosine, agreement) = match (&record.fidelity, record.logits.take()) {
             (Some(f), _) => (Some(f.mean_cosine), Some(f.top1_agreement * 100.0)),
             (None, Some(logits)) => {
