@@ -24,14 +24,15 @@ fn shared() -> Option<PathBuf> {
     }
 }
 
-#[test]
-fn resnet20_on_a_cifar_subset_matches_python_onnxruntime() {
-    let Some(shared) = shared() else { return };
+/// ONNX Runtime and the first `n` images of the seed-0 shuffle of cifar10-test (CIFAR
+/// preprocessing), or `None` with a printed reason.
+fn ort_and_cifar(n: usize) -> Option<(PathBuf, Box<dyn profagent_runtime::Runtime>, Dataset)> {
+    let shared = shared()?;
     let runtime = match open_runtime(RuntimeKind::Ort) {
         Ok(runtime) => runtime,
         Err(err) => {
             eprintln!("skipping: ONNX Runtime unavailable: {err}");
-            return;
+            return None;
         }
     };
     let dataset = Dataset::open(
@@ -39,8 +40,16 @@ fn resnet20_on_a_cifar_subset_matches_python_onnxruntime() {
         &Preprocess::preset("cifar10").unwrap(),
     )
     .unwrap()
-    .subset(0, Some(SUBSET), Some(0))
+    .subset(0, Some(n), Some(0))
     .unwrap();
+    Some((shared, runtime, dataset))
+}
+
+#[test]
+fn resnet20_on_a_cifar_subset_matches_python_onnxruntime() {
+    let Some((shared, runtime, dataset)) = ort_and_cifar(SUBSET) else {
+        return;
+    };
     let model = ModelSource::Path(shared.join("models/resnet20_cifar10.onnx"));
     let mut session = runtime.load(&model, &SessionOptions::default()).unwrap();
     let mut reference = runtime.load(&model, &SessionOptions::default()).unwrap();
@@ -111,21 +120,9 @@ fn imagenet_preprocessing_against_a_cifar_model_is_a_shape_error_naming_the_inpu
 
 #[test]
 fn cached_reference_logits_give_the_same_fidelity_as_a_reference_session() {
-    let Some(shared) = shared() else { return };
-    let runtime = match open_runtime(RuntimeKind::Ort) {
-        Ok(runtime) => runtime,
-        Err(err) => {
-            eprintln!("skipping: ONNX Runtime unavailable: {err}");
-            return;
-        }
+    let Some((shared, runtime, dataset)) = ort_and_cifar(100) else {
+        return;
     };
-    let dataset = Dataset::open(
-        &shared.join("data/cifar10-test"),
-        &Preprocess::preset("cifar10").unwrap(),
-    )
-    .unwrap()
-    .subset(0, Some(100), Some(0))
-    .unwrap();
     let load = |name: &str| {
         runtime
             .load(
