@@ -21,7 +21,7 @@
 //! With a fidelity bound (`Budget::min_cosine`) the measured output-cosine losses are spent
 //! like top-1 points: both budgets are put on one scale (`points_per_cosine`), a group costs
 //! the larger of its two measured losses, and the budget left is the smaller of the two.
-//! Quantization probes must keep the cosine within half the fidelity budget.
+//! A quantization mode is chosen within the fidelity bound as within the accuracy one (step 1).
 use std::collections::{BTreeMap, BTreeSet};
 
 use profagent_plan::{
