@@ -50,6 +50,18 @@ pub fn build_prompt(input: &PlanningInput) -> String {
         input.current_quantization
     );
     let mut goals = vec![format!("top-1 drop at most {:.2} points", b.max_acc_drop)];
+    if let Some(c) = b.min_cosine {
+        goals.push(format!(
+            "mean output cosine with the input model at least {c} (current {})",
+            input
+                .current
+                .cosine
+                .map(|v| format!("{v:.5}"))
+                .unwrap_or_else(|| "not measured".into())
+        ));
+    }
+    // Accuracy and fidelity bounds; what follows are targets.
+    let bounds = goals.len();
     if let Some(ms) = b.target_latency_ms {
         goals.push(format!("latency at most {ms:.2} ms"));
     }
@@ -65,23 +77,6 @@ pub fn build_prompt(input: &PlanningInput) -> String {
             f * 100.0
         ));
     }
-    let bounds = match b.min_cosine {
-        Some(c) => {
-            goals.insert(
-                1,
-                format!(
-                    "mean output cosine with the input model at least {c} (current {})",
-                    input
-                        .current
-                        .cosine
-                        .map(|v| format!("{v:.5}"))
-                        .unwrap_or_else(|| "not measured".into())
-                ),
-            );
-            2
-        }
-        None => 1,
-    };
     if goals.len() == bounds {
         goals.push("otherwise as fast and small as possible".into());
     }

@@ -133,7 +133,6 @@ pub fn static_profile(model: &Model, options: &ProfileOptions) -> Result<Profile
     })
 }
 
-/// Elements of a tensor, saturating: a corrupt file may claim dims whose product overflows.
 /// Parameters an initializer holds for `node`: its elements when it is float, or when it is an
 /// integer tensor of rank ≥ 2 (a quantized weight; 1-D and scalar integers are zero points and
 /// shapes). A quantized model keeps its parameters: only their width changes. MatMulNBits
@@ -162,6 +161,7 @@ fn param_elements(init: &TensorProto, node: &profagent_onnx::proto::NodeProto) -
     element_count(init).saturating_mul(per_byte)
 }
 
+/// Elements of a tensor, saturating: a corrupt file may claim dims whose product overflows.
 fn element_count(t: &TensorProto) -> u64 {
     t.dims
         .iter()
