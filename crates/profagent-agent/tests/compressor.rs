@@ -366,23 +366,28 @@ fn measured_sensitivity_keeps_the_fragile_group_out_of_the_first_pruning_round()
     assert!(replayed.replay.as_ref().unwrap().identical);
 }
 
-#[test]
-fn a_macs_target_is_met_by_pruning_alone() {
+/// The loop with the built-in planner on the fake workbench, in a throw-away run directory.
+fn run_builtin(opts: &CompressOptions) -> RunReport {
     let dir = tempfile::tempdir().unwrap();
     let run_dir = RunDir::create(&dir.path().join("run"), vec![]).unwrap();
-    let mut opts = options(None);
-    opts.sensitivity_groups = GROUPS.len();
-    opts.budget.target_speedup = None;
-    opts.budget.target_macs_fraction = Some(0.8);
-    let report = compress(
+    compress(
         &input_model(),
-        &opts,
+        opts,
         &mut BuiltinPlanner::new(),
         &mut FakeBench { evaluations: 0 },
         &run_dir,
         &mut |_: &str| {},
     )
-    .unwrap();
+    .unwrap()
+}
+
+#[test]
+fn a_macs_target_is_met_by_pruning_alone() {
+    let mut opts = options(None);
+    opts.sensitivity_groups = GROUPS.len();
+    opts.budget.target_speedup = None;
+    opts.budget.target_macs_fraction = Some(0.8);
+    let report = run_builtin(&opts);
     // Quantization keeps MACs: never proposed; pruning rounds until 80 % of the MACs.
     assert!(report
         .rounds
@@ -401,20 +406,10 @@ fn a_macs_target_is_met_by_pruning_alone() {
 #[test]
 fn a_fidelity_bound_steers_pruning_away_from_groups_that_move_the_outputs() {
     let run = |min_cosine: Option<f64>| {
-        let dir = tempfile::tempdir().unwrap();
-        let run_dir = RunDir::create(&dir.path().join("run"), vec![]).unwrap();
         let mut opts = options(None);
         opts.sensitivity_groups = GROUPS.len();
         opts.budget.min_cosine = min_cosine;
-        compress(
-            &input_model(),
-            &opts,
-            &mut BuiltinPlanner::new(),
-            &mut FakeBench { evaluations: 0 },
-            &run_dir,
-            &mut |_: &str| {},
-        )
-        .unwrap()
+        run_builtin(&opts)
     };
     let pruned_g0 = |report: &RunReport| {
         report

@@ -10,6 +10,18 @@ fn profagent() -> Command {
     command
 }
 
+/// `profagent quantize MODEL -o OUT --mode MODE`, more arguments to add.
+fn quantize(model: &std::path::Path, out: &std::path::Path, mode: &str) -> Command {
+    let mut command = profagent();
+    command
+        .arg("quantize")
+        .arg(model)
+        .arg("-o")
+        .arg(out)
+        .args(["--mode", mode]);
+    command
+}
+
 fn example() -> (PathBuf, PathBuf) {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples");
     (
@@ -23,14 +35,8 @@ fn static_quantization_is_checked_on_real_samples_before_it_is_written() {
     let (model, data) = example();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("q.onnx");
-    let run = profagent()
-        .args([
-            "quantize",
-            model.to_str().unwrap(),
-            "-o",
-            out.to_str().unwrap(),
-        ])
-        .args(["--mode", "static", "--calib", data.to_str().unwrap()])
+    let run = quantize(&model, &out, "static")
+        .args(["--calib", data.to_str().unwrap()])
         .args([
             "--preprocess",
             "cifar10",
@@ -61,15 +67,7 @@ fn an_unavailable_check_runtime_writes_nothing() {
     let (model, _) = example();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("q.onnx");
-    let mut command = profagent();
-    command
-        .args([
-            "quantize",
-            model.to_str().unwrap(),
-            "-o",
-            out.to_str().unwrap(),
-        ])
-        .args(["--mode", "dynamic"]);
+    let mut command = quantize(&model, &out, "dynamic");
     if cfg!(feature = "tract") {
         // With tract compiled in, make ONNX Runtime the missing one.
         command
@@ -85,14 +83,8 @@ fn an_unavailable_check_runtime_writes_nothing() {
     assert!(stderr.contains("--check-runtime none"), "{stderr}");
     assert!(!out.exists());
     // Skipping the check is explicit and still writes the model.
-    let skipped = profagent()
-        .args([
-            "quantize",
-            model.to_str().unwrap(),
-            "-o",
-            out.to_str().unwrap(),
-        ])
-        .args(["--mode", "dynamic", "--check-runtime", "none"])
+    let skipped = quantize(&model, &out, "dynamic")
+        .args(["--check-runtime", "none"])
         .output()
         .unwrap();
     assert!(
@@ -139,15 +131,8 @@ fn a_quantized_model_keeps_its_params_and_macs_in_the_profile() {
     let dir = tempfile::tempdir().unwrap();
     for mode in ["static", "dynamic"] {
         let out = dir.path().join(format!("{mode}.onnx"));
-        let mut command = profagent();
-        command
-            .args([
-                "quantize",
-                model.to_str().unwrap(),
-                "-o",
-                out.to_str().unwrap(),
-            ])
-            .args(["--mode", mode, "--check-runtime", "none"]);
+        let mut command = quantize(&model, &out, mode);
+        command.args(["--check-runtime", "none"]);
         if mode == "static" {
             command.args(["--calib", data.to_str().unwrap(), "--preprocess", "cifar10"]);
         } else {
