@@ -2,8 +2,8 @@
 //! planner is compared with.
 //!
 //! Round by round:
-//! 1. If no quantization is in effect, take the quantization mode that measured fastest (or,
-//!    at no measured slowdown, at least `MIN_QUANT_SHRINK` times smaller) on
+//! 1. If no quantization is in effect, take the quantization mode measured best: faster with
+//!    the interleaved interval above 1 (or, not measurably slower, at least `MIN_QUANT_SHRINK` times smaller) on
 //!    this model and runtime (the probes): one that meets the whole budget alone if any, else
 //!    the best within half of the accuracy (and fidelity) budget, leaving room for pruning,
 //!    else the best within the budget at all; never one outside it.
@@ -30,7 +30,7 @@ use profagent_plan::{
 };
 
 use crate::error::AgentError;
-use crate::facts::{GroupFacts, PlanningInput, QuantProbe};
+use crate::facts::{GroupFacts, PlanningInput, QuantProbe, SpeedVerdict};
 use crate::planner::{Planner, Proposal, Recorder};
 use crate::rundir::TranscriptEntry;
 
@@ -456,18 +456,31 @@ impl BuiltinPlanner {
             .filter(|p| (p.model_bytes as f64) < NO_OP_SIZE_RATIO * baseline_bytes)
             .filter(|p| {
                 let shrink = baseline_bytes / p.model_bytes.max(1) as f64;
-                // Faster is worth it; so is much smaller at no measured slowdown (latency
-                // ratios below MIN_QUANT_GAIN are within noise), or smaller at all when the
-                // user set a memory target.
-                p.speedup >= MIN_QUANT_GAIN
-                    || (shrink >= MIN_QUANT_SHRINK && p.speedup >= 1.0 / MIN_QUANT_GAIN)
-                    || (wants_memory && shrink >= MIN_QUANT_GAIN)
+                // Measurably faster (the interleaved interval above 1) is worth it; so is much
+                // smaller when not measurably slower, or smaller at all when the user set a
+                // memory target (the report then says plainly if it got slower).
+                match p.verdict() {
+                    Some(SpeedVerdict::Faster) => true,
+                    Some(SpeedVerdict::NotDistinguishable) => {
+                        shrink >= MIN_QUANT_SHRINK || (wants_memory && shrink >= MIN_QUANT_GAIN)
+                    }
+                    Some(SpeedVerdict::Slower) => wants_memory && shrink >= MIN_QUANT_GAIN,
+                    None => false,
+                }
             })
             .collect();
-        // Within `share` of the accuracy budget and of the fidelity budget.
+        // Within `share` of the accuracy budget (its paired upper bound, the same test the
+        // loop accepts with) and of the fidelity budget.
         let within = |p: &QuantProbe, share: f64| {
-            p.top1
-                .is_some_and(|t| input.drop_of(t) <= input.budget.max_acc_drop * share)
+            let accuracy = match (p.accuracy_change, p.top1) {
+                (Some(change), _) => {
+                    change.drop_upper_bound(crate::facts::ACCURACY_CONFIDENCE)
+                        <= input.budget.max_acc_drop * share
+                }
+                (None, None) => input.baseline.top1.is_none(),
+                (None, Some(_)) => false,
+            };
+            accuracy
                 && input
                     .budget
                     .min_cosine
@@ -494,7 +507,7 @@ impl BuiltinPlanner {
         // the best within the bounds at all (pruning gets what is left).
         let (best, why) = match best_of(&|p| {
             within(p, 1.0)
-                && crate::compressor::budget_met(
+                && crate::judge::budget_met(
                     &input.budget,
                     &input.baseline,
                     &p.as_evaluation(&input.baseline),
@@ -512,12 +525,21 @@ impl BuiltinPlanner {
         self.tried_quant.insert(best.mode);
         Some(CompressionPlan {
             rationale: format!(
-                "{} quantization measured {:.2}x faster and {:.1} % smaller on this runtime with top-1 {:.2} % (drop {:.2}){}; {why}",
+                "{} quantization measured {} against the input, {:.1} % smaller, {}{}; {why}",
                 best.mode,
-                best.speedup,
+                best.speed
+                    .as_ref()
+                    .map(|s| s.describe())
+                    .unwrap_or_else(|| "speed not measured".into()),
                 100.0 * (1.0 - best.model_bytes as f64 / baseline_bytes.max(1.0)),
-                best.top1.unwrap_or_default(),
-                input.drop_of(best.top1.unwrap_or_default()),
+                match (best.accuracy_change, best.top1) {
+                    (Some(change), Some(top1)) => format!(
+                        "top-1 {top1:.2} % (drop {:.2} on {} images)",
+                        change.drop_points(),
+                        change.samples
+                    ),
+                    _ => "no labels".into(),
+                },
                 best.cosine
                     .map(|c| format!(", output cosine {c:.5}"))
                     .unwrap_or_default()
@@ -525,7 +547,15 @@ impl BuiltinPlanner {
             quantization: Some(QuantizationPlan {
                 default: QuantSetting::new(best.mode),
                 layers: Vec::new(),
-                rationale: format!("fastest measured mode: {}", best.mode),
+                rationale: format!(
+                    "{} : the best measured mode by {}",
+                    best.mode,
+                    if wants_memory {
+                        "size, then speed"
+                    } else {
+                        "speed, then size"
+                    }
+                ),
             }),
             ..CompressionPlan::empty("")
         })

@@ -1,9 +1,17 @@
 //! What planners know about a model: the compact facts the prompt and the built-in planner
 //! are built from (filled from the profile, the pruning analysis and the measurements of the
 //! run), plus the budget and the history of earlier rounds.
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use profagent_plan::QuantMode;
+pub use profagent_stats::{Estimate, PairedAccuracy, SpeedComparison, SpeedVerdict};
+
+/// One-sided confidence with which an accepted candidate's top-1 drop must stay within
+/// `max_acc_drop`: a candidate is accepted only when the paired comparison with the baseline
+/// on the feedback images puts a larger drop at most 10 % likely.
+pub const ACCURACY_CONFIDENCE: f64 = 0.9;
 
 /// The user's budget.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -44,6 +52,36 @@ impl Budget {
             || self.target_macs_fraction.is_some()
     }
 
+    /// True when the budget names a latency or speedup target.
+    pub fn wants_speed(&self) -> bool {
+        self.target_latency_ms.is_some() || self.target_speedup.is_some()
+    }
+
+    /// What a round tries to improve: MACs when only a MACs target is named, size when only
+    /// a memory target is, otherwise speed on the target runtime (then size): the default
+    /// objective when only `max_acc_drop` is given.
+    pub fn objective(&self) -> Objective {
+        if self.macs_only() {
+            Objective::Macs
+        } else if self.target_memory_bytes.is_some() && !self.wants_speed() {
+            Objective::Size
+        } else {
+            Objective::Speed
+        }
+    }
+
+    /// True when `evaluation` keeps the accuracy bound with `ACCURACY_CONFIDENCE`: the
+    /// one-sided upper bound of its paired top-1 drop against the baseline is within
+    /// `max_acc_drop`. Without labels there is no accuracy to keep (the fidelity bound
+    /// decides); with labels but no paired comparison the bound counts as broken.
+    pub fn accuracy_kept(&self, evaluation: &Evaluation) -> bool {
+        match (&evaluation.accuracy_change, evaluation.top1) {
+            (Some(p), _) => p.drop_upper_bound(ACCURACY_CONFIDENCE) <= self.max_acc_drop,
+            (None, None) => true,
+            (None, Some(_)) => false,
+        }
+    }
+
     /// True when `evaluation` keeps the fidelity bound (always, without one). A bound that
     /// cannot be checked (no cosine measured) is not kept.
     pub fn fidelity_kept(&self, evaluation: &Evaluation) -> bool {
@@ -52,13 +90,38 @@ impl Budget {
     }
 }
 
+/// What a round tries to improve (`Budget::objective`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Objective {
+    Speed,
+    Size,
+    Macs,
+}
+
 /// Accuracy, speed and size of one model on one data slice.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Evaluation {
-    /// Top-1 accuracy in percent.
-    pub top1: f64,
-    /// Median batch-1 latency, ms.
+    /// Top-1 accuracy in percent; `None` when the data has no labels (then nothing is said
+    /// or decided about accuracy).
+    pub top1: Option<f64>,
+    /// Wilson interval of `top1`, percent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top1_interval: Option<Estimate>,
+    /// Median batch-1 latency, ms, from the interleaved comparison in `speed` (for the input
+    /// model: from timing it against itself).
     pub latency_ms: f64,
+    /// This model against the input model, timed interleaved in one process (`speedup`
+    /// above 1: this model is faster). For the input model itself: its A/A comparison, which
+    /// shows how noisy the machine is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speed: Option<SpeedComparison>,
+    /// Top-1 against the input model on the same images (paired; absent without labels).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accuracy_change: Option<PairedAccuracy>,
+    /// Per image, whether top-1 is right (for paired comparisons; not serialized).
+    #[serde(skip)]
+    pub correct: Option<Arc<Vec<bool>>>,
     /// Serialized model size, bytes.
     pub model_bytes: u64,
     /// Images evaluated.
@@ -73,12 +136,40 @@ pub struct Evaluation {
     /// Mean cosine of this model's outputs with the original model's on the same images.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cosine: Option<f64>,
+    /// Lowest per-image cosine with the original model's outputs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worst_cosine: Option<f64>,
     /// Images where this model's top-1 class is the original model's, percent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agreement: Option<f64>,
     /// The evaluator's full record (runtime, threads, machine, percentiles, ...).
     #[serde(default)]
     pub details: serde_json::Value,
+}
+
+impl Evaluation {
+    /// Top-1 drop against the baseline on the same images, points (paired), when measured.
+    pub fn drop_points(&self) -> Option<f64> {
+        self.accuracy_change.map(|p| p.drop_points())
+    }
+
+    /// One-sided upper bound of the drop at `ACCURACY_CONFIDENCE`, points.
+    pub fn drop_bound(&self) -> Option<f64> {
+        self.accuracy_change
+            .map(|p| p.drop_upper_bound(ACCURACY_CONFIDENCE))
+    }
+
+    /// Speedup against the input model (median of the interleaved comparison).
+    pub fn speedup(&self) -> Option<f64> {
+        self.speed.as_ref().map(|s| s.speedup.value)
+    }
+
+    /// Fills `accuracy_change` from both models' per-image correctness.
+    pub fn pair_with(&mut self, baseline: &Evaluation) {
+        if let (Some(b), Some(c)) = (&baseline.correct, &self.correct) {
+            self.accuracy_change = PairedAccuracy::from_flags(b, c);
+        }
+    }
 }
 
 /// Cost of one layer (from the static profile, plus measured latency when available).
@@ -117,9 +208,16 @@ pub struct GroupFacts {
 pub struct QuantProbe {
     pub mode: QuantMode,
     pub latency_ms: f64,
+    /// Median speedup against the input model (see `speed` for its interval and verdict).
     pub speedup: f64,
+    /// The interleaved comparison with the input model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speed: Option<SpeedComparison>,
     pub model_bytes: u64,
     pub top1: Option<f64>,
+    /// Top-1 against the input model on the same images (paired).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accuracy_change: Option<PairedAccuracy>,
     /// Mean output cosine with the original model.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cosine: Option<f64>,
@@ -127,16 +225,26 @@ pub struct QuantProbe {
 }
 
 impl QuantProbe {
+    /// The probe's speed verdict against the input model (`None` when it failed).
+    pub fn verdict(&self) -> Option<SpeedVerdict> {
+        self.speed.as_ref().map(|s| s.verdict())
+    }
+
     /// The probe as an evaluation of the quantized baseline (quantization keeps MACs).
     pub fn as_evaluation(&self, baseline: &Evaluation) -> Evaluation {
         Evaluation {
-            top1: self.top1.unwrap_or(f64::NEG_INFINITY),
+            top1: self.top1,
+            top1_interval: None,
             latency_ms: self.latency_ms,
+            speed: self.speed.clone(),
+            accuracy_change: self.accuracy_change,
+            correct: None,
             model_bytes: self.model_bytes,
             images: baseline.images,
             loss: None,
             macs: baseline.macs,
             cosine: self.cosine,
+            worst_cosine: None,
             agreement: None,
             details: serde_json::Value::Null,
         }
@@ -201,8 +309,12 @@ pub struct PlanningInput {
 }
 
 impl PlanningInput {
-    /// Top-1 drop of `top1` against the baseline, points.
-    pub fn drop_of(&self, top1: f64) -> f64 {
-        self.baseline.top1 - top1
+    /// Top-1 drop of `top1` against the baseline, points (0 without labels: then the
+    /// fidelity bound is the budget).
+    pub fn drop_of(&self, top1: Option<f64>) -> f64 {
+        match (self.baseline.top1, top1) {
+            (Some(b), Some(t)) => b - t,
+            _ => 0.0,
+        }
     }
 }

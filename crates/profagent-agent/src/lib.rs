@@ -8,6 +8,7 @@
 //! - `builtin`: the deterministic built-in planner (`--llm none`).
 //! - `compressor`: rounds of plan → apply → evaluate → feedback, against small traits
 //!   (`Workbench`) so the loop is testable without the real pruning/quantization crates.
+//! - `judge`: verdicts on measurements (accept/reject, budget met), read from intervals.
 //! - `rundir` + `report`: what a run writes, and `--replay`.
 //!
 //! Only this crate talks to the network, and it never edits graphs itself.
@@ -16,6 +17,7 @@ pub mod compressor;
 pub mod config;
 pub mod error;
 pub mod facts;
+pub mod judge;
 pub mod planner;
 pub mod prompt;
 pub mod provider;

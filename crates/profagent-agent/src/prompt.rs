@@ -36,15 +36,15 @@ pub fn build_prompt(input: &PlanningInput) -> String {
     );
     let _ = writeln!(
         p,
-        "Baseline: top-1 {:.2} %, batch-1 latency {:.2} ms, size {:.2} MB.",
-        input.baseline.top1,
+        "Baseline: top-1 {}, batch-1 latency {:.2} ms, size {:.2} MB.",
+        top1_text(&input.baseline),
         input.baseline.latency_ms,
         mb(input.baseline.model_bytes)
     );
     let _ = writeln!(
         p,
-        "Current (start of this round): top-1 {:.2} %, {:.2} ms, {:.2} MB, quantization {}.",
-        input.current.top1,
+        "Current (start of this round): top-1 {}, {:.2} ms, {:.2} MB, quantization {}.",
+        top1_text(&input.current),
         input.current.latency_ms,
         mb(input.current.model_bytes),
         input.current_quantization
@@ -151,7 +151,7 @@ pub fn build_prompt(input: &PlanningInput) -> String {
     }
 
     if !input.quant_probes.is_empty() {
-        let _ = writeln!(p, "\nMeasured quantization of the current model on this runtime:\nmode | ms | speedup | MB | top-1");
+        let _ = writeln!(p, "\nMeasured quantization of the input model on this runtime (speedup: median of interleaved runs against the input, 95 % interval; top-1 drop: paired on the same images):\nmode | ms | speedup [interval] | MB | top-1");
         for q in &input.quant_probes {
             match &q.error {
                 Some(e) => {
@@ -160,10 +160,24 @@ pub fn build_prompt(input: &PlanningInput) -> String {
                 None => {
                     let _ = writeln!(
                         p,
-                        "{} | {:.2} | {:.2}x | {:.2} | {}{}",
+                        "{} | {:.2} | {:.2}x{} | {:.2} | {}{}",
                         q.mode,
                         q.latency_ms,
                         q.speedup,
+                        q.speed
+                            .as_ref()
+                            .map(|s| format!(
+                                " [{:.2}-{:.2}] {}",
+                                s.speedup.low,
+                                s.speedup.high,
+                                match s.verdict() {
+                                    crate::facts::SpeedVerdict::Faster => "faster",
+                                    crate::facts::SpeedVerdict::Slower => "SLOWER",
+                                    crate::facts::SpeedVerdict::NotDistinguishable =>
+                                        "not distinguishable",
+                                }
+                            ))
+                            .unwrap_or_default(),
                         mb(q.model_bytes),
                         q.top1
                             .map(|t| format!("{t:.2}"))
@@ -212,4 +226,16 @@ pub fn repair_prompt(problems: &str) -> String {
     format!(
         "Your answer cannot be used:\n{problems}\nReturn the corrected, complete plan as one JSON object in the same format, using only group ids and layer names from the tables."
     )
+}
+
+/// "91.20 % (95 % interval 89.4–92.7, 1000 images)" or "not measured (no labels)".
+fn top1_text(evaluation: &crate::facts::Evaluation) -> String {
+    match (evaluation.top1, evaluation.top1_interval) {
+        (Some(t), Some(i)) => format!(
+            "{t:.2} % (95 % interval {:.1}-{:.1}, {} images)",
+            i.low, i.high, evaluation.images
+        ),
+        (Some(t), None) => format!("{t:.2} %"),
+        (None, _) => "not measured (no labels)".into(),
+    }
 }

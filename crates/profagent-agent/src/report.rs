@@ -18,7 +18,9 @@ use serde::{Deserialize, Serialize};
 
 use profagent_plan::{CompressionPlan, PlanIssue, ResolvedPrune};
 
-use crate::facts::{Budget, Evaluation, GroupSensitivity, QuantProbe};
+use crate::compressor::StopReason;
+use crate::facts::{Budget, Estimate, Evaluation, GroupSensitivity, QuantProbe, SpeedComparison};
+use crate::judge::Decision;
 
 pub const REPORT_FORMAT: &str = "profagent-run/1";
 
@@ -51,11 +53,18 @@ pub struct RoundRecord {
     /// What the pruning / quantization steps reported.
     #[serde(default)]
     pub apply: serde_json::Value,
-    /// The candidate on the feedback slice.
+    /// The candidate on the feedback slice (its `speed`: against the input model).
     pub evaluation: Option<Evaluation>,
-    /// Top-1 drop against the baseline, points.
+    /// The candidate timed against the current best (interleaved), when that was not the
+    /// input model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speed_vs_best: Option<SpeedComparison>,
+    /// Top-1 drop against the baseline, points (paired, same images).
     pub acc_drop: Option<f64>,
     pub accepted: bool,
+    /// The judge's decision (absent when nothing was applied).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decision: Option<Decision>,
     /// Why accepted or rejected.
     pub verdict: String,
     pub seconds: f64,
@@ -70,13 +79,39 @@ pub struct FinalResult {
     /// Baseline and final on the holdout slice (never used for calibration or feedback).
     pub holdout_baseline: Option<Evaluation>,
     pub holdout_final: Option<Evaluation>,
+    /// Holdout top-1 drop, points (paired with the input model on the same images).
     pub acc_drop: Option<f64>,
+    /// 95 % interval of `acc_drop`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drop_interval: Option<Estimate>,
+    /// Median speedup of the final model against the input (`speed` has the interval).
     pub speedup: Option<f64>,
+    /// The final model timed against the input, interleaved on holdout inputs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speed: Option<SpeedComparison>,
     /// 1 - final size / baseline size.
     pub size_reduction: Option<f64>,
     pub budget_met: bool,
     pub stop_reason: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop: Option<StopReason>,
+    /// The round whose model was kept (0: the input model).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chosen_round: Option<usize>,
+    /// Why later models were passed over at the final check, and other plain warnings
+    /// (e.g. "the final model is slower than the input").
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fallback: Vec<String>,
     pub accepted_rounds: Vec<usize>,
+}
+
+/// Per-layer latency of the input and the final model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LayerRow {
+    pub layer: String,
+    pub op_type: String,
+    pub before_ms: Option<f64>,
+    pub after_ms: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -109,6 +144,9 @@ pub struct RunReport {
     #[serde(default)]
     pub replay: Option<ReplayInfo>,
     pub seconds: f64,
+    /// Per-layer latency before and after (empty when not measured).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub layers: Vec<LayerRow>,
 }
 
 impl RunReport {

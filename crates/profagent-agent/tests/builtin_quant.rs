@@ -7,8 +7,13 @@ use profagent_plan::{PlanContext, QuantMode};
 
 fn evaluation() -> Evaluation {
     Evaluation {
-        top1: 80.0,
+        top1: Some(80.0),
+        top1_interval: None,
         latency_ms: 100.0,
+        speed: Some(SpeedComparison::known(100.0, 100.0, 0.02)),
+        accuracy_change: Some(same_images()),
+        correct: None,
+        worst_cosine: None,
         model_bytes: 100_000_000,
         images: 64,
         loss: None,
@@ -19,13 +24,26 @@ fn evaluation() -> Evaluation {
     }
 }
 
+/// Top-1 unchanged on 5,000 images (no image flips).
+fn same_images() -> PairedAccuracy {
+    PairedAccuracy {
+        samples: 5000,
+        baseline_correct: 4000,
+        candidate_correct: 4000,
+        only_baseline: 0,
+        only_candidate: 0,
+    }
+}
+
 fn probe(mode: QuantMode, speedup: f64, cosine: f64) -> QuantProbe {
     QuantProbe {
         mode,
         latency_ms: 100.0 / speedup,
         speedup,
+        speed: Some(SpeedComparison::known(100.0, 100.0 / speedup, 0.02)),
         model_bytes: 26_000_000,
         top1: Some(80.0),
+        accuracy_change: Some(same_images()),
         cosine: Some(cosine),
         error: None,
     }

@@ -114,6 +114,21 @@ impl Workbench for FakeBench {
             serde_json::json!({"layers": layers.len()}),
         ))
     }
+    fn compare_speed(
+        &mut self,
+        reference: &Model,
+        candidate: &Model,
+        _split: Split,
+    ) -> Result<SpeedComparison, AgentError> {
+        let reference = self.evaluate(reference, Split::Feedback)?;
+        let candidate = self.evaluate(candidate, Split::Feedback)?;
+        Ok(SpeedComparison::known(
+            reference.latency_ms,
+            candidate.latency_ms,
+            0.02,
+        ))
+    }
+
     fn evaluate(&mut self, model: &Model, split: Split) -> Result<Evaluation, AgentError> {
         self.evaluations += 1;
         let t = tag(model);
@@ -147,11 +162,19 @@ impl Workbench for FakeBench {
             top1 -= 0.1;
             cosine -= 0.0002;
         }
+        // 1,000 images: the first `top1 × 10` right, so a drop of d points is d × 10 images
+        // the baseline gets right and the candidate wrong (paired).
+        let right = (top1 * 10.0).round() as usize;
         Ok(Evaluation {
-            top1,
+            top1: Some(top1),
+            top1_interval: None,
             latency_ms: latency / speed,
+            speed: None,
+            accuracy_change: None,
+            correct: Some(std::sync::Arc::new((0..1000).map(|i| i < right).collect())),
+            worst_cosine: None,
             model_bytes: 40_000_000 / size,
-            images: 100,
+            images: 1000,
             loss: Some((100.0 - top1) / 20.0),
             macs: Some(macs_total),
             cosine: Some(cosine),
@@ -457,12 +480,23 @@ fn a_fidelity_bound_steers_pruning_away_from_groups_that_move_the_outputs() {
 
 #[test]
 fn a_candidate_below_the_fidelity_bound_is_rolled_back() {
-    use profagent_agent::compressor::judge;
+    use profagent_agent::judge::judge;
     let evaluation = |latency_ms: f64, cosine: Option<f64>| Evaluation {
-        top1: 90.0,
+        top1: Some(90.0),
+        top1_interval: None,
         latency_ms,
+        speed: Some(SpeedComparison::known(10.0, latency_ms, 0.02)),
+        accuracy_change: Some(PairedAccuracy {
+            samples: 1000,
+            baseline_correct: 900,
+            candidate_correct: 900,
+            only_baseline: 0,
+            only_candidate: 0,
+        }),
+        correct: None,
+        worst_cosine: None,
         model_bytes: 1000,
-        images: 100,
+        images: 1000,
         loss: None,
         macs: None,
         cosine,
@@ -472,16 +506,15 @@ fn a_candidate_below_the_fidelity_bound_is_rolled_back() {
     let mut budget = options(None).budget;
     budget.min_cosine = Some(0.999);
     let baseline = evaluation(10.0, Some(1.0));
-    let (accepted, verdict) = judge(&budget, &baseline, &baseline, &evaluation(5.0, Some(0.998)));
-    assert!(!accepted && verdict.contains("cosine"), "{verdict}");
-    // Not measured: the bound cannot be checked, so it is not kept.
-    let (accepted, _) = judge(&budget, &baseline, &baseline, &evaluation(5.0, None));
-    assert!(!accepted);
-    let (accepted, verdict) = judge(
-        &budget,
-        &baseline,
-        &baseline,
-        &evaluation(5.0, Some(0.9995)),
+    let j = judge(&budget, &baseline, &evaluation(5.0, Some(0.998)), None);
+    assert!(
+        !j.decision.accepted() && j.reason.contains("cosine"),
+        "{}",
+        j.reason
     );
-    assert!(accepted, "{verdict}");
+    // Not measured: the bound cannot be checked, so it is not kept.
+    let j = judge(&budget, &baseline, &evaluation(5.0, None), None);
+    assert!(!j.decision.accepted());
+    let j = judge(&budget, &baseline, &evaluation(5.0, Some(0.9995)), None);
+    assert!(j.decision.accepted(), "{}", j.reason);
 }

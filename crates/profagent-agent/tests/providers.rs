@@ -52,7 +52,12 @@ fn context() -> PlanContext {
 
 fn evaluation() -> Evaluation {
     Evaluation {
-        top1: 91.0,
+        top1: Some(91.0),
+        top1_interval: None,
+        speed: None,
+        accuracy_change: None,
+        correct: None,
+        worst_cosine: None,
         latency_ms: 10.0,
         model_bytes: 44_000_000,
         images: 100,

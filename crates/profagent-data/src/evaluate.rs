@@ -95,6 +95,7 @@ pub fn evaluate_with_progress(
     let mut accuracy = Accuracy::default();
     let mut agreement = FidelityAccumulator::default();
     let mut kept: Vec<f32> = Vec::new();
+    let mut correct: Vec<bool> = Vec::new();
     // Offset into `options.reference_logits` of the next sample.
     let mut reference_offset = 0usize;
     let mut skipped: Vec<Skipped> = Vec::new();
@@ -131,6 +132,12 @@ pub fn evaluate_with_progress(
             if let Some(labels) = &batch.labels {
                 check_labels(labels, &batch.items, num_classes)?;
                 accuracy.update(logits, num_classes, labels);
+                correct.extend(
+                    logits
+                        .chunks_exact(num_classes)
+                        .zip(labels)
+                        .map(|(row, &label)| crate::metrics::argmax(row) == label),
+                );
             }
             if let (Some(reference), Some(reference_input)) =
                 (reference.as_deref_mut(), reference_input.as_ref())
@@ -208,6 +215,27 @@ pub fn evaluate_with_progress(
         skipped_items: skipped,
         top1: dataset.has_labels().then(|| accuracy.top1()),
         top5: dataset.has_labels().then(|| accuracy.top5()),
+        top1_interval: dataset
+            .has_labels()
+            .then(|| {
+                profagent_stats::wilson(
+                    accuracy.top1_correct,
+                    accuracy.samples,
+                    profagent_stats::REPORT_CONFIDENCE,
+                )
+            })
+            .flatten(),
+        top5_interval: dataset
+            .has_labels()
+            .then(|| {
+                profagent_stats::wilson(
+                    accuracy.top5_correct,
+                    accuracy.samples,
+                    profagent_stats::REPORT_CONFIDENCE,
+                )
+            })
+            .flatten(),
+        correct: dataset.has_labels().then_some(correct),
         nll: dataset.has_labels().then(|| accuracy.mean_nll()),
         fidelity: (reference_input.is_some() || options.reference_logits.is_some())
             .then(|| agreement.finish()),

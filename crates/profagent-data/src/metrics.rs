@@ -98,6 +98,13 @@ pub struct Fidelity {
     pub mean_kl: f64,
     /// Mean cosine similarity of the logit vectors.
     pub mean_cosine: f64,
+    /// Lowest cosine of any one sample (one badly mangled input hides in a mean).
+    #[serde(default = "one")]
+    pub worst_cosine: f64,
+}
+
+fn one() -> f64 {
+    1.0
 }
 
 /// Streaming version of `fidelity`, for batch-by-batch evaluation.
@@ -107,6 +114,7 @@ pub struct FidelityAccumulator {
     agreements: usize,
     kl_sum: f64,
     cosine_sum: f64,
+    worst_cosine: Option<f64>,
 }
 
 impl FidelityAccumulator {
@@ -118,7 +126,9 @@ impl FidelityAccumulator {
             self.samples += 1;
             self.agreements += usize::from(argmax(r) == argmax(m));
             self.kl_sum += kl_divergence(r, m);
-            self.cosine_sum += cosine(r, m);
+            let similarity = cosine(r, m);
+            self.cosine_sum += similarity;
+            self.worst_cosine = Some(self.worst_cosine.map_or(similarity, |w| w.min(similarity)));
         }
     }
 
@@ -129,6 +139,7 @@ impl FidelityAccumulator {
             top1_agreement: ratio(self.agreements, self.samples),
             mean_kl: self.kl_sum / n,
             mean_cosine: self.cosine_sum / n,
+            worst_cosine: self.worst_cosine.unwrap_or(1.0),
         }
     }
 }

@@ -44,6 +44,11 @@ pub struct EvalRecord {
     pub skipped_items: Vec<Skipped>,
     pub top1: Option<f64>,
     pub top5: Option<f64>,
+    /// Wilson intervals of `top1` / `top5` (fractions) at `profagent_stats::REPORT_CONFIDENCE`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top1_interval: Option<profagent_stats::Estimate>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top5_interval: Option<profagent_stats::Estimate>,
     /// Mean cross-entropy of the labelled class (nats), with labels.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nll: Option<f64>,
@@ -67,6 +72,10 @@ pub struct EvalRecord {
     /// asked for them (not serialized).
     #[serde(skip)]
     pub logits: Option<Vec<f32>>,
+    /// Per sample (in dataset order), whether the top-1 class is the label: what a paired
+    /// comparison of two models on the same images needs (not serialized).
+    #[serde(skip)]
+    pub correct: Option<Vec<bool>>,
 }
 
 /// Before → after. Accuracy deltas are in percentage points; ratios are before / after, so a

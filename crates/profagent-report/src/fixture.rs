@@ -12,8 +12,8 @@ use profagent_plan::{
 use serde_json::json;
 
 use crate::model::{
-    Budget, Evaluation, FinalResult, GroupSensitivity, LatencyAt, LayerRow, ModelInfo, QuantProbe,
-    Round, RunReport, REPORT_FORMAT,
+    Budget, Estimate, Evaluation, FinalResult, GroupSensitivity, LatencyAt, LayerRow, ModelInfo,
+    QuantProbe, Round, RunReport, SpeedComparison, REPORT_FORMAT,
 };
 
 /// Layers of ResNet-20 with their median batch-1 latency in the input and in the final model (ms).
@@ -69,6 +69,10 @@ fn evaluation(
         macs: Some(macs),
         cosine: None,
         agreement: None,
+        top1_interval: None,
+        speed: None,
+        accuracy_change: None,
+        worst_cosine: None,
         details: serde_json::Value::Null,
     }
 }
@@ -144,6 +148,8 @@ fn round_one() -> Round {
         "layer3.1.conv1",
     ];
     Round {
+        speed_vs_best: None,
+        decision: None,
         round: 1,
         planner: "builtin".into(),
         attempts: 2,
@@ -182,6 +188,8 @@ fn round_one() -> Round {
 fn round_two() -> Round {
     let decisions = ["layer3.0.conv1", "layer3.1.conv1", "layer3.2.conv1"];
     Round {
+        speed_vs_best: None,
+        decision: None,
         round: 2,
         planner: "builtin".into(),
         attempts: 1,
@@ -221,6 +229,8 @@ fn round_two() -> Round {
 fn round_three() -> Round {
     let decisions = ["layer2.1.conv1", "layer2.2.conv1"];
     Round {
+        speed_vs_best: None,
+        decision: None,
         round: 3,
         planner: "builtin".into(),
         attempts: 1,
@@ -306,6 +316,8 @@ pub fn example_report() -> RunReport {
                 model_bytes: 1_096_544,
                 top1: Some(88.00),
                 error: None,
+                speed: None,
+                accuracy_change: None,
             },
             QuantProbe {
                 mode: "static".into(),
@@ -314,6 +326,8 @@ pub fn example_report() -> RunReport {
                 model_bytes: 369_812,
                 top1: Some(87.70),
                 error: None,
+                speed: None,
+                accuracy_change: None,
             },
             QuantProbe {
                 mode: "int4".into(),
@@ -322,6 +336,8 @@ pub fn example_report() -> RunReport {
                 model_bytes: 1_096_544,
                 top1: None,
                 error: Some("int4 is weight-only for MatMul; this model has none".into()),
+                speed: None,
+                accuracy_change: None,
             },
         ],
         sensitivity: [
@@ -354,7 +370,34 @@ pub fn example_report() -> RunReport {
             holdout_baseline: Some(holdout_baseline),
             holdout_final: Some(holdout_final),
             acc_drop: Some(0.66),
+            drop_interval: Some(Estimate {
+                value: 0.66,
+                low: 0.21,
+                high: 1.11,
+                confidence: 0.95,
+            }),
             speedup: Some(2.0),
+            speed: Some(SpeedComparison {
+                speedup: Estimate {
+                    value: 2.0,
+                    low: 1.93,
+                    high: 2.08,
+                    confidence: 0.96,
+                },
+                reference_ms: 0.92,
+                candidate_ms: Estimate {
+                    value: 0.46,
+                    low: 0.45,
+                    high: 0.48,
+                    confidence: 0.96,
+                },
+                pairs: 12,
+                runs_per_block: 40,
+                stopped: "interval within ±3 %".into(),
+                seconds: 4.2,
+                batch: 1,
+            }),
+            fallback: Vec::new(),
             size_reduction: Some(0.716),
             budget_met: true,
             stop_reason: "speedup target reached in round 3 with 0.25 pp of accuracy budget left"

@@ -37,7 +37,29 @@ pub fn ms(value: f64) -> String {
 }
 
 pub fn percent(value: f64) -> String {
+    if value.is_nan() {
+        return "not measured (no labels)".into();
+    }
     format!("{value:.2} %")
+}
+
+/// "1.48x faster (95 % interval 1.41–1.55x)", "0.56x: 1.79x slower (...)" or
+/// "1.01x: not distinguishable (0.97–1.04x)": a ratio below 1 is called slower.
+pub fn speed(comparison: &profagent_stats::SpeedComparison) -> String {
+    comparison.describe()
+}
+
+/// "+0.40 pp (95 % interval −0.30 to +1.10, 4000 images)".
+pub fn change(drop: f64, interval: Option<&profagent_stats::Estimate>, images: usize) -> String {
+    match interval {
+        Some(i) => format!(
+            "{} (95 % interval {:+.2} to {:+.2} pp, paired on {images} images)",
+            points(-drop),
+            -i.high,
+            -i.low
+        ),
+        None => points(-drop),
+    }
 }
 
 /// Signed percentage points.

@@ -9,7 +9,7 @@ use crate::charts;
 use crate::error::ReportError;
 use crate::format;
 use crate::markdown::duration;
-use crate::model::{Round, RunReport};
+use crate::model::{Round, RunReport, SpeedVerdict};
 use crate::tables::{self, Align, Table};
 
 /// Ids of the sections every report has (per-layer latency only when measured).
@@ -235,17 +235,34 @@ fn kpis(out: &mut String, report: &RunReport) {
         } else {
             "bad"
         };
-        cards.push(("Top-1 change", format::points(-drop), class));
-    }
-    let speedup = result
-        .speedup
-        .or(after.map(|a| before.latency_ms / a.latency_ms));
-    if let Some(speedup) = speedup {
+        let images = result.holdout_final.as_ref().map(|e| e.images).unwrap_or(0);
         cards.push((
-            "Speedup, batch 1",
-            format!("{speedup:.2}x"),
-            if speedup >= 1.0 { "good" } else { "bad" },
+            "Top-1 change",
+            format::change(drop, result.drop_interval.as_ref(), images),
+            class,
         ));
+    }
+    match &result.speed {
+        Some(speed) => {
+            let class = match speed.verdict() {
+                SpeedVerdict::Faster => "good",
+                SpeedVerdict::Slower => "bad",
+                SpeedVerdict::NotDistinguishable => "",
+            };
+            cards.push(("Speed vs input, batch 1", format::speed(speed), class));
+        }
+        None => {
+            let speedup = result
+                .speedup
+                .or(after.map(|a| before.latency_ms / a.latency_ms));
+            if let Some(speedup) = speedup {
+                cards.push((
+                    "Speedup, batch 1 (no interval)",
+                    format!("{speedup:.2}x"),
+                    if speedup >= 1.0 { "good" } else { "bad" },
+                ));
+            }
+        }
     }
     let reduction = result
         .size_reduction

@@ -19,6 +19,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::ReportError;
+pub use profagent_stats::{Estimate, PairedAccuracy, SpeedComparison, SpeedVerdict};
+
+/// Reads a number that may be null (unlabelled data has no top-1) as NaN.
+fn nan_when_null<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(deserializer)?.unwrap_or(f64::NAN))
+}
 
 /// The report format this crate reads (the agent's `REPORT_FORMAT`).
 pub const REPORT_FORMAT: &str = "profagent-run/1";
@@ -104,8 +110,21 @@ pub struct LatencyAt {
 /// Accuracy, speed and size of one model on one data slice. Accuracies in percent.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Evaluation {
-    /// Top-1 accuracy, percent.
+    /// Top-1 accuracy, percent; NaN when the data had no labels (written as null).
+    #[serde(deserialize_with = "nan_when_null")]
     pub top1: f64,
+    /// Wilson interval of `top1`, percent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top1_interval: Option<Estimate>,
+    /// Against the input model, timed interleaved (for the input itself: against itself).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speed: Option<SpeedComparison>,
+    /// Top-1 against the input model on the same images.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accuracy_change: Option<PairedAccuracy>,
+    /// Lowest per-image output cosine with the input model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worst_cosine: Option<f64>,
     /// Median batch-1 latency, ms.
     pub latency_ms: f64,
     /// Serialised model size, bytes.
@@ -144,6 +163,11 @@ pub struct QuantProbe {
     pub mode: String,
     pub latency_ms: f64,
     pub speedup: f64,
+    /// The interleaved comparison with the input model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speed: Option<SpeedComparison>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accuracy_change: Option<PairedAccuracy>,
     pub model_bytes: u64,
     #[serde(default)]
     pub top1: Option<f64>,
@@ -206,10 +230,16 @@ pub struct Round {
     /// The candidate on the feedback slice.
     #[serde(default)]
     pub evaluation: Option<Evaluation>,
+    /// The candidate timed against the current best, when that was not the input model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speed_vs_best: Option<SpeedComparison>,
     /// Top-1 drop against the baseline, points.
     #[serde(default)]
     pub acc_drop: Option<f64>,
     pub accepted: bool,
+    /// The judge's decision ("accepted", "accuracy_at_risk", "slower", ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decision: Option<String>,
     /// Why accepted or rolled back.
     #[serde(default)]
     pub verdict: String,
@@ -232,8 +262,17 @@ pub struct FinalResult {
     pub holdout_final: Option<Evaluation>,
     #[serde(default)]
     pub acc_drop: Option<f64>,
+    /// 95 % interval of `acc_drop` (paired, holdout).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drop_interval: Option<Estimate>,
     #[serde(default)]
     pub speedup: Option<f64>,
+    /// The final model timed against the input, interleaved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speed: Option<SpeedComparison>,
+    /// Why later models were passed over at the final check, and plain warnings.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fallback: Vec<String>,
     /// 1 - final size / baseline size.
     #[serde(default)]
     pub size_reduction: Option<f64>,

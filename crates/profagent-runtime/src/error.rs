@@ -62,6 +62,9 @@ pub enum RuntimeError {
     #[error("fidelity check: {reason}")]
     Fidelity { reason: String },
 
+    #[error("latency comparison: {reason}")]
+    Comparison { reason: String },
+
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,

@@ -15,6 +15,7 @@
 //! Helpers for other crates: `check_fidelity` (output agreement), `measure_latency`
 //! (warm-up + timed runs → `LatencyStats`), `machine_info` (CPU model, int8 ISA flags).
 pub mod attribution;
+pub mod compare;
 pub mod discovery;
 pub mod error;
 pub mod fidelity;
@@ -28,10 +29,12 @@ pub mod trace;
 #[cfg(feature = "tract")]
 mod tract_backend;
 
+pub use compare::{compare_latency, CompareSettings};
 pub use error::{Result, RuntimeError, ORT_INSTALL_HINT};
 pub use fidelity::{check_fidelity, FidelityReport};
 pub use latency::{measure_latency, LatencyStats};
 pub use machine::{machine_info, MachineInfo};
+pub use profagent_stats::{SpeedComparison, SpeedVerdict};
 pub use profile::{
     profile_model, synthetic_inputs, DynamicProfile, LayerLatency, NodeLatency, ProfileSettings,
 };

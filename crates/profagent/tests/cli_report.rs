@@ -106,8 +106,15 @@ fn reads_the_agent_report_json() {
     use profagent_agent::{Budget, Evaluation};
 
     let evaluation = |top1: f64, latency_ms: f64, model_bytes: u64| Evaluation {
-        top1,
+        top1: Some(top1),
+        top1_interval: None,
         latency_ms,
+        speed: Some(profagent_agent::facts::SpeedComparison::known(
+            0.9, latency_ms, 0.02,
+        )),
+        accuracy_change: None,
+        correct: None,
+        worst_cosine: Some(0.998),
         model_bytes,
         images: 500,
         loss: None,
@@ -154,8 +161,10 @@ fn reads_the_agent_report_json() {
             failure: None,
             apply: serde_json::Value::Null,
             evaluation: Some(evaluation(87.8, 0.5, 300_000)),
+            speed_vs_best: None,
             acc_drop: Some(0.2),
             accepted: true,
+            decision: Some(profagent_agent::judge::Decision::Accepted),
             verdict: "accepted".into(),
             seconds: 3.0,
         }],
@@ -166,14 +175,22 @@ fn reads_the_agent_report_json() {
             holdout_baseline: None,
             holdout_final: None,
             acc_drop: Some(0.2),
+            drop_interval: None,
             speedup: Some(1.8),
+            speed: Some(profagent_agent::facts::SpeedComparison::known(
+                0.9, 0.5, 0.02,
+            )),
             size_reduction: Some(0.72),
             budget_met: true,
             stop_reason: "budget met".into(),
+            stop: None,
+            chosen_round: Some(1),
+            fallback: Vec::new(),
             accepted_rounds: vec![1],
         }),
         replay: None,
         seconds: 12.0,
+        layers: Vec::new(),
     };
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(

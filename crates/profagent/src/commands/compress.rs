@@ -120,6 +120,10 @@ pub struct Args {
     /// Re-run a recorded run from its recorded answers and decisions (no network).
     #[arg(long, value_name = "RUN_DIR")]
     pub replay: Option<PathBuf>,
+    /// Seconds at most per interleaved latency comparison (candidate against the input or the
+    /// current best); comparisons end sooner once the speedup interval is within ±3 %.
+    #[arg(long, default_value_t = 30.0, value_name = "SECONDS")]
+    pub compare_seconds: f64,
     /// Also write the report JSON to this path.
     #[arg(long, value_name = "PATH")]
     pub json: Option<PathBuf>,
@@ -202,6 +206,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         profagent_data::Preprocess::preset(&preset)?
     };
     let dataset = profagent_data::Dataset::open(&args.data, &preprocess)?;
+    if !dataset.has_labels() && args.min_cosine.is_none() {
+        anyhow::bail!(
+            "{} has no labels, so top-1 cannot be measured: pass --min-cosine (e.g. 0.999) to bound how far the outputs may move from the input model's instead",
+            args.data.display()
+        );
+    }
     let seed = Some(args.split_seed);
     let (calibration_images, feedback_images) =
         split_sizes(dataset.len(), args.calibration_images, args.feedback_images);
@@ -229,8 +239,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .map(|i| i.name().to_string())
         .find(|n| !model.graph().initializer.iter().any(|t| t.name() == n))
         .context("the model has no graph input")?;
+    let fixed_batch = fixed_batch_of(&model, &input_name);
     let mut calibration = Vec::new();
-    for batch in calibration_set.batches(50) {
+    for batch in calibration_set.batches(fixed_batch.unwrap_or(50)) {
         calibration.push(vec![(input_name.clone(), batch?.input)]);
     }
 
@@ -255,6 +266,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         runtime_name: args.runtime.clone(),
         reference: model.to_bytes(),
         reference_logits: [None, None],
+        compare: profagent_runtime::CompareSettings {
+            time_cap: std::time::Duration::from_secs_f64(args.compare_seconds.max(1.0)),
+            ..Default::default()
+        },
+        input_name: input_name.clone(),
+        fixed_batch,
     };
     let run_dir = RunDir::create(&args.out, settings.secrets())?;
     let options = CompressOptions {
@@ -294,12 +311,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         &mut progress,
     )
     .map_err(|e| RuntimeFailure(e.into()))?;
-    if options.replay.is_none() {
-        progress("profiling per-layer latency of the baseline and final models for the report");
-        if let Err(e) = add_layer_latencies(&args, bench.runtime.as_ref(), &model, &run_dir) {
-            eprintln!("warning: per-layer latency for the report not measured: {e:#}");
-        }
-    }
     match profagent_report::regenerate(run_dir.root()) {
         Ok((_, written)) => eprintln!(
             "wrote {} and {}",
@@ -315,85 +326,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let met = report.final_result.as_ref().is_some_and(|f| f.budget_met);
     print_summary(&report, met);
     Ok(ExitCode::from(if met { OK } else { BUDGET_NOT_MET }))
-}
-
-/// Median per-layer latency (ms) of `model` from the runtime's profiler, by layer name.
-fn layer_latencies(
-    runtime: &dyn profagent_runtime::Runtime,
-    model: &profagent_onnx::Model,
-    threads: usize,
-) -> anyhow::Result<Vec<(String, String, f64)>> {
-    use profagent_runtime::{profile_model, synthetic_inputs, ModelSource, ProfileSettings};
-    let mut profile =
-        profagent_profile::static_profile(model, &profagent_profile::ProfileOptions::default())?;
-    let (declared, _) = profagent_runtime::onnx_io::graph_io(model.graph());
-    let inputs = synthetic_inputs(&declared, 1)?;
-    let options = profagent_runtime::SessionOptions {
-        threads,
-        ..Default::default()
-    };
-    let measured = profile_model(
-        runtime,
-        &ModelSource::Bytes(model.to_bytes()),
-        model,
-        &options,
-        &inputs,
-        ProfileSettings {
-            warmup: LAYER_PROFILE_WARMUP,
-            runs: LAYER_PROFILE_RUNS,
-        },
-    )?;
-    profagent_profile::merge_measured(&mut profile, &measured);
-    Ok(profile
-        .layers
-        .iter()
-        .filter_map(|l| {
-            let op = l.op_types.first().cloned().unwrap_or_default();
-            l.latency_ms.map(|ms| (l.name.clone(), op, ms))
-        })
-        .collect())
-}
-
-/// Timed runs per model for the report's per-layer latency chart.
-const LAYER_PROFILE_RUNS: usize = 10;
-const LAYER_PROFILE_WARMUP: usize = 3;
-
-/// Adds `layers[]` (per-layer latency before/after) to the run's report.json.
-fn add_layer_latencies(
-    args: &Args,
-    runtime: &dyn profagent_runtime::Runtime,
-    baseline: &profagent_onnx::Model,
-    run_dir: &RunDir,
-) -> anyhow::Result<()> {
-    let final_model = profagent_onnx::Model::load(run_dir.path("model.onnx"))?;
-    let before = layer_latencies(runtime, baseline, args.threads)?;
-    let after = layer_latencies(runtime, &final_model, args.threads)?;
-    let after_by_name: std::collections::HashMap<&str, f64> =
-        after.iter().map(|(n, _, ms)| (n.as_str(), *ms)).collect();
-    let mut rows: Vec<serde_json::Value> = before
-        .iter()
-        .map(|(name, op, ms)| {
-            serde_json::json!({"layer": name, "op_type": op, "before_ms": ms,
-                "after_ms": after_by_name.get(name.as_str())})
-        })
-        .collect();
-    let known: std::collections::HashSet<&str> =
-        before.iter().map(|(n, _, _)| n.as_str()).collect();
-    for (name, op, ms) in after.iter().filter(|(n, _, _)| !known.contains(n.as_str())) {
-        rows.push(
-            serde_json::json!({"layer": name, "op_type": op, "before_ms": null, "after_ms": ms}),
-        );
-    }
-    let path = run_dir.path(profagent_agent::rundir::REPORT_FILE);
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("cannot read {}", path.display()))?;
-    let mut report: serde_json::Value = serde_json::from_str(&text)
-        .with_context(|| format!("{} is not valid JSON", path.display()))?;
-    if let Some(object) = report.as_object_mut() {
-        object.insert("layers".into(), serde_json::Value::Array(rows));
-    }
-    profagent_onnx::write_atomic(&path, serde_json::to_string_pretty(&report)?.as_bytes())?;
-    Ok(())
 }
 
 /// Calibration and feedback slice sizes: as asked when the data has room for them plus a
@@ -430,17 +362,45 @@ fn auto_preset(model: &profagent_onnx::Model) -> String {
     }
 }
 
+/// The model input's fixed batch size, when its first dimension is a number.
+fn fixed_batch_of(model: &profagent_onnx::Model, input_name: &str) -> Option<usize> {
+    use profagent_onnx::proto::{tensor_shape_proto::dimension::Value, type_proto};
+    let input = model
+        .graph()
+        .input
+        .iter()
+        .find(|i| i.name() == input_name)?;
+    match input.r#type.as_ref()?.value.as_ref()? {
+        type_proto::Value::TensorType(t) => match t.shape.as_ref()?.dim.first()?.value.as_ref()? {
+            Value::DimValue(v) if *v > 0 => usize::try_from(*v).ok(),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
 fn print_summary(report: &RunReport, budget_met: bool) {
-    println!("\nround  accepted  top-1 (feedback)  latency ms  size MB  plan");
+    println!("\nround  accepted  top-1 (feedback)  drop [95 % interval]   speedup vs input [95 %]  size MB  plan");
     for r in &report.rounds {
         let e = r.evaluation.as_ref();
         println!(
-            "{:>5}  {:>8}  {:>16}  {:>10}  {:>7}  {}",
+            "{:>5}  {:>8}  {:>16}  {:>21}  {:>23}  {:>7}  {}",
             r.round,
             if r.accepted { "yes" } else { "no" },
-            e.map(|e| format!("{:.2}", e.top1))
+            e.and_then(|e| e.top1)
+                .map(|t| format!("{t:.2}"))
                 .unwrap_or_else(|| "-".into()),
-            e.map(|e| format!("{:.2}", e.latency_ms))
+            e.and_then(|e| e.accuracy_change)
+                .map(|p| {
+                    let i = p.drop_interval(profagent_stats::REPORT_CONFIDENCE);
+                    format!("{:.2} [{:.2}, {:.2}]", i.value, i.low, i.high)
+                })
+                .unwrap_or_else(|| "-".into()),
+            e.and_then(|e| e.speed.as_ref())
+                .map(|s| format!(
+                    "{:.2}x [{:.2}, {:.2}]",
+                    s.speedup.value, s.speedup.low, s.speedup.high
+                ))
                 .unwrap_or_else(|| "-".into()),
             e.map(|e| format!("{:.2}", e.model_bytes as f64 / 1e6))
                 .unwrap_or_else(|| "-".into()),
@@ -452,23 +412,64 @@ fn print_summary(report: &RunReport, budget_met: bool) {
     };
     println!();
     if let (Some(b), Some(c)) = (&f.holdout_baseline, &f.holdout_final) {
-        println!("holdout ({} images)   baseline    final", c.images);
-        println!("top-1 %              {:>8.2}  {:>7.2}", b.top1, c.top1);
+        let top1 = |e: &profagent_agent::Evaluation| match (e.top1, e.top1_interval) {
+            (Some(t), Some(i)) => format!("{t:.2} [{:.2}, {:.2}]", i.low, i.high),
+            (Some(t), None) => format!("{t:.2}"),
+            (None, _) => "no labels".into(),
+        };
         println!(
-            "latency ms (batch 1) {:>8.2}  {:>7.2}",
+            "holdout ({} images)    baseline               final",
+            c.images
+        );
+        println!("top-1 % [95 %]        {:<22} {}", top1(b), top1(c));
+        println!(
+            "latency ms (batch 1)  {:<22.3} {:.3}",
             b.latency_ms, c.latency_ms
         );
         println!(
-            "size MB              {:>8.2}  {:>7.2}",
+            "size MB               {:<22.2} {:.2}",
             b.model_bytes as f64 / 1e6,
             c.model_bytes as f64 / 1e6
         );
+        if let Some(cosine) = c.cosine {
+            println!(
+                "output cosine         {:<22} {cosine:.5} (worst image {})",
+                "1",
+                c.worst_cosine
+                    .map(|w| format!("{w:.5}"))
+                    .unwrap_or_else(|| "-".into())
+            );
+        }
+    }
+    let accuracy = match (f.acc_drop, f.drop_interval) {
+        (Some(d), Some(i)) => format!(
+            "top-1 drop {d:.2} points (95 % interval {:.2} to {:.2}, paired on {} holdout images)",
+            i.low,
+            i.high,
+            f.holdout_final.as_ref().map(|e| e.images).unwrap_or(0)
+        ),
+        (Some(d), None) => format!("top-1 drop {d:.2} points"),
+        (None, _) => "no labels: accuracy not measured".into(),
+    };
+    let speed = f
+        .speed
+        .as_ref()
+        .map(|s| s.describe())
+        .unwrap_or_else(|| "speed not compared (the input model is returned)".into());
+    let size = f.size_reduction.unwrap_or(0.0) * 100.0;
+    println!(
+        "{accuracy}; {speed}; {}",
+        if size >= 0.0 {
+            format!("{size:.1} % smaller")
+        } else {
+            format!("{:.1} % larger", -size)
+        }
+    );
+    for note in &f.fallback {
+        println!("note: {note}");
     }
     println!(
-        "drop {:.2} points, {:.2}x faster, {:.1} % smaller; budget {}; stopped: {}",
-        f.acc_drop.unwrap_or(f64::NAN),
-        f.speedup.unwrap_or(f64::NAN),
-        100.0 * f.size_reduction.unwrap_or(f64::NAN),
+        "budget {}; stopped: {}",
         if budget_met { "met" } else { "not met" },
         f.stop_reason
     );

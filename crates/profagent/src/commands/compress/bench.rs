@@ -29,6 +29,11 @@ pub struct OrtBench {
     pub reference: Vec<u8>,
     /// The original model's logits on the feedback and holdout slices, computed once.
     pub reference_logits: [Option<Arc<Vec<f32>>>; 2],
+    /// How long and how precisely latency comparisons measure.
+    pub compare: profagent_runtime::CompareSettings,
+    /// The model's input name and fixed batch size (when its batch dimension is fixed).
+    pub input_name: String,
+    pub fixed_batch: Option<usize>,
 }
 
 fn step(step: &str, error: impl std::fmt::Display) -> AgentError {
@@ -222,20 +227,106 @@ impl Workbench for OrtBench {
     }
 
     fn evaluate(&mut self, model: &Model, split: Split) -> Result<Evaluation, AgentError> {
-        let options = self.eval.clone();
-        self.evaluate_with(model, split, &options)
-    }
-
-    fn evaluate_accuracy(&mut self, model: &Model, split: Split) -> Result<Evaluation, AgentError> {
         let options = EvalOptions {
             latency_batches: Vec::new(),
             ..self.eval.clone()
         };
         self.evaluate_with(model, split, &options)
     }
+
+    fn compare_speed(
+        &mut self,
+        reference: &Model,
+        candidate: &Model,
+        split: Split,
+    ) -> Result<profagent_runtime::SpeedComparison, AgentError> {
+        let dataset = match split {
+            Split::Feedback => &self.feedback,
+            Split::Holdout => &self.holdout,
+        };
+        let input = self.timing_input(dataset)?;
+        profagent_runtime::compare_latency(
+            self.runtime.as_ref(),
+            &ModelSource::Bytes(reference.to_bytes()),
+            &ModelSource::Bytes(candidate.to_bytes()),
+            &self.session,
+            &input,
+            &self.compare,
+        )
+        .map_err(|e| step("latency comparison", e))
+    }
+
+    fn layer_latencies(&mut self, model: &Model) -> Result<Vec<(String, String, f64)>, AgentError> {
+        layer_latencies(self.runtime.as_ref(), model, &self.session)
+            .map_err(|e| step("per-layer profile", format!("{e:#}")))
+    }
+}
+
+/// Timed runs per model for the report's per-layer latency chart.
+const LAYER_PROFILE_RUNS: usize = 10;
+const LAYER_PROFILE_WARMUP: usize = 3;
+
+/// Median per-layer latency (ms) of `model` from the runtime's profiler, by layer name.
+fn layer_latencies(
+    runtime: &dyn Runtime,
+    model: &Model,
+    session: &SessionOptions,
+) -> anyhow::Result<Vec<(String, String, f64)>> {
+    use profagent_runtime::{profile_model, synthetic_inputs, ProfileSettings};
+    let mut profile =
+        profagent_profile::static_profile(model, &profagent_profile::ProfileOptions::default())?;
+    let (declared, _) = profagent_runtime::onnx_io::graph_io(model.graph());
+    let inputs = synthetic_inputs(&declared, 1)?;
+    let measured = profile_model(
+        runtime,
+        &ModelSource::Bytes(model.to_bytes()),
+        model,
+        session,
+        &inputs,
+        ProfileSettings {
+            warmup: LAYER_PROFILE_WARMUP,
+            runs: LAYER_PROFILE_RUNS,
+        },
+    )?;
+    profagent_profile::merge_measured(&mut profile, &measured);
+    Ok(profile
+        .layers
+        .iter()
+        .filter_map(|l| {
+            let op = l.op_types.first().cloned().unwrap_or_default();
+            l.latency_ms.map(|ms| (l.name.clone(), op, ms))
+        })
+        .collect())
 }
 
 impl OrtBench {
+    /// One real sample of `dataset` at batch 1 (the model's fixed batch when it has one),
+    /// as the timed input of latency comparisons.
+    fn timing_input(
+        &self,
+        dataset: &Dataset,
+    ) -> Result<Vec<(String, profagent_runtime::Tensor)>, AgentError> {
+        let batch = dataset
+            .load_batch(0..1.min(dataset.len()))
+            .map_err(|e| step("loading a timing sample", e))?;
+        let mut tensor = batch.input;
+        if let Some(fixed) = self.fixed_batch.filter(|&b| b > 1) {
+            let values = tensor.as_f32().unwrap_or(&[]).to_vec();
+            let mut shape = tensor.shape.clone();
+            shape[0] = fixed;
+            tensor = profagent_runtime::Tensor::f32(
+                shape,
+                values
+                    .iter()
+                    .copied()
+                    .cycle()
+                    .take(values.len() * fixed)
+                    .collect(),
+            );
+        }
+        Ok(vec![(self.input_name.clone(), tensor)])
+    }
+
     fn evaluate_with(
         &mut self,
         model: &Model,
@@ -289,9 +380,21 @@ impl OrtBench {
             }
             (None, None) => (None, None),
         };
+        let worst_cosine = record.fidelity.as_ref().map(|f| f.worst_cosine);
         Ok(Evaluation {
-            top1: record.top1.unwrap_or(0.0) * 100.0,
-            latency_ms: record.latency_ms.unwrap_or(f64::NAN),
+            top1: record.top1.map(|t| t * 100.0),
+            top1_interval: record.top1_interval.map(|i| profagent_stats::Estimate {
+                value: i.value * 100.0,
+                low: i.low * 100.0,
+                high: i.high * 100.0,
+                confidence: i.confidence,
+            }),
+            // Filled by the loop from an interleaved comparison.
+            latency_ms: 0.0,
+            speed: None,
+            accuracy_change: None,
+            correct: record.correct.take().map(Arc::new),
+            worst_cosine,
             model_bytes,
             images: record.samples,
             loss: record.nll,

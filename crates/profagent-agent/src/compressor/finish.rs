@@ -1,0 +1,249 @@
+//! The final check: the loop's choice measured again where it was never tuned.
+//!
+//! The feedback slice chose the model, so its numbers are optimistic (a plan judged −0.40 on
+//! 1,000 feedback images was −1.12 on 5,000 held ones). Here the chosen model and the input
+//! are evaluated on the holdout slice (paired, the same images), and timed against each other
+//! interleaved on holdout inputs. A model that the holdout shows over the accuracy or fidelity
+//! bound, or that is measurably slower than the input without a memory target that asks for
+//! size at any speed, is replaced by the latest earlier accepted model that holds, down to the
+//! input itself; the report says which and why.
+use profagent_onnx::Model;
+
+use super::{CompressOptions, Progress, Split, State, StopReason, Workbench};
+use crate::error::AgentError;
+use crate::facts::{Evaluation, SpeedVerdict};
+use crate::judge::{describe_accuracy, targets_reached};
+use crate::report::{sha256_hex, FinalResult, LayerRow};
+use crate::rundir::{RunDir, MODEL_FILE};
+
+/// Why a candidate for the final model was passed over, or `None` when it holds.
+fn holdout_objection(
+    options: &CompressOptions,
+    evaluation: &Evaluation,
+    speed_verdict: Option<SpeedVerdict>,
+) -> Option<String> {
+    let budget = &options.budget;
+    if let Some(drop) = evaluation.drop_points() {
+        if drop > budget.max_acc_drop {
+            return Some(format!(
+                "its holdout {} is over the budget of {:.2} points",
+                describe_accuracy(evaluation),
+                budget.max_acc_drop
+            ));
+        }
+    }
+    if !budget.fidelity_kept(evaluation) {
+        return Some(format!(
+            "its holdout output cosine {} is below the bound {:.4}",
+            evaluation
+                .cosine
+                .map(|c| format!("{c:.5}"))
+                .unwrap_or_else(|| "(not measured)".into()),
+            budget.min_cosine.unwrap_or_default()
+        ));
+    }
+    if speed_verdict == Some(SpeedVerdict::Slower) && budget.target_memory_bytes.is_none() {
+        return Some("it is measurably slower than the input model and no memory target asks for size at any speed".into());
+    }
+    None
+}
+
+/// Picks, writes and describes the final model (see the module doc). `accepted`: every
+/// accepted state, oldest (the input) first.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn finish(
+    input: &Model,
+    baseline: &Evaluation,
+    accepted: Vec<State>,
+    options: &CompressOptions,
+    stop_reason: StopReason,
+    loop_met: bool,
+    bench: &mut dyn Workbench,
+    run_dir: &RunDir,
+    progress: &mut dyn Progress,
+) -> Result<(FinalResult, Model, Vec<LayerRow>), AgentError> {
+    let recorded = options
+        .replay
+        .as_ref()
+        .and_then(|r| r.source.final_result.as_ref());
+    let last_round = accepted.last().map(|s| s.round).unwrap_or(0);
+    let mut notes: Vec<String> = Vec::new();
+    let (chosen, holdout_baseline, holdout_final) = match recorded {
+        Some(f) => {
+            let round = f.chosen_round.unwrap_or(last_round);
+            let state = accepted
+                .iter()
+                .rev()
+                .find(|s| s.round == round)
+                .or(accepted.last())
+                .cloned()
+                .ok_or_else(|| AgentError::Step {
+                    step: "replay".into(),
+                    reason: "no accepted model to replay".into(),
+                })?;
+            notes.extend(f.fallback.clone());
+            (state, f.holdout_baseline.clone(), f.holdout_final.clone())
+        }
+        None => {
+            progress.line("evaluating the input model on the holdout slice");
+            let mut holdout_baseline = bench.evaluate(input, Split::Holdout)?;
+            holdout_baseline.pair_with(&holdout_baseline.clone());
+            let mut picked = None;
+            for state in accepted.iter().rev() {
+                if state.round == 0 {
+                    break;
+                }
+                progress.line(&format!(
+                    "checking round {}'s model on the holdout slice (accuracy paired with the input, speed interleaved)",
+                    state.round
+                ));
+                let mut evaluation = bench.evaluate(&state.deployed, Split::Holdout)?;
+                evaluation.pair_with(&holdout_baseline);
+                // Speed only matters once the accuracy holds.
+                if let Some(why) = holdout_objection(options, &evaluation, None) {
+                    notes.push(format!("round {}'s model was not kept: {why}", state.round));
+                    progress.line(notes.last().map(String::as_str).unwrap_or_default());
+                    continue;
+                }
+                let speed = bench.compare_speed(input, &state.deployed, Split::Holdout)?;
+                evaluation.latency_ms = speed.candidate_ms.value;
+                let verdict = speed.verdict();
+                let reference_ms = speed.reference_ms;
+                evaluation.speed = Some(speed);
+                if let Some(why) = holdout_objection(options, &evaluation, Some(verdict)) {
+                    notes.push(format!("round {}'s model was not kept: {why}", state.round));
+                    progress.line(notes.last().map(String::as_str).unwrap_or_default());
+                    continue;
+                }
+                holdout_baseline.latency_ms = reference_ms;
+                picked = Some((state.clone(), evaluation));
+                break;
+            }
+            let (state, holdout_final) = match picked {
+                Some(found) => found,
+                None => {
+                    let input_state =
+                        accepted.first().cloned().ok_or_else(|| AgentError::Step {
+                            step: "final".into(),
+                            reason: "the input state is missing".into(),
+                        })?;
+                    if last_round != 0 {
+                        notes.push("no accepted model held on the holdout slice: the input model is returned unchanged".into());
+                    }
+                    let mut same = holdout_baseline.clone();
+                    same.speed = baseline.speed.clone();
+                    same.latency_ms = baseline.latency_ms;
+                    holdout_baseline.latency_ms = baseline.latency_ms;
+                    (input_state, same)
+                }
+            };
+            (state, Some(holdout_baseline), Some(holdout_final))
+        }
+    };
+    let final_bytes = chosen.deployed.to_bytes();
+    let model_path = run_dir.path(MODEL_FILE);
+    profagent_onnx::write_atomic(&model_path, &final_bytes)
+        .map_err(|e| AgentError::run_dir(&model_path, e))?;
+    let reference = holdout_baseline.as_ref().unwrap_or(baseline);
+    let final_eval = holdout_final.as_ref().unwrap_or(&chosen.evaluation);
+    let budget = &options.budget;
+    let bounds = final_eval
+        .drop_points()
+        .is_none_or(|d| d <= budget.max_acc_drop)
+        && budget.fidelity_kept(final_eval);
+    let budget_met = if budget.any_target() {
+        bounds && targets_reached(budget, reference, final_eval)
+    } else {
+        bounds
+    };
+    let speed = final_eval.speed.clone();
+    let slower_note = speed.as_ref().filter(|s| s.verdict() == SpeedVerdict::Slower).map(|s| {
+        format!(
+            "the final model is slower than the input: {} (kept because the memory target asks for size)",
+            s.describe()
+        )
+    });
+    notes.extend(slower_note);
+    let stop = if loop_met && !matches!(stop_reason, StopReason::BudgetMet { .. }) {
+        format!("budget met ({stop_reason})")
+    } else {
+        stop_reason.to_string()
+    };
+    let layers = if options.replay.is_some() {
+        options
+            .replay
+            .as_ref()
+            .map(|r| r.source.layers.clone())
+            .unwrap_or_default()
+    } else {
+        progress.line("profiling per-layer latency of the input and final models for the report");
+        layer_rows(bench, input, &chosen.deployed, progress)
+    };
+    let result = FinalResult {
+        model_path: model_path.display().to_string(),
+        sha256: sha256_hex(&final_bytes),
+        feedback: chosen.evaluation.clone(),
+        acc_drop: final_eval.drop_points(),
+        drop_interval: final_eval
+            .accuracy_change
+            .map(|p| p.drop_interval(profagent_stats::REPORT_CONFIDENCE)),
+        speedup: speed.as_ref().map(|s| s.speedup.value),
+        speed,
+        size_reduction: Some(
+            1.0 - final_eval.model_bytes as f64 / reference.model_bytes.max(1) as f64,
+        ),
+        budget_met,
+        holdout_baseline,
+        holdout_final,
+        stop_reason: stop,
+        stop: Some(stop_reason),
+        chosen_round: Some(chosen.round),
+        fallback: notes,
+        accepted_rounds: accepted
+            .iter()
+            .filter(|s| s.round > 0)
+            .map(|s| s.round)
+            .collect(),
+    };
+    Ok((result, chosen.deployed, layers))
+}
+
+/// Per-layer latency of the input and the final model (the runtime's profiler), joined by
+/// layer name; empty when the workbench cannot profile.
+fn layer_rows(
+    bench: &mut dyn Workbench,
+    input: &Model,
+    chosen: &Model,
+    progress: &mut dyn Progress,
+) -> Vec<LayerRow> {
+    let (before, after) = match (bench.layer_latencies(input), bench.layer_latencies(chosen)) {
+        (Ok(b), Ok(a)) => (b, a),
+        (Err(e), _) | (_, Err(e)) => {
+            progress.line(&format!("warning: per-layer latency not measured: {e}"));
+            return Vec::new();
+        }
+    };
+    let mut rows: Vec<LayerRow> = before
+        .iter()
+        .map(|(name, op, ms)| LayerRow {
+            layer: name.clone(),
+            op_type: op.clone(),
+            before_ms: Some(*ms),
+            after_ms: after
+                .iter()
+                .find(|(n, _, _)| n == name)
+                .map(|(_, _, ms)| *ms),
+        })
+        .collect();
+    for (name, op, ms) in &after {
+        if !before.iter().any(|(n, _, _)| n == name) {
+            rows.push(LayerRow {
+                layer: name.clone(),
+                op_type: op.clone(),
+                before_ms: None,
+                after_ms: Some(*ms),
+            });
+        }
+    }
+    rows
+}

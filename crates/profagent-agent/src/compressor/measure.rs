@@ -1,0 +1,264 @@
+//! Measurements taken before planning, on the feedback slice: what each quantization mode
+//! does to the input model on this runtime (probes: speed interleaved against the input,
+//! top-1 paired against it, size, fidelity), and what pruning each heavy group alone costs
+//! (sensitivity). Failures are recorded, not fatal: a mode the runtime cannot run is
+//! information for the planner.
+use std::collections::BTreeMap;
+
+use profagent_onnx::Model;
+use profagent_plan::{QuantMode, QuantSetting};
+
+use super::{Analysis, Progress, Split, Workbench};
+use crate::facts::{Evaluation, GroupFacts, GroupSensitivity, QuantProbe};
+
+/// Quantizes the baseline with every available mode and measures it; failures are recorded,
+/// not fatal (a mode the runtime cannot run is information for the planner).
+pub(super) fn probe_quantization(
+    input: &Model,
+    analysis: &Analysis,
+    baseline: &Evaluation,
+    bench: &mut dyn Workbench,
+    progress: &mut dyn Progress,
+) -> Vec<QuantProbe> {
+    let mut probes = Vec::new();
+    for mode in [QuantMode::Dynamic, QuantMode::Static, QuantMode::Int4] {
+        if !analysis.context.quant_modes.contains(&mode) {
+            continue;
+        }
+        let layers: BTreeMap<String, QuantSetting> = analysis
+            .context
+            .layers
+            .iter()
+            .filter(|(_, info)| info.quant_modes.contains(&mode))
+            .map(|(name, _)| (name.clone(), QuantSetting::new(mode)))
+            .collect();
+        if layers.is_empty() {
+            continue;
+        }
+        progress.line(&format!("probing {mode} quantization"));
+        probes.push(match probe(input, &layers, baseline, bench) {
+            Ok(p) => p,
+            Err(e) => QuantProbe {
+                mode,
+                latency_ms: 0.0,
+                speedup: 0.0,
+                speed: None,
+                model_bytes: 0,
+                top1: None,
+                accuracy_change: None,
+                cosine: None,
+                error: Some(e.to_string()),
+            },
+        });
+        if let Some(p) = probes.last() {
+            progress.line(&match (&p.error, &p.speed) {
+                (Some(e), _) => format!("  {mode}: failed: {e}"),
+                (None, speed) => format!(
+                    "  {mode}: {}, {:.2} MB, {}",
+                    speed
+                        .as_ref()
+                        .map(|s| s.describe())
+                        .unwrap_or_else(|| "speed not measured".into()),
+                    p.model_bytes as f64 / 1e6,
+                    match p.accuracy_change {
+                        Some(change) => format!(
+                            "top-1 {:.2} % (drop {:.2} on {} images)",
+                            p.top1.unwrap_or_default(),
+                            change.drop_points(),
+                            change.samples
+                        ),
+                        None => p
+                            .cosine
+                            .map(|c| format!("output cosine {c:.5}"))
+                            .unwrap_or_default(),
+                    }
+                ),
+            });
+        }
+    }
+    probes
+}
+
+/// One probe: quantize, evaluate (paired with the baseline), time against the input.
+fn probe(
+    input: &Model,
+    layers: &BTreeMap<String, QuantSetting>,
+    baseline: &Evaluation,
+    bench: &mut dyn Workbench,
+) -> Result<QuantProbe, crate::AgentError> {
+    let mode = layers
+        .values()
+        .next()
+        .map(|s| s.mode)
+        .unwrap_or(QuantMode::None);
+    let (model, _) = bench.quantize(input, layers)?;
+    let mut evaluation = bench.evaluate(&model, Split::Feedback)?;
+    evaluation.pair_with(baseline);
+    let speed = bench.compare_speed(input, &model, Split::Feedback)?;
+    Ok(QuantProbe {
+        mode,
+        latency_ms: speed.candidate_ms.value,
+        speedup: speed.speedup.value,
+        speed: Some(speed),
+        model_bytes: evaluation.model_bytes,
+        top1: evaluation.top1,
+        accuracy_change: evaluation.accuracy_change,
+        cosine: evaluation.cosine,
+        error: None,
+    })
+}
+
+/// Fraction of a group's channels removed to measure its sensitivity (the built-in planner's
+/// first step, so the number predicts what its first round costs).
+pub const SENSITIVITY_RATIO: f64 = crate::builtin::INITIAL_STEP;
+/// Groups needed to fit the points-per-nat slope of `fit_expected_drops`.
+const MIN_SENSITIVITY_FIT: usize = 3;
+
+/// Prunes each of the `max_groups` heaviest prunable groups alone by `SENSITIVITY_RATIO` and
+/// measures top-1 on the feedback slice (no timing): what pruning that group costs, measured
+/// rather than guessed from weight norms. Failures are recorded, not fatal.
+pub(super) fn measure_sensitivity(
+    input: &Model,
+    analysis: &Analysis,
+    baseline: &Evaluation,
+    max_groups: usize,
+    bench: &mut dyn Workbench,
+    progress: &mut dyn Progress,
+) -> Vec<GroupSensitivity> {
+    let mut candidates: Vec<&GroupFacts> = analysis
+        .groups
+        .iter()
+        .filter(|g| g.prunable)
+        .filter(|g| {
+            analysis.context.groups.get(&g.id).is_some_and(|c| {
+                c.not_prunable.is_none() && analysis.context.group_is_protected(c).is_none()
+            })
+        })
+        .collect();
+    candidates.sort_by(|a, b| {
+        let cost = |g: &GroupFacts| g.latency_ms.unwrap_or(g.macs as f64 * 1e-9);
+        cost(b).total_cmp(&cost(a)).then(a.id.cmp(&b.id))
+    });
+    candidates.truncate(max_groups);
+    if candidates.is_empty() {
+        return Vec::new();
+    }
+    progress.line(&format!(
+        "measuring pruning sensitivity of {} groups ({:.0} % each, alone)",
+        candidates.len(),
+        SENSITIVITY_RATIO * 100.0
+    ));
+    let mut out = Vec::new();
+    for group in candidates {
+        // A measurement that could not be made, for the report.
+        let failed = |current: usize, keep: usize, error: String| GroupSensitivity {
+            group: group.id.clone(),
+            ratio: SENSITIVITY_RATIO,
+            current,
+            keep,
+            top1: None,
+            drop: None,
+            loss_increase: None,
+            expected_drop: None,
+            cosine_loss: None,
+            error: Some(error),
+        };
+        let mut plan = profagent_plan::CompressionPlan::empty("sensitivity measurement");
+        plan.pruning.push(crate::builtin::l1_decision(
+            group,
+            SENSITIVITY_RATIO,
+            crate::builtin::round_to_for(group.channels),
+            "sensitivity measurement".into(),
+        ));
+        let resolved = match profagent_plan::validate(&plan, &analysis.context) {
+            Ok(v) => v.pruning().to_vec(),
+            Err(e) => {
+                out.push(failed(group.channels, group.channels, e.to_string()));
+                continue;
+            }
+        };
+        let Some(first) = resolved.first().cloned() else {
+            continue;
+        };
+        if first.keep >= first.current {
+            continue;
+        }
+        let outcome = bench
+            .prune(input, &resolved)
+            .and_then(|(model, _)| bench.evaluate(&model, Split::Feedback));
+        let entry = match outcome {
+            Ok(e) => GroupSensitivity {
+                group: group.id.clone(),
+                ratio: SENSITIVITY_RATIO,
+                current: first.current,
+                keep: first.keep,
+                top1: e.top1,
+                drop: e
+                    .top1
+                    .zip(baseline.top1)
+                    .map(|(after, before)| before - after),
+                loss_increase: e
+                    .loss
+                    .zip(baseline.loss)
+                    .map(|(after, before)| after - before),
+                expected_drop: None,
+                cosine_loss: e.cosine.map(|c| 1.0 - c),
+                error: None,
+            },
+            Err(e) => failed(first.current, first.keep, e.to_string()),
+        };
+        progress.line(&match (&entry.drop, &entry.error) {
+            (Some(d), _) => format!(
+                "  {} {}→{}: top-1 drop {d:.2}{}",
+                entry.group,
+                entry.current,
+                entry.keep,
+                entry
+                    .loss_increase
+                    .map(|l| format!(", loss {l:+.4} nats"))
+                    .unwrap_or_default()
+                    + &entry
+                        .cosine_loss
+                        .map(|l| format!(", output cosine {:.5}", 1.0 - l))
+                        .unwrap_or_default()
+            ),
+            (_, Some(e)) => format!("  {}: failed: {e}", entry.group),
+            _ => String::new(),
+        });
+        out.push(entry);
+    }
+    fit_expected_drops(&mut out);
+    out
+}
+
+/// Fills `expected_drop`: one group's top-1 difference on a few hundred images moves by whole
+/// images (±0.5 points is noise), while its loss increase is continuous. Fitting drop ≈ k × loss
+/// increase over all measured groups (least squares through the origin, k ≥ 0) and reading each
+/// group's expected drop off the fit pools every measurement's information.
+fn fit_expected_drops(measured: &mut [GroupSensitivity]) {
+    let pairs: Vec<(f64, f64)> = measured
+        .iter()
+        .filter_map(|m| Some((m.loss_increase?, m.drop?)))
+        .filter(|(l, d)| l.is_finite() && d.is_finite())
+        .collect();
+    let sxx: f64 = pairs.iter().map(|(l, _)| l * l).sum();
+    let sxy: f64 = pairs.iter().map(|(l, d)| l * d).sum();
+    let slope = (pairs.len() >= MIN_SENSITIVITY_FIT && sxx > 0.0).then(|| (sxy / sxx).max(0.0));
+    for m in measured {
+        m.expected_drop = match (slope, m.loss_increase) {
+            (Some(k), Some(l)) if l.is_finite() => Some(k * l),
+            _ => m.drop,
+        };
+    }
+}
+
+/// Copies measured sensitivities onto the planner's group facts (by group id; groups that were
+/// not measured keep `None`).
+pub(super) fn apply_sensitivity(groups: &mut [GroupFacts], measured: &[GroupSensitivity]) {
+    for group in groups {
+        if let Some(m) = measured.iter().find(|m| m.group == group.id) {
+            group.sensitivity = m.expected_drop.or(m.drop);
+            group.fidelity_loss = m.cosine_loss;
+        }
+    }
+}
