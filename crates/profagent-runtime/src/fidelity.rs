@@ -2,13 +2,26 @@
 //! reference outputs. Every rewrite must be checked on the runtime it targets (tract 0.23.9, for
 //! one, folds DequantizeLinear → Softmax → QuantizeLinear into a wrong lookup table), so other
 //! crates call `check_fidelity` instead of comparing numbers their own way.
+//!
+//! Output cosine has one definition in ProfAgent: per sample (the rows along axis 0, all
+//! outputs of that sample together), the cosine of the reference's and the model's values,
+//! then the mean over samples; `profagent-data`'s fidelity of logits is the same quantity for
+//! `[batch, classes]` outputs. The worst sample is reported beside the mean: one mangled input
+//! hides in a mean.
 use crate::{Result, RuntimeError, Tensor, TensorData};
 
 /// Agreement between reference outputs and outputs under test, over all outputs together.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct FidelityReport {
-    /// Cosine similarity of the flattened outputs (1.0 = same direction; 1.0 when both are zero).
+    /// Mean over samples of each sample's output cosine (1.0 = same direction; 1.0 when both
+    /// are zero). NaN when any output is NaN.
     pub cosine: f64,
+    /// Lowest cosine of any sample.
+    #[serde(default)]
+    pub worst_cosine: f64,
+    /// Samples compared (rows along axis 0; 1 when the outputs have no common batch axis).
+    #[serde(default)]
+    pub samples: usize,
     /// Largest absolute elementwise difference.
     pub max_abs_error: f64,
     /// Largest absolute difference divided by the reference's largest magnitude (scale-free,
@@ -22,6 +35,30 @@ pub struct FidelityReport {
 }
 
 impl FidelityReport {
+    /// Pools two reports on disjoint samples (e.g. a check run in chunks).
+    pub fn merge(&self, other: &FidelityReport) -> FidelityReport {
+        let total = (self.samples + other.samples).max(1) as f64;
+        let weighted =
+            |a: f64, b: f64| (a * self.samples as f64 + b * other.samples as f64) / total;
+        let rows = |r: &FidelityReport| r.top1_agreement.map(|a| (a, r.samples as f64));
+        FidelityReport {
+            cosine: weighted(self.cosine, other.cosine),
+            worst_cosine: if self.worst_cosine.is_nan() || other.worst_cosine.is_nan() {
+                f64::NAN
+            } else {
+                self.worst_cosine.min(other.worst_cosine)
+            },
+            samples: self.samples + other.samples,
+            max_abs_error: self.max_abs_error.max(other.max_abs_error),
+            max_rel_error: self.max_rel_error.max(other.max_rel_error),
+            top1_agreement: match (rows(self), rows(other)) {
+                (Some((a, n)), Some((b, m))) => Some((a * n + b * m) / (n + m).max(1.0)),
+                (a, b) => a.or(b).map(|(x, _)| x),
+            },
+            elements: self.elements + other.elements,
+        }
+    }
+
     /// True when the outputs match within `max_rel_error` (relative to the reference scale).
     pub fn within(&self, max_rel_error: f64) -> bool {
         self.max_rel_error <= max_rel_error
@@ -43,9 +80,20 @@ pub fn check_fidelity(
             ),
         });
     }
-    let mut dot = 0f64;
-    let mut norm_reference = 0f64;
-    let mut norm_test = 0f64;
+    // Samples: the common leading dimension of every output (else the whole as one sample).
+    let batch = reference
+        .first()
+        .and_then(|(_, t)| t.shape.first().copied())
+        .filter(|&b| {
+            b > 0
+                && reference
+                    .iter()
+                    .all(|(_, t)| t.shape.len() >= 2 && t.shape.first() == Some(&b))
+        })
+        .unwrap_or(1);
+    let mut dot = vec![0f64; batch];
+    let mut norm_reference = vec![0f64; batch];
+    let mut norm_test = vec![0f64; batch];
     let mut max_abs = 0f64;
     let mut reference_scale = 0f64;
     let mut elements = 0usize;
@@ -74,10 +122,12 @@ pub fn check_fidelity(
                 })
             }
         };
-        for (&e, &a) in expected.iter().zip(&actual) {
-            dot += e * a;
-            norm_reference += e * e;
-            norm_test += a * a;
+        let per_sample = (expected.len() / batch).max(1);
+        for (i, (&e, &a)) in expected.iter().zip(&actual).enumerate() {
+            let sample = (i / per_sample).min(batch - 1);
+            dot[sample] += e * a;
+            norm_reference[sample] += e * e;
+            norm_test[sample] += a * a;
             saw_nan |= e.is_nan() || a.is_nan();
             max_abs = max_abs.max((e - a).abs());
             reference_scale = reference_scale.max(e.abs());
@@ -92,13 +142,19 @@ pub fn check_fidelity(
             }
         }
     }
-    let cosine = if norm_reference == 0.0 && norm_test == 0.0 {
-        1.0
-    } else if norm_reference == 0.0 || norm_test == 0.0 {
-        0.0
-    } else {
-        dot / (norm_reference.sqrt() * norm_test.sqrt())
-    };
+    let cosines: Vec<f64> = (0..batch)
+        .map(|i| {
+            if norm_reference[i] == 0.0 && norm_test[i] == 0.0 {
+                1.0
+            } else if norm_reference[i] == 0.0 || norm_test[i] == 0.0 {
+                0.0
+            } else {
+                dot[i] / (norm_reference[i].sqrt() * norm_test[i].sqrt())
+            }
+        })
+        .collect();
+    let cosine = cosines.iter().sum::<f64>() / batch as f64;
+    let worst = cosines.iter().copied().fold(f64::INFINITY, f64::min);
     let max_rel_error = if reference_scale > 0.0 {
         max_abs / reference_scale
     } else if max_abs == 0.0 {
@@ -107,9 +163,11 @@ pub fn check_fidelity(
         f64::INFINITY
     };
     // NaN anywhere must not read as agreement.
-    let poisoned = saw_nan || !dot.is_finite();
+    let poisoned = saw_nan || !cosine.is_finite();
     Ok(FidelityReport {
         cosine: if poisoned { f64::NAN } else { cosine },
+        worst_cosine: if poisoned { f64::NAN } else { worst },
+        samples: batch,
         max_abs_error: if poisoned { f64::INFINITY } else { max_abs },
         max_rel_error: if poisoned {
             f64::INFINITY
@@ -170,8 +228,15 @@ mod tests {
         assert_eq!(report.top1_agreement, Some(0.5));
         assert!((report.max_abs_error - 0.6).abs() < 1e-6);
         assert!((report.max_rel_error - 0.2).abs() < 1e-6);
-        assert!(report.cosine < 1.0 && report.cosine > 0.9);
+        assert!(report.cosine < 1.0 && report.cosine > 0.85);
+        assert_eq!(report.samples, 2);
+        // The first sample is exact, the second is not: the worst is the second's cosine.
+        assert!(report.worst_cosine < report.cosine);
         assert!(!report.within(0.1));
+        let pooled = report.merge(&check_fidelity(&a, &a).unwrap());
+        assert_eq!(pooled.samples, 4);
+        assert!((pooled.cosine - (report.cosine + 1.0) / 2.0).abs() < 1e-12);
+        assert_eq!(pooled.top1_agreement, Some(0.75));
     }
 
     #[test]

@@ -55,11 +55,40 @@ fn static_quantization_is_checked_on_real_samples_before_it_is_written() {
         .as_str()
         .unwrap()
         .starts_with("onnxruntime"));
-    assert_eq!(check["inputs"], "real");
-    assert_eq!(check["samples"], 4);
+    // 64 of the 300 images calibrate; the check runs on 50 of the others.
+    assert_eq!(check["inputs"], "real held-out (not used for calibration)");
+    assert_eq!(check["samples"], 50);
+    assert!(
+        check["report"]["worst_cosine"].as_f64().unwrap()
+            <= check["report"]["cosine"].as_f64().unwrap()
+    );
     let cosine = check["report"]["cosine"].as_f64().unwrap();
     assert!((0.98..=1.0 + 1e-9).contains(&cosine), "{cosine}");
     assert!(out.is_file());
+}
+
+/// Issue 15: a model whose mean cosine over 50 real images is below its mode's budget is
+/// refused by the default check. Calibration that keeps only the median of each activation's
+/// range (percentile 90) clips the largest activations of every layer: a deliberately bad calibration.
+#[test]
+fn a_badly_calibrated_static_model_is_refused_on_fifty_held_out_images() {
+    let (model, data) = example();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("bad.onnx");
+    let run = quantize(&model, &out, "static")
+        .args(["--calib", data.to_str().unwrap()])
+        .args(["--preprocess", "cifar10", "--calib-count", "64"])
+        .args(["--calibration", "percentile", "--percentile", "90"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("on 50 real held-out (not used for calibration) samples"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("worst sample"), "{stderr}");
+    assert!(!out.exists(), "a refused model must not be written");
 }
 
 #[test]

@@ -110,6 +110,10 @@ pub struct Args {
     /// shapes; the output cosine to the original is reported); `none` skips the check.
     #[arg(long, value_enum, default_value = "ort", value_name = "ort|tract|none")]
     pub check_runtime: crate::commands::check::CheckRuntime,
+
+    /// Real samples the check runs (from --calib); fewer than 32 are reported as too few.
+    #[arg(long, default_value_t = crate::commands::check::CHECK_SAMPLES, value_name = "N")]
+    pub check_samples: usize,
 }
 
 fn parse_rule(text: &str) -> anyhow::Result<RatioRule> {
@@ -222,8 +226,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         &pruned,
         calibration
             .as_ref()
-            .and_then(|c| c.batches.first())
-            .map(|b| b.as_slice()),
+            .map(|c| crate::commands::check::CheckInputs {
+                batches: &c.batches,
+                origin: "real calibration",
+            }),
+        args.check_samples,
         f64::NEG_INFINITY,
         "pruned",
     )?;

@@ -25,7 +25,7 @@ use profagent_quant::{
 /// Layer patterns (--include / --exclude, repeatable): a layer name such as `layer1.0.conv1`
 /// (also selects the layers under it) or an exact node name; `re:REGEX` matching a whole
 /// layer or node name; `op:MatMul` for an op type.
-#[derive(clap::Args, Debug)]
+#[derive(clap::Args, Debug, Clone)]
 #[command(after_help = "Examples:\n  \
     profagent quantize vit.onnx -o vit_int8.onnx --mode dynamic\n  \
     profagent quantize resnet.onnx -o resnet_qdq.onnx --mode static --calib data/ --calib-count 500\n  \
@@ -114,12 +114,17 @@ pub struct Args {
     #[arg(long, value_name = "PATH")]
     pub json: Option<PathBuf>,
 
-    /// Before writing, run the original and the quantized model on this runtime (on the first
-    /// calibration samples, else synthetic inputs) and refuse to write a model whose output
-    /// cosine falls below the mode's budget (0.99 dynamic, 0.98 static, 0.95 int4); `none`
+    /// Before writing, run the original and the quantized model on this runtime (on real
+    /// samples from --calib, else synthetic inputs) and refuse to write a model whose mean
+    /// output cosine falls below the mode's budget (0.99 dynamic, 0.98 static, 0.95 int4); `none`
     /// skips the check.
     #[arg(long, value_enum, default_value = "ort", value_name = "ort|tract|none")]
     pub check_runtime: crate::commands::check::CheckRuntime,
+
+    /// Real samples the check runs (from --calib, after the calibration samples when the
+    /// data has more); fewer than 32 are reported as too few to trust.
+    #[arg(long, default_value_t = crate::commands::check::CHECK_SAMPLES, value_name = "N")]
+    pub check_samples: usize,
 }
 
 /// Smallest output cosine to the float model a quantized model may have on the check runtime.
@@ -165,14 +170,37 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let (quantized, report) = quantize(&model, &spec, batches.as_deref())
         .with_context(|| format!("cannot quantize {}", args.model.display()))?;
+    // Checked on samples that calibration did not see when the data has them (calibrating
+    // and checking on the same images would hide bad ranges), else on the calibration ones.
+    let held_out = match &args.calib {
+        Some(data) if args.check_runtime != crate::commands::check::CheckRuntime::None => {
+            check_batches(&args, data, spec.mode == Mode::Static)?
+        }
+        _ => Vec::new(),
+    };
+    let check_inputs = if !held_out.is_empty() {
+        Some(crate::commands::check::CheckInputs {
+            batches: &held_out,
+            origin: if spec.mode == Mode::Static {
+                "real held-out (not used for calibration)"
+            } else {
+                "real"
+            },
+        })
+    } else {
+        batches
+            .as_deref()
+            .map(|b| crate::commands::check::CheckInputs {
+                batches: b,
+                origin: "real calibration (no others in the data)",
+            })
+    };
     let check = crate::commands::check::check_rewrite(
         args.check_runtime,
         &model,
         &quantized,
-        batches
-            .as_ref()
-            .and_then(|b| b.first())
-            .map(|b| b.as_slice()),
+        check_inputs,
+        args.check_samples,
         min_cosine(spec.mode),
         "quantized",
     )?;
@@ -226,6 +254,23 @@ fn spec_of(args: &Args) -> QuantSpec {
     };
     spec.block_size = args.block_size;
     spec
+}
+
+/// Up to `--check-samples` samples of `data` for the pre-write check: those after the
+/// calibration samples when calibration used the data (static), else its first ones. Empty
+/// when the data has none left.
+fn check_batches(args: &Args, data: &Path, after_calibration: bool) -> anyhow::Result<Vec<Batch>> {
+    let mut check = args.clone();
+    if after_calibration {
+        check.calib_offset = args.calib_offset + args.calib_count;
+    }
+    check.calib_count = args.check_samples;
+    match calibration_batches(&check, data) {
+        Ok(batches) => Ok(batches),
+        // No samples left after calibration: the caller falls back to the calibration ones.
+        Err(_) if after_calibration => Ok(Vec::new()),
+        Err(e) => Err(e),
+    }
 }
 
 fn calibration_batches(args: &Args, data: &Path) -> anyhow::Result<Vec<Batch>> {
