@@ -35,6 +35,7 @@ fn compress_keeps_the_fidelity_bound_and_reports_the_cosine_of_every_candidate()
             "3",
         ])
         .args(["--calibration-images", "64", "--feedback-images", "128"])
+        .args(["--compare-seconds", "5"])
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&run.stderr);

@@ -224,9 +224,31 @@ fn print_summary(record: &EvalRecord) {
         "dataset    {} ({} samples, {} skipped)",
         record.dataset, record.samples, record.skipped
     );
-    if let (Some(top1), Some(top5)) = (record.top1, record.top5) {
-        println!("top-1      {:.2} %", top1 * 100.0);
-        println!("top-5      {:.2} %", top5 * 100.0);
+    let interval = |i: Option<profagent_stats::Estimate>| {
+        i.map(|i| {
+            format!(
+                " (95 % interval {:.2}–{:.2} %, Wilson, {} samples)",
+                i.low * 100.0,
+                i.high * 100.0,
+                record.samples
+            )
+        })
+        .unwrap_or_default()
+    };
+    match (record.top1, record.top5) {
+        (Some(top1), Some(top5)) => {
+            println!(
+                "top-1      {:.2} %{}",
+                top1 * 100.0,
+                interval(record.top1_interval)
+            );
+            println!(
+                "top-5      {:.2} %{}",
+                top5 * 100.0,
+                interval(record.top5_interval)
+            );
+        }
+        _ => println!("top-1      not measured: the data has no labels"),
     }
     if let Some(f) = &record.fidelity {
         println!(
