@@ -56,6 +56,8 @@ pub struct Dataset {
     order: Vec<usize>,
     preprocess: Preprocess,
     skip_bad: bool,
+    /// A classes file (path, names in the model's order) mapping class folders to indices.
+    classes: Option<(PathBuf, Arc<Vec<String>>)>,
 }
 
 /// A sample that was skipped (`skip_bad`) and why.
@@ -76,8 +78,9 @@ pub struct Batch {
 }
 
 impl Dataset {
-    /// Opens a dataset. A directory is an ImageFolder tree (class = sorted sub-folder index)
-    /// unless it holds `dataset.txt`/`labels.txt`; `.npy`/`.npz` are tensors (used as they are,
+    /// Opens a dataset. A directory is an ImageFolder tree (class folders; see
+    /// `class_indices` for how they become class indices), or a flat folder of unlabelled
+    /// images, unless it holds `dataset.txt`/`labels.txt`; `.npy`/`.npz` are tensors (used as they are,
     /// `preprocess` does not apply); any other file is a labels file of `path, label` lines.
     pub fn open(path: &Path, preprocess: &Preprocess) -> Result<Dataset> {
         if !path.exists() {
@@ -136,6 +139,36 @@ impl Dataset {
             order: (0..len).collect(),
             preprocess: preprocess.clone(),
             skip_bad: false,
+            classes: None,
+        }
+    }
+
+    /// Map class folders to model classes through a classes file (see `crate::labels`).
+    pub fn with_classes(mut self, file: &Path) -> Result<Dataset> {
+        let names = crate::labels::read_class_names(file)?;
+        self.classes = Some((file.to_path_buf(), Arc::new(names)));
+        Ok(self)
+    }
+
+    /// For an ImageFolder tree, the model class index of each class folder (indexed by the
+    /// labels `load_batch` gives, i.e. sorted folder positions), decided against the model's
+    /// `num_classes` (see `crate::labels`); `None` when the labels already are class indices
+    /// (labels files, label arrays). An error when no mapping is known.
+    pub fn class_indices(&self, num_classes: usize) -> Result<Option<Vec<usize>>> {
+        match &*self.source {
+            Source::Images {
+                class_names: Some(folders),
+                ..
+            } => crate::labels::folder_class_indices(
+                &self.origin,
+                folders,
+                num_classes,
+                self.classes
+                    .as_ref()
+                    .map(|(file, names)| (file.as_path(), names.as_slice())),
+            )
+            .map(Some),
+            _ => Ok(None),
         }
     }
 

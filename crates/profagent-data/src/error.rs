@@ -45,6 +45,19 @@ pub enum DataError {
         reason: String,
     },
 
+    #[error("no preprocessing known for '{model}': pass --preprocess PRESET|FILE (presets: {presets}; or a JSON file), or put a preprocessor_config.json beside the model")]
+    NoPreprocess { model: PathBuf, presets: String },
+
+    #[error("model input '{input}' has dynamic dimensions {shape}: pass --input-shape {example} (a size for every dynamic dimension), or give data with that shape")]
+    InputShapeNeeded {
+        input: String,
+        shape: String,
+        example: String,
+    },
+
+    #[error("--input-shape '{text}': {reason}")]
+    BadInputShape { text: String, reason: String },
+
     #[error("unknown preprocessing preset '{name}' (known: {known})")]
     UnknownPreset { name: String, known: String },
 

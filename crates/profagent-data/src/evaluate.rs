@@ -102,6 +102,7 @@ pub fn evaluate_with_progress(
     let total = dataset.len();
     let started = Instant::now();
     let mut checked_shape = dataset.sample_shape().is_some();
+    let mut class_indices: Option<Option<Vec<usize>>> = None;
 
     std::thread::scope(|scope| -> Result<()> {
         let (sender, receiver) = mpsc::sync_channel::<Result<Batch>>(PREFETCH_BATCHES);
@@ -129,8 +130,16 @@ pub fn evaluate_with_progress(
             let num_classes = logits.len() / batch.input.shape[0];
             let logits = &logits[..rows * num_classes];
             if let Some(labels) = &batch.labels {
-                check_labels(labels, &batch.items, num_classes)?;
-                accuracy.update(logits, num_classes, labels);
+                // Class folders become model class indices once the class count is known.
+                if class_indices.is_none() {
+                    class_indices = Some(dataset.class_indices(num_classes)?);
+                }
+                let labels: Vec<usize> = match class_indices.as_ref().and_then(Option::as_ref) {
+                    Some(map) => labels.iter().map(|&l| map[l]).collect(),
+                    None => labels.clone(),
+                };
+                check_labels(&labels, &batch.items, num_classes)?;
+                accuracy.update(logits, num_classes, &labels);
             }
             if let (Some(reference), Some(reference_input)) =
                 (reference.as_deref_mut(), reference_input.as_ref())
@@ -335,19 +344,7 @@ fn check_labels(labels: &[usize], items: &[String], num_classes: usize) -> Resul
 /// A model with a fixed batch dimension gets its last batch padded by repeating the last sample;
 /// only the first `items.len()` rows of the output are scored.
 fn pad_to_fixed_batch(mut batch: Batch, fixed: Option<usize>) -> Batch {
-    let Some(fixed) = fixed else { return batch };
-    let rows = batch.input.shape[0];
-    if rows >= fixed {
-        return batch;
-    }
-    if let profagent_runtime::TensorData::F32(values) = &mut batch.input.data {
-        let width = values.len() / rows.max(1);
-        let last = values[values.len() - width..].to_vec();
-        for _ in rows..fixed {
-            values.extend_from_slice(&last);
-        }
-    }
-    batch.input.shape[0] = fixed;
+    batch.input = crate::inputs::pad_rows(batch.input, fixed);
     batch
 }
 
