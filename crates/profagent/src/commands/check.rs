@@ -4,6 +4,7 @@
 //! a valid graph (tract 0.23.9 folds `DequantizeLinear → Softmax → QuantizeLinear` into a wrong
 //! lookup table: cosine 0.34 on a QDQ ViT), so "the rewrite is correct" is checked where it runs.
 use anyhow::Context;
+use profagent_data::InputShape;
 use profagent_onnx::Model;
 use profagent_runtime::{
     check_fidelity, open_runtime, synthetic_inputs, FidelityReport, ModelSource, RuntimeKind,
@@ -61,12 +62,15 @@ impl CheckOutcome {
 
 /// Runs `original` and `rewritten` on `runtime` and fails (exit 3) when the rewrite's output
 /// cosine is below `min_cosine`. `inputs`: real samples when the caller has them (static
-/// quantization is calibrated for real data and must be checked on it), else synthetic ones.
+/// quantization is calibrated for real data and must be checked on it), else synthetic ones
+/// shaped by `input_shapes` (`--input-shape`) where the model leaves dimensions dynamic; a
+/// dynamic dimension nobody sized is a bad-input error (exit 2) naming the flag to pass.
 pub fn check_rewrite(
     kind: CheckRuntime,
     original: &Model,
     rewritten: &Model,
     inputs: Option<&[(String, Tensor)]>,
+    input_shapes: &[InputShape],
     min_cosine: f64,
     what: &str,
 ) -> anyhow::Result<Option<CheckOutcome>> {
@@ -74,6 +78,14 @@ pub fn check_rewrite(
         CheckRuntime::None => return Ok(None),
         CheckRuntime::Ort => RuntimeKind::Ort,
         CheckRuntime::Tract => RuntimeKind::Tract,
+    };
+    let synthetic = match inputs {
+        Some(_) => None,
+        None => {
+            let declared = crate::commands::inputs::model_inputs(original, input_shapes)?;
+            profagent_data::inputs::require_known_shapes(&declared)?;
+            Some(declared)
+        }
     };
     let runtime = open_runtime(kind).map_err(|e| {
         RuntimeFailure(anyhow::Error::new(e).context(
@@ -94,7 +106,8 @@ pub fn check_rewrite(
             "real",
         ),
         None => (
-            synthetic_inputs(&reference.inputs(), 2).map_err(|e| RuntimeFailure(e.into()))?,
+            synthetic_inputs(synthetic.as_deref().unwrap_or_default(), 2)
+                .map_err(|e| RuntimeFailure(e.into()))?,
             "synthetic",
         ),
     };

@@ -31,7 +31,8 @@ use crate::exit::RuntimeFailure;
     profagent profile model.onnx --runs 0 --batch 8 --top 10   (static only)\n  \
     profagent profile model.onnx --json profile.json\n  \
     profagent profile model.onnx --runtime tract --runs 20 --threads 1\n  \
-    profagent profile model.onnx --runtime ort --runs 10 --json profile.json")]
+    profagent profile model.onnx --runtime ort --runs 10 --json profile.json\n  \
+    profagent profile bert.onnx --input-shape input_ids=1x128 --input-shape attention_mask=1x128")]
 pub struct Args {
     /// The ONNX model to profile (read only; external data next to it is read too).
     #[arg(value_name = "MODEL.onnx")]
@@ -67,17 +68,39 @@ pub struct Args {
     /// Intra-op threads for the runtime; 0 lets it choose (usually all cores).
     #[arg(long, default_value_t = 0, value_name = "T")]
     pub threads: usize,
+
+    /// Size of an input's dynamic dimensions, e.g. `input_ids=1x128` or `1x3x224x224` for a
+    /// one-input model (repeatable). MACs, bytes and the measured run use this shape; a batch
+    /// given here wins over --batch.
+    #[arg(long = "input-shape", value_name = "NAME=DIMS")]
+    pub input_shape: Vec<profagent_data::InputShape>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let model = Model::load(&args.model).map_err(one_line)?;
-    let profile = static_profile(&model, &ProfileOptions { batch: args.batch })
+    let loaded = Model::load(&args.model).map_err(one_line)?;
+    // The shapes asked for become the model's declared input dims (a copy): shape inference
+    // then sizes every activation, and the measured run feeds that shape.
+    let inputs = crate::commands::inputs::model_inputs(&loaded, &args.input_shape)?;
+    let named = crate::commands::inputs::named_dims(&inputs, &args.input_shape);
+    let model = if named.is_empty() {
+        loaded
+    } else {
+        profagent_onnx::fix_input_dims(&loaded, &named).map_err(one_line)?
+    };
+    let batch = match args.input_shape.first() {
+        Some(shape) => shape.dims.first().map_or(args.batch, |&b| b as i64),
+        None => args.batch,
+    };
+    if args.runs > 0 {
+        profagent_data::inputs::require_known_shapes(&inputs).map_err(one_line)?;
+    }
+    let profile = static_profile(&model, &ProfileOptions { batch })
         .map_err(one_line)
         .with_context(|| format!("cannot profile {}", args.model.display()))?;
     let mut profile = profile;
     let runs = args.runs;
     if runs > 0 {
-        measure(&args, runs, &model, &mut profile)?;
+        measure(&args, runs, &model, &inputs, batch, &mut profile)?;
     }
 
     match args.json.as_deref() {
@@ -106,6 +129,8 @@ fn measure(
     args: &Args,
     runs: usize,
     model: &Model,
+    inputs: &[profagent_runtime::IoInfo],
+    batch: i64,
     profile: &mut profagent_profile::Profile,
 ) -> anyhow::Result<()> {
     let (runtime, notice) =
@@ -118,9 +143,8 @@ fn measure(
         threads: args.threads,
         ..SessionOptions::default()
     };
-    let batch = usize::try_from(args.batch).context("--batch is too large")?;
-    let (declared, _) = profagent_runtime::onnx_io::graph_io(model.graph());
-    let inputs = synthetic_inputs(&declared, batch).map_err(one_line)?;
+    let batch = usize::try_from(batch).context("--batch is too large")?;
+    let inputs = synthetic_inputs(inputs, batch).map_err(one_line)?;
     let settings = ProfileSettings {
         warmup: args.warmup,
         runs,
