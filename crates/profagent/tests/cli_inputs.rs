@@ -1,0 +1,378 @@
+//! Models and data as users bring them (issue 17): a batch-1 export, dynamic height/width,
+//! class folders that are not the model's class set, unlabelled calibration data, and the
+//! preprocessing file beside the model. Fixtures are made here from the bundled example.
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use profagent_onnx::proto::{tensor_shape_proto::dimension::Value as DimValue, type_proto};
+use profagent_onnx::{ExternalData, Model};
+
+fn profagent() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_profagent"));
+    command.env("NO_COLOR", "1");
+    command
+}
+
+fn example() -> (PathBuf, PathBuf) {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    (
+        root.join("resnet20_cifar10.onnx"),
+        root.join("cifar10-sample"),
+    )
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// The bundled model exported at a fixed batch of 1, as torch.onnx does without dynamic_axes.
+fn batch_one_copy(dir: &Path) -> PathBuf {
+    let (model, _) = example();
+    let model = Model::load(model).unwrap();
+    let fixed =
+        profagent_onnx::fix_input_dims(&model, &[("input".into(), vec![1, 3, 32, 32])]).unwrap();
+    let path = dir.join("batch1.onnx");
+    fixed.save(&path, ExternalData::Auto).unwrap();
+    path
+}
+
+/// The bundled model with dynamic height and width (dims 2 and 3 named `height`, `width`).
+fn dynamic_hw_copy(dir: &Path) -> PathBuf {
+    let (model, _) = example();
+    let mut model = Model::load(model).unwrap();
+    let input = &mut model.graph_mut().input[0];
+    let Some(type_proto::Value::TensorType(tensor)) =
+        input.r#type.as_mut().and_then(|t| t.value.as_mut())
+    else {
+        panic!("the example's input is a tensor");
+    };
+    let dims = &mut tensor.shape.as_mut().unwrap().dim;
+    dims[2].value = Some(DimValue::DimParam("height".into()));
+    dims[3].value = Some(DimValue::DimParam("width".into()));
+    let path = dir.join("dynamic_hw.onnx");
+    model.save(&path, ExternalData::Auto).unwrap();
+    path
+}
+
+/// A folder holding the first `per_class` images of some class folders, renamed by `name`.
+fn class_subset(
+    dir: &Path,
+    classes: &[&str],
+    per_class: usize,
+    name: impl Fn(usize) -> String,
+) -> PathBuf {
+    let (_, data) = example();
+    let mut all: Vec<String> = std::fs::read_dir(&data)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    all.sort();
+    let root = dir.join("subset");
+    for class in classes {
+        let index = all.iter().position(|c| c == class).unwrap();
+        let folder = root.join(name(index));
+        std::fs::create_dir_all(&folder).unwrap();
+        let mut images: Vec<PathBuf> = std::fs::read_dir(data.join(class))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        images.sort();
+        for image in images.iter().take(per_class) {
+            std::fs::copy(image, folder.join(image.file_name().unwrap())).unwrap();
+        }
+    }
+    root
+}
+
+#[test]
+fn a_batch_one_export_calibrates_quantizes_and_prunes_at_batch_one() {
+    let (_, data) = example();
+    let dir = tempfile::tempdir().unwrap();
+    let model = batch_one_copy(dir.path());
+    let out = dir.path().join("q.onnx");
+    let run = profagent()
+        .arg("quantize")
+        .arg(&model)
+        .arg("-o")
+        .arg(&out)
+        .args(["--mode", "static", "--calib-count", "12", "--json", "-"])
+        .arg("--calib")
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", stderr(&run));
+    let summary: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    // 12 samples at the model's batch of 1, not one batch of 50 it cannot run.
+    assert_eq!(summary["report"]["calibration_batches"], 12, "{summary}");
+    assert_eq!(summary["check"]["inputs"], "real");
+    assert!(out.is_file());
+
+    let pruned = dir.path().join("p.onnx");
+    let run = profagent()
+        .arg("prune")
+        .arg(&model)
+        .arg("-o")
+        .arg(&pruned)
+        .args(["--ratio", "0.25", "--calib-samples", "8", "--json", "-"])
+        .arg("--calib")
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", stderr(&run));
+    let report: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    assert!(report["biases_corrected"].as_u64().unwrap() > 0, "{report}");
+}
+
+#[test]
+fn compress_runs_every_probe_on_a_batch_one_export_with_the_preprocessing_beside_it() {
+    let (_, data) = example();
+    let dir = tempfile::tempdir().unwrap();
+    let model = batch_one_copy(dir.path());
+    // The preprocessing file beside the model: compress reads it as eval, quantize and prune do.
+    let recipe = serde_json::json!({
+        "scale": 1.0 / 255.0, "mean": [0.4914, 0.4822, 0.4465], "std": [0.2470, 0.2435, 0.2616]
+    });
+    std::fs::write(
+        dir.path().join("batch1.preprocess.json"),
+        recipe.to_string(),
+    )
+    .unwrap();
+    let out = dir.path().join("run");
+    let run = profagent()
+        .arg("compress")
+        .arg(&model)
+        .arg("--data")
+        .arg(&data)
+        .arg("--out")
+        .arg(&out)
+        .args([
+            "--max-acc-drop",
+            "5",
+            "--rounds",
+            "1",
+            "--sensitivity-groups",
+            "2",
+        ])
+        .args(["--calibration-images", "16", "--feedback-images", "48"])
+        .output()
+        .unwrap();
+    let log = stderr(&run);
+    assert!(matches!(run.status.code(), Some(0 | 1)), "{log}");
+    assert!(
+        log.contains("preprocessing: file")
+            && log.contains("batch1.preprocess.json (beside the model)"),
+        "{log}"
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    let probes = report["quant_probes"].as_array().unwrap();
+    assert!(!probes.is_empty(), "{report}");
+    for probe in probes {
+        assert!(
+            probe["error"].is_null(),
+            "probe failed on a batch-1 model: {probe}"
+        );
+    }
+    let sensitivity = report["sensitivity"].as_array().unwrap();
+    assert!(!sensitivity.is_empty(), "{log}");
+    for group in sensitivity {
+        assert!(group["error"].is_null(), "pruning probe failed: {group}");
+    }
+}
+
+#[test]
+fn dynamic_height_and_width_need_an_input_shape_and_then_profile_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dynamic_hw_copy(dir.path());
+    let (fixed, _) = example();
+
+    let refused = profagent()
+        .arg("profile")
+        .arg(&model)
+        .args(["--runs", "1", "--warmup", "0"])
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains("--input-shape input=1x3xNxN"),
+        "{}",
+        stderr(&refused)
+    );
+
+    let macs = |model: &Path, extra: &[&str]| {
+        let run = profagent()
+            .arg("profile")
+            .arg(model)
+            .args(["--runs", "1", "--warmup", "0", "--json", "-"])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(run.status.success(), "{}", stderr(&run));
+        let profile: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+        profile["model"]["macs"].as_u64().unwrap()
+    };
+    let expected = macs(&fixed, &[]);
+    assert_eq!(
+        macs(&model, &["--input-shape", "input=1x3x32x32"]),
+        expected
+    );
+    // Twice the side: four times the convolutions' work; the classifier after the global
+    // pool (64 x 10 MACs) does not grow.
+    let classifier = 64 * 10;
+    assert_eq!(
+        macs(&model, &["--input-shape", "1x3x64x64"]),
+        4 * (expected - classifier) + classifier
+    );
+
+    // Images for a model of no fixed size: the preprocessing cannot be guessed.
+    let (_, data) = example();
+    let refused = profagent()
+        .arg("eval")
+        .arg(&model)
+        .arg("--data")
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(
+        stderr(&refused).contains("dynamic_hw.onnx") && stderr(&refused).contains("--preprocess"),
+        "{}",
+        stderr(&refused)
+    );
+
+    // quantize and prune check their rewrite on synthetic inputs of that shape.
+    for (verb, extra) in [
+        ("quantize", ["--mode", "dynamic"]),
+        ("prune", ["--ratio", "0.1"]),
+    ] {
+        let out = dir.path().join(format!("{verb}.onnx"));
+        let refused = profagent()
+            .arg(verb)
+            .arg(&model)
+            .arg("-o")
+            .arg(&out)
+            .args(extra)
+            .output()
+            .unwrap();
+        assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
+        assert!(stderr(&refused).contains("--input-shape input=1x3xNxN"));
+        assert!(!out.exists());
+        let run = profagent()
+            .arg(verb)
+            .arg(&model)
+            .arg("-o")
+            .arg(&out)
+            .args(extra)
+            .args(["--input-shape", "input=2x3x32x32"])
+            .output()
+            .unwrap();
+        assert!(run.status.success(), "{verb}: {}", stderr(&run));
+        assert!(out.is_file());
+    }
+}
+
+#[test]
+fn class_folders_that_are_not_the_model_classes_are_matched_by_name_or_refused() {
+    let (model, data) = example();
+    let dir = tempfile::tempdir().unwrap();
+    // 7 of the 10 CIFAR-10 classes: sorted positions would shift every label from "cat" on.
+    let classes = ["airplane", "bird", "cat", "deer", "frog", "ship", "truck"];
+    let by_name = class_subset(dir.path(), &classes, 10, |i| {
+        [
+            "airplane",
+            "automobile",
+            "bird",
+            "cat",
+            "deer",
+            "dog",
+            "frog",
+            "horse",
+            "ship",
+            "truck",
+        ][i]
+            .to_string()
+    });
+    let eval = |data: &Path, extra: &[&str]| {
+        profagent()
+            .arg("eval")
+            .arg(&model)
+            .arg("--data")
+            .arg(data)
+            .args(["--latency-runs", "0", "--json", "-"])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let refused = eval(&by_name, &[]);
+    assert_eq!(refused.status.code(), Some(2));
+    let message = stderr(&refused);
+    assert!(
+        message.contains("7 class folders")
+            && message.contains("10 classes")
+            && message.contains("--classes"),
+        "{message}"
+    );
+
+    // A classes file in the model's order (the full folder list) maps them by name.
+    let classes_file = dir.path().join("classes.txt");
+    let mut names: Vec<String> = std::fs::read_dir(&data)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    std::fs::write(&classes_file, names.join("\n")).unwrap();
+    let scored = eval(&by_name, &["--classes", classes_file.to_str().unwrap()]);
+    assert!(scored.status.success(), "{}", stderr(&scored));
+    let record: serde_json::Value = serde_json::from_slice(&scored.stdout).unwrap();
+    // resnet20 scores 88 % on the sample; positional labels would score far below 50 %.
+    let with_file = record["top1"].as_f64().unwrap();
+    assert!(with_file > 0.6, "{record}");
+
+    // Folders named by class index need no file, and score the same.
+    std::fs::remove_dir_all(&by_name).unwrap();
+    let by_index = class_subset(dir.path(), &classes, 10, |i| i.to_string());
+    let scored = eval(&by_index, &[]);
+    assert!(scored.status.success(), "{}", stderr(&scored));
+    let record: serde_json::Value = serde_json::from_slice(&scored.stdout).unwrap();
+    assert_eq!(record["top1"].as_f64().unwrap(), with_file);
+}
+
+#[test]
+fn a_flat_folder_of_unlabelled_images_calibrates_static_quantization_and_pruning() {
+    let (model, data) = example();
+    let dir = tempfile::tempdir().unwrap();
+    let flat = dir.path().join("flat");
+    std::fs::create_dir(&flat).unwrap();
+    for class in ["cat", "ship"] {
+        for entry in std::fs::read_dir(data.join(class)).unwrap().take(6) {
+            let path = entry.unwrap().path();
+            let name = format!("{class}_{}", path.file_name().unwrap().to_string_lossy());
+            std::fs::copy(&path, flat.join(name)).unwrap();
+        }
+    }
+    let out = dir.path().join("q.onnx");
+    let run = profagent()
+        .arg("quantize")
+        .arg(&model)
+        .arg("-o")
+        .arg(&out)
+        .args(["--mode", "static", "--preprocess", "cifar10"])
+        .arg("--calib")
+        .arg(&flat)
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", stderr(&run));
+    let out = dir.path().join("p.onnx");
+    let run = profagent()
+        .arg("prune")
+        .arg(&model)
+        .arg("-o")
+        .arg(&out)
+        .args(["--ratio", "0.2", "--importance", "activation"])
+        .arg("--calib")
+        .arg(&flat)
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", stderr(&run));
+    assert!(out.is_file());
+}
