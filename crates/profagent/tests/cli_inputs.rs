@@ -376,3 +376,49 @@ fn a_flat_folder_of_unlabelled_images_calibrates_static_quantization_and_pruning
     assert!(run.status.success(), "{}", stderr(&run));
     assert!(out.is_file());
 }
+
+/// ../shared, when present (the ImageNet model and images are too large for examples/).
+fn shared() -> Option<PathBuf> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared");
+    if path.join("data/imagenet-val-1300/synset_words.txt").is_file() {
+        Some(path)
+    } else {
+        eprintln!("skipping: {} not present", path.display());
+        None
+    }
+}
+
+#[test]
+fn imagenet_synset_folders_holding_a_subset_of_the_classes_score_in_the_standard_order() {
+    let Some(shared) = shared() else { return };
+    let root = shared.join("data/imagenet-val-1300");
+    let synsets: Vec<String> = std::fs::read_to_string(root.join("synset_words.txt"))
+        .unwrap()
+        .lines()
+        .map(|l| l.split_whitespace().next().unwrap().to_string())
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("val");
+    let listing = std::fs::read_to_string(root.join("dataset.txt")).unwrap();
+    // 48 images from about 45 of the 1000 classes, in synset-named folders.
+    for line in listing.lines().take(48) {
+        let (file, label) = line.split_once(", ").unwrap();
+        let class = folder.join(&synsets[label.trim().parse::<usize>().unwrap()]);
+        std::fs::create_dir_all(&class).unwrap();
+        let source = root.join(file);
+        std::fs::copy(&source, class.join(source.file_name().unwrap())).unwrap();
+    }
+    let run = profagent()
+        .arg("eval")
+        .arg(shared.join("models/mobilenet_v2_imagenet.onnx"))
+        .arg("--data")
+        .arg(&folder)
+        .args(["--latency-runs", "0", "--json", "-"])
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", stderr(&run));
+    let record: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    // MobileNetV2 scores 79.7 % on the 1300 images; sorted folder positions would score ~0 %.
+    let top1 = record["top1"].as_f64().unwrap();
+    assert!(top1 > 0.6, "{record}");
+}
