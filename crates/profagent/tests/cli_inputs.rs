@@ -380,7 +380,10 @@ fn a_flat_folder_of_unlabelled_images_calibrates_static_quantization_and_pruning
 /// ../shared, when present (the ImageNet model and images are too large for examples/).
 fn shared() -> Option<PathBuf> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared");
-    if path.join("data/imagenet-val-1300/synset_words.txt").is_file() {
+    if path
+        .join("data/imagenet-val-1300/synset_words.txt")
+        .is_file()
+    {
         Some(path)
     } else {
         eprintln!("skipping: {} not present", path.display());
