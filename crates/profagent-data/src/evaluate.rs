@@ -75,9 +75,12 @@ pub fn evaluate_with_progress(
             dataset.origin().display()
         )));
     }
-    let input = single_input(&session.inputs(), "model")?;
-    let reference_input = match reference.as_deref() {
-        Some(r) => Some(single_input(&r.inputs(), "reference model")?),
+    // One image tensor, or (an .npz with one array per input name) several inputs by name.
+    let several = dataset.input_names().is_some();
+    let declared = model_inputs(session.inputs(), several, "model")?;
+    let input = declared[0].clone();
+    let reference_inputs = match reference.as_deref() {
+        Some(r) => Some(model_inputs(r.inputs(), several, "reference model")?),
         None => None,
     };
     // A model exported with a fixed batch dimension can only run that batch.
@@ -120,14 +123,17 @@ pub fn evaluate_with_progress(
             if batch.items.is_empty() {
                 continue;
             }
+            let feeds = padded_feeds(&batch, dataset, &declared, fixed_batch)?;
             if !checked_shape {
-                check_input_shape(&input, &batch.input.shape[1..], dataset.preprocess().layout)?;
+                for (declared, (_, tensor)) in declared.iter().zip(&feeds) {
+                    check_input_shape(declared, &tensor.shape[1..], dataset.preprocess().layout)?;
+                }
                 checked_shape = true;
             }
-            let batch = pad_to_fixed_batch(batch, fixed_batch);
-            let logits = run_logits(session, &input.name, &batch.input)?;
+            let batch_rows = feeds[0].1.shape[0];
+            let logits = run_feeds(session, &feeds)?;
             let rows = batch.items.len();
-            let num_classes = logits.len() / batch.input.shape[0];
+            let num_classes = logits.len() / batch_rows;
             let logits = &logits[..rows * num_classes];
             if let Some(labels) = &batch.labels {
                 // Class folders become model class indices once the class count is known.
@@ -141,16 +147,17 @@ pub fn evaluate_with_progress(
                 check_labels(&labels, &batch.items, num_classes)?;
                 accuracy.update(logits, num_classes, &labels);
             }
-            if let (Some(reference), Some(reference_input)) =
-                (reference.as_deref_mut(), reference_input.as_ref())
+            if let (Some(reference), Some(reference_inputs)) =
+                (reference.as_deref_mut(), reference_inputs.as_ref())
             {
-                let expected = run_logits(reference, &reference_input.name, &batch.input)?;
-                if expected.len() != batch.input.shape[0] * num_classes {
+                let feeds = padded_feeds(&batch, dataset, reference_inputs, fixed_batch)?;
+                let expected = run_feeds(reference, &feeds)?;
+                if expected.len() != batch_rows * num_classes {
                     return Err(DataError::BadModel {
                         model: "reference".into(),
                         reason: format!(
                             "it predicts {} values per sample, the model {num_classes}",
-                            expected.len() / batch.input.shape[0]
+                            expected.len() / batch_rows
                         ),
                     });
                 }
@@ -202,11 +209,7 @@ pub fn evaluate_with_progress(
             continue;
         }
         latency.push(measure_latency(
-            session,
-            &input.name,
-            dataset,
-            batch,
-            options,
+            session, &declared, dataset, batch, options,
         )?);
     }
 
@@ -218,7 +221,7 @@ pub fn evaluate_with_progress(
         top1: dataset.has_labels().then(|| accuracy.top1()),
         top5: dataset.has_labels().then(|| accuracy.top5()),
         nll: dataset.has_labels().then(|| accuracy.mean_nll()),
-        fidelity: (reference_input.is_some() || options.reference_logits.is_some())
+        fidelity: (reference_inputs.is_some() || options.reference_logits.is_some())
             .then(|| agreement.finish()),
         logits: options.keep_logits.then_some(kept),
         latency_ms: latency.first().map(|p| p.median_ms),
@@ -237,7 +240,21 @@ pub fn evaluate_with_progress(
 
 /// Runs one batch and returns the first output as f32 values (`[batch, classes]` row-major).
 pub fn run_logits(session: &mut dyn Session, input_name: &str, input: &Tensor) -> Result<Vec<f32>> {
-    let outputs = session.run(&[(input_name.to_string(), input.clone())])?;
+    run_feeds(session, &[(input_name.to_string(), input.clone())])
+}
+
+/// Runs one batch of named feeds and returns the first output as f32 values, one row of
+/// `values / batch` per sample (`[batch, classes]` for a classifier; a text encoder's
+/// `[batch, sequence, hidden]` flattened per sample).
+pub fn run_feeds(session: &mut dyn Session, feeds: &[(String, Tensor)]) -> Result<Vec<f32>> {
+    let input = &feeds
+        .first()
+        .ok_or_else(|| DataError::BadModel {
+            model: "model".into(),
+            reason: "it has no inputs".into(),
+        })?
+        .1;
+    let outputs = session.run(feeds)?;
     let (name, output) = outputs
         .into_iter()
         .next()
@@ -258,6 +275,29 @@ pub fn run_logits(session: &mut dyn Session, input_name: &str, input: &Tensor) -
             ),
         }),
     }
+}
+
+/// The inputs evaluation feeds: one float image input, or with several-input data every
+/// declared input (matched to the data's arrays by name).
+fn model_inputs(inputs: Vec<IoInfo>, several: bool, which: &str) -> Result<Vec<IoInfo>> {
+    if several && !inputs.is_empty() {
+        return Ok(inputs);
+    }
+    Ok(vec![single_input(&inputs, which)?])
+}
+
+/// A batch's feeds for `inputs`, padded to the model's fixed batch.
+fn padded_feeds(
+    batch: &Batch,
+    dataset: &Dataset,
+    inputs: &[IoInfo],
+    fixed: Option<usize>,
+) -> Result<Vec<(String, Tensor)>> {
+    Ok(batch
+        .feeds_for(dataset.origin(), inputs)?
+        .into_iter()
+        .map(|(name, tensor)| (name, crate::inputs::pad_rows(tensor, fixed)))
+        .collect())
 }
 
 fn single_input(inputs: &[IoInfo], which: &str) -> Result<IoInfo> {
@@ -341,25 +381,21 @@ fn check_labels(labels: &[usize], items: &[String], num_classes: usize) -> Resul
     }
 }
 
-/// A model with a fixed batch dimension gets its last batch padded by repeating the last sample;
-/// only the first `items.len()` rows of the output are scored.
-fn pad_to_fixed_batch(mut batch: Batch, fixed: Option<usize>) -> Batch {
-    batch.input = crate::inputs::pad_rows(batch.input, fixed);
-    batch
-}
-
 /// Median and p90 latency of `session` at `batch` samples (the dataset's first samples, repeated
 /// if it is smaller than the batch).
 fn measure_latency(
     session: &mut dyn Session,
-    input_name: &str,
+    inputs: &[IoInfo],
     dataset: &Dataset,
     batch: usize,
     options: &EvalOptions,
 ) -> Result<LatencyPoint> {
     let loaded = dataset.load_batch(0..batch.min(dataset.len()))?;
-    let input = repeat_to(loaded.input, batch);
-    let feeds = [(input_name.to_string(), input)];
+    let feeds: Vec<(String, Tensor)> = loaded
+        .feeds_for(dataset.origin(), inputs)?
+        .into_iter()
+        .map(|(name, tensor)| (name, repeat_to(tensor, batch)))
+        .collect();
     let stats = profagent_runtime::measure_latency(
         session,
         &feeds,
@@ -376,12 +412,14 @@ fn repeat_to(tensor: Tensor, batch: usize) -> Tensor {
     }
     let mut shape = tensor.shape.clone();
     shape[0] = batch;
-    let values = tensor.as_f32().unwrap_or(&[]);
-    let data: Vec<f32> = values
-        .iter()
-        .copied()
-        .cycle()
-        .take(values.len() / rows * batch)
-        .collect();
-    Tensor::f32(shape, data)
+    match &tensor.data {
+        profagent_runtime::TensorData::F32(values) => {
+            let take = values.len() / rows * batch;
+            Tensor::f32(shape, values.iter().copied().cycle().take(take).collect())
+        }
+        profagent_runtime::TensorData::I64(values) => {
+            let take = values.len() / rows * batch;
+            Tensor::i64(shape, values.iter().copied().cycle().take(take).collect())
+        }
+    }
 }

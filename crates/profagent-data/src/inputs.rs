@@ -147,49 +147,43 @@ pub fn model_batch(inputs: &[IoInfo], requested: usize) -> usize {
         .unwrap_or(requested.max(1))
 }
 
-/// Calibration batches of `dataset` for a one-input model: `requested` samples per batch, or
-/// the model's fixed batch size (the last batch padded by repeating its last sample). The
-/// data's sample shape is checked against the input first, naming both shapes.
+/// Calibration batches of `dataset` for a model with these `inputs`: `requested` samples per
+/// batch, or the model's fixed batch size (the last batch padded by repeating its last
+/// sample). Images and single arrays feed a one-input model; an `.npz` with one array per
+/// input name feeds several. Each input's sample shape is checked first, naming both shapes.
 pub fn calibration_batches(
     dataset: &Dataset,
     inputs: &[IoInfo],
     requested: usize,
 ) -> Result<Vec<Vec<(String, Tensor)>>> {
-    let input = match inputs {
-        [one] => one,
-        many => {
-            return Err(DataError::BadModel {
-                model: "calibration".into(),
-                reason: format!(
-                    "the model has {} inputs ({}); image and single-array data feed exactly one",
-                    many.len(),
-                    many.iter()
-                        .map(|i| i.name.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            })
-        }
-    };
     if dataset.is_empty() {
         return Err(DataError::Invalid(format!(
             "calibration data '{}' has no samples",
             dataset.origin().display()
         )));
     }
-    let fixed = input.shape.first().copied().flatten();
+    let fixed = inputs
+        .first()
+        .and_then(|i| i.shape.first().copied().flatten());
     let batch_size = fixed.unwrap_or(requested.max(1));
     let mut batches = Vec::new();
     for batch in dataset.batches(batch_size) {
-        let tensor = batch?.input;
+        let feeds = batch?.feeds_for(dataset.origin(), inputs)?;
         if batches.is_empty() {
-            crate::evaluate::check_input_shape(
-                input,
-                &tensor.shape[1..],
-                dataset.preprocess().layout,
-            )?;
+            for (input, (_, tensor)) in inputs.iter().zip(&feeds) {
+                crate::evaluate::check_input_shape(
+                    input,
+                    &tensor.shape[1..],
+                    dataset.preprocess().layout,
+                )?;
+            }
         }
-        batches.push(vec![(input.name.clone(), pad_rows(tensor, fixed))]);
+        batches.push(
+            feeds
+                .into_iter()
+                .map(|(name, tensor)| (name, pad_rows(tensor, fixed)))
+                .collect(),
+        );
     }
     Ok(batches)
 }

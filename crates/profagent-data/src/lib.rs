@@ -22,6 +22,7 @@ mod hf;
 pub mod inputs;
 pub mod labels;
 pub mod metrics;
+mod named;
 pub mod npy;
 pub mod preprocess;
 pub mod record;
