@@ -1,7 +1,8 @@
 //! A text encoder with three int64 inputs (`input_ids`, `attention_mask`, `token_type_ids`,
 //! dynamic batch and sequence), built in code, fed from an `.npz` with one array per input
 //! name: `eval` scores it and compares it with a reference, static quantization calibrates on
-//! it, and `profile` sizes it with `--input-shape` (exact MACs), or says which flag to pass.
+//! it, `compress` probes and prunes it, and `profile` sizes it with `--input-shape` (exact
+//! MACs), or says which flag to pass.
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -191,4 +192,52 @@ fn profile_needs_the_sequence_length_and_then_counts_exact_macs() {
     let expected = tokens * hidden * mlp * 2 + 2 * hidden * classes;
     assert_eq!(profile["model"]["macs"], expected, "{profile}");
     assert!(profile["measurement"].is_object(), "{profile}");
+}
+
+/// compress on the named arrays: calibration, every quantization probe and the MLP
+/// sensitivity run on the three inputs, and every evaluation carries the output cosine.
+#[test]
+fn compress_runs_every_probe_on_the_text_encoder_from_the_npz() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = text_encoder(dir.path());
+    let data = text_npz(dir.path());
+    let out = dir.path().join("run");
+    let run = profagent()
+        .arg("compress")
+        .arg(&model)
+        .arg("--data")
+        .arg(&data)
+        .arg("--out")
+        .arg(&out)
+        .args([
+            "--max-acc-drop",
+            "50",
+            "--min-cosine",
+            "0.9",
+            "--rounds",
+            "1",
+        ])
+        .args(["--sensitivity-groups", "2"])
+        .args(["--calibration-images", "4", "--feedback-images", "8"])
+        .output()
+        .unwrap();
+    let log = stderr(&run);
+    assert!(matches!(run.status.code(), Some(0 | 1)), "{log}");
+    assert!(
+        log.contains("preprocessing: none (the data holds tensors"),
+        "{log}"
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    let probes = report["quant_probes"].as_array().unwrap();
+    assert_eq!(probes.len(), 3, "{report}");
+    for probe in probes {
+        assert!(probe["error"].is_null(), "{probe}");
+        assert!(probe["cosine"].as_f64().unwrap() > 0.9, "{probe}");
+    }
+    let sensitivity = report["sensitivity"].as_array().unwrap();
+    assert!(!sensitivity.is_empty(), "{log}");
+    for group in sensitivity {
+        assert!(group["error"].is_null(), "{group}");
+    }
 }
