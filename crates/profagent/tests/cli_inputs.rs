@@ -239,6 +239,28 @@ fn dynamic_height_and_width_need_an_input_shape_and_then_profile_exactly() {
         "{}",
         stderr(&refused)
     );
+    // Sized, the guess follows the size: 32x32 is CIFAR-10.
+    let sized = profagent()
+        .arg("eval")
+        .arg(&model)
+        .arg("--data")
+        .arg(&data)
+        .args([
+            "--input-shape",
+            "1x3x32x32",
+            "--limit",
+            "16",
+            "--latency-runs",
+            "0",
+        ])
+        .output()
+        .unwrap();
+    assert!(sized.status.success(), "{}", stderr(&sized));
+    assert!(
+        preprocessing_line(&sized).starts_with("preprocessing: preset cifar10 (guessed"),
+        "{}",
+        stderr(&sized)
+    );
 
     // quantize and prune check their rewrite on synthetic inputs of that shape.
     for (verb, extra) in [
@@ -424,4 +446,82 @@ fn imagenet_synset_folders_holding_a_subset_of_the_classes_score_in_the_standard
     // MobileNetV2 scores 79.7 % on the 1300 images; sorted folder positions would score ~0 %.
     let top1 = record["top1"].as_f64().unwrap();
     assert!(top1 > 0.6, "{record}");
+}
+
+/// The `preprocessing: …` line a command printed.
+fn preprocessing_line(output: &Output) -> String {
+    let log = stderr(output);
+    log.lines()
+        .find(|l| l.starts_with("preprocessing: "))
+        .unwrap_or_else(|| panic!("no preprocessing line in: {log}"))
+        .to_string()
+}
+
+#[test]
+fn eval_quantize_prune_and_compress_pick_the_same_preprocessing_for_the_same_model() {
+    let (example_model, data) = example();
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("model.onnx");
+    std::fs::copy(&example_model, &model).unwrap();
+    // BGR with the mean/std given in BGR order: a recipe no preset would produce.
+    let recipe = serde_json::json!({
+        "scale": 1.0 / 255.0, "mean": [0.4465, 0.4822, 0.4914], "std": [0.2616, 0.2435, 0.2470],
+        "channel_order": "bgr"
+    });
+    std::fs::write(dir.path().join("preprocess.json"), recipe.to_string()).unwrap();
+    let eval = profagent()
+        .arg("eval")
+        .arg(&model)
+        .arg("--data")
+        .arg(&data)
+        .args(["--limit", "16", "--latency-runs", "0"])
+        .output()
+        .unwrap();
+    assert!(eval.status.success(), "{}", stderr(&eval));
+    let quantize = profagent()
+        .arg("quantize")
+        .arg(&model)
+        .arg("-o")
+        .arg(dir.path().join("q.onnx"))
+        .args(["--mode", "static", "--calib-count", "8"])
+        .arg("--calib")
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(quantize.status.success(), "{}", stderr(&quantize));
+    let prune = profagent()
+        .arg("prune")
+        .arg(&model)
+        .arg("-o")
+        .arg(dir.path().join("p.onnx"))
+        .args(["--ratio", "0.1", "--calib-samples", "8"])
+        .arg("--calib")
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(prune.status.success(), "{}", stderr(&prune));
+    let compress = profagent()
+        .arg("compress")
+        .arg(&model)
+        .arg("--data")
+        .arg(&data)
+        .arg("--out")
+        .arg(dir.path().join("run"))
+        .args(["--max-acc-drop", "5", "--rounds", "1", "--no-probe"])
+        .args(["--sensitivity-groups", "0"])
+        .args(["--calibration-images", "8", "--feedback-images", "16"])
+        .output()
+        .unwrap();
+    assert!(
+        matches!(compress.status.code(), Some(0 | 1)),
+        "{}",
+        stderr(&compress)
+    );
+    let expected = format!(
+        "preprocessing: file {} (beside the model)",
+        dir.path().join("preprocess.json").display()
+    );
+    for output in [&eval, &quantize, &prune, &compress] {
+        assert_eq!(preprocessing_line(output), expected);
+    }
 }

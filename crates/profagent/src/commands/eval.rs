@@ -54,6 +54,12 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     pub classes: Option<PathBuf>,
 
+    /// Size of the model input's dynamic dimensions, e.g. `1x3x224x224` (repeatable, as in
+    /// every command): picks the preprocessing guess for a model with dynamic height/width
+    /// (the data's own shape is what is fed).
+    #[arg(long = "input-shape", value_name = "NAME=DIMS")]
+    pub input_shape: Vec<profagent_data::InputShape>,
+
     /// Reference model (e.g. the uncompressed original) for fidelity metrics.
     #[arg(long, value_name = "MODEL.onnx")]
     pub reference: Option<PathBuf>,
@@ -105,7 +111,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         anyhow::bail!("model '{}' does not exist", args.model.display());
     }
     let model = profagent_onnx::Model::load(&args.model).map_err(one_line)?;
-    let inputs = crate::commands::inputs::model_inputs(&model, &[])?;
+    let inputs = crate::commands::inputs::model_inputs(&model, &args.input_shape)?;
     let preprocess = crate::commands::inputs::preprocess(
         args.preset.as_deref().or(args.preprocess.as_deref()),
         &args.model,
