@@ -235,6 +235,9 @@ fn print_summary(record: &EvalRecord) {
         println!("top-1      {:.2} %", top1 * 100.0);
         println!("top-5      {:.2} %", top5 * 100.0);
     }
+    if record.top1.is_none() && record.fidelity.is_none() {
+        println!("top-1      - (the data has no labels; pass --reference MODEL for fidelity)");
+    }
     if let Some(f) = &record.fidelity {
         println!(
             "fidelity   top-1 agreement {:.2} %, mean KL {:.5}, logit cosine {:.5}",
