@@ -27,11 +27,15 @@ fn stderr(output: &Output) -> String {
 
 /// The bundled model exported at a fixed batch of 1, as torch.onnx does without dynamic_axes.
 fn batch_one_copy(dir: &Path) -> PathBuf {
+    fixed_batch_copy(dir, 1)
+}
+
+fn fixed_batch_copy(dir: &Path, batch: i64) -> PathBuf {
     let (model, _) = example();
     let model = Model::load(model).unwrap();
-    let fixed =
-        profagent_onnx::fix_input_dims(&model, &[("input".into(), vec![1, 3, 32, 32])]).unwrap();
-    let path = dir.join("batch1.onnx");
+    let shape = vec![batch, 3, 32, 32];
+    let fixed = profagent_onnx::fix_input_dims(&model, &[("input".into(), shape)]).unwrap();
+    let path = dir.join(format!("batch{batch}.onnx"));
     fixed.save(&path, ExternalData::Auto).unwrap();
     path
 }
@@ -121,6 +125,29 @@ fn a_batch_one_export_calibrates_quantizes_and_prunes_at_batch_one() {
     assert!(run.status.success(), "{}", stderr(&run));
     let report: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
     assert!(report["biases_corrected"].as_u64().unwrap() > 0, "{report}");
+}
+
+#[test]
+fn a_fixed_batch_of_eight_calibrates_in_eights_and_is_checked_on_eight_real_rows() {
+    let (_, data) = example();
+    let dir = tempfile::tempdir().unwrap();
+    let model = fixed_batch_copy(dir.path(), 8);
+    let out = dir.path().join("q.onnx");
+    let run = profagent()
+        .arg("quantize")
+        .arg(&model)
+        .arg("-o")
+        .arg(&out)
+        .args(["--mode", "static", "--calib-count", "12", "--json", "-"])
+        .arg("--calib")
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", stderr(&run));
+    let summary: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    // 12 samples: one batch of 8 and one of 4 padded to 8.
+    assert_eq!(summary["report"]["calibration_batches"], 2, "{summary}");
+    assert_eq!(summary["check"]["samples"], 8, "{summary}");
 }
 
 #[test]

@@ -99,10 +99,16 @@ pub fn check_rewrite(
         .context("loading the original model for the check")?;
     let (inputs, origin): (Vec<(String, Tensor)>, &'static str) = match inputs {
         Some(given) => (
-            given
-                .iter()
-                .map(|(name, t)| (name.clone(), first_rows(t, CHECK_SAMPLES)))
-                .collect(),
+            {
+                // A model with a fixed batch runs exactly that many rows (the batches given
+                // were built at it).
+                let (declared, _) = profagent_runtime::onnx_io::graph_io(original.graph());
+                let rows = profagent_data::inputs::model_batch(&declared, CHECK_SAMPLES);
+                given
+                    .iter()
+                    .map(|(name, t)| (name.clone(), first_rows(t, rows)))
+                    .collect()
+            },
             "real",
         ),
         None => (
