@@ -552,3 +552,81 @@ fn eval_quantize_prune_and_compress_pick_the_same_preprocessing_for_the_same_mod
         assert_eq!(preprocessing_line(output), expected);
     }
 }
+
+/// The bundled model behind an NHWC, BGR input `image` [N, 32, 32, 3], as a TensorFlow or
+/// OpenCV pipeline would export it: Transpose to NCHW, then channels reordered to RGB.
+fn nhwc_bgr_copy(dir: &Path) -> PathBuf {
+    use profagent_onnx::{attr, tensor};
+    let (model, _) = example();
+    let mut model = Model::load(model).unwrap();
+    let graph = model.graph_mut();
+    graph.input.retain(|i| i.name() != "input");
+    graph.input.insert(
+        0,
+        profagent_onnx::builder::value_info("image", &[-1, 32, 32, 3]),
+    );
+    graph
+        .initializer
+        .push(tensor::from_i64("bgr_to_rgb", &[3], &[2, 1, 0]));
+    let adapter = [
+        attr::node(
+            "Transpose",
+            "/adapter/Transpose",
+            &["image"],
+            &["image_nchw"],
+            vec![attr::ints("perm", &[0, 3, 1, 2])],
+        ),
+        attr::node(
+            "Gather",
+            "/adapter/Gather",
+            &["image_nchw", "bgr_to_rgb"],
+            &["input"],
+            vec![attr::int("axis", 1)],
+        ),
+    ];
+    for (position, node) in adapter.into_iter().enumerate() {
+        graph.node.insert(position, node);
+    }
+    let path = dir.join("nhwc_bgr.onnx");
+    model.save(&path, ExternalData::Auto).unwrap();
+    path
+}
+
+#[test]
+fn an_nhwc_bgr_model_scores_like_the_original_with_a_bgr_nhwc_preprocessing_file() {
+    let (original, data) = example();
+    let dir = tempfile::tempdir().unwrap();
+    let model = nhwc_bgr_copy(dir.path());
+    let top1 = |model: &Path, extra: &[&str]| {
+        let run = profagent()
+            .arg("eval")
+            .arg(model)
+            .arg("--data")
+            .arg(&data)
+            .args(["--limit", "100", "--latency-runs", "0", "--json", "-"])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(run.status.success(), "{}", stderr(&run));
+        let record: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+        (record["top1"].as_f64().unwrap(), preprocessing_line(&run))
+    };
+    let (expected, _) = top1(&original, &["--preprocess", "cifar10"]);
+    // The guess sees NHWC but cannot know the channel order: RGB pixels into a BGR model.
+    let (guessed, line) = top1(&model, &[]);
+    assert!(line.contains("NHWC"), "{line}");
+    assert!(guessed < expected, "{guessed} vs {expected}");
+    // CIFAR-10 mean/std in BGR order, NHWC, BGR: the original's pixels exactly.
+    let recipe = serde_json::json!({
+        "scale": 1.0 / 255.0, "mean": [0.4465, 0.4822, 0.4914], "std": [0.2616, 0.2435, 0.2470],
+        "layout": "nhwc", "channel_order": "bgr"
+    });
+    std::fs::write(
+        dir.path().join("nhwc_bgr.preprocess.json"),
+        recipe.to_string(),
+    )
+    .unwrap();
+    let (with_file, line) = top1(&model, &[]);
+    assert!(line.contains("beside the model"), "{line}");
+    assert_eq!(with_file, expected);
+}
