@@ -241,3 +241,38 @@ fn compress_runs_every_probe_on_the_text_encoder_from_the_npz() {
         assert!(group["error"].is_null(), "{group}");
     }
 }
+
+#[test]
+fn prune_checks_the_encoder_on_the_npz_or_on_synthetic_inputs_of_the_given_shape() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = text_encoder(dir.path());
+    let data = text_npz(dir.path());
+    let prune = |extra: &[&str]| {
+        profagent()
+            .arg("prune")
+            .arg(&model)
+            .arg("-o")
+            .arg(dir.path().join("p.onnx"))
+            .args(["--ratio", "0.25", "--json", "-"])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let refused = prune(&[]);
+    assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
+    assert!(stderr(&refused).contains("--input-shape input_ids=1xN"));
+    let shapes: Vec<String> = ["input_ids", "attention_mask", "token_type_ids"]
+        .iter()
+        .flat_map(|name| ["--input-shape".to_string(), format!("{name}=1x{SEQUENCE}")])
+        .collect();
+    let shapes: Vec<&str> = shapes.iter().map(String::as_str).collect();
+    let synthetic = prune(&shapes);
+    assert!(synthetic.status.success(), "{}", stderr(&synthetic));
+    let calibrated = prune(&["--calib", data.to_str().unwrap(), "--calib-samples", "16"]);
+    assert!(calibrated.status.success(), "{}", stderr(&calibrated));
+    let report: serde_json::Value = serde_json::from_slice(&calibrated.stdout).unwrap();
+    assert!(
+        report["params_after"].as_u64() < report["params_before"].as_u64(),
+        "{report}"
+    );
+}
