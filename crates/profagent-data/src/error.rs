@@ -45,7 +45,7 @@ pub enum DataError {
         reason: String,
     },
 
-    #[error("no preprocessing known for '{model}' (its image input has no fixed size to guess from): pass --preprocess PRESET|FILE (presets: {presets}; or a JSON file), put a preprocessor_config.json beside the model, or size the input with --input-shape")]
+    #[error("no preprocessing known for '{model}' (no 3-channel image input of fixed size to guess from): pass --preprocess PRESET|FILE (presets: {presets}; or a JSON file), put a preprocessor_config.json beside the model, or size the input with --input-shape")]
     NoPreprocess { model: PathBuf, presets: String },
 
     #[error("model input '{input}' has dynamic dimensions {shape}: pass --input-shape {example} (a size for every dynamic dimension), or give data with that shape")]
