@@ -190,7 +190,7 @@ pub fn calibration_batches(
 
 /// Pads a batch to `fixed` rows by repeating its last row (a model with a fixed batch runs
 /// nothing else); the extra rows' outputs are not used.
-pub(crate) fn pad_rows(mut tensor: Tensor, fixed: Option<usize>) -> Tensor {
+pub fn pad_rows(mut tensor: Tensor, fixed: Option<usize>) -> Tensor {
     let Some(fixed) = fixed else { return tensor };
     let rows = tensor.shape[0];
     if rows >= fixed || rows == 0 {

@@ -1,8 +1,8 @@
 //! A text encoder with three int64 inputs (`input_ids`, `attention_mask`, `token_type_ids`,
 //! dynamic batch and sequence), built in code, fed from an `.npz` with one array per input
 //! name: `eval` scores it and compares it with a reference, static quantization calibrates on
-//! it, `compress` probes and prunes it, and `profile` sizes it with `--input-shape` (exact
-//! MACs), or says which flag to pass.
+//! it, `compress` probes and prunes it, and `profile` sizes it with `--input-shape` or from
+//! the npz (exact MACs), or says which flag to pass.
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -190,6 +190,23 @@ fn profile_needs_the_sequence_length_and_then_counts_exact_macs() {
     let tokens = 2 * SEQUENCE as u64;
     let (hidden, mlp, classes) = (HIDDEN as u64, MLP as u64, CLASSES as u64);
     let expected = tokens * hidden * mlp * 2 + 2 * hidden * classes;
+    assert_eq!(profile["model"]["macs"], expected, "{profile}");
+    assert!(profile["measurement"].is_object(), "{profile}");
+
+    // The npz's own shapes (2 samples of SEQUENCE tokens) size it just the same.
+    let data = text_npz(dir.path());
+    let run = profagent()
+        .arg("profile")
+        .arg(&model)
+        .arg("--data")
+        .arg(&data)
+        .args([
+            "--batch", "2", "--runs", "1", "--warmup", "0", "--json", "-",
+        ])
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", stderr(&run));
+    let profile: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
     assert_eq!(profile["model"]["macs"], expected, "{profile}");
     assert!(profile["measurement"].is_object(), "{profile}");
 }
