@@ -46,6 +46,11 @@ enum Source {
         values: Vec<f32>,
         labels: Option<Vec<usize>>,
     },
+    /// One array per model input name (an `.npz` for a several-input model).
+    Named {
+        arrays: Vec<crate::named::NamedArray>,
+        labels: Option<Vec<usize>>,
+    },
 }
 
 /// A dataset view: a source plus the order (and subset) of its samples.
@@ -56,6 +61,8 @@ pub struct Dataset {
     order: Vec<usize>,
     preprocess: Preprocess,
     skip_bad: bool,
+    /// A classes file (path, names in the model's order) mapping class folders to indices.
+    classes: Option<(PathBuf, Arc<Vec<String>>)>,
 }
 
 /// A sample that was skipped (`skip_bad`) and why.
@@ -66,18 +73,35 @@ pub struct Skipped {
 }
 
 /// A loaded batch: the input tensor (`[n, …sample shape]`), labels if the dataset has them,
-/// the names of the samples, and what was skipped.
+/// the names of the samples, and what was skipped. Data for several inputs fills `named`
+/// (one tensor per input name; `input` is then the first of them): feed a model with
+/// `feeds_for`.
 #[derive(Debug, Clone)]
 pub struct Batch {
     pub input: Tensor,
+    pub named: Vec<(String, Tensor)>,
     pub labels: Option<Vec<usize>>,
     pub items: Vec<String>,
     pub skipped: Vec<Skipped>,
 }
 
+impl Batch {
+    /// The model's feeds from this batch: arrays matched to `inputs` by name (several-input
+    /// data), or the one tensor for a one-input model; element types converted to the declared
+    /// ones (int64 token ids, float images). Errors name the data and the missing input.
+    pub fn feeds_for(
+        &self,
+        origin: &Path,
+        inputs: &[profagent_runtime::IoInfo],
+    ) -> Result<Vec<(String, Tensor)>> {
+        crate::named::feeds_for(origin, &self.input, &self.named, inputs)
+    }
+}
+
 impl Dataset {
-    /// Opens a dataset. A directory is an ImageFolder tree (class = sorted sub-folder index)
-    /// unless it holds `dataset.txt`/`labels.txt`; `.npy`/`.npz` are tensors (used as they are,
+    /// Opens a dataset. A directory is an ImageFolder tree (class folders; see
+    /// `class_indices` for how they become class indices), or a flat folder of unlabelled
+    /// images, unless it holds `dataset.txt`/`labels.txt`; `.npy`/`.npz` are tensors (used as they are,
     /// `preprocess` does not apply); any other file is a labels file of `path, label` lines.
     pub fn open(path: &Path, preprocess: &Preprocess) -> Result<Dataset> {
         if !path.exists() {
@@ -129,6 +153,7 @@ impl Dataset {
                 values,
                 ..
             } => values.len() / sample_shape.iter().product::<usize>().max(1),
+            Source::Named { arrays, .. } => crate::named::sample_count(arrays),
         };
         Dataset {
             origin: origin.to_path_buf(),
@@ -136,6 +161,36 @@ impl Dataset {
             order: (0..len).collect(),
             preprocess: preprocess.clone(),
             skip_bad: false,
+            classes: None,
+        }
+    }
+
+    /// Map class folders to model classes through a classes file (see `crate::labels`).
+    pub fn with_classes(mut self, file: &Path) -> Result<Dataset> {
+        let names = crate::labels::read_class_names(file)?;
+        self.classes = Some((file.to_path_buf(), Arc::new(names)));
+        Ok(self)
+    }
+
+    /// For an ImageFolder tree, the model class index of each class folder (indexed by the
+    /// labels `load_batch` gives, i.e. sorted folder positions), decided against the model's
+    /// `num_classes` (see `crate::labels`); `None` when the labels already are class indices
+    /// (labels files, label arrays). An error when no mapping is known.
+    pub fn class_indices(&self, num_classes: usize) -> Result<Option<Vec<usize>>> {
+        match &*self.source {
+            Source::Images {
+                class_names: Some(folders),
+                ..
+            } => crate::labels::folder_class_indices(
+                &self.origin,
+                folders,
+                num_classes,
+                self.classes
+                    .as_ref()
+                    .map(|(file, names)| (file.as_path(), names.as_slice())),
+            )
+            .map(Some),
+            _ => Ok(None),
         }
     }
 
@@ -165,7 +220,7 @@ impl Dataset {
     pub fn has_labels(&self) -> bool {
         match &*self.source {
             Source::Images { entries, .. } => entries.iter().all(|e| e.label.is_some()),
-            Source::Tensors { labels, .. } => labels.is_some(),
+            Source::Tensors { labels, .. } | Source::Named { labels, .. } => labels.is_some(),
         }
     }
 
@@ -173,7 +228,15 @@ impl Dataset {
     pub fn class_names(&self) -> Option<&[String]> {
         match &*self.source {
             Source::Images { class_names, .. } => class_names.as_deref(),
-            Source::Tensors { .. } => None,
+            Source::Tensors { .. } | Source::Named { .. } => None,
+        }
+    }
+
+    /// The input names of several-input data (`None` for images and single arrays).
+    pub fn input_names(&self) -> Option<Vec<String>> {
+        match &*self.source {
+            Source::Named { arrays, .. } => Some(arrays.iter().map(|a| a.name.clone()).collect()),
+            _ => None,
         }
     }
 
@@ -209,7 +272,9 @@ impl Dataset {
         let index = self.order[position];
         match &*self.source {
             Source::Images { entries, .. } => entries[index].path.display().to_string(),
-            Source::Tensors { .. } => format!("{}[{index}]", self.origin.display()),
+            Source::Tensors { .. } | Source::Named { .. } => {
+                format!("{}[{index}]", self.origin.display())
+            }
         }
     }
 
@@ -233,6 +298,22 @@ impl Dataset {
                 shape.extend_from_slice(sample_shape);
                 Ok(Batch {
                     input: Tensor::f32(shape, data),
+                    named: Vec::new(),
+                    labels: labels
+                        .as_ref()
+                        .map(|all| positions.iter().map(|&i| all[i]).collect()),
+                    items: range.map(|p| self.item_name(p)).collect(),
+                    skipped: Vec::new(),
+                })
+            }
+            Source::Named { arrays, labels } => {
+                let named: Vec<(String, Tensor)> = arrays
+                    .iter()
+                    .map(|array| (array.name.clone(), array.rows(positions)))
+                    .collect();
+                Ok(Batch {
+                    input: named[0].1.clone(),
+                    named,
                     labels: labels
                         .as_ref()
                         .map(|all| positions.iter().map(|&i| all[i]).collect()),
@@ -306,6 +387,7 @@ impl Dataset {
         let labels: Option<Vec<usize>> = labels.into_iter().collect();
         Ok(Batch {
             input: Tensor::f32(shape, data),
+            named: Vec::new(),
             labels,
             items,
             skipped,
@@ -325,6 +407,8 @@ impl Dataset {
     pub fn sample_shape(&self) -> Option<Vec<usize>> {
         match &*self.source {
             Source::Tensors { sample_shape, .. } => Some(sample_shape.clone()),
+            // Checked per input against the model, by name (`Batch::feeds_for`).
+            Source::Named { .. } => None,
             Source::Images { .. } => self
                 .preprocess
                 .fixed_size()
@@ -372,16 +456,28 @@ fn tensors_from_npz(path: &Path) -> Result<Source> {
             .iter()
             .find(|(name, _)| keys.contains(&name.as_str()))
     };
-    let (_, inputs) = find(NPZ_INPUT_KEYS).ok_or_else(|| DataError::BadArray {
-        path: path.to_path_buf(),
-        reason: format!(
-            "no input array: name it one of {NPZ_INPUT_KEYS:?} (found {:?})",
-            arrays.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>()
-        ),
-    })?;
     let labels = find(NPZ_LABEL_KEYS)
         .map(|(_, array)| labels_from_array(path, array))
         .transpose()?;
+    let Some((_, inputs)) = find(NPZ_INPUT_KEYS) else {
+        // No single-input array: one array per model input name.
+        let inputs: Vec<(String, npy::Array)> = arrays
+            .iter()
+            .filter(|(name, _)| !NPZ_LABEL_KEYS.contains(&name.as_str()))
+            .cloned()
+            .collect();
+        let arrays = crate::named::named_arrays(path, &inputs)?;
+        if let Some(labels) = &labels {
+            let samples = crate::named::sample_count(&arrays);
+            if labels.len() != samples {
+                return Err(DataError::BadArray {
+                    path: path.to_path_buf(),
+                    reason: format!("{} labels for {samples} samples", labels.len()),
+                });
+            }
+        }
+        return Ok(Source::Named { arrays, labels });
+    };
     tensor_source(path, inputs.clone(), labels)
 }
 

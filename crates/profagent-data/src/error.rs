@@ -45,6 +45,19 @@ pub enum DataError {
         reason: String,
     },
 
+    #[error("no preprocessing known for '{model}' (no 3-channel image input of fixed size to guess from): pass --preprocess PRESET|FILE (presets: {presets}; or a JSON file), put a preprocessor_config.json beside the model, or size the input with --input-shape")]
+    NoPreprocess { model: PathBuf, presets: String },
+
+    #[error("model input '{input}' has dynamic dimensions {shape}: pass --input-shape {example} (a size for every dynamic dimension), or give data with that shape")]
+    InputShapeNeeded {
+        input: String,
+        shape: String,
+        example: String,
+    },
+
+    #[error("--input-shape '{text}': {reason}")]
+    BadInputShape { text: String, reason: String },
+
     #[error("unknown preprocessing preset '{name}' (known: {known})")]
     UnknownPreset { name: String, known: String },
 

@@ -75,9 +75,12 @@ pub fn evaluate_with_progress(
             dataset.origin().display()
         )));
     }
-    let input = single_input(&session.inputs(), "model")?;
-    let reference_input = match reference.as_deref() {
-        Some(r) => Some(single_input(&r.inputs(), "reference model")?),
+    // One image tensor, or (an .npz with one array per input name) several inputs by name.
+    let several = dataset.input_names().is_some();
+    let declared = model_inputs(session.inputs(), several, "model")?;
+    let input = declared[0].clone();
+    let reference_inputs = match reference.as_deref() {
+        Some(r) => Some(model_inputs(r.inputs(), several, "reference model")?),
         None => None,
     };
     // A model exported with a fixed batch dimension can only run that batch.
@@ -103,6 +106,7 @@ pub fn evaluate_with_progress(
     let total = dataset.len();
     let started = Instant::now();
     let mut checked_shape = dataset.sample_shape().is_some();
+    let mut class_indices: Option<Option<Vec<usize>>> = None;
 
     std::thread::scope(|scope| -> Result<()> {
         let (sender, receiver) = mpsc::sync_channel::<Result<Batch>>(PREFETCH_BATCHES);
@@ -120,35 +124,47 @@ pub fn evaluate_with_progress(
             if batch.items.is_empty() {
                 continue;
             }
+            let feeds = padded_feeds(&batch, dataset, &declared, fixed_batch)?;
             if !checked_shape {
-                check_input_shape(&input, &batch.input.shape[1..], dataset.preprocess().layout)?;
+                for (declared, (_, tensor)) in declared.iter().zip(&feeds) {
+                    check_input_shape(declared, &tensor.shape[1..], dataset.preprocess().layout)?;
+                }
                 checked_shape = true;
             }
-            let batch = pad_to_fixed_batch(batch, fixed_batch);
-            let logits = run_logits(session, &input.name, &batch.input)?;
+            let batch_rows = feeds[0].1.shape[0];
+            let logits = run_feeds(session, &feeds)?;
             let rows = batch.items.len();
-            let num_classes = logits.len() / batch.input.shape[0];
+            let num_classes = logits.len() / batch_rows;
             let logits = &logits[..rows * num_classes];
             if let Some(labels) = &batch.labels {
-                check_labels(labels, &batch.items, num_classes)?;
-                accuracy.update(logits, num_classes, labels);
+                // Class folders become model class indices once the class count is known.
+                if class_indices.is_none() {
+                    class_indices = Some(dataset.class_indices(num_classes)?);
+                }
+                let labels: Vec<usize> = match class_indices.as_ref().and_then(Option::as_ref) {
+                    Some(map) => labels.iter().map(|&l| map[l]).collect(),
+                    None => labels.clone(),
+                };
+                check_labels(&labels, &batch.items, num_classes)?;
+                accuracy.update(logits, num_classes, &labels);
                 correct.extend(
                     logits
                         .chunks_exact(num_classes)
-                        .zip(labels)
+                        .zip(&labels)
                         .map(|(row, &label)| crate::metrics::argmax(row) == label),
                 );
             }
-            if let (Some(reference), Some(reference_input)) =
-                (reference.as_deref_mut(), reference_input.as_ref())
+            if let (Some(reference), Some(reference_inputs)) =
+                (reference.as_deref_mut(), reference_inputs.as_ref())
             {
-                let expected = run_logits(reference, &reference_input.name, &batch.input)?;
-                if expected.len() != batch.input.shape[0] * num_classes {
+                let feeds = padded_feeds(&batch, dataset, reference_inputs, fixed_batch)?;
+                let expected = run_feeds(reference, &feeds)?;
+                if expected.len() != batch_rows * num_classes {
                     return Err(DataError::BadModel {
                         model: "reference".into(),
                         reason: format!(
                             "it predicts {} values per sample, the model {num_classes}",
-                            expected.len() / batch.input.shape[0]
+                            expected.len() / batch_rows
                         ),
                     });
                 }
@@ -200,11 +216,7 @@ pub fn evaluate_with_progress(
             continue;
         }
         latency.push(measure_latency(
-            session,
-            &input.name,
-            dataset,
-            batch,
-            options,
+            session, &declared, dataset, batch, options,
         )?);
     }
 
@@ -237,7 +249,7 @@ pub fn evaluate_with_progress(
             .flatten(),
         correct: dataset.has_labels().then_some(correct),
         nll: dataset.has_labels().then(|| accuracy.mean_nll()),
-        fidelity: (reference_input.is_some() || options.reference_logits.is_some())
+        fidelity: (reference_inputs.is_some() || options.reference_logits.is_some())
             .then(|| agreement.finish()),
         logits: options.keep_logits.then_some(kept),
         latency_ms: latency.first().map(|p| p.median_ms),
@@ -256,7 +268,21 @@ pub fn evaluate_with_progress(
 
 /// Runs one batch and returns the first output as f32 values (`[batch, classes]` row-major).
 pub fn run_logits(session: &mut dyn Session, input_name: &str, input: &Tensor) -> Result<Vec<f32>> {
-    let outputs = session.run(&[(input_name.to_string(), input.clone())])?;
+    run_feeds(session, &[(input_name.to_string(), input.clone())])
+}
+
+/// Runs one batch of named feeds and returns the first output as f32 values, one row of
+/// `values / batch` per sample (`[batch, classes]` for a classifier; a text encoder's
+/// `[batch, sequence, hidden]` flattened per sample).
+pub fn run_feeds(session: &mut dyn Session, feeds: &[(String, Tensor)]) -> Result<Vec<f32>> {
+    let input = &feeds
+        .first()
+        .ok_or_else(|| DataError::BadModel {
+            model: "model".into(),
+            reason: "it has no inputs".into(),
+        })?
+        .1;
+    let outputs = session.run(feeds)?;
     let (name, output) = outputs
         .into_iter()
         .next()
@@ -277,6 +303,29 @@ pub fn run_logits(session: &mut dyn Session, input_name: &str, input: &Tensor) -
             ),
         }),
     }
+}
+
+/// The inputs evaluation feeds: one float image input, or with several-input data every
+/// declared input (matched to the data's arrays by name).
+fn model_inputs(inputs: Vec<IoInfo>, several: bool, which: &str) -> Result<Vec<IoInfo>> {
+    if several && !inputs.is_empty() {
+        return Ok(inputs);
+    }
+    Ok(vec![single_input(&inputs, which)?])
+}
+
+/// A batch's feeds for `inputs`, padded to the model's fixed batch.
+fn padded_feeds(
+    batch: &Batch,
+    dataset: &Dataset,
+    inputs: &[IoInfo],
+    fixed: Option<usize>,
+) -> Result<Vec<(String, Tensor)>> {
+    Ok(batch
+        .feeds_for(dataset.origin(), inputs)?
+        .into_iter()
+        .map(|(name, tensor)| (name, crate::inputs::pad_rows(tensor, fixed)))
+        .collect())
 }
 
 fn single_input(inputs: &[IoInfo], which: &str) -> Result<IoInfo> {
@@ -360,37 +409,21 @@ fn check_labels(labels: &[usize], items: &[String], num_classes: usize) -> Resul
     }
 }
 
-/// A model with a fixed batch dimension gets its last batch padded by repeating the last sample;
-/// only the first `items.len()` rows of the output are scored.
-fn pad_to_fixed_batch(mut batch: Batch, fixed: Option<usize>) -> Batch {
-    let Some(fixed) = fixed else { return batch };
-    let rows = batch.input.shape[0];
-    if rows >= fixed {
-        return batch;
-    }
-    if let profagent_runtime::TensorData::F32(values) = &mut batch.input.data {
-        let width = values.len() / rows.max(1);
-        let last = values[values.len() - width..].to_vec();
-        for _ in rows..fixed {
-            values.extend_from_slice(&last);
-        }
-    }
-    batch.input.shape[0] = fixed;
-    batch
-}
-
 /// Median and p90 latency of `session` at `batch` samples (the dataset's first samples, repeated
 /// if it is smaller than the batch).
 fn measure_latency(
     session: &mut dyn Session,
-    input_name: &str,
+    inputs: &[IoInfo],
     dataset: &Dataset,
     batch: usize,
     options: &EvalOptions,
 ) -> Result<LatencyPoint> {
     let loaded = dataset.load_batch(0..batch.min(dataset.len()))?;
-    let input = repeat_to(loaded.input, batch);
-    let feeds = [(input_name.to_string(), input)];
+    let feeds: Vec<(String, Tensor)> = loaded
+        .feeds_for(dataset.origin(), inputs)?
+        .into_iter()
+        .map(|(name, tensor)| (name, repeat_to(tensor, batch)))
+        .collect();
     let stats = profagent_runtime::measure_latency(
         session,
         &feeds,
@@ -407,12 +440,14 @@ fn repeat_to(tensor: Tensor, batch: usize) -> Tensor {
     }
     let mut shape = tensor.shape.clone();
     shape[0] = batch;
-    let values = tensor.as_f32().unwrap_or(&[]);
-    let data: Vec<f32> = values
-        .iter()
-        .copied()
-        .cycle()
-        .take(values.len() / rows * batch)
-        .collect();
-    Tensor::f32(shape, data)
+    match &tensor.data {
+        profagent_runtime::TensorData::F32(values) => {
+            let take = values.len() / rows * batch;
+            Tensor::f32(shape, values.iter().copied().cycle().take(take).collect())
+        }
+        profagent_runtime::TensorData::I64(values) => {
+            let take = values.len() / rows * batch;
+            Tensor::i64(shape, values.iter().copied().cycle().take(take).collect())
+        }
+    }
 }

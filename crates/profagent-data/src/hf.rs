@@ -8,7 +8,7 @@
 //! `get_size_dict` does by default. Anything we cannot honour exactly is an error, never a guess.
 use serde_json::Value;
 
-use crate::preprocess::{Layout, Preprocess, Resize, Size};
+use crate::preprocess::{ChannelOrder, Layout, Preprocess, Resize, Size};
 use crate::resize::Filter;
 
 const DEFAULT_RESCALE: f64 = 1.0 / 255.0;
@@ -93,6 +93,7 @@ pub(crate) fn from_hugging_face(config: &Value) -> Result<Preprocess, String> {
         mean,
         std,
         layout: Layout::Nchw,
+        channel_order: ChannelOrder::Rgb,
     })
 }
 

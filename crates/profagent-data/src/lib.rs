@@ -4,6 +4,11 @@
 //!   batches decoded and preprocessed in parallel (rayon).
 //! - `decode` + `resize` + `preprocess`: pixels identical to PIL + torchvision (libjpeg-turbo
 //!   decoding, Pillow's resampling ported bit for bit), presets and Hugging Face configs.
+//! - `labels`: class folders to model class indices (classes files, synset ids, integers).
+//! - `resolve`: the one preprocessing resolution every command uses (flag, file beside the
+//!   model, guess from the input shape).
+//! - `inputs`: `--input-shape` values, model inputs made concrete, and the one builder of
+//!   calibration batches (at the model's fixed batch when it has one).
 //! - `metrics`: top-1/top-5 accuracy, fidelity to a reference model (agreement, KL, cosine).
 //! - `evaluate` + `record`: run a model over a dataset, measure latency and memory, and
 //!   compare two records. This is the only part that touches `profagent-runtime`.
@@ -14,19 +19,25 @@ pub mod decode;
 pub mod error;
 pub mod evaluate;
 mod hf;
+pub mod inputs;
+pub mod labels;
 pub mod metrics;
+mod named;
 pub mod npy;
 pub mod preprocess;
 pub mod record;
 pub mod resize;
+pub mod resolve;
 mod sources;
 
 pub use dataset::{Batch, Dataset, ImageEntry, Skipped};
 pub use error::{DataError, Result};
 
+pub use inputs::{calibration_batches, InputShape};
 pub use metrics::{fidelity, Accuracy, Fidelity, FidelityAccumulator};
-pub use preprocess::{Layout, Preprocess, Resize, Size};
+pub use preprocess::{ChannelOrder, Layout, Preprocess, Resize, Size};
 
 pub use evaluate::{evaluate, evaluate_with_progress, run_logits, EvalOptions};
 pub use record::{compare, Comparison, EvalRecord, LatencyPoint};
 pub use resize::{Filter, RgbImage};
+pub use resolve::{resolve_preprocess, ResolvedPreprocess};

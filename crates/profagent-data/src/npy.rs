@@ -183,6 +183,22 @@ pub fn encode_npy_i64(shape: &[usize], values: &[i64]) -> Vec<u8> {
     )
 }
 
+/// An `.npz` archive (stored, as `numpy.savez` writes it) of `.npy` byte arrays by name, e.g.
+/// one array per model input: `[("input_ids", encode_npy_i64(..)), ...]`.
+pub fn encode_npz(arrays: &[(&str, Vec<u8>)]) -> std::result::Result<Vec<u8>, String> {
+    use std::io::Write;
+    let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let options =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    for (name, bytes) in arrays {
+        writer
+            .start_file(format!("{name}.npy"), options)
+            .map_err(|e| e.to_string())?;
+        writer.write_all(bytes).map_err(|e| e.to_string())?;
+    }
+    Ok(writer.finish().map_err(|e| e.to_string())?.into_inner())
+}
+
 fn encode(shape: &[usize], descr: &str, payload: Vec<u8>) -> Vec<u8> {
     let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
     let shape_text = if dims.len() == 1 {

@@ -19,6 +19,17 @@ pub enum Layout {
     Nhwc,
 }
 
+/// Order of the colour channels in the produced tensor. Images are decoded as RGB; `Bgr`
+/// (Caffe, OpenCV-trained models) swaps the first and last channel. `mean` and `std` are given
+/// in the produced order (with `Bgr`, `mean[0]` is the blue channel's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChannelOrder {
+    #[default]
+    Rgb,
+    Bgr,
+}
+
 /// How to resize before cropping.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -52,6 +63,12 @@ pub struct Preprocess {
     pub std: [f64; 3],
     #[serde(default)]
     pub layout: Layout,
+    #[serde(default, skip_serializing_if = "is_rgb")]
+    pub channel_order: ChannelOrder,
+}
+
+fn is_rgb(order: &ChannelOrder) -> bool {
+    *order == ChannelOrder::Rgb
 }
 
 /// Name → constructor: the presets, following torchvision conventions.
@@ -68,6 +85,7 @@ pub fn cifar10() -> Preprocess {
         mean: [0.4914, 0.4822, 0.4465],
         std: [0.2470, 0.2435, 0.2616],
         layout: Layout::Nchw,
+        channel_order: ChannelOrder::Rgb,
     }
 }
 
@@ -84,6 +102,7 @@ pub fn imagenet() -> Preprocess {
         mean: [0.485, 0.456, 0.406],
         std: [0.229, 0.224, 0.225],
         layout: Layout::Nchw,
+        channel_order: ChannelOrder::Rgb,
     }
 }
 
@@ -218,18 +237,24 @@ impl Preprocess {
         let offset: [f32; 3] = std::array::from_fn(|c| (self.mean[c] / self.scale) as f32);
         let divisor: [f32; 3] = std::array::from_fn(|c| (self.std[c] / self.scale) as f32);
         let plane = image.width as usize * image.height as usize;
+        // Output channel c reads decoded channel source[c].
+        let source: [usize; 3] = match self.channel_order {
+            ChannelOrder::Rgb => [0, 1, 2],
+            ChannelOrder::Bgr => [2, 1, 0],
+        };
         match self.layout {
             Layout::Nchw => {
                 for (i, pixel) in image.pixels.chunks_exact(3).enumerate() {
                     for c in 0..3 {
-                        out[c * plane + i] = (f32::from(pixel[c]) - offset[c]) / divisor[c];
+                        out[c * plane + i] = (f32::from(pixel[source[c]]) - offset[c]) / divisor[c];
                     }
                 }
             }
             Layout::Nhwc => {
-                for (value, (i, raw)) in out.iter_mut().zip(image.pixels.iter().enumerate()) {
-                    let c = i % 3;
-                    *value = (f32::from(*raw) - offset[c]) / divisor[c];
+                for (values, pixel) in out.chunks_exact_mut(3).zip(image.pixels.chunks_exact(3)) {
+                    for c in 0..3 {
+                        values[c] = (f32::from(pixel[source[c]]) - offset[c]) / divisor[c];
+                    }
                 }
             }
         }
@@ -294,5 +319,37 @@ mod tests {
         config.normalize_into(&image, &mut nhwc);
         assert!((nhwc[1] - expected(128.0, 1)).abs() < 1e-6);
         assert!((nhwc[5] - expected(30.0, 2)).abs() < 1e-6);
+    }
+
+    #[test]
+    fn bgr_swaps_red_and_blue_and_normalises_in_the_produced_order() {
+        let image = RgbImage {
+            width: 2,
+            height: 1,
+            pixels: vec![0, 128, 255, 10, 20, 30],
+        };
+        let mut config = cifar10();
+        config.channel_order = ChannelOrder::Bgr;
+        let expected = |x: f32, c: usize| {
+            (x - (config.mean[c] * 255.0) as f32) / (config.std[c] * 255.0) as f32
+        };
+        let mut nchw = vec![0.0; 6];
+        config.normalize_into(&image, &mut nchw);
+        // Channel 0 is blue: 255 and 30.
+        assert!((nchw[0] - expected(255.0, 0)).abs() < 1e-6);
+        assert!((nchw[1] - expected(30.0, 0)).abs() < 1e-6);
+        assert!((nchw[4] - expected(0.0, 2)).abs() < 1e-6);
+        config.layout = Layout::Nhwc;
+        let mut nhwc = vec![0.0; 6];
+        config.normalize_into(&image, &mut nhwc);
+        assert!((nhwc[0] - expected(255.0, 0)).abs() < 1e-6);
+        assert!((nhwc[5] - expected(10.0, 2)).abs() < 1e-6);
+        // Written only when not the default, read back as written.
+        let text = serde_json::to_string(&config).unwrap();
+        assert!(text.contains("\"channel_order\":\"bgr\""), "{text}");
+        assert_eq!(serde_json::from_str::<Preprocess>(&text).unwrap(), config);
+        assert!(!serde_json::to_string(&cifar10())
+            .unwrap()
+            .contains("channel_order"));
     }
 }

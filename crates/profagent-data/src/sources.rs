@@ -5,8 +5,10 @@ use std::path::{Path, PathBuf};
 use crate::dataset::{is_image_file, ImageEntry};
 use crate::error::{DataError, Result};
 
-/// torchvision's `ImageFolder`: class index = position of the sub-folder name in sorted order;
-/// images found recursively below each class folder, in sorted path order.
+/// torchvision's `ImageFolder`: label = position of the sub-folder name in sorted order (the
+/// model's class index is decided later, see `crate::labels`); images found recursively below
+/// each class folder, in sorted path order. A folder without sub-folders is a flat folder of
+/// unlabelled images (enough for calibration and fidelity).
 pub(crate) fn image_folder(root: &Path) -> Result<(Vec<ImageEntry>, Option<Vec<String>>)> {
     let mut classes: Vec<(String, PathBuf)> = read_dir_sorted(root)?
         .into_iter()
@@ -18,10 +20,20 @@ pub(crate) fn image_folder(root: &Path) -> Result<(Vec<ImageEntry>, Option<Vec<S
         .collect();
     classes.sort();
     if classes.is_empty() {
-        return Err(DataError::BadDataset {
-            path: root.to_path_buf(),
-            reason: "no class sub-folders (an ImageFolder tree is ROOT/<class>/<image>.jpg)".into(),
-        });
+        let mut files = Vec::new();
+        collect_images(root, &mut files)?;
+        if files.is_empty() {
+            return Err(DataError::BadDataset {
+                path: root.to_path_buf(),
+                reason: "no images and no class sub-folders (give ROOT/<class>/<image>.jpg, or a folder of .jpg/.jpeg/.png images)".into(),
+            });
+        }
+        files.sort();
+        let entries = files
+            .into_iter()
+            .map(|path| ImageEntry { path, label: None })
+            .collect();
+        return Ok((entries, None));
     }
     let mut entries = Vec::new();
     for (label, (name, folder)) in classes.iter().enumerate() {

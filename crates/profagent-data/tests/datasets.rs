@@ -192,3 +192,43 @@ fn cifar_subset_is_found_in_class_order() {
         .iter()
         .all(|v| (-2.0..2.2).contains(v)));
 }
+
+#[test]
+fn an_npz_with_one_array_per_input_feeds_a_several_input_model_by_name() {
+    use profagent_data::npy::{encode_npy_f32, encode_npy_i64, encode_npz};
+    use profagent_runtime::{IoInfo, TensorData};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("text.npz");
+    let bytes = encode_npz(&[
+        ("input_ids", encode_npy_i64(&[3, 2], &[1, 2, 3, 4, 5, 6])),
+        ("attention_mask", encode_npy_f32(&[3, 2], &[1.0; 6])),
+    ])
+    .unwrap();
+    std::fs::write(&path, bytes).unwrap();
+    let dataset = Dataset::open(&path, &preprocess::cifar10()).unwrap();
+    assert_eq!(dataset.len(), 3);
+    assert!(!dataset.has_labels());
+    let batch = dataset.load_batch(1..3).unwrap();
+    let declared = |name: &str, elem_type: &str| IoInfo {
+        name: name.into(),
+        elem_type: elem_type.into(),
+        shape: vec![None, None],
+    };
+    let inputs = [
+        declared("attention_mask", "int64"),
+        declared("input_ids", "int64"),
+    ];
+    let feeds = batch.feeds_for(&path, &inputs).unwrap();
+    assert_eq!(feeds[0].0, "attention_mask");
+    // Float arrays become the int64 the model declares; rows 1..3 only.
+    assert_eq!(feeds[0].1.data, TensorData::I64(vec![1; 4]));
+    assert_eq!(feeds[1].1.data, TensorData::I64(vec![3, 4, 5, 6]));
+    let err = batch
+        .feeds_for(&path, &[declared("token_type_ids", "int64")])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("token_type_ids") && err.contains("input_ids, attention_mask"),
+        "{err}"
+    );
+}

@@ -57,6 +57,8 @@ pub enum OnnxError {
     Tensor { tensor: String, reason: String },
     #[error("patch: {0}")]
     Patch(String),
+    #[error("model input '{input}': {reason}")]
+    InputShape { input: String, reason: String },
     #[error("shape inference at node '{node}' ({op_type}): {reason}")]
     Shape {
         node: String,

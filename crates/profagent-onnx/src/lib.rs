@@ -6,6 +6,7 @@ pub mod attr;
 pub mod builder;
 pub mod error;
 pub mod index;
+pub mod inputs;
 pub mod model;
 pub mod naming;
 pub mod patch;
@@ -15,6 +16,7 @@ pub mod tensor;
 
 pub use error::{OnnxError, Result};
 pub use index::GraphIndex;
+pub use inputs::fix_input_dims;
 pub use model::{write_atomic, ExternalData, Model};
 pub use naming::layer_of_node;
 pub use patch::{NameGen, Patch};

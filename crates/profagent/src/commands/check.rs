@@ -4,6 +4,7 @@
 //! a valid graph (tract 0.23.9 folds `DequantizeLinear → Softmax → QuantizeLinear` into a wrong
 //! lookup table: cosine 0.34 on a QDQ ViT), so "the rewrite is correct" is checked where it runs.
 use anyhow::Context;
+use profagent_data::InputShape;
 use profagent_onnx::Model;
 use profagent_runtime::{
     check_fidelity, open_runtime, synthetic_inputs, FidelityReport, ModelSource, RuntimeKind,
@@ -78,18 +79,22 @@ impl CheckOutcome {
 pub struct CheckInputs<'a> {
     pub batches: &'a [Vec<(String, Tensor)>],
     pub origin: &'static str,
+    /// Samples to run at most (`--check-samples`).
+    pub samples: usize,
 }
 
 /// Runs `original` and `rewritten` on `runtime` and fails (exit 3) when the rewrite's mean
 /// output cosine is below `min_cosine`. Real samples when the caller has them (up to
 /// `samples`, batch by batch: static quantization is calibrated for real data and must be
-/// checked on it), else synthetic ones.
+/// checked on it), else synthetic ones shaped by `input_shapes` (`--input-shape`) where the
+/// model leaves dimensions dynamic; a dynamic dimension nobody sized is a bad-input error
+/// (exit 2) naming the flag to pass.
 pub fn check_rewrite(
     kind: CheckRuntime,
     original: &Model,
     rewritten: &Model,
     inputs: Option<CheckInputs<'_>>,
-    samples: usize,
+    input_shapes: &[InputShape],
     min_cosine: f64,
     what: &str,
 ) -> anyhow::Result<Option<CheckOutcome>> {
@@ -98,15 +103,28 @@ pub fn check_rewrite(
         CheckRuntime::Ort => RuntimeKind::Ort,
         CheckRuntime::Tract => RuntimeKind::Tract,
     };
+    let synthetic = match inputs {
+        Some(_) => None,
+        None => {
+            let declared = crate::commands::inputs::model_inputs(original, input_shapes)?;
+            profagent_data::inputs::require_known_shapes(&declared)?;
+            Some(declared)
+        }
+    };
     let runtime = open_runtime(kind).map_err(|e| {
         RuntimeFailure(anyhow::Error::new(e).context(
             "cannot check the rewritten model (pass --check-runtime none to skip the check)",
         ))
     })?;
     let options = SessionOptions::default();
+    let (declared, _) = profagent_runtime::onnx_io::graph_io(original.graph());
+    let fixed_batch = declared
+        .first()
+        .and_then(|i| i.shape.first().copied().flatten())
+        .is_some();
     let (batches, origin): (Vec<Vec<(String, Tensor)>>, &'static str) = match inputs {
         Some(given) if !given.batches.is_empty() => {
-            let mut left = samples.max(1);
+            let mut left = given.samples.max(1);
             let mut out = Vec::new();
             for batch in given.batches {
                 if left == 0 {
@@ -117,24 +135,25 @@ pub fn check_rewrite(
                     .and_then(|(_, t)| t.shape.first())
                     .copied()
                     .unwrap_or(1);
-                let take = rows.min(left);
+                // A model with a fixed batch runs whole batches (they were built at it).
+                let take = if fixed_batch { rows } else { rows.min(left) };
                 out.push(
                     batch
                         .iter()
                         .map(|(name, t)| (name.clone(), first_rows(t, take)))
                         .collect(),
                 );
-                left -= take;
+                left = left.saturating_sub(take);
             }
             (out, given.origin)
         }
         _ => {
-            let reference = runtime
-                .load(&ModelSource::Bytes(original.to_bytes()), &options)
-                .map_err(|e| RuntimeFailure(e.into()))
-                .context("loading the original model for the check")?;
+            let declared = match synthetic {
+                Some(declared) => declared,
+                None => crate::commands::inputs::model_inputs(original, input_shapes)?,
+            };
             (
-                vec![synthetic_inputs(&reference.inputs(), SYNTHETIC_SAMPLES)
+                vec![synthetic_inputs(&declared, SYNTHETIC_SAMPLES)
                     .map_err(|e| RuntimeFailure(e.into()))?],
                 "synthetic",
             )

@@ -21,6 +21,9 @@ use crate::exit::{RuntimeFailure, BUDGET_NOT_MET, OK};
 
 mod bench;
 
+/// Samples per calibration batch for a model whose batch dimension is free.
+const CALIBRATION_BATCH: usize = 50;
+
 /// Compress MODEL to a budget: the planner (built-in, or an LLM with --llm) proposes
 /// layerwise pruning and quantization, each round is applied and measured, and the best
 /// model within the accuracy budget is kept. Everything lands in --out: every prompt and
@@ -90,7 +93,9 @@ pub struct Args {
     /// Intra-op threads for evaluation and latency (0: the runtime's default).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
-    /// Preprocessing preset (cifar10, imagenet, ...); auto picks from the model input size.
+    /// Preprocessing: a preset (cifar10, imagenet, ...) or a JSON file; auto: the file beside
+    /// the model, else a guess from the model's input shape (the same choice as eval,
+    /// quantize and prune make).
     #[arg(
         long,
         default_value = "auto",
@@ -98,6 +103,14 @@ pub struct Args {
         value_name = "PRESET|FILE"
     )]
     pub preprocess: String,
+    /// Class names in the model's output order, one per line (see `profagent eval --help`):
+    /// class folders are matched to it by name.
+    #[arg(long, value_name = "FILE")]
+    pub classes: Option<PathBuf>,
+    /// Size of the model input's dynamic dimensions, e.g. `1x3x224x224` (repeatable, as in
+    /// every command): picks the preprocessing guess for a model with dynamic height/width.
+    #[arg(long = "input-shape", value_name = "NAME=DIMS")]
+    pub input_shape: Vec<profagent_data::InputShape>,
     /// Images used to calibrate static quantization.
     #[arg(long, default_value_t = 500)]
     pub calibration_images: usize,
@@ -196,21 +209,33 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
 
     // Data: calibration / feedback / holdout, disjoint.
-    let preset = match args.preprocess.as_str() {
-        "auto" => auto_preset(&model),
-        other => other.to_string(),
-    };
-    let preprocess = if std::path::Path::new(&preset).is_file() {
-        profagent_data::Preprocess::from_file(std::path::Path::new(&preset))?
-    } else {
-        profagent_data::Preprocess::preset(&preset)?
-    };
-    let dataset = profagent_data::Dataset::open(&args.data, &preprocess)?;
+    let inputs = crate::commands::inputs::model_inputs(&model, &args.input_shape)?;
+    let resolved = crate::commands::inputs::preprocess(
+        Some(args.preprocess.as_str()),
+        &args.model,
+        &inputs,
+        Some(&args.data),
+    )?;
+    let (preprocess, preset) = (resolved.preprocess, resolved.origin);
+    let mut dataset = profagent_data::Dataset::open(&args.data, &preprocess)?;
+    if let Some(classes) = &args.classes {
+        dataset = dataset.with_classes(classes)?;
+    }
     if !dataset.has_labels() && args.min_cosine.is_none() {
         anyhow::bail!(
             "{} has no labels, so top-1 cannot be measured: pass --min-cosine (e.g. 0.999) to bound how far the outputs may move from the input model's instead",
             args.data.display()
         );
+    }
+    // Class folders that cannot be matched to the model's classes stop here, before any
+    // measurement, rather than scoring near 0 % (the evaluation would refuse them too).
+    let (_, outputs) = profagent_runtime::onnx_io::graph_io(model.graph());
+    if let Some(classes) = outputs
+        .first()
+        .and_then(|o| o.shape.last().copied().flatten())
+        .filter(|_| dataset.has_labels())
+    {
+        dataset.class_indices(classes)?;
     }
     let seed = Some(args.split_seed);
     let (calibration_images, feedback_images) =
@@ -232,18 +257,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         args.holdout_images,
         seed,
     )?;
-    let input_name = model
-        .graph()
-        .input
-        .iter()
-        .map(|i| i.name().to_string())
-        .find(|n| !model.graph().initializer.iter().any(|t| t.name() == n))
-        .context("the model has no graph input")?;
-    let fixed_batch = fixed_batch_of(&model, &input_name);
-    let mut calibration = Vec::new();
-    for batch in calibration_set.batches(fixed_batch.unwrap_or(50)) {
-        calibration.push(vec![(input_name.clone(), batch?.input)]);
-    }
+    // One builder for every command's calibration batches: at the model's fixed batch when it
+    // has one (a batch-1 export gets batches of 1 instead of failing every static probe).
+    let calibration =
+        profagent_data::calibration_batches(&calibration_set, &inputs, CALIBRATION_BATCH)?;
 
     let runtime = profagent_runtime::open_runtime(profagent_runtime::RuntimeKind::Ort)
         .map_err(|e| RuntimeFailure(e.into()))?;
@@ -270,8 +287,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             time_cap: std::time::Duration::from_secs_f64(args.compare_seconds.max(1.0)),
             ..Default::default()
         },
-        input_name: input_name.clone(),
-        fixed_batch,
+        inputs: inputs.clone(),
     };
     let run_dir = RunDir::create(&args.out, settings.secrets())?;
     let options = CompressOptions {
@@ -335,47 +351,6 @@ fn split_sizes(samples: usize, calibration: usize, feedback: usize) -> (usize, u
         (calibration, feedback)
     } else {
         (samples / 5, samples * 2 / 5)
-    }
-}
-
-/// cifar10 for 32x32 inputs, imagenet otherwise.
-fn auto_preset(model: &profagent_onnx::Model) -> String {
-    use profagent_onnx::proto::{tensor_shape_proto::dimension::Value, type_proto};
-    let height =
-        model
-            .graph()
-            .input
-            .first()
-            .and_then(|i| match i.r#type.as_ref()?.value.as_ref()? {
-                type_proto::Value::TensorType(t) => {
-                    match t.shape.as_ref()?.dim.get(2)?.value.as_ref()? {
-                        Value::DimValue(v) => Some(*v),
-                        _ => None,
-                    }
-                }
-                _ => None,
-            });
-    if height == Some(32) {
-        "cifar10".into()
-    } else {
-        "imagenet".into()
-    }
-}
-
-/// The model input's fixed batch size, when its first dimension is a number.
-fn fixed_batch_of(model: &profagent_onnx::Model, input_name: &str) -> Option<usize> {
-    use profagent_onnx::proto::{tensor_shape_proto::dimension::Value, type_proto};
-    let input = model
-        .graph()
-        .input
-        .iter()
-        .find(|i| i.name() == input_name)?;
-    match input.r#type.as_ref()?.value.as_ref()? {
-        type_proto::Value::TensorType(t) => match t.shape.as_ref()?.dim.first()?.value.as_ref()? {
-            Value::DimValue(v) if *v > 0 => usize::try_from(*v).ok(),
-            _ => None,
-        },
-        _ => None,
     }
 }
 

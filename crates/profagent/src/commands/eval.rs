@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use profagent_data::{evaluate_with_progress, Dataset, EvalOptions, EvalRecord, Preprocess};
+use profagent_data::{evaluate_with_progress, Dataset, EvalOptions, EvalRecord};
 use profagent_runtime::{open_runtime, ModelSource, RuntimeKind, SessionOptions};
 
 use crate::exit::RuntimeFailure;
@@ -16,8 +16,12 @@ use crate::exit::RuntimeFailure;
 /// `path, label` lines (paths relative to the file), or a `.npy`/`.npz` tensor file (used as is).
 /// Images are decoded and preprocessed exactly as PIL + torchvision do, in parallel on all
 /// cores. Preprocessing comes from --preset, --preprocess, or a `preprocessor_config.json` /
-/// `preprocess.json` / `MODEL.preprocess.json` next to the model. Without labels, pass
-/// --reference to measure fidelity (top-1 agreement, KL divergence, logit cosine).
+/// `preprocess.json` / `MODEL.preprocess.json` next to the model, else a guess from the model's
+/// input shape (printed at start). Class folders named by class index or ImageNet synset id
+/// are matched to the model's classes by name (--classes FILE for other names); a folder set
+/// that cannot be matched is an error, never a silent wrong score. Without labels (a flat
+/// folder of images), pass --reference to measure fidelity (top-1 agreement, KL divergence,
+/// logit cosine).
 #[derive(clap::Args, Debug)]
 #[command(after_help = "Examples:\n  \
     profagent eval resnet18.onnx --data cifar10-test --preset cifar10\n  \
@@ -36,9 +40,25 @@ pub struct Args {
     #[arg(long, value_name = "NAME", conflicts_with = "preprocess")]
     pub preset: Option<String>,
 
-    /// Preprocessing config: this tool's JSON or a Hugging Face preprocessor_config.json.
-    #[arg(long, value_name = "FILE.json")]
-    pub preprocess: Option<PathBuf>,
+    /// Preprocessing: a preset name or a config file (this tool's JSON or a Hugging Face
+    /// preprocessor_config.json). Default: the file beside the model, else a guess from the
+    /// model's input shape.
+    #[arg(long, value_name = "PRESET|FILE")]
+    pub preprocess: Option<String>,
+
+    /// Class names in the model's output order, one per line (the first word of a line is
+    /// the name: ImageNet's synset_words.txt works as is): class folders are matched to it by
+    /// name. Without it, folders named by class index or ImageNet synset id are matched by
+    /// name, and other folders by sorted position only when there are as many as the model
+    /// has classes.
+    #[arg(long, value_name = "FILE")]
+    pub classes: Option<PathBuf>,
+
+    /// Size of the model input's dynamic dimensions, e.g. `1x3x224x224` (repeatable, as in
+    /// every command): picks the preprocessing guess for a model with dynamic height/width
+    /// (the data's own shape is what is fed).
+    #[arg(long = "input-shape", value_name = "NAME=DIMS")]
+    pub input_shape: Vec<profagent_data::InputShape>,
 
     /// Reference model (e.g. the uncompressed original) for fidelity metrics.
     #[arg(long, value_name = "MODEL.onnx")]
@@ -90,9 +110,22 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if !args.model.is_file() {
         anyhow::bail!("model '{}' does not exist", args.model.display());
     }
-    let preprocess = resolve_preprocess(&args)?;
-    let dataset = Dataset::open(&args.data, &preprocess)
-        .map_err(one_line)?
+    let model = profagent_onnx::Model::load(&args.model).map_err(one_line)?;
+    let inputs = crate::commands::inputs::model_inputs(&model, &args.input_shape)?;
+    let preprocess = crate::commands::inputs::preprocess(
+        args.preset.as_deref().or(args.preprocess.as_deref()),
+        &args.model,
+        &inputs,
+        Some(&args.data),
+    )
+    .map_err(one_line)?
+    .preprocess;
+    drop(model);
+    let mut dataset = Dataset::open(&args.data, &preprocess).map_err(one_line)?;
+    if let Some(classes) = &args.classes {
+        dataset = dataset.with_classes(classes).map_err(one_line)?;
+    }
+    let dataset = dataset
         .with_skip_bad(args.skip_bad)
         .subset(args.offset, args.limit, args.seed)
         .map_err(one_line)?;
@@ -177,32 +210,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn resolve_preprocess(args: &Args) -> anyhow::Result<Preprocess> {
-    if let Some(name) = &args.preset {
-        return Preprocess::preset(name).map_err(one_line);
-    }
-    if let Some(path) = &args.preprocess {
-        return Preprocess::from_file(path).map_err(one_line);
-    }
-    if let Some(sidecar) = Preprocess::sidecar_of(&args.model) {
-        eprintln!("using preprocessing from {}", sidecar.display());
-        return Preprocess::from_file(&sidecar).map_err(one_line);
-    }
-    let is_tensor_file = matches!(
-        args.data.extension().and_then(|e| e.to_str()),
-        Some("npy" | "npz")
-    );
-    if is_tensor_file {
-        // Tensor datasets are already preprocessed; the recipe is not used.
-        return Ok(profagent_data::preprocess::cifar10());
-    }
-    anyhow::bail!(
-        "no preprocessing for '{}': pass --preset ({}) or --preprocess FILE.json, or put a preprocessor_config.json next to the model",
-        args.model.display(),
-        profagent_data::preprocess::preset_names().join(", ")
-    )
-}
-
 /// File size, params and MACs (static profile at batch 1), runtime version.
 fn fill_model_facts(record: &mut EvalRecord, model: &Path, runtime_version: &str) {
     record.model = model.display().to_string();
@@ -249,6 +256,9 @@ fn print_summary(record: &EvalRecord) {
             );
         }
         _ => println!("top-1      not measured: the data has no labels"),
+    }
+    if record.top1.is_none() && record.fidelity.is_none() {
+        println!("top-1      - (the data has no labels; pass --reference MODEL for fidelity)");
     }
     if let Some(f) = &record.fidelity {
         println!(

@@ -3,6 +3,7 @@ mod calib;
 pub mod check;
 pub mod compress;
 pub mod eval;
+pub mod inputs;
 pub mod profile;
 pub mod prune;
 pub mod quantize;

@@ -31,7 +31,8 @@ use crate::exit::RuntimeFailure;
     profagent profile model.onnx --runs 0 --batch 8 --top 10   (static only)\n  \
     profagent profile model.onnx --json profile.json\n  \
     profagent profile model.onnx --runtime tract --runs 20 --threads 1\n  \
-    profagent profile model.onnx --runtime ort --runs 10 --json profile.json")]
+    profagent profile model.onnx --runtime ort --runs 10 --json profile.json\n  \
+    profagent profile bert.onnx --input-shape input_ids=1x128 --input-shape attention_mask=1x128")]
 pub struct Args {
     /// The ONNX model to profile (read only; external data next to it is read too).
     #[arg(value_name = "MODEL.onnx")]
@@ -67,17 +68,69 @@ pub struct Args {
     /// Intra-op threads for the runtime; 0 lets it choose (usually all cores).
     #[arg(long, default_value_t = 0, value_name = "T")]
     pub threads: usize,
+
+    /// Size of an input's dynamic dimensions, e.g. `input_ids=1x128` or `1x3x224x224` for a
+    /// one-input model (repeatable). MACs, bytes and the measured run use this shape; a batch
+    /// given here wins over --batch.
+    #[arg(long = "input-shape", value_name = "NAME=DIMS")]
+    pub input_shape: Vec<profagent_data::InputShape>,
+
+    /// Profile on real samples instead of synthetic inputs: the first --batch samples of an
+    /// image folder, a labels file, a .npy, or an .npz with one array per input name (text
+    /// encoders). Their shapes size the model's dynamic dimensions.
+    #[arg(long, value_name = "DATA")]
+    pub data: Option<PathBuf>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let model = Model::load(&args.model).map_err(one_line)?;
-    let profile = static_profile(&model, &ProfileOptions { batch: args.batch })
+    let loaded = Model::load(&args.model).map_err(one_line)?;
+    // Real samples, when given, bring their shapes.
+    let mut given = args.input_shape.clone();
+    let data_feeds = match &args.data {
+        Some(path) => {
+            let feeds = data_feeds(&args, &loaded, path)?;
+            given.extend(
+                feeds
+                    .iter()
+                    .map(|(name, tensor)| profagent_data::InputShape {
+                        name: Some(name.clone()),
+                        dims: tensor.shape.clone(),
+                    }),
+            );
+            Some(feeds)
+        }
+        None => None,
+    };
+    // The shapes asked for become the model's declared input dims (a copy): shape inference
+    // then sizes every activation, and the measured run feeds that shape.
+    let inputs = crate::commands::inputs::model_inputs(&loaded, &given)?;
+    let named = crate::commands::inputs::named_dims(&inputs, &given);
+    let model = if named.is_empty() {
+        loaded
+    } else {
+        profagent_onnx::fix_input_dims(&loaded, &named).map_err(one_line)?
+    };
+    let batch = match given.first() {
+        Some(shape) => shape.dims.first().map_or(args.batch, |&b| b as i64),
+        None => args.batch,
+    };
+    if args.runs > 0 {
+        profagent_data::inputs::require_known_shapes(&inputs).map_err(one_line)?;
+    }
+    let profile = static_profile(&model, &ProfileOptions { batch })
         .map_err(one_line)
         .with_context(|| format!("cannot profile {}", args.model.display()))?;
     let mut profile = profile;
     let runs = args.runs;
     if runs > 0 {
-        measure(&args, runs, &model, &mut profile)?;
+        let feeds = match data_feeds {
+            Some(feeds) => feeds,
+            None => {
+                let batch = usize::try_from(batch).context("--batch is too large")?;
+                synthetic_inputs(&inputs, batch).map_err(one_line)?
+            }
+        };
+        measure(&args, runs, &model, &feeds, &mut profile)?;
     }
 
     match args.json.as_deref() {
@@ -106,6 +159,7 @@ fn measure(
     args: &Args,
     runs: usize,
     model: &Model,
+    inputs: &[(String, profagent_runtime::Tensor)],
     profile: &mut profagent_profile::Profile,
 ) -> anyhow::Result<()> {
     let (runtime, notice) =
@@ -118,31 +172,46 @@ fn measure(
         threads: args.threads,
         ..SessionOptions::default()
     };
-    let batch = usize::try_from(args.batch).context("--batch is too large")?;
-    let (declared, _) = profagent_runtime::onnx_io::graph_io(model.graph());
-    let inputs = synthetic_inputs(&declared, batch).map_err(one_line)?;
     let settings = ProfileSettings {
         warmup: args.warmup,
         runs,
     };
-    let measured = profile_model(
-        runtime.as_ref(),
-        &source,
-        model,
-        &options,
-        &inputs,
-        settings,
-    )
-    .map_err(|e| RuntimeFailure(one_line(e)))
-    .with_context(|| {
-        format!(
-            "cannot measure {} on {}",
-            args.model.display(),
-            args.runtime
-        )
-    })?;
+    let measured = profile_model(runtime.as_ref(), &source, model, &options, inputs, settings)
+        .map_err(|e| RuntimeFailure(one_line(e)))
+        .with_context(|| {
+            format!(
+                "cannot measure {} on {}",
+                args.model.display(),
+                args.runtime
+            )
+        })?;
     merge_measured(profile, &measured);
     Ok(())
+}
+
+/// The first samples of `--data` as the model's feeds, at the model's fixed batch or --batch
+/// (repeating the last sample when the data holds fewer).
+fn data_feeds(
+    args: &Args,
+    model: &Model,
+    path: &std::path::Path,
+) -> anyhow::Result<Vec<(String, profagent_runtime::Tensor)>> {
+    let inputs = crate::commands::inputs::model_inputs(model, &args.input_shape)?;
+    let preprocess =
+        crate::commands::inputs::preprocess(None, &args.model, &inputs, Some(path))?.preprocess;
+    let dataset = profagent_data::Dataset::open(path, &preprocess).map_err(one_line)?;
+    let requested = usize::try_from(args.batch).context("--batch is too large")?;
+    let batch = profagent_data::inputs::model_batch(&inputs, requested);
+    let loaded = dataset.load_batch(0..batch).map_err(one_line)?;
+    if loaded.items.is_empty() {
+        anyhow::bail!("--data {} holds no samples", path.display());
+    }
+    Ok(loaded
+        .feeds_for(dataset.origin(), &inputs)
+        .map_err(one_line)?
+        .into_iter()
+        .map(|(name, tensor)| (name, profagent_data::inputs::pad_rows(tensor, Some(batch))))
+        .collect())
 }
 
 /// Library errors as one line: `exit::report_error` prints the chain on one line, and a

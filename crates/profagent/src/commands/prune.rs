@@ -15,9 +15,6 @@ use profagent_runtime::{open_runtime, RuntimeKind, SessionOptions};
 use super::calib::{Batch, BatchActivations};
 use crate::exit::RuntimeFailure;
 
-/// Calibration batches are run this many samples at a time.
-const CALIB_BATCH: usize = 32;
-
 /// Prune channels, MLP width and attention heads of an ONNX model.
 ///
 /// The pruner finds dependency groups (convolutions coupled by residual Adds, Concat offsets,
@@ -77,13 +74,22 @@ pub struct Args {
     pub calib: Option<PathBuf>,
 
     /// Preprocessing for --calib: a preset (cifar10, imagenet, ...) or a JSON file; default:
-    /// the model's sidecar `<model>.preprocess.json`.
+    /// the preprocessing file beside the model, else a guess from the model's input shape.
     #[arg(long, value_name = "PRESET|FILE")]
     pub preprocess: Option<String>,
 
-    /// Calibration samples drawn (seeded) from --calib.
+    /// Calibration samples drawn (seeded) from --calib (labels are not needed).
     #[arg(long, default_value_t = 256, value_name = "N")]
     pub calib_samples: usize,
+
+    /// Samples per calibration batch (a model exported with a fixed batch runs at that batch).
+    #[arg(long, default_value_t = 32, value_name = "N")]
+    pub calib_batch: usize,
+
+    /// Size of the model input's dynamic dimensions, e.g. `input_ids=1x128` or `1x3x224x224`
+    /// for a one-input model (repeatable): used by the check when there is no --calib data.
+    #[arg(long = "input-shape", value_name = "NAME=DIMS")]
+    pub input_shape: Vec<profagent_data::InputShape>,
 
     /// Skip the bias correction (done by default when --calib is given).
     #[arg(long)]
@@ -229,8 +235,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .map(|c| crate::commands::check::CheckInputs {
                 batches: &c.batches,
                 origin: "real calibration",
+                samples: args.check_samples,
             }),
-        args.check_samples,
+        &args.input_shape,
         f64::NEG_INFINITY,
         "pruned",
     )?;
@@ -290,40 +297,20 @@ struct Calibration {
 
 impl Calibration {
     fn open(args: &Args, model: &Model, path: &std::path::Path) -> anyhow::Result<Self> {
-        let preprocess = match &args.preprocess {
-            Some(p) if std::path::Path::new(p).is_file() => {
-                profagent_data::Preprocess::from_file(std::path::Path::new(p))?
-            }
-            Some(p) => profagent_data::Preprocess::preset(p)?,
-            None => match profagent_data::Preprocess::sidecar_of(&args.model) {
-                Some(file) => profagent_data::Preprocess::from_file(&file)?,
-                // .npy/.npz tensors are used as they are: any preprocessing is ignored.
-                None if super::quantize::is_tensor_file(path) => {
-                    profagent_data::Preprocess::preset("cifar10")?
-                }
-                None => bail!(
-                    "--calib needs --preprocess (a preset: {}) or a sidecar file next to the model",
-                    profagent_data::preprocess::preset_names().join(", ")
-                ),
-            },
-        };
+        let inputs = super::inputs::model_inputs(model, &args.input_shape)?;
+        let preprocess = super::inputs::preprocess(
+            args.preprocess.as_deref(),
+            &args.model,
+            &inputs,
+            Some(path),
+        )?
+        .preprocess;
         let dataset = profagent_data::Dataset::open(path, &preprocess)?.subset(
             0,
             Some(args.calib_samples),
             Some(args.seed),
         )?;
-        if dataset.is_empty() {
-            bail!("calibration data {} holds no samples", path.display());
-        }
-        let (declared, _) = profagent_runtime::onnx_io::graph_io(model.graph());
-        let input = declared
-            .first()
-            .map(|i| i.name.clone())
-            .ok_or_else(|| anyhow::anyhow!("{} has no input", args.model.display()))?;
-        let mut batches = Vec::new();
-        for batch in dataset.batches(CALIB_BATCH) {
-            batches.push(vec![(input.clone(), batch?.input)]);
-        }
+        let batches = profagent_data::calibration_batches(&dataset, &inputs, args.calib_batch)?;
         Ok(Calibration { batches })
     }
 }

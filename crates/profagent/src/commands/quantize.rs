@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::Context;
-use profagent_data::{Dataset, Preprocess};
+use profagent_data::Dataset;
 use profagent_onnx::{ExternalData, Model};
 use profagent_quant::{
     quantize, Batch, Calibration, Mode, QuantReport, QuantSpec, Selection, Target,
@@ -89,14 +89,19 @@ pub struct Args {
     #[arg(long, value_name = "SEED")]
     pub calib_seed: Option<u64>,
 
-    /// Samples per calibration batch.
+    /// Samples per calibration batch (a model exported with a fixed batch runs at that batch).
     #[arg(long, default_value_t = 50, value_name = "N")]
     pub calib_batch: usize,
 
     /// Image preprocessing: a preset name (cifar10, imagenet) or a JSON file; default: the
-    /// preprocessing file next to the model.
+    /// preprocessing file next to the model, else a guess from the model's input shape.
     #[arg(long, value_name = "PRESET|FILE")]
     pub preprocess: Option<String>,
+
+    /// Size of the model input's dynamic dimensions, e.g. `input_ids=1x128` or `1x3x224x224`
+    /// for a one-input model (repeatable): used by the check when there is no --calib data.
+    #[arg(long = "input-shape", value_name = "NAME=DIMS")]
+    pub input_shape: Vec<profagent_data::InputShape>,
 
     /// Activation range from calibration: minmax, or percentile with --percentile.
     #[arg(long, value_enum, default_value = "minmax")]
@@ -160,7 +165,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let model = Model::load(&args.model)?;
     let spec = spec_of(&args);
     let batches = match (spec.mode, &args.calib) {
-        (Mode::Static, Some(data)) => Some(calibration_batches(&args, data)?),
+        (Mode::Static, Some(data)) => Some(calibration_batches(&args, &model, data)?),
         (Mode::Static, None) => anyhow::bail!("static mode needs calibration data: pass --calib DATA (an image folder or a .npy/.npz file)"),
         (_, Some(_)) => {
             eprintln!("note: --calib is only used by --mode static; ignoring it");
@@ -174,7 +179,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     // and checking on the same images would hide bad ranges), else on the calibration ones.
     let held_out = match &args.calib {
         Some(data) if args.check_runtime != crate::commands::check::CheckRuntime::None => {
-            check_batches(&args, data, spec.mode == Mode::Static)?
+            check_batches(&args, &model, data, spec.mode == Mode::Static)?
         }
         _ => Vec::new(),
     };
@@ -186,6 +191,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             } else {
                 "real"
             },
+            samples: args.check_samples,
         })
     } else {
         batches
@@ -193,6 +199,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .map(|b| crate::commands::check::CheckInputs {
                 batches: b,
                 origin: "real calibration (no others in the data)",
+                samples: args.check_samples,
             })
     };
     let check = crate::commands::check::check_rewrite(
@@ -200,7 +207,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         &model,
         &quantized,
         check_inputs,
-        args.check_samples,
+        &args.input_shape,
         min_cosine(spec.mode),
         "quantized",
     )?;
@@ -259,13 +266,18 @@ fn spec_of(args: &Args) -> QuantSpec {
 /// Up to `--check-samples` samples of `data` for the pre-write check: those after the
 /// calibration samples when calibration used the data (static), else its first ones. Empty
 /// when the data has none left.
-fn check_batches(args: &Args, data: &Path, after_calibration: bool) -> anyhow::Result<Vec<Batch>> {
+fn check_batches(
+    args: &Args,
+    model: &Model,
+    data: &Path,
+    after_calibration: bool,
+) -> anyhow::Result<Vec<Batch>> {
     let mut check = args.clone();
     if after_calibration {
         check.calib_offset = args.calib_offset + args.calib_count;
     }
     check.calib_count = args.check_samples;
-    match calibration_batches(&check, data) {
+    match calibration_batches(&check, model, data) {
         Ok(batches) => Ok(batches),
         // No samples left after calibration: the caller falls back to the calibration ones.
         Err(_) if after_calibration => Ok(Vec::new()),
@@ -273,32 +285,15 @@ fn check_batches(args: &Args, data: &Path, after_calibration: bool) -> anyhow::R
     }
 }
 
-fn calibration_batches(args: &Args, data: &Path) -> anyhow::Result<Vec<Batch>> {
-    let preprocess = match &args.preprocess {
-        Some(name) if Path::new(name).is_file() => Preprocess::from_file(Path::new(name))?,
-        Some(name) => Preprocess::preset(name)?,
-        None => match Preprocess::sidecar_of(&args.model) {
-            Some(file) => Preprocess::from_file(&file)?,
-            None if is_tensor_file(data) => Preprocess::preset("cifar10")?,
-            None => anyhow::bail!(
-                "no preprocessing known for {}: pass --preprocess (a preset such as cifar10 or imagenet, or a JSON file)",
-                args.model.display()
-            ),
-        },
-    };
-    let input_name = {
-        let model = Model::load(&args.model)?;
-        let index = profagent_onnx::GraphIndex::new(model.graph())?;
-        match index.inputs.as_slice() {
-            [one] => one.clone(),
-            many => anyhow::bail!(
-                "--calib feeds one image tensor, but {} has {} inputs ({}); use the library API with explicit tensors",
-                args.model.display(),
-                many.len(),
-                many.join(", ")
-            ),
-        }
-    };
+fn calibration_batches(args: &Args, model: &Model, data: &Path) -> anyhow::Result<Vec<Batch>> {
+    let inputs = crate::commands::inputs::model_inputs(model, &args.input_shape)?;
+    let preprocess = crate::commands::inputs::preprocess(
+        args.preprocess.as_deref(),
+        &args.model,
+        &inputs,
+        Some(data),
+    )?
+    .preprocess;
     let dataset = Dataset::open(data, &preprocess)?.subset(
         args.calib_offset,
         Some(args.calib_count),
@@ -311,17 +306,11 @@ fn calibration_batches(args: &Args, data: &Path) -> anyhow::Result<Vec<Batch>> {
             args.calib_offset
         );
     }
-    dataset
-        .batches(args.calib_batch)
-        .map(|batch| Ok(vec![(input_name.clone(), batch?.input)]))
-        .collect()
-}
-
-pub(crate) fn is_tensor_file(path: &Path) -> bool {
-    matches!(
-        path.extension().and_then(|e| e.to_str()),
-        Some("npy" | "npz")
-    )
+    Ok(profagent_data::calibration_batches(
+        &dataset,
+        &inputs,
+        args.calib_batch,
+    )?)
 }
 
 /// What `--json` writes: the library report plus the files and sizes.

@@ -31,9 +31,9 @@ pub struct OrtBench {
     pub reference_logits: [Option<Arc<Vec<f32>>>; 2],
     /// How long and how precisely latency comparisons measure.
     pub compare: profagent_runtime::CompareSettings,
-    /// The model's input name and fixed batch size (when its batch dimension is fixed).
-    pub input_name: String,
-    pub fixed_batch: Option<usize>,
+    /// The model's inputs (shapes as given with --input-shape): timed inputs are built for
+    /// them from one real sample, at the model's fixed batch when it has one.
+    pub inputs: Vec<profagent_runtime::IoInfo>,
 }
 
 fn step(step: &str, error: impl std::fmt::Display) -> AgentError {
@@ -306,25 +306,14 @@ impl OrtBench {
         &self,
         dataset: &Dataset,
     ) -> Result<Vec<(String, profagent_runtime::Tensor)>, AgentError> {
-        let batch = dataset
-            .load_batch(0..1.min(dataset.len()))
+        let first = dataset
+            .subset(0, Some(1), None)
             .map_err(|e| step("loading a timing sample", e))?;
-        let mut tensor = batch.input;
-        if let Some(fixed) = self.fixed_batch.filter(|&b| b > 1) {
-            let values = tensor.as_f32().unwrap_or(&[]).to_vec();
-            let mut shape = tensor.shape.clone();
-            shape[0] = fixed;
-            tensor = profagent_runtime::Tensor::f32(
-                shape,
-                values
-                    .iter()
-                    .copied()
-                    .cycle()
-                    .take(values.len() * fixed)
-                    .collect(),
-            );
-        }
-        Ok(vec![(self.input_name.clone(), tensor)])
+        profagent_data::calibration_batches(&first, &self.inputs, 1)
+            .map_err(|e| step("loading a timing sample", e))?
+            .into_iter()
+            .next()
+            .ok_or_else(|| step("loading a timing sample", "the data slice is empty"))
     }
 
     fn evaluate_with(
