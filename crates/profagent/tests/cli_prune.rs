@@ -102,7 +102,7 @@ fn prune_writes_a_valid_model_and_a_report() {
     let conv1 = groups.iter().find(|g| g["id"] == "layer1.conv1").unwrap();
     assert_eq!(
         conv1["units_after"], 24,
-        "32 * 0.7 = 22.4 → 22 → nearest multiple of 8"
+        "32 * 0.7 = 22.4 → 22 → rounded up to a multiple of 8"
     );
     let stem = groups.iter().find(|g| g["id"] == "conv1").unwrap();
     assert_eq!(stem["action"], "protected");
