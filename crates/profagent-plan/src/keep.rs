@@ -51,7 +51,7 @@ mod tests {
                         keep as f64 >= asked - 0.5 - 1e-9,
                         "{current} units, ratio {ratio}, round_to {step}: keeps {keep}"
                     );
-                    assert!(keep == current || keep % step == 0 || keep == 0);
+                    assert!(keep == current || keep.is_multiple_of(step));
                 }
             }
         }

@@ -396,7 +396,7 @@ fn issue_16_64_channels_at_035_round_to_8_keep_48_in_plan_and_model() {
 
 #[test]
 fn drawn_plans_on_synthetic_cnns_are_applied_exactly() {
-    let mut draw = Draw(0x16_16);
+    let mut draw = Draw(0x1616);
     let mut checked = 0;
     for trial in 0..40 {
         let widths = [
@@ -414,7 +414,7 @@ fn drawn_plans_on_synthetic_cnns_are_applied_exactly() {
 
 #[test]
 fn drawn_plans_on_synthetic_transformers_are_applied_exactly() {
-    let mut draw = Draw(0x7_16);
+    let mut draw = Draw(0x0716);
     let mut checked = 0;
     for trial in 0..25 {
         let heads = draw.range(2, 8);
@@ -444,7 +444,7 @@ fn drawn_plans_on_shared_mobilenet_and_vit_are_applied_exactly() {
     let shared = common::shared_dir();
     let mut draw = Draw(0x5A);
     for name in ["mobilenet_v2_imagenet.onnx", "vit_tiny_cifar10.onnx"] {
-        let model = Model::load(&shared.join("models").join(name)).unwrap();
+        let model = Model::load(shared.join("models").join(name)).unwrap();
         for trial in 0..2 {
             let label = format!("{name} trial {trial}");
             assert!(check_model(&model, &mut draw, 6, &label) > 0, "{label}");
