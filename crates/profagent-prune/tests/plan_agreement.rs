@@ -264,8 +264,9 @@ fn assert_shapes(
 }
 
 /// Validates a drawn plan on `model`, applies it by exact counts and by ratios, and checks
-/// both models' shapes against the plan. Returns the number of decisions checked.
-fn check_model(model: &Model, draw: &mut Draw, limit: usize, label: &str) -> usize {
+/// both models' shapes against the plan. Returns the kinds of the groups checked, one per
+/// decision.
+fn check_model(model: &Model, draw: &mut Draw, limit: usize, label: &str) -> Vec<GroupKind> {
     let groups = analyze(model).unwrap_or_else(|e| panic!("{label}: analyze: {e}"));
     let context = context(model, &groups);
     let plan = draw_plan(&context, draw, limit);
@@ -345,7 +346,11 @@ fn check_model(model: &Model, draw: &mut Draw, limit: usize, label: &str) -> usi
         }
         assert_shapes(model, &groups, &pruned, &subset, &label);
     }
-    expected.len()
+    groups
+        .iter()
+        .filter(|g| expected.contains_key(&g.id))
+        .map(|g| g.kind)
+        .collect()
 }
 
 #[test]
@@ -397,7 +402,7 @@ fn issue_16_64_channels_at_035_round_to_8_keep_48_in_plan_and_model() {
 #[test]
 fn drawn_plans_on_synthetic_cnns_are_applied_exactly() {
     let mut draw = Draw(0x1616);
-    let mut checked = 0;
+    let mut checked = Vec::new();
     for trial in 0..40 {
         let widths = [
             draw.range(4, 24),
@@ -407,24 +412,30 @@ fn drawn_plans_on_synthetic_cnns_are_applied_exactly() {
             draw.range(2, 130),
         ];
         let model = cnn(trial, widths);
-        checked += check_model(&model, &mut draw, usize::MAX, &format!("cnn {widths:?}"));
+        let label = format!("cnn {widths:?}");
+        checked.extend(check_model(&model, &mut draw, usize::MAX, &label));
     }
-    assert!(checked >= 120, "only {checked} decisions were drawn");
+    assert!(checked.len() >= 120, "only {} decisions", checked.len());
+    // (head.fc1's group reads into the protected classifier: MLP and heads are drawn below.)
+    assert!(checked.contains(&GroupKind::Channel));
 }
 
 #[test]
 fn drawn_plans_on_synthetic_transformers_are_applied_exactly() {
     let mut draw = Draw(0x0716);
-    let mut checked = 0;
+    let mut checked = Vec::new();
     for trial in 0..25 {
         let heads = draw.range(2, 8);
         let head_dim = draw.range(1, 3) * 4;
         let mlp = draw.range(3, 100);
         let model = transformer(trial, heads, head_dim, mlp);
         let label = format!("transformer heads {heads}×{head_dim}, mlp {mlp}");
-        checked += check_model(&model, &mut draw, usize::MAX, &label);
+        checked.extend(check_model(&model, &mut draw, usize::MAX, &label));
     }
-    assert!(checked >= 40, "only {checked} decisions were drawn");
+    assert!(checked.len() >= 40, "only {} decisions", checked.len());
+    for kind in [GroupKind::Heads, GroupKind::Mlp] {
+        assert!(checked.contains(&kind), "no {kind:?} group was drawn");
+    }
 }
 
 #[test]
@@ -434,7 +445,10 @@ fn drawn_plans_on_the_bundled_resnet20_are_applied_exactly() {
     let mut draw = Draw(0x20);
     for trial in 0..4 {
         let label = format!("resnet20 trial {trial}");
-        assert!(check_model(&model, &mut draw, 8, &label) > 0, "{label}");
+        assert!(
+            !check_model(&model, &mut draw, 8, &label).is_empty(),
+            "{label}"
+        );
     }
 }
 
@@ -447,7 +461,10 @@ fn drawn_plans_on_shared_mobilenet_and_vit_are_applied_exactly() {
         let model = Model::load(shared.join("models").join(name)).unwrap();
         for trial in 0..2 {
             let label = format!("{name} trial {trial}");
-            assert!(check_model(&model, &mut draw, 6, &label) > 0, "{label}");
+            assert!(
+                !check_model(&model, &mut draw, 6, &label).is_empty(),
+                "{label}"
+            );
         }
     }
 }
