@@ -468,3 +468,73 @@ fn drawn_plans_on_shared_mobilenet_and_vit_are_applied_exactly() {
         }
     }
 }
+
+/// A keep rule is an explicit request: what cannot be applied exactly is an error naming the
+/// group, never a silent skip (which would make the model differ from the plan again).
+#[test]
+fn keep_rules_that_cannot_be_applied_are_errors_naming_the_group() {
+    let model = cnn(5, [8, 16, 16, 16, 12]);
+    let attempt = |rules: Vec<(&str, usize)>, protect: bool| {
+        let mut spec = PruneSpec::uniform(0.0);
+        spec.protect_first_and_last = protect;
+        spec.keep = rules
+            .into_iter()
+            .map(|(group, keep)| KeepRule {
+                group: group.into(),
+                keep,
+            })
+            .collect();
+        prune(&model, &spec, None).map(|(_, report)| report)
+    };
+    let message = |rules, protect| match attempt(rules, protect) {
+        Ok(_) => panic!("applied"),
+        Err(e) => e.to_string(),
+    };
+    let unknown = message(vec![("layer9.conv1", 4)], true);
+    assert!(
+        unknown.contains("'layer9.conv1'") && unknown.contains("--list"),
+        "{unknown}"
+    );
+    let too_many = message(vec![("layer1.conv1", 17)], true);
+    assert!(
+        too_many.contains("'layer1.conv1' has 16 units"),
+        "{too_many}"
+    );
+    let none = message(vec![("layer1.conv1", 0)], true);
+    assert!(none.contains("keeping 0"), "{none}");
+    let twice = message(vec![("layer1.conv1", 8), ("layer1.conv1", 12)], true);
+    assert!(twice.contains("two keep rules"), "{twice}");
+    let protected = message(vec![("conv1", 4)], true);
+    assert!(
+        protected.contains("'conv1'") && protected.contains("protected"),
+        "{protected}"
+    );
+    let unprunable = message(vec![("fc", 5)], false);
+    assert!(
+        unprunable.contains("'fc'") && unprunable.contains("cannot be pruned"),
+        "{unprunable}"
+    );
+    // Keeping every unit is allowed and changes nothing.
+    let report = attempt(vec![("layer1.conv1", 16)], true).unwrap();
+    assert_eq!(report.pruned_groups().count(), 0);
+}
+
+/// On the ratio path a ratio that leaves no unit is refused (as the plan validator refuses
+/// it), instead of silently keeping one.
+#[test]
+fn a_ratio_that_leaves_nothing_is_an_error_naming_the_group() {
+    let model = transformer(9, 3, 4, 8);
+    let groups = analyze(&model).unwrap();
+    let heads = groups.iter().find(|g| g.kind == GroupKind::Heads).unwrap();
+    let mut spec = PruneSpec::uniform(0.0);
+    // 3 heads × 0.1 = 0.3 of a head left: nothing.
+    spec.rules = vec![RatioRule {
+        pattern: regex::escape(&heads.id),
+        ratio: 0.9,
+    }];
+    let err = prune(&model, &spec, None).unwrap_err().to_string();
+    assert!(
+        err.contains(&format!("'{}'", heads.id)) && err.contains("leaves no unit of the 3"),
+        "{err}"
+    );
+}
