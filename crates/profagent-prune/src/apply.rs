@@ -80,8 +80,9 @@ fn default_protected(model: &Model) -> Result<Vec<String>> {
 }
 
 /// Prunes `model` according to `spec`. Groups named by a `keep` rule keep exactly that many
-/// units; the others keep `kept_units` of their ratio. `calib` is needed for activation importance and for
-/// the repairs (BN re-estimation, bias correction); without it they are skipped.
+/// units; the others keep `kept_units` of their ratio. `calib` is needed for activation
+/// importance and for the repairs (BN re-estimation, bias correction); without it they are
+/// skipped.
 pub fn prune(
     model: &Model,
     spec: &PruneSpec,
