@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::context::{GroupInfo, PlanContext};
 use crate::error::PlanError;
+use crate::keep::kept_after;
 use crate::types::{
     CompressionPlan, ImportanceCriterion, PruneDecision, PruneUnit, QuantMode, QuantSetting,
     PLAN_SCHEMA_VERSION,
@@ -310,15 +311,6 @@ fn resolve_prune(
     })
 }
 
-/// Channels kept when removing `ratio` of `current`, rounded up to a multiple of `round_to`
-/// (rounding up keeps more, which is the safe direction) and never more than `current`.
-pub fn kept_after(current: usize, ratio: f64, round_to: usize) -> usize {
-    let raw = (current as f64 * (1.0 - ratio)).round().max(0.0) as usize;
-    let round_to = round_to.max(1);
-    let rounded = raw.div_ceil(round_to) * round_to;
-    rounded.min(current)
-}
-
 fn unit_name(unit: PruneUnit) -> &'static str {
     match unit {
         PruneUnit::Channels => "channels",
@@ -542,14 +534,6 @@ fn edit_distance(a: &str, b: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn kept_channels_round_up_and_never_exceed_current() {
-        assert_eq!(kept_after(64, 0.5, 1), 32);
-        assert_eq!(kept_after(64, 0.3, 8), 48); // 44.8 → 45 → 48
-        assert_eq!(kept_after(10, 0.05, 8), 10); // 9.5 → 10 → 16 → capped
-        assert_eq!(kept_after(3, 0.9, 1), 0);
-    }
 
     #[test]
     fn edit_distance_counts_single_edits() {

@@ -25,7 +25,7 @@ pub struct GroupOutcome {
     pub units_before: usize,
     pub units_after: usize,
     pub unit_width: usize,
-    /// The ratio asked for this group.
+    /// The ratio asked for this group (for an exact `keep` rule: the fraction it removes).
     pub ratio: f64,
     /// `pruned`, `unchanged`, `protected` or `unprunable`.
     pub action: String,
@@ -79,8 +79,10 @@ fn default_protected(model: &Model) -> Result<Vec<String>> {
     Ok(out)
 }
 
-/// Prunes `model` according to `spec`. `calib` is needed for activation importance and for
-/// the repairs (BN re-estimation, bias correction); without it they are skipped.
+/// Prunes `model` according to `spec`. Groups named by a `keep` rule keep exactly that many
+/// units; the others keep `kept_units` of their ratio. `calib` is needed for activation
+/// importance and for the repairs (BN re-estimation, bias correction); without it they are
+/// skipped.
 pub fn prune(
     model: &Model,
     spec: &PruneSpec,
@@ -111,13 +113,19 @@ pub fn prune(
         }
     }
 
+    let keep_rules = keep_rules(spec, &groups)?;
+
     let mut outcomes = Vec::new();
     let mut to_prune: Vec<(&Group, usize)> = Vec::new();
     for g in &groups {
-        let ratio = rules
-            .iter()
-            .find(|(re, _)| matches_group(re, g))
-            .map_or(spec.global_ratio, |(_, r)| r.ratio);
+        let exact = keep_rules.get(g.id.as_str()).copied();
+        let ratio = match exact {
+            Some(keep) => (g.units - keep) as f64 / g.units as f64,
+            None => rules
+                .iter()
+                .find(|(re, _)| matches_group(re, g))
+                .map_or(spec.global_ratio, |(_, r)| r.ratio),
+        };
         let mut outcome = GroupOutcome {
             id: g.id.clone(),
             kind: g.kind,
@@ -131,18 +139,43 @@ pub fn prune(
             reason: None,
             removed: Vec::new(),
         };
-        if let GroupStatus::Unprunable { reason } = &g.status {
-            outcome.action = "unprunable".into();
-            outcome.reason = Some(reason.clone());
-        } else if let Some(p) = g
+        let protected_by = g
             .producers
             .iter()
-            .find(|p| protected.iter().any(|re| re.is_match(p)))
-        {
+            .find(|p| protected.iter().any(|re| re.is_match(p)));
+        if let GroupStatus::Unprunable { reason } = &g.status {
+            if exact.is_some() {
+                return Err(PruneError::Group {
+                    group: g.id.clone(),
+                    reason: format!("a keep rule names it, but it cannot be pruned: {reason}"),
+                });
+            }
+            outcome.action = "unprunable".into();
+            outcome.reason = Some(reason.clone());
+        } else if let Some(p) = protected_by {
+            if exact.is_some() {
+                return Err(PruneError::Group {
+                    group: g.id.clone(),
+                    reason: format!("a keep rule names it, but its layer '{p}' is protected"),
+                });
+            }
             outcome.action = "protected".into();
             outcome.reason = Some(format!("layer '{p}' is protected"));
+        } else if let Some(keep) = exact {
+            if keep < g.units {
+                to_prune.push((g, keep));
+            } else {
+                outcome.reason = Some(format!("the keep rule keeps all {keep} units"));
+            }
         } else if ratio > 0.0 {
             let keep = kept_units(g.units, ratio, spec.round_to, g.kind);
+            if keep == 0 && g.units > 0 {
+                return Err(PruneError::NothingLeft {
+                    group: g.id.clone(),
+                    ratio,
+                    units: g.units,
+                });
+            }
             if keep < g.units {
                 to_prune.push((g, keep));
             } else {
@@ -210,6 +243,33 @@ pub fn prune(
         warnings,
     };
     Ok((pruned, report))
+}
+
+/// The `keep` rules by group id, each checked against the model: a known group, one rule per
+/// group, and a count between 1 and the group's units.
+fn keep_rules<'s>(spec: &'s PruneSpec, groups: &[Group]) -> Result<HashMap<&'s str, usize>> {
+    let mut out = HashMap::new();
+    for rule in &spec.keep {
+        let Some(group) = groups.iter().find(|g| g.id == rule.group) else {
+            return Err(PruneError::UnknownGroup {
+                group: rule.group.clone(),
+            });
+        };
+        if rule.keep == 0 || rule.keep > group.units {
+            return Err(PruneError::BadKeep {
+                group: rule.group.clone(),
+                keep: rule.keep,
+                units: group.units,
+            });
+        }
+        if out.insert(rule.group.as_str(), rule.keep).is_some() {
+            return Err(PruneError::Group {
+                group: rule.group.clone(),
+                reason: "two keep rules name it; give one count per group".into(),
+            });
+        }
+    }
+    Ok(out)
 }
 
 /// Shortens the trait object's lifetime so the source can be lent several times.

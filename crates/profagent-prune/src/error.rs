@@ -12,6 +12,20 @@ pub enum PruneError {
     BadPattern { pattern: String, reason: String },
     #[error("pattern '{pattern}' matches no prunable group or layer; run `profagent prune --list` to see group and layer names")]
     PatternMatchesNothing { pattern: String },
+    #[error("a keep rule names group '{group}', which this model does not have; run `profagent prune --list` to see group ids")]
+    UnknownGroup { group: String },
+    #[error("group '{group}' has {units} units: keeping {keep} is impossible (keep 1 to {units})")]
+    BadKeep {
+        group: String,
+        keep: usize,
+        units: usize,
+    },
+    #[error("ratio {ratio} leaves no unit of the {units} of group '{group}': use a smaller ratio")]
+    NothingLeft {
+        group: String,
+        ratio: f64,
+        units: usize,
+    },
     #[error("--round-to must be at least 1 (got {0})")]
     BadRoundTo(usize),
     #[error("importance '{importance}' needs {what}: {hint}")]

@@ -20,5 +20,5 @@ pub use apply::{prune, GroupOutcome, PruneReport};
 pub use calibrate::{expose_values, ActivationSource, ChannelStats, StatRequest, StatsAccumulator};
 pub use error::{PruneError, Result};
 pub use group::{Group, GroupKind, GroupStatus};
-pub use spec::{Importance, PruneSpec, RatioRule};
+pub use spec::{Importance, KeepRule, PruneSpec, RatioRule};
 pub use walk::analyze;

@@ -1,5 +1,6 @@
-//! What to prune: `PruneSpec` (ratios per group/layer pattern, global ratio, importance,
-//! rounding, protected layers) and how a ratio becomes a number of kept units.
+//! What to prune: `PruneSpec` (exact kept counts per group, ratios per group/layer pattern,
+//! global ratio, importance, rounding, protected layers) and how a ratio becomes a number of
+//! kept units (`profagent_plan::kept_after`, the rule the plan validator resolves plans with).
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 
@@ -46,12 +47,27 @@ pub struct RatioRule {
     pub ratio: f64,
 }
 
+/// Exactly `keep` units kept in the group whose id is `group` (no ratio, no rounding).
+///
+/// This is how a validated plan is applied: the plan resolved each decision to a count
+/// (`ResolvedPrune::keep`) and the pruner keeps that count, so the model and the plan cannot
+/// disagree. A keep rule is an explicit request: naming an unknown, unprunable or protected
+/// group, or a count outside 1..=units, is an error rather than a silent skip.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeepRule {
+    pub group: String,
+    pub keep: usize,
+}
+
 /// Protect the first Conv and the classifier unless told otherwise.
 pub const DEFAULT_PROTECT_FIRST_AND_LAST: bool = true;
 
 /// The pruning request (what the planner or the CLI produces).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PruneSpec {
+    /// Exact kept counts per group id; they take precedence over `rules` and `global_ratio`.
+    #[serde(default)]
+    pub keep: Vec<KeepRule>,
     /// Fraction of units removed from every prunable group no rule matches.
     pub global_ratio: f64,
     /// Per-group/layer ratios; the first matching rule wins.
@@ -59,8 +75,9 @@ pub struct PruneSpec {
     pub rules: Vec<RatioRule>,
     #[serde(default)]
     pub importance: Importance,
-    /// Kept channel counts are rounded to a multiple of this (1 = no rounding). Heads are
-    /// always kept whole.
+    /// Kept channel counts of ratio-pruned groups are rounded up to a multiple of this
+    /// (1 = no rounding; see `profagent_plan::kept_after`). Heads are always kept whole;
+    /// `keep` rules are never rounded.
     #[serde(default = "one")]
     pub round_to: usize,
     /// Regexes of layers never pruned (their groups are left whole).
@@ -96,6 +113,7 @@ impl PruneSpec {
     /// Uniform pruning at `ratio` with L1 importance.
     pub fn uniform(ratio: f64) -> Self {
         PruneSpec {
+            keep: Vec::new(),
             global_ratio: ratio,
             rules: Vec::new(),
             importance: Importance::L1,
@@ -143,30 +161,15 @@ pub(crate) fn matches_group(re: &Regex, group: &Group) -> bool {
     re.is_match(&group.id) || group.producers.iter().any(|p| re.is_match(p))
 }
 
-/// Units kept out of `units` at `ratio`, rounded to a multiple of `round_to` (channels) and
-/// never below one unit (or one multiple).
-pub fn kept_units(units: usize, ratio: f64, round_to: usize, kind: GroupKind) -> usize {
-    if units == 0 {
-        return 0;
-    }
-    let removed = (units as f64 * ratio).round() as usize;
-    let keep = units.saturating_sub(removed).max(1);
+/// Units kept out of `units` at `ratio`: the plan validator's rule (`kept_after`), with
+/// `round_to` applied to channels only (heads are kept whole). 0 means nothing would be left.
+pub(crate) fn kept_units(units: usize, ratio: f64, round_to: usize, kind: GroupKind) -> usize {
     let step = if kind == GroupKind::Heads {
         1
     } else {
-        round_to.max(1)
+        round_to
     };
-    if step == 1 || units < step {
-        return keep;
-    }
-    let lower = keep / step * step;
-    let upper = lower + step;
-    let rounded = if lower == 0 || (upper <= units && upper - keep < keep - lower) {
-        upper
-    } else {
-        lower
-    };
-    rounded.min(units)
+    profagent_plan::kept_after(units, ratio, step)
 }
 
 #[cfg(test)]
@@ -174,15 +177,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn kept_counts_round_to_multiples() {
+    fn kept_counts_round_up_to_multiples_of_channels_only() {
         assert_eq!(kept_units(16, 0.1, 1, GroupKind::Channel), 14);
         assert_eq!(kept_units(16, 0.1, 8, GroupKind::Channel), 16);
-        assert_eq!(kept_units(64, 0.1, 8, GroupKind::Channel), 56);
-        assert_eq!(kept_units(768, 0.1, 8, GroupKind::Mlp), 688);
+        assert_eq!(kept_units(64, 0.1, 8, GroupKind::Channel), 64); // 57.6 → 58 → 64
+        assert_eq!(kept_units(64, 0.35, 8, GroupKind::Channel), 48); // 41.6 → 42 → 48
+        assert_eq!(kept_units(768, 0.1, 8, GroupKind::Mlp), 696); // 691.2 → 691 → 696
         assert_eq!(kept_units(3, 0.1, 8, GroupKind::Heads), 3);
         assert_eq!(kept_units(3, 0.4, 8, GroupKind::Heads), 2);
         assert_eq!(kept_units(10, 0.0, 1, GroupKind::Channel), 10);
-        assert_eq!(kept_units(4, 0.99, 1, GroupKind::Channel), 1);
-        assert_eq!(kept_units(24, 0.5, 8, GroupKind::Channel), 8);
+        assert_eq!(kept_units(4, 0.99, 1, GroupKind::Channel), 0);
+        assert_eq!(kept_units(24, 0.5, 8, GroupKind::Channel), 16);
     }
 }

@@ -12,10 +12,9 @@ use profagent_runtime::{
 const TRACT_MAX_RELATIVE_ERROR: f64 = 1e-4;
 
 #[test]
+#[cfg_attr(not(shared_present), ignore = "needs ../shared (models and data)")]
 fn tract_matches_onnxruntime_on_shared_models() {
-    let Some(models) = common::shared_models() else {
-        return;
-    };
+    let models = common::shared_models();
     let Some(ort) = common::ort_runtime() else {
         return;
     };
@@ -48,10 +47,9 @@ fn tract_matches_onnxruntime_on_shared_models() {
 }
 
 #[test]
+#[cfg_attr(not(shared_present), ignore = "needs ../shared (models and data)")]
 fn tract_profile_attributes_nodes() {
-    let Some(models) = common::shared_models() else {
-        return;
-    };
+    let models = common::shared_models();
     let path = models.join("resnet20_cifar10.onnx");
     let model = profagent_onnx::Model::load(&path).unwrap();
     let tract = open_runtime(RuntimeKind::Tract).unwrap();

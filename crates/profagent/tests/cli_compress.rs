@@ -1,7 +1,9 @@
 //! `profagent compress` end to end on the bundled example with a fidelity bound: every
 //! evaluation carries the output cosine with the input model (measured from the input's logits,
 //! computed once per slice), the sensitivity pass records each group's cosine loss, and no
-//! accepted round falls below `--min-cosine`.
+//! accepted round falls below `--min-cosine`. And (issue 16) the kept counts in report.json
+//! are the shapes of the written model.onnx, with the built-in planner and with an LLM plan
+//! served by a local scripted OpenAI-compatible server.
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -82,3 +84,276 @@ fn compress_keeps_the_fidelity_bound_and_reports_the_cosine_of_every_candidate()
         "{markdown}"
     );
 }
+
+/// The slices each group of `model` removes, as (node name, input slot, axis, indices per
+/// unit, original length) of the initializer read there, with the group's unit count.
+type GroupSlices =
+    std::collections::BTreeMap<String, (usize, Vec<(String, usize, usize, usize, i64)>)>;
+
+fn group_slices(model: &profagent_onnx::Model) -> GroupSlices {
+    let graph = model.graph();
+    let mut out = GroupSlices::new();
+    for group in profagent_prune::analyze(model).unwrap() {
+        let mut slices = Vec::new();
+        for s in &group.slices {
+            let node = &graph.node[s.node];
+            let slot = node.input.iter().position(|i| *i == s.tensor).unwrap();
+            let Some(t) = graph.initializer.iter().find(|t| t.name() == s.tensor) else {
+                continue;
+            };
+            let per_unit = s.map.blocks * s.map.unit_len;
+            slices.push((
+                node.name().to_string(),
+                slot,
+                s.axis,
+                per_unit,
+                t.dims[s.axis],
+            ));
+        }
+        out.insert(group.id.clone(), (group.units, slices));
+    }
+    out
+}
+
+/// Issue 16: report.json's `resolved_pruning` is the network in model.onnx. For every group
+/// an accepted round pruned, the kept count of the last such round must be what every tensor
+/// of the group holds in the written model; groups no accepted round pruned are whole.
+/// Returns the kept counts checked.
+fn assert_report_matches_model(
+    input: &std::path::Path,
+    run: &std::process::Output,
+    out: &std::path::Path,
+) -> std::collections::BTreeMap<String, usize> {
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(matches!(run.status.code(), Some(0 | 1)), "{stderr}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+
+    // Kept count per group: the last accepted round that pruned it (rounds build on the best
+    // model so far, so each round's `current` is the previous accepted count).
+    let mut kept: std::collections::BTreeMap<String, usize> = Default::default();
+    for round in report["rounds"].as_array().unwrap() {
+        if !round["accepted"].as_bool().unwrap() {
+            continue;
+        }
+        for p in round["resolved_pruning"].as_array().unwrap() {
+            let group = p["group"].as_str().unwrap().to_string();
+            let current = p["current"].as_u64().unwrap() as usize;
+            if let Some(previous) = kept.get(&group) {
+                assert_eq!(
+                    *previous, current,
+                    "round {} builds on {group}",
+                    round["round"]
+                );
+            }
+            kept.insert(group, p["keep"].as_u64().unwrap() as usize);
+        }
+    }
+    assert!(
+        !kept.is_empty(),
+        "no accepted round pruned anything: the test checks nothing\n{stderr}"
+    );
+
+    let original = profagent_onnx::Model::load(input).unwrap();
+    let written = profagent_onnx::Model::load(out.join("model.onnx")).unwrap();
+    let slices = group_slices(&original);
+    let graph = written.graph();
+    for (group, keep) in &kept {
+        let (units, tensors) = &slices[group];
+        assert!(!tensors.is_empty(), "{group}");
+        for (node_name, slot, axis, per_unit, length) in tensors {
+            let node = graph
+                .node
+                .iter()
+                .find(|n| n.name() == node_name)
+                .unwrap_or_else(|| panic!("node '{node_name}' of group {group} is gone"));
+            let tensor = graph
+                .initializer
+                .iter()
+                .find(|t| t.name() == node.input[*slot])
+                .unwrap_or_else(|| panic!("'{}' is not an initializer", node.input[*slot]));
+            assert_eq!(
+                tensor.dims[*axis],
+                length - ((units - keep) * per_unit) as i64,
+                "report.json says group {group} keeps {keep} of {units}, but '{}' (read by \
+                 '{node_name}') has dims {:?}",
+                tensor.name(),
+                tensor.dims
+            );
+        }
+    }
+    // Groups no accepted round pruned are whole.
+    let written_groups = profagent_prune::analyze(&written).unwrap();
+    for g in &written_groups {
+        if let Some((units, _)) = slices.get(&g.id) {
+            assert_eq!(g.units, *kept.get(&g.id).unwrap_or(units), "group {}", g.id);
+        }
+    }
+    kept
+}
+
+fn compress(
+    input: &std::path::Path,
+    out: &std::path::Path,
+    extra: &[&str],
+) -> std::process::Output {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    Command::new(env!("CARGO_BIN_EXE_profagent"))
+        .env("NO_COLOR", "1")
+        .current_dir(out.parent().unwrap())
+        .arg("compress")
+        .arg(input)
+        .arg("--data")
+        .arg(root.join("cifar10-sample"))
+        .arg("--out")
+        .arg(out)
+        .args([
+            "--preset",
+            "cifar10",
+            "--max-acc-drop",
+            "60",
+            "--target-macs",
+            "0.5",
+        ])
+        // Pruning only (no quantization probes), so node names survive into model.onnx.
+        .args([
+            "--no-probe",
+            "--calibration-images",
+            "16",
+            "--feedback-images",
+            "48",
+        ])
+        .args(["--holdout-images", "16"])
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn compress_report_kept_counts_equal_the_written_model_shapes() {
+    let input =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/resnet20_cifar10.onnx");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let run = compress(
+        &input,
+        &out,
+        &["--rounds", "2", "--sensitivity-groups", "2"],
+    );
+    let kept = assert_report_matches_model(&input, &run, &out);
+    assert!(
+        !kept.is_empty(),
+        "no accepted round pruned anything: the test checks nothing\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+}
+
+/// The issue's case through an LLM planner (a local OpenAI-compatible server that answers
+/// every request with one plan): 64 channels at ratio 0.35 with round_to 8 are 48 kept in the
+/// plan and in the model (the pruner's old rule kept 40), and 16 channels at 0.25 with
+/// round_to 8 round back up to 16 (the old rule kept 8).
+#[test]
+fn compress_applies_an_llm_plan_with_the_plans_kept_counts() {
+    let plan = serde_json::json!({
+        "schema_version": 1,
+        "rationale": "issue 16: kept counts that two rounding rules disagree on",
+        "pruning": [
+            {"target": "layer3.0.conv1", "ratio": 0.35, "unit": "channels", "criterion": "l1",
+             "round_to": 8, "rationale": "64 channels: 41.6 rounds to 42, up to 48"},
+            {"target": "layer1.0.conv1", "ratio": 0.25, "unit": "channels", "criterion": "l2",
+             "round_to": 8, "rationale": "16 channels: 12 rounds up to 16, no effect"},
+            {"target": "layer2.1.conv1", "ratio": 0.3, "unit": "channels", "criterion": "l1",
+             "round_to": 1, "rationale": "32 channels: 22.4 rounds to 22"}
+        ]
+    });
+    let server = serve_plan(plan.to_string());
+    let input =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/resnet20_cifar10.onnx");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let run = compress(
+        &input,
+        &out,
+        &[
+            "--rounds",
+            "1",
+            "--sensitivity-groups",
+            "0",
+            "--llm",
+            "ollama:scripted",
+        ]
+        .into_iter()
+        .chain(["--llm-base-url", server.as_str()])
+        .collect::<Vec<_>>(),
+    );
+    let kept = assert_report_matches_model(&input, &run, &out);
+    let expected: std::collections::BTreeMap<String, usize> = [
+        ("layer3.0.conv1".to_string(), 48),
+        ("layer1.0.conv1".to_string(), 16),
+        ("layer2.1.conv1".to_string(), 22),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(kept, expected, "{}", String::from_utf8_lossy(&run.stderr));
+}
+
+/// A local OpenAI-compatible chat server answering every request with `content`, for at most
+/// `PLAN_SERVER_DEADLINE`; returns its base URL.
+fn serve_plan(content: String) -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    listener.set_nonblocking(true).unwrap();
+    let body = serde_json::json!({
+        "id": "chatcmpl-test", "object": "chat.completion", "model": "scripted",
+        "choices": [{"index": 0, "finish_reason": "stop",
+                     "message": {"role": "assistant", "content": content}}]
+    })
+    .to_string();
+    std::thread::spawn(move || {
+        let started = std::time::Instant::now();
+        while started.elapsed() < PLAN_SERVER_DEADLINE {
+            let Ok((mut stream, _)) = listener.accept() else {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+                continue;
+            };
+            stream.set_nonblocking(false).ok();
+            stream
+                .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+                .ok();
+            // Read the headers, then as many body bytes as Content-Length says.
+            let mut request = Vec::new();
+            let mut chunk = [0u8; 8192];
+            let mut wanted = None;
+            while let Ok(n) = stream.read(&mut chunk) {
+                if n == 0 {
+                    break;
+                }
+                request.extend_from_slice(&chunk[..n]);
+                if wanted.is_none() {
+                    if let Some(end) = request.windows(4).position(|w| w == b"\r\n\r\n") {
+                        let head = String::from_utf8_lossy(&request[..end]).to_lowercase();
+                        let length = head
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .and_then(|v| v.trim().parse::<usize>().ok())
+                            .unwrap_or(0);
+                        wanted = Some(end + 4 + length);
+                    }
+                }
+                if wanted.is_some_and(|w| request.len() >= w) {
+                    break;
+                }
+            }
+            let reply = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = stream.write_all(reply.as_bytes());
+        }
+    });
+    format!("http://127.0.0.1:{port}/v1")
+}
+
+/// How long the scripted plan server answers (a broken client cannot hang the suite).
+const PLAN_SERVER_DEADLINE: std::time::Duration = std::time::Duration::from_secs(120);

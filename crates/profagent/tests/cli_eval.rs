@@ -1,16 +1,17 @@
 //! `profagent eval` from the outside: JSON record on a CIFAR subset, clear errors with exit
-//! code 2 for bad input. Skips with a reason when ../shared is absent.
+//! code 2 for bad input (on the bundled example). The CIFAR-subset record needs ../shared and
+//! is ignored, with the reason, when it is absent.
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn shared() -> Option<PathBuf> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared");
-    if path.join("data/cifar10-test").is_dir() {
-        Some(path)
-    } else {
-        eprintln!("skipping: {} not present", path.display());
-        None
-    }
+/// ../shared (models and data): tests that use it carry `cfg_attr(not(shared_present), ignore)`.
+fn shared() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared")
+}
+
+/// The bundled example (examples/): a model and a few CIFAR-10 images, always present.
+fn examples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples")
 }
 
 fn profagent() -> Command {
@@ -18,8 +19,9 @@ fn profagent() -> Command {
 }
 
 #[test]
+#[cfg_attr(not(shared_present), ignore = "needs ../shared (models and data)")]
 fn eval_writes_a_json_record_with_accuracy_latency_and_size() {
-    let Some(shared) = shared() else { return };
+    let shared = shared();
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("eval.json");
     let output = profagent()
@@ -61,10 +63,9 @@ fn eval_writes_a_json_record_with_accuracy_latency_and_size() {
 
 #[test]
 fn missing_data_folder_is_exit_code_2_naming_the_path() {
-    let Some(shared) = shared() else { return };
     let output = profagent()
         .arg("eval")
-        .arg(shared.join("models/resnet20_cifar10.onnx"))
+        .arg(examples().join("resnet20_cifar10.onnx"))
         .args(["--data", "/no/such/folder", "--preset", "cifar10"])
         .output()
         .unwrap();
@@ -74,12 +75,11 @@ fn missing_data_folder_is_exit_code_2_naming_the_path() {
 
 #[test]
 fn images_without_a_preprocessing_choice_get_the_guess_from_the_input_shape_announced() {
-    let Some(shared) = shared() else { return };
     let output = profagent()
         .arg("eval")
-        .arg(shared.join("models/resnet20_cifar10.onnx"))
+        .arg(examples().join("resnet20_cifar10.onnx"))
         .arg("--data")
-        .arg(shared.join("data/cifar10-test"))
+        .arg(examples().join("cifar10-sample"))
         .args(["--limit", "64", "--latency-runs", "0"])
         .output()
         .unwrap();

@@ -108,7 +108,11 @@ fn a_batch_one_export_calibrates_quantizes_and_prunes_at_batch_one() {
     let summary: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
     // 12 samples at the model's batch of 1, not one batch of 50 it cannot run.
     assert_eq!(summary["report"]["calibration_batches"], 12, "{summary}");
-    assert_eq!(summary["check"]["inputs"], "real");
+    assert_eq!(
+        summary["check"]["inputs"],
+        "real held-out (not used for calibration)"
+    );
+    assert_eq!(summary["check"]["samples"], 50, "{summary}");
     assert!(out.is_file());
 
     let pruned = dir.path().join("p.onnx");
@@ -128,7 +132,7 @@ fn a_batch_one_export_calibrates_quantizes_and_prunes_at_batch_one() {
 }
 
 #[test]
-fn a_fixed_batch_of_eight_calibrates_in_eights_and_is_checked_on_eight_real_rows() {
+fn a_fixed_batch_of_eight_calibrates_in_eights_and_is_checked_in_whole_batches_of_eight() {
     let (_, data) = example();
     let dir = tempfile::tempdir().unwrap();
     let model = fixed_batch_copy(dir.path(), 8);
@@ -147,7 +151,8 @@ fn a_fixed_batch_of_eight_calibrates_in_eights_and_is_checked_on_eight_real_rows
     let summary: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
     // 12 samples: one batch of 8 and one of 4 padded to 8.
     assert_eq!(summary["report"]["calibration_batches"], 2, "{summary}");
-    assert_eq!(summary["check"]["samples"], 8, "{summary}");
+    // The check runs whole batches of 8 until it has its 50 samples: 7 batches.
+    assert_eq!(summary["check"]["samples"], 56, "{summary}");
 }
 
 #[test]
@@ -427,22 +432,15 @@ fn a_flat_folder_of_unlabelled_images_calibrates_static_quantization_and_pruning
 }
 
 /// ../shared, when present (the ImageNet model and images are too large for examples/).
-fn shared() -> Option<PathBuf> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared");
-    if path
-        .join("data/imagenet-val-1300/synset_words.txt")
-        .is_file()
-    {
-        Some(path)
-    } else {
-        eprintln!("skipping: {} not present", path.display());
-        None
-    }
+/// ../shared (models and data): tests that use it carry `cfg_attr(not(shared_present), ignore)`.
+fn shared() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared")
 }
 
 #[test]
+#[cfg_attr(not(shared_present), ignore = "needs ../shared (models and data)")]
 fn imagenet_synset_folders_holding_a_subset_of_the_classes_score_in_the_standard_order() {
-    let Some(shared) = shared() else { return };
+    let shared = shared();
     let root = shared.join("data/imagenet-val-1300");
     let synsets: Vec<String> = std::fs::read_to_string(root.join("synset_words.txt"))
         .unwrap()

@@ -12,18 +12,11 @@ use profagent_runtime::{open_runtime, ModelSource, RuntimeKind, SessionOptions, 
 pub const CIFAR_MEAN: [f32; 3] = [0.4914, 0.4822, 0.4465];
 pub const CIFAR_STD: [f32; 3] = [0.2470, 0.2435, 0.2616];
 
-/// ../shared, or None (with a printed reason) when absent.
-pub fn shared() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared");
-    if dir.join("models").is_dir() {
-        Some(dir)
-    } else {
-        eprintln!(
-            "skipping: shared test material not found at {}",
-            dir.display()
-        );
-        None
-    }
+/// ../shared (models and data). Tests that use it carry
+/// `#[cfg_attr(not(shared_present), ignore = "needs ../shared (models and data)")]` (the
+/// crate's build script sets `shared_present`), so they show as ignored when it is absent.
+pub fn shared_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared")
 }
 
 /// Runs `model` on one input in ONNX Runtime (optimisations off, 1 thread: deterministic)

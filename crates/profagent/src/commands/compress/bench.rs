@@ -10,7 +10,7 @@ use profagent_agent::AgentError;
 use profagent_data::{Dataset, EvalOptions};
 use profagent_onnx::Model;
 use profagent_plan::{
-    GroupInfo, ImportanceCriterion, PlanContext, PruneUnit, QuantMode, QuantSetting, ResolvedPrune,
+    GroupInfo, ImportanceCriterion, PlanContext, QuantMode, QuantSetting, ResolvedPrune,
 };
 use profagent_runtime::{ModelSource, Runtime, SessionOptions};
 
@@ -137,38 +137,37 @@ impl Workbench for OrtBench {
         model: &Model,
         decisions: &[ResolvedPrune],
     ) -> Result<(Model, serde_json::Value), AgentError> {
-        // One pruning pass per (criterion, round_to): the pruner takes those per spec.
-        let mut passes: BTreeMap<(u8, u32), Vec<&ResolvedPrune>> = BTreeMap::new();
+        // The plan resolved every decision to an exact kept count (`ResolvedPrune::keep`):
+        // the pruner keeps that count, so the model is the network the plan describes. One
+        // pass per importance criterion (the pruner scores a whole spec with one).
+        let mut passes: BTreeMap<u8, Vec<&ResolvedPrune>> = BTreeMap::new();
         for d in decisions {
             let criterion = match d.criterion {
                 ImportanceCriterion::L1 => 0,
                 ImportanceCriterion::L2 => 1,
                 ImportanceCriterion::Random => 2,
             };
-            let round_to = if d.unit == PruneUnit::Heads {
-                1
-            } else {
-                d.round_to
-            };
-            passes.entry((criterion, round_to)).or_default().push(d);
+            passes.entry(criterion).or_default().push(d);
         }
         let mut current = model.clone();
         let mut reports = Vec::new();
-        for ((criterion, round_to), group) in passes {
+        for (criterion, group) in passes {
             let mut spec = profagent_prune::PruneSpec::uniform(0.0);
             spec.importance = match criterion {
                 0 => profagent_prune::Importance::L1,
                 1 => profagent_prune::Importance::L2,
                 _ => profagent_prune::Importance::Random,
             };
-            spec.round_to = round_to as usize;
-            spec.rules = group
+            spec.keep = group
                 .iter()
-                .map(|d| profagent_prune::RatioRule {
-                    pattern: regex::escape(&d.group),
-                    ratio: d.ratio,
+                .map(|d| profagent_prune::KeepRule {
+                    group: d.group.clone(),
+                    keep: d.keep,
                 })
                 .collect();
+            // Protection was decided when the plan was validated (the context's protected
+            // layers): the pruner applies the plan as it stands.
+            spec.protect_first_and_last = false;
             // Bias correction on the calibration slice keeps each pruned layer's expected
             // output: without it a 25 % cut of a residual stage can cost tens of points.
             let mut activations = BatchActivations {
