@@ -16,6 +16,11 @@ use crate::judge::{describe_accuracy, targets_reached};
 use crate::report::{sha256_hex, FinalResult, LayerRow};
 use crate::rundir::{RunDir, MODEL_FILE};
 
+/// A memory or MACs target asks for a smaller model even if it runs slower.
+fn size_at_any_speed(budget: &crate::facts::Budget) -> bool {
+    budget.target_memory_bytes.is_some() || budget.target_macs_fraction.is_some()
+}
+
 /// Why a candidate for the final model was passed over, or `None` when it holds.
 fn holdout_objection(
     options: &CompressOptions,
@@ -42,8 +47,8 @@ fn holdout_objection(
             budget.min_cosine.unwrap_or_default()
         ));
     }
-    if speed_verdict == Some(SpeedVerdict::Slower) && budget.target_memory_bytes.is_none() {
-        return Some("it is measurably slower than the input model and no memory target asks for size at any speed".into());
+    if speed_verdict == Some(SpeedVerdict::Slower) && !size_at_any_speed(budget) {
+        return Some("it is measurably slower than the input model and no memory or MACs target asks for size at any speed".into());
     }
     None
 }
@@ -159,7 +164,7 @@ pub(super) fn finish(
     let speed = final_eval.speed.clone();
     let slower_note = speed.as_ref().filter(|s| s.verdict() == SpeedVerdict::Slower).map(|s| {
         format!(
-            "the final model is slower than the input: {} (kept because the memory target asks for size)",
+            "the final model is slower than the input: {} (kept because the memory or MACs target asks for size)",
             s.describe()
         )
     });
