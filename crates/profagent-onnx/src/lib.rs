@@ -8,6 +8,7 @@ pub mod error;
 pub mod index;
 pub mod model;
 pub mod naming;
+pub mod output;
 pub mod patch;
 pub mod proto;
 pub mod shape;
@@ -15,7 +16,8 @@ pub mod tensor;
 
 pub use error::{OnnxError, Result};
 pub use index::GraphIndex;
-pub use model::{write_atomic, ExternalData, Model};
+pub use model::{ExternalData, Model};
 pub use naming::layer_of_node;
+pub use output::{write_atomic, OutputGuard, RunLock};
 pub use patch::{NameGen, Patch};
 pub use shape::{Dim, ShapeFacts, ShapeOptions, ValueFact};
