@@ -88,6 +88,18 @@ impl<F: FnMut(&str)> Progress for F {
     }
 }
 
+/// Passes every progress line through the run's redaction filter before it reaches stderr.
+struct RedactingProgress<'a> {
+    inner: &'a mut dyn Progress,
+    run_dir: &'a RunDir,
+}
+
+impl Progress for RedactingProgress<'_> {
+    fn line(&mut self, text: &str) {
+        self.inner.line(&self.run_dir.redact(text));
+    }
+}
+
 /// Recorded decisions that a replay follows instead of measuring again.
 #[derive(Debug, Clone)]
 pub struct ReplayScript {
@@ -132,6 +144,11 @@ pub fn compress(
     run_dir: &RunDir,
     progress: &mut dyn Progress,
 ) -> Result<RunReport, AgentError> {
+    let mut redacting = RedactingProgress {
+        inner: progress,
+        run_dir,
+    };
+    let progress: &mut dyn Progress = &mut redacting;
     let started = Instant::now();
     let input_bytes = input.to_bytes();
     let recorded = options.replay.as_ref().map(|r| &r.source);

@@ -19,6 +19,7 @@ pub mod facts;
 pub mod planner;
 pub mod prompt;
 pub mod provider;
+pub mod redact;
 pub mod report;
 pub mod rundir;
 

@@ -18,7 +18,6 @@ pub const TRANSCRIPT_FILE: &str = "transcript.jsonl";
 pub const REPORT_FILE: &str = "report.json";
 pub const MODEL_FILE: &str = "model.onnx";
 pub const HISTORY_DIR: &str = "history";
-const REDACTED: &str = "[REDACTED]";
 
 /// One planner exchange (a prompt and its raw answer, or the error instead of an answer).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -44,16 +43,24 @@ pub struct TranscriptEntry {
 pub struct RunDir {
     root: PathBuf,
     secrets: Vec<String>,
+    /// Held while any copy of this `RunDir` lives: a second run into the same folder stops
+    /// instead of interleaving its files with ours.
+    _lock: std::sync::Arc<profagent_onnx::RunLock>,
 }
 
 impl RunDir {
-    /// Creates (or takes over) `root`, moving an earlier run's files into `history/`.
+    /// Creates (or takes over) `root`, moving an earlier run's files into `history/`. Fails
+    /// while another process holds the folder's lock.
     pub fn create(root: &Path, secrets: Vec<String>) -> Result<Self, AgentError> {
         std::fs::create_dir_all(root).map_err(|e| AgentError::run_dir(root, e))?;
+        let lock = profagent_onnx::RunLock::acquire(root).map_err(AgentError::Locked)?;
         let entries: Vec<PathBuf> = std::fs::read_dir(root)
             .map_err(|e| AgentError::run_dir(root, e))?
             .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.file_name().is_some_and(|n| n != HISTORY_DIR))
+            .filter(|p| {
+                p.file_name()
+                    .is_some_and(|n| n != HISTORY_DIR && n != profagent_onnx::output::LOCK_FILE)
+            })
             .collect();
         if !entries.is_empty() {
             let stamp = std::time::SystemTime::now()
@@ -75,7 +82,12 @@ impl RunDir {
         }
         Ok(RunDir {
             root: root.to_path_buf(),
-            secrets: secrets.into_iter().filter(|s| s.len() >= 4).collect(),
+            secrets: secrets
+                .into_iter()
+                .chain(crate::redact::secrets_from_env())
+                .filter(|s| s.len() >= 4)
+                .collect(),
+            _lock: std::sync::Arc::new(lock),
         })
     }
 
@@ -87,13 +99,9 @@ impl RunDir {
         self.root.join(relative)
     }
 
-    /// Replaces every secret in `text`.
+    /// Replaces every configured secret and key-like token in `text` (`crate::redact`).
     pub fn redact(&self, text: &str) -> String {
-        let mut out = text.to_string();
-        for secret in &self.secrets {
-            out = out.replace(secret.as_str(), REDACTED);
-        }
-        out
+        crate::redact::redact(text, &self.secrets)
     }
 
     /// Writes `text` (redacted) atomically to `relative`, creating folders.
