@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use profagent_onnx::Model;
+use profagent_onnx::{Model, OutputGuard};
 use profagent_profile::{
     merge_measured, render_measurement, static_profile, table, ProfileOptions,
 };
@@ -38,7 +38,7 @@ pub struct Args {
     pub model: PathBuf,
 
     /// Batch size for MACs and activation bytes (binds the model's symbolic batch dim).
-    #[arg(long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(i64).range(1..))]
+    #[arg(long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(i64).range(1..=super::MAX_BATCH as i64))]
     pub batch: i64,
 
     /// Write the full profile (model totals, layers[], nodes[]) as JSON to PATH; `-` prints
@@ -65,11 +65,12 @@ pub struct Args {
     pub warmup: usize,
 
     /// Intra-op threads for the runtime; 0 lets it choose (usually all cores).
-    #[arg(long, default_value_t = 0, value_name = "T")]
+    #[arg(long, default_value_t = 0, value_name = "T", value_parser = super::threads_parser())]
     pub threads: usize,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    OutputGuard::of_model(&args.model).output_file(args.json.as_deref())?;
     let model = Model::load(&args.model).map_err(one_line)?;
     let profile = static_profile(&model, &ProfileOptions { batch: args.batch })
         .map_err(one_line)
