@@ -81,10 +81,17 @@ pub fn check_rewrite(
         ))
     })?;
     let options = SessionOptions::default();
+    let input_name = original
+        .path
+        .as_ref()
+        .map(|p| format!("input model {}", p.display()))
+        .unwrap_or_else(|| "input model".into());
+    // The input model not loading or running on the target runtime (an op it does not know,
+    // inputs it cannot take) is bad input (exit 2), as in `eval` and `profile`; only the
+    // rewrite failing is a runtime failure.
     let mut reference = runtime
         .load(&ModelSource::Bytes(original.to_bytes()), &options)
-        .map_err(|e| RuntimeFailure(e.into()))
-        .context("loading the original model for the check")?;
+        .with_context(|| format!("the {input_name} does not load on the check runtime"))?;
     let (inputs, origin): (Vec<(String, Tensor)>, &'static str) = match inputs {
         Some(given) => (
             given
@@ -93,10 +100,7 @@ pub fn check_rewrite(
                 .collect(),
             "real",
         ),
-        None => (
-            synthetic_inputs(&reference.inputs(), 2).map_err(|e| RuntimeFailure(e.into()))?,
-            "synthetic",
-        ),
+        None => (synthetic_inputs(&reference.inputs(), 2)?, "synthetic"),
     };
     let samples = inputs
         .first()
@@ -105,8 +109,7 @@ pub fn check_rewrite(
         .unwrap_or(1);
     let expected = reference
         .run(&inputs)
-        .map_err(|e| RuntimeFailure(e.into()))
-        .context("running the original model for the check")?;
+        .with_context(|| format!("the {input_name} does not run on the check runtime"))?;
     drop(reference);
     let got = runtime
         .load(&ModelSource::Bytes(rewritten.to_bytes()), &options)

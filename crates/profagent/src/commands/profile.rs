@@ -11,7 +11,7 @@ use profagent_profile::{
 };
 use profagent_runtime::{
     open_runtime_with_fallback, profile_model, synthetic_inputs, ModelSource, ProfileSettings,
-    RuntimeKind, SessionOptions,
+    RuntimeError, RuntimeKind, SessionOptions,
 };
 
 use crate::exit::RuntimeFailure;
@@ -134,7 +134,11 @@ fn measure(
         &inputs,
         settings,
     )
-    .map_err(|e| RuntimeFailure(one_line(e)))
+    .map_err(|e| match e {
+        // The model itself does not load or take these inputs: bad input, as in `eval`.
+        RuntimeError::Load { .. } | RuntimeError::BadInput { .. } => one_line(e),
+        other => RuntimeFailure(one_line(other)).into(),
+    })
     .with_context(|| {
         format!(
             "cannot measure {} on {}",
