@@ -19,8 +19,8 @@ pub enum OnnxError {
     OutputDirHoldsInput { output: PathBuf, input: PathBuf },
     #[error("{folder} is in use by another profagent run (pid {pid}); wait for it to finish or choose another folder (if no such process runs, remove {folder}/.profagent.lock)")]
     Locked { folder: PathBuf, pid: u32 },
-    #[error("initializer '{tensor}': external data '{location}' is not a regular file (a FIFO, device or folder); refusing to read it")]
-    ExternalDataNotFile { tensor: String, location: String },
+    #[error("external data file {path} of initializer '{tensor}' is not a regular file (a FIFO, device or folder); refusing to read it: point the location at a data file")]
+    ExternalDataNotFile { path: PathBuf, tensor: String },
     #[error("{path} is empty: expected an ONNX model (a protobuf ModelProto)")]
     Empty { path: PathBuf },
     #[error(

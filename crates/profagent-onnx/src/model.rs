@@ -253,7 +253,7 @@ fn load_external_graph(
             }
         }
         if !readers.contains_key(&file) {
-            let reader = DataFile::open(&file, &name, &location)?;
+            let reader = DataFile::open(&file, &name)?;
             readers.insert(file.clone(), reader);
         }
         let Some(reader) = readers.get_mut(&file) else {
@@ -288,10 +288,10 @@ struct DataFile {
 
 impl DataFile {
     /// Opens `path` if it is a regular file; a FIFO or device would block or never end.
-    fn open(path: &Path, tensor: &str, location: &str) -> Result<DataFile> {
+    fn open(path: &Path, tensor: &str) -> Result<DataFile> {
         let not_file = || OnnxError::ExternalDataNotFile {
+            path: path.to_path_buf(),
             tensor: tensor.to_string(),
-            location: location.to_string(),
         };
         let read_error = |source| OnnxError::Read {
             path: path.to_path_buf(),

@@ -111,7 +111,10 @@ impl OutputGuard {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
         };
-        for location in external_locations(path) {
+        let mut locations: Vec<String> = external_data(path).into_iter().map(|(_, l)| l).collect();
+        locations.sort();
+        locations.dedup();
+        for location in locations {
             self = self.input(Some(&folder.join(location)));
         }
         self
@@ -205,13 +208,15 @@ struct LocationsGraph {
 
 #[derive(Clone, PartialEq, prost::Message)]
 struct LocationsTensor {
+    #[prost(string, optional, tag = "8")]
+    name: Option<String>,
     #[prost(message, repeated, tag = "13")]
     external_data: Vec<StringStringEntryProto>,
 }
 
-/// The external data locations (relative to the model's folder) of the model at `path`; empty
-/// when the file cannot be read or decoded.
-fn external_locations(path: &Path) -> Vec<String> {
+/// (initializer, external data location relative to the model's folder) of the model at
+/// `path`; empty when the file cannot be read or decoded.
+fn external_data(path: &Path) -> Vec<(String, String)> {
     let Ok(metadata) = std::fs::metadata(path) else {
         return Vec::new();
     };
@@ -224,17 +229,36 @@ fn external_locations(path: &Path) -> Vec<String> {
     let Ok(model) = LocationsModel::decode(bytes.as_slice()) else {
         return Vec::new();
     };
-    let mut locations: Vec<String> = model
+    model
         .graph
         .into_iter()
         .flat_map(|g| g.initializer)
-        .flat_map(|t| t.external_data)
-        .filter(|e| e.key() == "location")
-        .map(|e| e.value().to_string())
-        .collect();
-    locations.sort();
-    locations.dedup();
-    locations
+        .filter_map(|t| {
+            let location = t.external_data.iter().find(|e| e.key() == "location")?;
+            Some((
+                t.name.clone().unwrap_or_default(),
+                location.value().to_string(),
+            ))
+        })
+        .collect()
+}
+
+/// Refuses a model whose external data locations are not regular files (a FIFO would block
+/// the reader forever, a device never ends), for callers that hand the file to a runtime
+/// instead of `Model::load` (which checks the same). Locations that do not exist are left to
+/// the loader to report.
+pub fn check_external_data_files(model: &Path) -> Result<()> {
+    let folder = match model.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    for (tensor, location) in external_data(model) {
+        let path = folder.join(&location);
+        if matches!(std::fs::metadata(&path).map(|m| m.is_file()), Ok(false)) {
+            return Err(OnnxError::ExternalDataNotFile { path, tensor });
+        }
+    }
+    Ok(())
 }
 
 /// Writes bytes to `path` via a temp file in the same folder and a rename, so readers never

@@ -228,10 +228,18 @@ fn external_data_that_is_a_fifo_is_refused_instead_of_hanging() {
         return;
     }
     let out = dir.path().join("q.onnx");
+    let data = example_root().join("cifar10-sample");
     for args in [
         vec!["profile", "--runs", "0"],
         vec!["quantize", "--mode", "dynamic", "-o", out.to_str().unwrap()],
         vec!["prune", "--ratio", "0.1", "-o", out.to_str().unwrap()],
+        vec![
+            "eval",
+            "--data",
+            data.to_str().unwrap(),
+            "--preset",
+            "cifar10",
+        ],
     ] {
         let result = run(profagent().arg(args[0]).arg(&path).args(&args[1..]));
         assert_refused(&result, &["m.onnx.data", "not a regular file"]);

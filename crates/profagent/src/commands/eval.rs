@@ -92,6 +92,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .input(Some(args.data.as_path()))
         .input(args.preprocess.as_deref())
         .output_file(args.json.as_deref())?;
+    for model in std::iter::once(&args.model).chain(args.reference.as_ref()) {
+        profagent_onnx::output::check_external_data_files(model)?;
+    }
     if !args.model.is_file() {
         anyhow::bail!("model '{}' does not exist", args.model.display());
     }
