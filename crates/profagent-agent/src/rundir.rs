@@ -46,6 +46,19 @@ pub struct RunDir {
     /// Held while any copy of this `RunDir` lives: a second run into the same folder stops
     /// instead of interleaving its files with ours.
     _lock: std::sync::Arc<profagent_onnx::RunLock>,
+    /// sha256 of each long text recorded so far → where it is stored (`record`).
+    stored: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, String>>>,
+}
+
+/// Messages shorter than this are written out again rather than referred to.
+const STORE_ONCE_MIN_BYTES: usize = 256;
+
+fn sha256_hex(text: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 impl RunDir {
@@ -88,6 +101,7 @@ impl RunDir {
                 .filter(|s| s.len() >= 4)
                 .collect(),
             _lock: std::sync::Arc::new(lock),
+            stored: Default::default(),
         })
     }
 
@@ -126,22 +140,47 @@ impl RunDir {
     }
 
     /// Appends one exchange to `transcript.jsonl` and writes its prompt/answer as plain files.
+    ///
+    /// Each text is stored once: a message already recorded (the system prompt of every
+    /// round, an earlier answer sent back in a repair prompt) is written as a reference to the
+    /// file holding it, in the prompt file and in the transcript. The answer itself stays whole
+    /// in the transcript, which replays read.
     pub fn record(&self, entry: &TranscriptEntry) -> Result<(), AgentError> {
         let folder = format!("rounds/round-{:02}", entry.round);
+        let prompt_file = format!("{folder}/prompt-{}.md", entry.attempt);
+        let answer_file = format!("{folder}/answer-{}.txt", entry.attempt);
+        let mut stored = self.stored.lock().unwrap_or_else(|e| e.into_inner());
+        let mut entry = entry.clone();
+        for (i, message) in entry.messages.iter_mut().enumerate() {
+            if message.content.len() < STORE_ONCE_MIN_BYTES {
+                continue;
+            }
+            let digest = sha256_hex(&message.content);
+            match stored.get(&digest) {
+                Some(place) => message.content = format!("[the text of {place}]"),
+                None => {
+                    stored.insert(digest, format!("{prompt_file}, message {}", i + 1));
+                }
+            }
+        }
         let prompt: String = entry
             .messages
             .iter()
             .map(|m| format!("## {}\n\n{}\n", m.role.as_str(), m.content))
             .collect::<Vec<_>>()
             .join("\n");
-        self.write_text(&format!("{folder}/prompt-{}.md", entry.attempt), &prompt)?;
+        self.write_text(&prompt_file, &prompt)?;
         let answer = entry
             .answer
             .as_deref()
             .or(entry.error.as_deref())
             .unwrap_or_default();
-        self.write_text(&format!("{folder}/answer-{}.txt", entry.attempt), answer)?;
-        let line = serde_json::to_string(entry)
+        self.write_text(&answer_file, answer)?;
+        stored
+            .entry(sha256_hex(answer))
+            .or_insert_with(|| answer_file.clone());
+        drop(stored);
+        let line = serde_json::to_string(&entry)
             .map_err(|e| AgentError::run_dir(self.path(TRANSCRIPT_FILE), e))?;
         let path = self.path(TRANSCRIPT_FILE);
         let mut file = std::fs::OpenOptions::new()
