@@ -285,3 +285,18 @@ fn absurd_threads_and_batch_are_refused() {
         assert!(stderr.contains(args[0]), "{stderr}");
     }
 }
+
+#[test]
+fn report_json_pointed_at_the_runs_report_json_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("report.json");
+    std::fs::write(&report, b"{\"format\": \"profagent-run/1\"}").unwrap();
+    let before = std::fs::read(&report).unwrap();
+    let result = run(profagent()
+        .arg("report")
+        .arg(dir.path())
+        .arg("--json")
+        .arg(&report));
+    assert_refused(&result, &["report.json"]);
+    unchanged(&report, &before);
+}
