@@ -437,7 +437,8 @@ pub fn compress(
     }
     report.seconds = started.elapsed().as_secs_f64();
     run_dir.write_json(REPORT_FILE, &report)?;
-    Ok(report)
+    // The caller prints it and may write it elsewhere (--json): the same redacted text.
+    run_dir.redacted(report)
 }
 
 /// Applies a plan to the current state and evaluates the result (or reuses the recorded

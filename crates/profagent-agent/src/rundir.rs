@@ -118,6 +118,20 @@ impl RunDir {
         crate::redact::redact(text, &self.secrets)
     }
 
+    /// `value` as `write_json` stores it: unchanged unless its JSON holds a secret, else read
+    /// back from the redacted JSON.
+    pub fn redacted<T: Serialize + serde::de::DeserializeOwned>(
+        &self,
+        value: T,
+    ) -> Result<T, AgentError> {
+        let text = serde_json::to_string(&value).map_err(|e| AgentError::run_dir(&self.root, e))?;
+        let redacted = self.redact(&text);
+        if redacted == text {
+            return Ok(value);
+        }
+        serde_json::from_str(&redacted).map_err(|e| AgentError::run_dir(&self.root, e))
+    }
+
     /// Writes `text` (redacted) atomically to `relative`, creating folders.
     pub fn write_text(&self, relative: &str, text: &str) -> Result<PathBuf, AgentError> {
         let path = self.path(relative);

@@ -66,3 +66,16 @@ fn repair_rounds_store_each_answer_and_prompt_once() {
     let replayed: Vec<String> = entries.into_iter().filter_map(|e| e.answer).collect();
     assert_eq!(replayed, answers);
 }
+
+#[test]
+fn redacted_values_mask_configured_keys_and_leave_the_rest_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = "configured-key-value-123";
+    let run = RunDir::create(dir.path(), vec![key.to_string()]).unwrap();
+    let value = serde_json::json!({"error": format!("endpoint said: bad key {key}"), "x": 0.1});
+    let masked = run.redacted(value).unwrap();
+    assert_eq!(masked["error"], "endpoint said: bad key [REDACTED]");
+    assert_eq!(masked["x"], 0.1);
+    let plain = serde_json::json!({"nothing": "to hide", "y": 1.5e-7});
+    assert_eq!(run.redacted(plain.clone()).unwrap(), plain);
+}
