@@ -29,6 +29,8 @@ pub enum AgentError {
     Replay(String),
     #[error("{path}: {reason}")]
     RunDir { path: PathBuf, reason: String },
+    #[error("{0}")]
+    Locked(profagent_onnx::OnnxError),
     #[error("local model: {0}")]
     Local(String),
     #[error("{0}")]

@@ -21,6 +21,7 @@ pub mod judge;
 pub mod planner;
 pub mod prompt;
 pub mod provider;
+pub mod redact;
 pub mod report;
 pub mod rundir;
 

@@ -18,7 +18,6 @@ pub const TRANSCRIPT_FILE: &str = "transcript.jsonl";
 pub const REPORT_FILE: &str = "report.json";
 pub const MODEL_FILE: &str = "model.onnx";
 pub const HISTORY_DIR: &str = "history";
-const REDACTED: &str = "[REDACTED]";
 
 /// One planner exchange (a prompt and its raw answer, or the error instead of an answer).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -44,16 +43,37 @@ pub struct TranscriptEntry {
 pub struct RunDir {
     root: PathBuf,
     secrets: Vec<String>,
+    /// Held while any copy of this `RunDir` lives: a second run into the same folder stops
+    /// instead of interleaving its files with ours.
+    _lock: std::sync::Arc<profagent_onnx::RunLock>,
+    /// sha256 of each long text recorded so far → where it is stored (`record`).
+    stored: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, String>>>,
+}
+
+/// Messages shorter than this are written out again rather than referred to.
+const STORE_ONCE_MIN_BYTES: usize = 256;
+
+fn sha256_hex(text: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 impl RunDir {
-    /// Creates (or takes over) `root`, moving an earlier run's files into `history/`.
+    /// Creates (or takes over) `root`, moving an earlier run's files into `history/`. Fails
+    /// while another process holds the folder's lock.
     pub fn create(root: &Path, secrets: Vec<String>) -> Result<Self, AgentError> {
         std::fs::create_dir_all(root).map_err(|e| AgentError::run_dir(root, e))?;
+        let lock = profagent_onnx::RunLock::acquire(root).map_err(AgentError::Locked)?;
         let entries: Vec<PathBuf> = std::fs::read_dir(root)
             .map_err(|e| AgentError::run_dir(root, e))?
             .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.file_name().is_some_and(|n| n != HISTORY_DIR))
+            .filter(|p| {
+                p.file_name()
+                    .is_some_and(|n| n != HISTORY_DIR && n != profagent_onnx::output::LOCK_FILE)
+            })
             .collect();
         if !entries.is_empty() {
             let stamp = std::time::SystemTime::now()
@@ -75,7 +95,13 @@ impl RunDir {
         }
         Ok(RunDir {
             root: root.to_path_buf(),
-            secrets: secrets.into_iter().filter(|s| s.len() >= 4).collect(),
+            secrets: secrets
+                .into_iter()
+                .chain(crate::redact::secrets_from_env())
+                .filter(|s| s.len() >= 4)
+                .collect(),
+            _lock: std::sync::Arc::new(lock),
+            stored: Default::default(),
         })
     }
 
@@ -87,13 +113,23 @@ impl RunDir {
         self.root.join(relative)
     }
 
-    /// Replaces every secret in `text`.
+    /// Replaces every configured secret and key-like token in `text` (`crate::redact`).
     pub fn redact(&self, text: &str) -> String {
-        let mut out = text.to_string();
-        for secret in &self.secrets {
-            out = out.replace(secret.as_str(), REDACTED);
+        crate::redact::redact(text, &self.secrets)
+    }
+
+    /// `value` as `write_json` stores it: unchanged unless its JSON holds a secret, else read
+    /// back from the redacted JSON.
+    pub fn redacted<T: Serialize + serde::de::DeserializeOwned>(
+        &self,
+        value: T,
+    ) -> Result<T, AgentError> {
+        let text = serde_json::to_string(&value).map_err(|e| AgentError::run_dir(&self.root, e))?;
+        let redacted = self.redact(&text);
+        if redacted == text {
+            return Ok(value);
         }
-        out
+        serde_json::from_str(&redacted).map_err(|e| AgentError::run_dir(&self.root, e))
     }
 
     /// Writes `text` (redacted) atomically to `relative`, creating folders.
@@ -118,22 +154,47 @@ impl RunDir {
     }
 
     /// Appends one exchange to `transcript.jsonl` and writes its prompt/answer as plain files.
+    ///
+    /// Each text is stored once: a message already recorded (the system prompt of every
+    /// round, an earlier answer sent back in a repair prompt) is written as a reference to the
+    /// file holding it, in the prompt file and in the transcript. The answer itself stays whole
+    /// in the transcript, which replays read.
     pub fn record(&self, entry: &TranscriptEntry) -> Result<(), AgentError> {
         let folder = format!("rounds/round-{:02}", entry.round);
+        let prompt_file = format!("{folder}/prompt-{}.md", entry.attempt);
+        let answer_file = format!("{folder}/answer-{}.txt", entry.attempt);
+        let mut stored = self.stored.lock().unwrap_or_else(|e| e.into_inner());
+        let mut entry = entry.clone();
+        for (i, message) in entry.messages.iter_mut().enumerate() {
+            if message.content.len() < STORE_ONCE_MIN_BYTES {
+                continue;
+            }
+            let digest = sha256_hex(&message.content);
+            match stored.get(&digest) {
+                Some(place) => message.content = format!("[the text of {place}]"),
+                None => {
+                    stored.insert(digest, format!("{prompt_file}, message {}", i + 1));
+                }
+            }
+        }
         let prompt: String = entry
             .messages
             .iter()
             .map(|m| format!("## {}\n\n{}\n", m.role.as_str(), m.content))
             .collect::<Vec<_>>()
             .join("\n");
-        self.write_text(&format!("{folder}/prompt-{}.md", entry.attempt), &prompt)?;
+        self.write_text(&prompt_file, &prompt)?;
         let answer = entry
             .answer
             .as_deref()
             .or(entry.error.as_deref())
             .unwrap_or_default();
-        self.write_text(&format!("{folder}/answer-{}.txt", entry.attempt), answer)?;
-        let line = serde_json::to_string(entry)
+        self.write_text(&answer_file, answer)?;
+        stored
+            .entry(sha256_hex(answer))
+            .or_insert_with(|| answer_file.clone());
+        drop(stored);
+        let line = serde_json::to_string(&entry)
             .map_err(|e| AgentError::run_dir(self.path(TRANSCRIPT_FILE), e))?;
         let path = self.path(TRANSCRIPT_FILE);
         let mut file = std::fs::OpenOptions::new()

@@ -13,6 +13,18 @@ use crate::error::{DataError, Result};
 use crate::resize::RgbImage;
 
 const JPEG_MAGIC: [u8; 2] = [0xFF, 0xD8];
+/// Largest image decoded, in pixels (about 8192x8192, 200 MB of RGB): the size is read from
+/// the header, so a 20000x20000 JPEG is refused before its 1.2 GB of pixels are allocated.
+pub const MAX_IMAGE_PIXELS: usize = 1 << 26;
+
+fn check_pixels(width: usize, height: usize) -> std::result::Result<(), String> {
+    match width.checked_mul(height) {
+        Some(pixels) if pixels <= MAX_IMAGE_PIXELS => Ok(()),
+        _ => Err(format!(
+            "{width}x{height} pixels is over the limit of {MAX_IMAGE_PIXELS} pixels; downscale the image"
+        )),
+    }
+}
 
 /// Reads and decodes the image file at `path`.
 pub fn decode_file(path: &Path) -> Result<RgbImage> {
@@ -45,6 +57,7 @@ fn decode_jpeg(bytes: &[u8]) -> std::result::Result<RgbImage, String> {
     // and turn it into an error message instead of letting one bad file abort the run.
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let decompress = mozjpeg::Decompress::new_mem(bytes).map_err(|e| e.to_string())?;
+        check_pixels(decompress.width(), decompress.height())?;
         let mut started = decompress.rgb().map_err(|e| e.to_string())?;
         let (width, height) = (started.width(), started.height());
         let pixels: Vec<u8> = started.read_scanlines().map_err(|e| e.to_string())?;
@@ -73,6 +86,11 @@ fn decode_jpeg(bytes: &[u8]) -> std::result::Result<RgbImage, String> {
 }
 
 fn decode_generic(bytes: &[u8]) -> std::result::Result<RgbImage, String> {
+    let reader = image::ImageReader::new(std::io::Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| e.to_string())?;
+    let (width, height) = reader.into_dimensions().map_err(|e| e.to_string())?;
+    check_pixels(width as usize, height as usize)?;
     let image = image::load_from_memory(bytes).map_err(|e| e.to_string())?;
     let rgb = image.to_rgb8();
     Ok(RgbImage {

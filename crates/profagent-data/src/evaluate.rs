@@ -86,6 +86,15 @@ pub fn evaluate_with_progress(
     // A model exported with a fixed batch dimension can only run that batch.
     let fixed_batch = input.shape.first().copied().flatten();
     let batch_size = fixed_batch.unwrap_or(options.batch_size.max(1));
+    // Refuse a batch (a fixed one of 2^62, say) that cannot be held before padding to it.
+    let largest_batch = options
+        .latency_batches
+        .iter()
+        .map(|&b| fixed_batch.unwrap_or(b.max(1)))
+        .fold(batch_size, usize::max);
+    let mut batch_shape = vec![largest_batch];
+    batch_shape.extend(input.shape.iter().skip(1).map(|d| d.unwrap_or(1)));
+    profagent_runtime::checked_elements(&input.name, &batch_shape)?;
     if let Some(shape) = dataset.sample_shape() {
         check_input_shape(&input, &shape, dataset.preprocess().layout)?;
     }

@@ -9,15 +9,24 @@ use crate::error::{DataError, Result};
 /// model's class index is decided later, see `crate::labels`); images found recursively below
 /// each class folder, in sorted path order. A folder without sub-folders is a flat folder of
 /// unlabelled images (enough for calibration and fidelity).
+///
+/// A class folder may be a symlink, but below it symlinked folders are not followed, and class
+/// folders that resolve to the same tree, to one inside another, or to a folder holding the
+/// root are refused: no walk loops and no image is counted twice.
 pub(crate) fn image_folder(root: &Path) -> Result<(Vec<ImageEntry>, Option<Vec<String>>)> {
-    let mut classes: Vec<(String, PathBuf)> = read_dir_sorted(root)?
-        .into_iter()
-        .filter(|path| path.is_dir())
-        .filter_map(|path| {
-            let name = path.file_name()?.to_str()?.to_string();
-            Some((name, path))
-        })
-        .collect();
+    let mut classes: Vec<(String, PathBuf)> = Vec::new();
+    for path in read_dir_sorted(root)? {
+        if !path.is_dir() {
+            continue;
+        }
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+            return Err(DataError::BadDataset {
+                path: path.clone(),
+                reason: "the class folder's name is not valid UTF-8; rename it (class names are written to reports)".into(),
+            });
+        };
+        classes.push((name.to_string(), path));
+    }
     classes.sort();
     if classes.is_empty() {
         let mut files = Vec::new();
@@ -35,6 +44,7 @@ pub(crate) fn image_folder(root: &Path) -> Result<(Vec<ImageEntry>, Option<Vec<S
             .collect();
         return Ok((entries, None));
     }
+    check_disjoint_classes(root, &classes)?;
     let mut entries = Vec::new();
     for (label, (name, folder)) in classes.iter().enumerate() {
         let mut files = Vec::new();
@@ -57,6 +67,39 @@ pub(crate) fn image_folder(root: &Path) -> Result<(Vec<ImageEntry>, Option<Vec<S
     ))
 }
 
+/// Refuses class folders (symlinks resolved) that hold the root or overlap each other.
+fn check_disjoint_classes(root: &Path, classes: &[(String, PathBuf)]) -> Result<()> {
+    let canonical = |path: &Path| path.canonicalize().map_err(|e| DataError::io(path, e));
+    let root_canonical = canonical(root)?;
+    let mut resolved: Vec<(&Path, PathBuf)> = Vec::with_capacity(classes.len());
+    for (_, folder) in classes {
+        let target = canonical(folder)?;
+        if root_canonical.starts_with(&target) {
+            return Err(DataError::BadDataset {
+                path: folder.clone(),
+                reason: format!(
+                    "this class folder links to {}, which holds the dataset root: the walk would loop; replace the link with a real folder",
+                    target.display()
+                ),
+            });
+        }
+        if let Some((other, _)) = resolved
+            .iter()
+            .find(|(_, seen)| seen.starts_with(&target) || target.starts_with(seen))
+        {
+            return Err(DataError::BadDataset {
+                path: folder.clone(),
+                reason: format!(
+                    "this class folder and {} resolve to overlapping folders (a symlink?): their images would be counted twice",
+                    other.display()
+                ),
+            });
+        }
+        resolved.push((folder, target));
+    }
+    Ok(())
+}
+
 fn read_dir_sorted(folder: &Path) -> Result<Vec<PathBuf>> {
     let reader = std::fs::read_dir(folder).map_err(|e| DataError::io(folder, e))?;
     let mut paths = Vec::new();
@@ -67,10 +110,15 @@ fn read_dir_sorted(folder: &Path) -> Result<Vec<PathBuf>> {
     Ok(paths)
 }
 
+/// Images below `folder`; symlinked sub-folders are not followed (they could loop back or
+/// repeat a folder already walked), symlinked image files are taken.
 fn collect_images(folder: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
     for path in read_dir_sorted(folder)? {
-        if path.is_dir() {
+        let kind = std::fs::symlink_metadata(&path).map_err(|e| DataError::io(&path, e))?;
+        if kind.is_dir() {
             collect_images(&path, out)?;
+        } else if kind.is_symlink() && path.is_dir() {
+            continue;
         } else if is_image_file(&path) {
             out.push(path);
         }

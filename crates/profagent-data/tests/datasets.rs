@@ -228,3 +228,85 @@ fn an_npz_with_one_array_per_input_feeds_a_several_input_model_by_name() {
         "{err}"
     );
 }
+
+/// Issue 21: directory symlinks inside a class folder (three pointing back up used to hang
+/// every command) are not followed, so each image is counted once.
+#[test]
+fn image_folder_walk_does_not_follow_directory_symlinks_or_count_an_image_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    fixture_tree(dir.path());
+    let cat = dir.path().join("cat");
+    std::os::unix::fs::symlink(&cat, cat.join("self")).unwrap();
+    std::os::unix::fs::symlink(dir.path(), cat.join("root")).unwrap();
+    std::os::unix::fs::symlink(dir.path().join("dog"), cat.join("dog")).unwrap();
+    let (sender, receiver) = std::sync::mpsc::channel();
+    let root = dir.path().to_path_buf();
+    std::thread::spawn(move || {
+        let _ = sender.send(Dataset::open(&root, &identity()).map(|d| d.len()));
+    });
+    let len = receiver
+        .recv_timeout(std::time::Duration::from_secs(30))
+        .expect("the walk hung")
+        .unwrap();
+    assert_eq!(len, 6);
+}
+
+#[test]
+fn class_folders_that_resolve_to_the_root_or_to_each_other_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    fixture_tree(dir.path());
+    std::os::unix::fs::symlink(dir.path().join("dog"), dir.path().join("puppy")).unwrap();
+    let message = Dataset::open(dir.path(), &identity())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        message.contains("puppy") && message.contains("counted twice"),
+        "{message}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    fixture_tree(dir.path());
+    std::os::unix::fs::symlink(dir.path(), dir.path().join("loop")).unwrap();
+    let message = Dataset::open(dir.path(), &identity())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        message.contains("loop") && message.contains("dataset root"),
+        "{message}"
+    );
+}
+
+#[test]
+fn class_folder_with_a_non_utf8_name_is_an_error_not_skipped() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    fixture_tree(dir.path());
+    let name = std::ffi::OsStr::from_bytes(b"bird\xff");
+    write_png(&dir.path().join(name).join("0.png"), 4, 4, [0, 255, 0]);
+    let message = Dataset::open(dir.path(), &identity())
+        .unwrap_err()
+        .to_string();
+    assert!(message.contains("UTF-8"), "{message}");
+}
+
+/// Issue 21: a 20000x20000 JPEG used to be decoded (5.9 GB) before any size check.
+#[test]
+fn huge_jpeg_is_refused_from_its_header_before_decoding() {
+    let mut bytes = Vec::new();
+    image::RgbImage::from_pixel(8, 8, image::Rgb([1, 2, 3]))
+        .write_to(
+            &mut std::io::Cursor::new(&mut bytes),
+            image::ImageFormat::Jpeg,
+        )
+        .unwrap();
+    // Patch the frame header (SOF0: FF C0, length, precision, height, width) to 20000x20000.
+    let sof = bytes
+        .windows(2)
+        .position(|w| w == [0xFF, 0xC0])
+        .expect("baseline JPEG");
+    let size = 20000u16.to_be_bytes();
+    bytes[sof + 5..sof + 7].copy_from_slice(&size);
+    bytes[sof + 7..sof + 9].copy_from_slice(&size);
+    let message = profagent_data::decode::decode_bytes(&bytes).unwrap_err();
+    assert!(message.contains("20000x20000"), "{message}");
+}

@@ -13,6 +13,14 @@ pub enum OnnxError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("refusing to write {output}: it is the input {input} (same file); write the output to another path")]
+    OutputIsInput { output: PathBuf, input: PathBuf },
+    #[error("refusing to use {output} as the run folder: it holds the input {input}, and an earlier run's files are moved to history/ there; choose a folder that holds no input")]
+    OutputDirHoldsInput { output: PathBuf, input: PathBuf },
+    #[error("{folder} is in use by another profagent run (pid {pid}); wait for it to finish or choose another folder (if no such process runs, remove {folder}/.profagent.lock)")]
+    Locked { folder: PathBuf, pid: u32 },
+    #[error("external data file {path} of initializer '{tensor}' is not a regular file (a FIFO, device or folder); refusing to read it: point the location at a data file")]
+    ExternalDataNotFile { path: PathBuf, tensor: String },
     #[error("{path} is empty: expected an ONNX model (a protobuf ModelProto)")]
     Empty { path: PathBuf },
     #[error(

@@ -4,14 +4,15 @@
 //! locations that escape the model's folder). `Model::save` writes atomically (temp file +
 //! rename) and writes external data again when the model came with it or is too large for a
 //! single protobuf (2 GiB).
-use std::collections::HashSet;
-use std::io::Write;
+use std::collections::{HashMap, HashSet};
+use std::io::{Read, Seek, SeekFrom};
 use std::path::{Component, Path, PathBuf};
 
 use prost::Message;
 
 use crate::error::{OnnxError, Result};
 use crate::index::GraphIndex;
+use crate::output::write_atomic;
 use crate::proto::{
     tensor_proto::DataLocation, GraphProto, ModelProto, StringStringEntryProto, TensorProto,
 };
@@ -109,6 +110,12 @@ impl Model {
             },
             other => other,
         })?;
+        if let Some(reason) = duplicate_names(graph) {
+            return Err(OnnxError::Decode {
+                path: origin.to_path_buf(),
+                reason,
+            });
+        }
         Ok(Model::from_proto(proto))
     }
 
@@ -165,34 +172,18 @@ impl Model {
     }
 }
 
-/// Writes bytes to `path` via a temp file in the same folder and a rename, so readers never
-/// see a half-written file.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let wrap = |source| OnnxError::Write {
-        path: path.to_path_buf(),
-        source,
-    };
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let tmp = dir.join(format!(
-        ".{}.{}.profagent-tmp",
-        path.file_name()
-            .map(|n| n.to_string_lossy().to_string())
-            .unwrap_or_default(),
-        std::process::id()
-    ));
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+/// A name given twice where ONNX requires it once: two initializers (which value wins is up to
+/// the runtime) or one value listed twice as a graph output.
+fn duplicate_names(graph: &GraphProto) -> Option<String> {
+    let mut seen = HashSet::new();
+    if let Some(t) = graph.initializer.iter().find(|t| !seen.insert(t.name())) {
+        return Some(format!("initializer '{}' is defined twice", t.name()));
     }
-    result.map_err(wrap)
+    let mut seen = HashSet::new();
+    if let Some(o) = graph.output.iter().find(|o| !seen.insert(o.name())) {
+        return Some(format!("graph output '{}' is listed twice", o.name()));
+    }
+    None
 }
 
 fn external_entry(t: &TensorProto, key: &str) -> Option<String> {
@@ -208,6 +199,9 @@ fn load_external_graph(
     model_path: &Path,
     external: &mut HashSet<String>,
 ) -> Result<()> {
+    // One open file per data file, read by offset: a model with many tensors in one large
+    // file reads each byte once.
+    let mut readers: HashMap<PathBuf, DataFile> = HashMap::new();
     for t in graph.initializer.iter_mut() {
         if t.data_location() != DataLocation::External {
             continue;
@@ -258,14 +252,16 @@ fn load_external_graph(
                 });
             }
         }
-        let bytes = std::fs::read(&file).map_err(|source| OnnxError::Read {
-            path: file.clone(),
-            source,
-        })?;
-        let file_len = bytes.len() as u64;
+        if !readers.contains_key(&file) {
+            let reader = DataFile::open(&file, &name)?;
+            readers.insert(file.clone(), reader);
+        }
+        let Some(reader) = readers.get_mut(&file) else {
+            continue;
+        };
+        let file_len = reader.len;
         let length = length.unwrap_or(file_len.saturating_sub(offset));
-        let end = offset.checked_add(length).filter(|&e| e <= file_len);
-        let Some(end) = end else {
+        if offset.checked_add(length).is_none_or(|end| end > file_len) {
             return Err(OnnxError::ExternalDataRange {
                 tensor: name,
                 location,
@@ -273,13 +269,65 @@ fn load_external_graph(
                 length,
                 file_len,
             });
-        };
-        t.raw_data = Some(bytes[offset as usize..end as usize].to_vec());
+        }
+        let bytes = reader.read(offset, length)?;
+        t.raw_data = Some(bytes);
         t.external_data.clear();
         t.data_location = None;
         external.insert(name);
     }
     Ok(())
+}
+
+/// An open external data file, read by seeking to each tensor's bytes.
+struct DataFile {
+    path: PathBuf,
+    file: std::fs::File,
+    len: u64,
+}
+
+impl DataFile {
+    /// Opens `path` if it is a regular file; a FIFO or device would block or never end.
+    fn open(path: &Path, tensor: &str) -> Result<DataFile> {
+        let not_file = || OnnxError::ExternalDataNotFile {
+            path: path.to_path_buf(),
+            tensor: tensor.to_string(),
+        };
+        let read_error = |source| OnnxError::Read {
+            path: path.to_path_buf(),
+            source,
+        };
+        // Checked before opening: opening a FIFO for reading blocks until a writer comes.
+        if !std::fs::metadata(path).map_err(read_error)?.is_file() {
+            return Err(not_file());
+        }
+        let file = std::fs::File::open(path).map_err(read_error)?;
+        let metadata = file.metadata().map_err(read_error)?;
+        if !metadata.is_file() {
+            return Err(not_file());
+        }
+        Ok(DataFile {
+            path: path.to_path_buf(),
+            file,
+            len: metadata.len(),
+        })
+    }
+
+    /// The `length` bytes at `offset` (the caller checked they lie within the file).
+    fn read(&mut self, offset: u64, length: u64) -> Result<Vec<u8>> {
+        let read_error = |source| OnnxError::Read {
+            path: self.path.clone(),
+            source,
+        };
+        let length = usize::try_from(length)
+            .map_err(|_| read_error(std::io::Error::other("tensor larger than memory")))?;
+        let mut bytes = vec![0u8; length];
+        self.file
+            .seek(SeekFrom::Start(offset))
+            .map_err(read_error)?;
+        self.file.read_exact(&mut bytes).map_err(read_error)?;
+        Ok(bytes)
+    }
 }
 
 fn externalize_graph(graph: &mut GraphProto, data_name: &str, data: &mut Vec<u8>) {

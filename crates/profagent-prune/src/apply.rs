@@ -435,7 +435,7 @@ fn rewrite(
         .map_err(|e| PruneError::InvalidResult(e.to_string()))?;
 
     let profile = profagent_profile::static_profile(model, &Default::default())
-        .map_err(|e| PruneError::InvalidResult(format!("static profile: {e}")))?;
+        .map_err(|e| PruneError::InputProfile(e.to_string()))?;
     let macs_by_name: HashMap<&str, u64> = profile
         .nodes
         .iter()

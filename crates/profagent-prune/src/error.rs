@@ -38,6 +38,8 @@ pub enum PruneError {
     Calibration(String),
     #[error("group '{group}': {reason}")]
     Group { group: String, reason: String },
+    #[error("the input model cannot be profiled ({0}), and the pruner needs its MACs; nothing was written. Check the model with `profagent profile MODEL --runs 0`")]
+    InputProfile(String),
     #[error("the pruned graph is invalid ({0}); nothing was written. This is a bug in the pruner: please report it with the model")]
     InvalidResult(String),
 }

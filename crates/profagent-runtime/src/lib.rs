@@ -42,6 +42,25 @@ pub use trace::{KernelRecord, KernelTrace};
 
 use std::path::PathBuf;
 
+/// Most elements one input tensor built by this tool may hold (4 GiB of f32): a model whose
+/// fixed dims (a batch of 2^62, say) need more is refused before anything is allocated.
+pub const MAX_TENSOR_ELEMENTS: usize = 1 << 30;
+
+/// Elements of a tensor of `shape`, or an error naming `name` when they overflow or exceed
+/// `MAX_TENSOR_ELEMENTS`.
+pub fn checked_elements(name: &str, shape: &[usize]) -> Result<usize> {
+    shape
+        .iter()
+        .try_fold(1usize, |count, &dim| count.checked_mul(dim))
+        .filter(|&count| count <= MAX_TENSOR_ELEMENTS)
+        .ok_or_else(|| RuntimeError::BadInput {
+            name: name.to_string(),
+            reason: format!(
+                "shape {shape:?} needs more than {MAX_TENSOR_ELEMENTS} elements; export the model with a smaller (or dynamic) batch and dims"
+            ),
+        })
+}
+
 /// A dense tensor crossing the runtime boundary.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Tensor {

@@ -25,6 +25,9 @@ struct OrtGlobal {
     version: String,
 }
 
+/// Environment variable that turns ONNX Runtime's own log on (stderr).
+pub const ORT_LOG_ENV: &str = "PROFAGENT_ORT_LOG";
+
 /// Why initialisation failed, kept so every later `open_runtime` call reports the same thing.
 #[derive(Clone)]
 enum InitFailure {
@@ -57,8 +60,23 @@ fn initialise() -> std::result::Result<OrtGlobal, InitFailure> {
         reason,
     };
     let builder = ort::init_from(&library).map_err(|e| load_failure(e.to_string()))?;
+    // ONNX Runtime logs its own errors to stderr before returning them; we report them once,
+    // on one line. Its log is shown only when asked for (PROFAGENT_ORT_LOG=1).
+    let verbose = std::env::var_os(ORT_LOG_ENV).is_some_and(|v| !v.is_empty() && v != "0");
+    let logger: ort::logging::LoggerFunction = std::sync::Arc::new(
+        move |level: ort::logging::LogLevel,
+              category: &str,
+              _id: &str,
+              location: &str,
+              message: &str| {
+            if verbose {
+                eprintln!("onnxruntime {level:?} [{category}] {location}: {message}");
+            }
+        },
+    );
     let environment = builder
         .with_name("profagent")
+        .with_logger(logger)
         .build()
         .map_err(|e| load_failure(e.to_string()))?;
     let version = version_from_build_info(ort::info())

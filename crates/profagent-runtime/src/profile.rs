@@ -588,7 +588,7 @@ pub fn synthetic_inputs(declared: &[crate::IoInfo], batch: usize) -> Result<Vec<
                     }
                 }
             }
-            let count: usize = shape.iter().product();
+            let count = crate::checked_elements(&input.name, &shape)?;
             let tensor = match input.elem_type.as_str() {
                 "float" => Tensor::f32(
                     shape,

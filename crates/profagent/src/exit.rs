@@ -20,14 +20,33 @@ impl std::fmt::Display for RuntimeFailure {
 
 impl std::error::Error for RuntimeFailure {}
 
-/// Prints `error: <chain>` on one line and returns the exit code for it.
+/// Prints `error: <chain>` on one line and returns the exit code for it. A cause whose text
+/// is already part of the line (an OS error a message quotes and also chains) is left out, and
+/// every key-like value is masked (an endpoint may echo the key in its error body).
 pub fn report_error(err: &anyhow::Error) -> ExitCode {
-    eprintln!("error: {err:#}");
+    eprintln!("error: {}", error_line(err));
     if err.downcast_ref::<RuntimeFailure>().is_some() {
         ExitCode::from(RUNTIME_FAILURE)
     } else {
         ExitCode::from(BAD_INPUT)
     }
+}
+
+/// The error chain as one line, each distinct cause once, secrets masked.
+pub fn error_line(err: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        if text.is_empty() || line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    profagent_agent::redact::redact(&line, &profagent_agent::redact::secrets_from_env())
 }
 
 #[allow(dead_code)]

@@ -101,6 +101,18 @@ impl<F: FnMut(&str)> Progress for F {
     }
 }
 
+/// Passes every progress line through the run's redaction filter before it reaches stderr.
+struct RedactingProgress<'a> {
+    inner: &'a mut dyn Progress,
+    run_dir: &'a RunDir,
+}
+
+impl Progress for RedactingProgress<'_> {
+    fn line(&mut self, text: &str) {
+        self.inner.line(&self.run_dir.redact(text));
+    }
+}
+
 /// Recorded decisions that a replay follows instead of measuring again.
 #[derive(Debug, Clone)]
 pub struct ReplayScript {
@@ -176,6 +188,11 @@ pub fn compress(
     run_dir: &RunDir,
     progress: &mut dyn Progress,
 ) -> Result<RunReport, AgentError> {
+    let mut redacting = RedactingProgress {
+        inner: progress,
+        run_dir,
+    };
+    let progress: &mut dyn Progress = &mut redacting;
     let started = Instant::now();
     let input_bytes = input.to_bytes();
     let recorded = options.replay.as_ref().map(|r| &r.source);
@@ -454,7 +471,8 @@ pub fn compress(
     }
     report.seconds = started.elapsed().as_secs_f64();
     run_dir.write_json(REPORT_FILE, &report)?;
-    Ok(report)
+    // The caller prints it and may write it elsewhere (--json): the same redacted text.
+    run_dir.redacted(report)
 }
 
 /// The input model on the feedback slice: accuracy, and its latency from timing it against

@@ -159,19 +159,25 @@ pub fn check_rewrite(
             )
         }
     };
-    // The original's outputs first, then the rewrite's: one session alive at a time.
+    // The original's outputs first, then the rewrite's: one session alive at a time. The
+    // input model not loading or running on the target runtime (an op it does not know,
+    // inputs it cannot take) is bad input (exit 2), as in `eval` and `profile`; only the
+    // rewrite failing is a runtime failure.
+    let input_name = original
+        .path
+        .as_ref()
+        .map(|p| format!("input model {}", p.display()))
+        .unwrap_or_else(|| "input model".into());
     let mut expected = Vec::with_capacity(batches.len());
     {
         let mut reference = runtime
             .load(&ModelSource::Bytes(original.to_bytes()), &options)
-            .map_err(|e| RuntimeFailure(e.into()))
-            .context("loading the original model for the check")?;
+            .with_context(|| format!("the {input_name} does not load on the check runtime"))?;
         for batch in &batches {
             expected.push(
-                reference
-                    .run(batch)
-                    .map_err(|e| RuntimeFailure(e.into()))
-                    .context("running the original model for the check")?,
+                reference.run(batch).with_context(|| {
+                    format!("the {input_name} does not run on the check runtime")
+                })?,
             );
         }
     }

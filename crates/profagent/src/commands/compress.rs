@@ -91,7 +91,7 @@ pub struct Args {
     #[arg(long, default_value = "ort")]
     pub runtime: String,
     /// Intra-op threads for evaluation and latency (0: the runtime's default).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_parser = super::threads_parser())]
     pub threads: usize,
     /// Preprocessing: a preset (cifar10, imagenet, ...) or a JSON file; auto: the file beside
     /// the model, else a guess from the model's input shape (the same choice as eval,
@@ -143,6 +143,12 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    profagent_onnx::OutputGuard::of_model(&args.model)
+        .input(Some(args.data.as_path()))
+        .input(args.replay.as_deref())
+        .input(args.llm_config.as_deref())
+        .output_dir(args.out.as_path())?
+        .output_file(args.json.as_deref())?;
     if !(args.max_acc_drop >= 0.0 && args.max_acc_drop.is_finite()) {
         anyhow::bail!(
             "--max-acc-drop must be a number of points ≥ 0, got {}",

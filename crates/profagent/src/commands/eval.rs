@@ -69,11 +69,11 @@ pub struct Args {
     pub runtime: RuntimeKind,
 
     /// Intra-op threads (0 = the runtime's default: all cores).
-    #[arg(long, default_value_t = 0, value_name = "N")]
+    #[arg(long, default_value_t = 0, value_name = "N", value_parser = super::threads_parser())]
     pub threads: usize,
 
     /// Samples per inference call during evaluation; also the second batch size timed.
-    #[arg(long, default_value_t = 64, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, default_value_t = 64, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=super::MAX_BATCH))]
     pub batch_size: u64,
 
     /// Evaluate at most N samples (after --offset).
@@ -107,6 +107,14 @@ pub struct Args {
 const PROGRESS_MIN_SAMPLES: usize = 2000;
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    profagent_onnx::OutputGuard::of_model(&args.model)
+        .input_model(args.reference.as_deref())
+        .input(Some(args.data.as_path()))
+        .input(args.preprocess.as_deref().map(std::path::Path::new))
+        .output_file(args.json.as_deref())?;
+    for model in std::iter::once(&args.model).chain(args.reference.as_ref()) {
+        profagent_onnx::output::check_external_data_files(model)?;
+    }
     if !args.model.is_file() {
         anyhow::bail!("model '{}' does not exist", args.model.display());
     }

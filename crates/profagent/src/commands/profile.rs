@@ -5,13 +5,13 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use profagent_onnx::Model;
+use profagent_onnx::{Model, OutputGuard};
 use profagent_profile::{
     merge_measured, render_measurement, static_profile, table, ProfileOptions,
 };
 use profagent_runtime::{
     open_runtime_with_fallback, profile_model, synthetic_inputs, ModelSource, ProfileSettings,
-    RuntimeKind, SessionOptions,
+    RuntimeError, RuntimeKind, SessionOptions,
 };
 
 use crate::exit::RuntimeFailure;
@@ -39,7 +39,7 @@ pub struct Args {
     pub model: PathBuf,
 
     /// Batch size for MACs and activation bytes (binds the model's symbolic batch dim).
-    #[arg(long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(i64).range(1..))]
+    #[arg(long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(i64).range(1..=super::MAX_BATCH as i64))]
     pub batch: i64,
 
     /// Write the full profile (model totals, layers[], nodes[]) as JSON to PATH; `-` prints
@@ -66,7 +66,7 @@ pub struct Args {
     pub warmup: usize,
 
     /// Intra-op threads for the runtime; 0 lets it choose (usually all cores).
-    #[arg(long, default_value_t = 0, value_name = "T")]
+    #[arg(long, default_value_t = 0, value_name = "T", value_parser = super::threads_parser())]
     pub threads: usize,
 
     /// Size of an input's dynamic dimensions, e.g. `input_ids=1x128` or `1x3x224x224` for a
@@ -83,6 +83,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    OutputGuard::of_model(&args.model).output_file(args.json.as_deref())?;
     let loaded = Model::load(&args.model).map_err(one_line)?;
     // Real samples, when given, bring their shapes.
     let mut given = args.input_shape.clone();
@@ -177,7 +178,11 @@ fn measure(
         runs,
     };
     let measured = profile_model(runtime.as_ref(), &source, model, &options, inputs, settings)
-        .map_err(|e| RuntimeFailure(one_line(e)))
+        .map_err(|e| match e {
+            // The model itself does not load or take these inputs: bad input, as in `eval`.
+            RuntimeError::Load { .. } | RuntimeError::BadInput { .. } => one_line(e),
+            other => RuntimeFailure(one_line(other)).into(),
+        })
         .with_context(|| {
             format!(
                 "cannot measure {} on {}",

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
-use profagent_onnx::{ExternalData, Model};
+use profagent_onnx::{ExternalData, Model, OutputGuard};
 use profagent_prune::{
     analyze, prune, ActivationSource, GroupStatus, Importance, PruneReport, PruneSpec, RatioRule,
 };
@@ -148,6 +148,11 @@ fn write_json(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    OutputGuard::of_model(&args.model)
+        .input(args.calib.as_deref())
+        .input(args.preprocess.as_deref().map(std::path::Path::new))
+        .output_model(args.output.as_deref())?
+        .output_file(args.json.as_deref())?;
     let model = Model::load(&args.model)?;
     let json_to_stdout = args.json.as_ref().is_some_and(|p| p.as_os_str() == "-");
     if args.list {
@@ -176,12 +181,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let Some(output) = args.output.clone() else {
         bail!("give the output file with -o OUT.onnx");
     };
-    if output == args.model {
-        bail!(
-            "the output {} is the input model; write to another file",
-            output.display()
-        );
-    }
     let mut rules = Vec::new();
     if let Some(r) = args.heads {
         rules.push(RatioRule {

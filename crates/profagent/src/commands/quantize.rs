@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use profagent_data::Dataset;
-use profagent_onnx::{ExternalData, Model};
+use profagent_onnx::{ExternalData, Model, OutputGuard};
 use profagent_quant::{
     quantize, Batch, Calibration, Mode, QuantReport, QuantSpec, Selection, Target,
 };
@@ -162,6 +162,11 @@ pub enum CalibrationArg {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
+    OutputGuard::of_model(&args.model)
+        .input(args.calib.as_deref())
+        .input(args.preprocess.as_deref().map(Path::new))
+        .output_model(args.output.as_path())?
+        .output_file(args.json.as_deref())?;
     let model = Model::load(&args.model)?;
     let spec = spec_of(&args);
     let batches = match (spec.mode, &args.calib) {

@@ -25,6 +25,10 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let report_json = args.run_dir.join(profagent_report::REPORT_JSON);
+    profagent_onnx::OutputGuard::default()
+        .input(Some(report_json.as_path()))
+        .output_file(args.json.as_deref())?;
     let (report, written) = profagent_report::regenerate(&args.run_dir)?;
     let summary = serde_json::json!({
         "html": written.html,
