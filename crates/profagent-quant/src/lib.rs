@@ -24,7 +24,9 @@ pub mod static_qdq;
 pub use calibrate::{Batch, Range};
 pub use error::{QuantError, Result};
 pub use select::Selection;
-pub use spec::{Calibration, Mode, QuantReport, QuantSpec, QuantizedLayer, SkippedLayer, Target};
+pub use spec::{
+    ActivationType, Calibration, Mode, QuantReport, QuantSpec, QuantizedLayer, SkippedLayer, Target,
+};
 
 use profagent_onnx::Model;
 

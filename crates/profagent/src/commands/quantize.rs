@@ -8,7 +8,7 @@ use anyhow::Context;
 use profagent_data::{Dataset, Preprocess};
 use profagent_onnx::{ExternalData, Model};
 use profagent_quant::{
-    quantize, Batch, Calibration, Mode, QuantReport, QuantSpec, Selection, Target,
+    quantize, ActivationType, Batch, Calibration, Mode, QuantReport, QuantSpec, Selection, Target,
 };
 
 /// Quantize an ONNX model (dynamic int8, static int8 QDQ, or int4 weight-only).
@@ -65,6 +65,12 @@ pub struct Args {
     /// ONNX Runtime on x86.
     #[arg(long)]
     pub unsigned_weights: bool,
+
+    /// Static mode: element type of quantized activations. uint8 (asymmetric, as
+    /// onnxruntime.quantization's QUInt8) is what ONNX Runtime's CPU kernels fuse into
+    /// QLinearConv/QLinearAdd everywhere; with int8 it leaves many convolutions in float.
+    #[arg(long, value_enum, default_value = "uint8", value_name = "uint8|int8")]
+    pub activations: ActivationsArg,
 
     /// ort: ONNX Runtime's fused kernels (DynamicQuantizeMatMul, MatMulNBits);
     /// standard: portable standard ops only (DynamicQuantizeLinear + MatMulInteger).
@@ -136,6 +142,12 @@ pub enum ModeArg {
     Dynamic,
     Static,
     Int4,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum ActivationsArg {
+    Uint8,
+    Int8,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
@@ -223,6 +235,10 @@ fn spec_of(args: &Args) -> QuantSpec {
         CalibrationArg::Percentile => Calibration::Percentile {
             percentile: args.percentile,
         },
+    };
+    spec.activations = match args.activations {
+        ActivationsArg::Uint8 => ActivationType::Uint8,
+        ActivationsArg::Int8 => ActivationType::Int8,
     };
     spec.block_size = args.block_size;
     spec
