@@ -151,6 +151,61 @@ fn dynamic_int8_within_budget_for_both_targets_and_granularities() {
     }
 }
 
+/// Issue 18: a MatMul's bias `Add` (how exporters write `nn.Linear`) becomes the bias input of
+/// `DynamicQuantizeMatMul`, so ONNX Runtime runs both in one kernel; outputs stay in budget.
+#[test]
+fn dynamic_folds_a_trailing_bias_add_into_the_matmul() {
+    let model = mlp();
+    let (q, report) = quantize(&model, &QuantSpec::new(Mode::Dynamic), None).expect("quantizes");
+    assert_eq!(report.quantized.len(), 3);
+    let graph = q.graph();
+    assert!(
+        !graph.node.iter().any(|n| n.op_type() == "Add"),
+        "bias Adds left: {:?}",
+        graph.node.iter().map(|n| n.op_type()).collect::<Vec<_>>()
+    );
+    let fused: Vec<usize> = graph
+        .node
+        .iter()
+        .filter(|n| n.op_type() == "DynamicQuantizeMatMul")
+        .map(|n| n.input.len())
+        .collect();
+    assert_eq!(fused, vec![5, 5, 5], "every layer carries its bias");
+    let x = inputs(&[BATCH, 64], 8);
+    if let (Some(reference), Some(got)) = (run(&model, &x), run(&q, &x)) {
+        let c = cosine(&reference, &got);
+        assert!(c >= INT8_DYNAMIC_MIN_COSINE, "cosine {c}");
+    }
+    // Portable ops keep the Add; a MatMul output read twice keeps it too.
+    let mut spec = QuantSpec::new(Mode::Dynamic);
+    spec.target = Target::Standard;
+    let (q, _) = quantize(&model, &spec, None).expect("quantizes");
+    assert_eq!(
+        q.graph()
+            .node
+            .iter()
+            .filter(|n| n.op_type() == "Add")
+            .count(),
+        3
+    );
+    let mut b = GraphBuilder::new(9);
+    let x = b.input("input", &[-1, 64]);
+    let h = b.linear("/fc1", &x, 64, 10);
+    let matmul_out = b.graph.node[0].output[0].clone();
+    let y = b.binary("Add", "/skip", &h, &matmul_out);
+    let _ = b.unary("Identity", "/out", &y);
+    rename_output(&mut b, &y);
+    let (q, _) = quantize(&b.finish(), &QuantSpec::new(Mode::Dynamic), None).expect("quantizes");
+    assert_eq!(
+        q.graph()
+            .node
+            .iter()
+            .filter(|n| n.op_type() == "Add")
+            .count(),
+        2
+    );
+}
+
 #[test]
 fn dynamic_unsigned_weights_within_budget() {
     let model = mlp();
