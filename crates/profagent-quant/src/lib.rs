@@ -16,6 +16,7 @@ pub mod error;
 pub mod int4;
 pub mod linear;
 pub mod numeric;
+pub mod opset;
 mod rewrite;
 pub mod select;
 pub mod spec;

@@ -174,6 +174,9 @@ pub struct QuantReport {
     pub folded_relus: usize,
     /// Calibration batches run (static mode).
     pub calibration_batches: usize,
+    /// What else the rewrite had to do or chose, one line each (e.g. an opset upgrade).
+    #[serde(default)]
+    pub notes: Vec<String>,
 }
 
 impl QuantReport {

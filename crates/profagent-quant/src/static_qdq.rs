@@ -22,10 +22,11 @@ use profagent_onnx::{attr, tensor, GraphIndex, Model, NameGen, Patch};
 
 use crate::calibrate::{calibrate, Batch, Range};
 use crate::error::{QuantError, Result};
-use crate::linear::{float_initializer, require_opset};
+use crate::linear::{default_opset, float_initializer, require_opset};
 use crate::numeric::{
     activation_int8, activation_uint8, bias_int32, int8_symmetric, ChannelLayout,
 };
+use crate::opset;
 use crate::select::{NodeId, Verdict};
 use crate::spec::{ActivationType, QuantReport, QuantSpec, QuantizedLayer, SkippedLayer};
 
@@ -69,10 +70,64 @@ struct Target {
     bias: Option<usize>,
 }
 
+/// Static QDQ of `model`. Per-channel weight scales need opset 13: an older model is
+/// upgraded when its ops allow (`opset::upgrade`), else written with per-tensor scales (opset
+/// 10 and up), else refused with the ops that stand in the way.
 pub fn quantize_static(
     model: &Model,
     spec: &QuantSpec,
     batches: Option<&[Batch]>,
+) -> Result<(Model, QuantReport)> {
+    let per_channel = spec.per_channel();
+    let found = default_opset(&model.proto);
+    let needed = if per_channel {
+        PER_CHANNEL_OPSET
+    } else {
+        PER_TENSOR_OPSET
+    };
+    if found >= needed {
+        return rewrite_static(model, spec, batches, per_channel);
+    }
+    match opset::upgrade(model)? {
+        Ok(upgraded) => {
+            let (out, mut report) = rewrite_static(&upgraded.model, spec, batches, per_channel)?;
+            if report.quantized.is_empty() {
+                return Ok((model.clone(), report));
+            }
+            report.notes.push(upgraded.note());
+            Ok((out, report))
+        }
+        Err(blockers) if per_channel && found >= PER_TENSOR_OPSET => {
+            let (out, mut report) = rewrite_static(model, spec, batches, false)?;
+            if !report.quantized.is_empty() {
+                report.notes.push(format!(
+                    "opset {found}: per-tensor weight scales (per-channel needs opset {PER_CHANNEL_OPSET}, and the model cannot be upgraded automatically: {})",
+                    blockers.join("; ")
+                ));
+            }
+            Ok((out, report))
+        }
+        Err(blockers) => match rewrite_static(model, spec, batches, per_channel) {
+            Err(QuantError::Opset { found, needed, .. }) => Err(QuantError::OpsetUpgrade {
+                found,
+                needed,
+                blockers: blockers.join("; "),
+            }),
+            other => other,
+        },
+    }
+}
+
+/// Opset of QuantizeLinear/DequantizeLinear with the `axis` attribute (per-channel scales).
+const PER_CHANNEL_OPSET: i64 = 13;
+/// First opset with QuantizeLinear/DequantizeLinear.
+const PER_TENSOR_OPSET: i64 = 10;
+
+fn rewrite_static(
+    model: &Model,
+    spec: &QuantSpec,
+    batches: Option<&[Batch]>,
+    per_channel: bool,
 ) -> Result<(Model, QuantReport)> {
     if !spec.signed_weights {
         return Err(QuantError::Option("static mode writes signed int8 weights (what ONNX Runtime's QLinear kernels run fastest); drop the unsigned-weights option".into()));
@@ -113,10 +168,13 @@ pub fn quantize_static(
         return Ok((model.clone(), report));
     }
     let batches = batches.ok_or(QuantError::NoCalibration)?;
-    let per_channel = spec.per_channel();
     require_opset(
         &model.proto,
-        if per_channel { 13 } else { 10 },
+        if per_channel {
+            PER_CHANNEL_OPSET
+        } else {
+            PER_TENSOR_OPSET
+        },
         "QuantizeLinear/DequantizeLinear with int8 (per-channel needs the axis attribute)",
     )?;
 
@@ -267,14 +325,22 @@ pub fn quantize_static(
                 let dq = names.fresh(&format!("{name}_DequantizeLinear_Output"));
                 let n = bias.len() as i64;
                 patch.set_initializer(tensor::from_i32(&q_name, &[n], &q));
-                patch.set_initializer(tensor::from_f32(&s_name, &[n], &scales));
-                patch.set_initializer(tensor::from_i32(&z_name, &[n], &vec![0; bias.len()]));
+                // One scale per channel needs DequantizeLinear's axis (opset 13); with
+                // per-tensor weights every bias scale is the same, so a scalar does (opset 10).
+                let (scale_dims, scales, axis): (Vec<i64>, Vec<f32>, _) = if per_channel {
+                    (vec![n], scales, vec![attr::int("axis", 0)])
+                } else {
+                    (vec![], scales[..1.min(scales.len())].to_vec(), vec![])
+                };
+                let zeros = vec![0; scales.len()];
+                patch.set_initializer(tensor::from_f32(&s_name, &scale_dims, &scales));
+                patch.set_initializer(tensor::from_i32(&z_name, &scale_dims, &zeros));
                 patch.add_node(attr::node(
                     "DequantizeLinear",
                     &names.fresh(&format!("{name}_DequantizeLinear")),
                     &[&q_name, &s_name, &z_name],
                     &[&dq],
-                    vec![attr::int("axis", 0)],
+                    axis,
                 ));
                 let entry = edited
                     .entry(target.id.index)

@@ -358,6 +358,9 @@ fn print_summary(summary: &Summary, report: &QuantReport) {
             report.quantized_activations, report.folded_relus, report.calibration_batches
         );
     }
+    for note in &report.notes {
+        println!("  note: {note}");
+    }
     // Group skip reasons so a 100-layer model does not print 100 lines.
     let mut reasons: Vec<(String, Vec<String>)> = Vec::new();
     for s in &report.skipped {
