@@ -354,8 +354,10 @@ fn attributes_to_inputs(
         new_inputs.pop();
     }
     replacement.input.extend(new_inputs);
-    replacement.attribute.retain(|a: &AttributeProto| {
-        !moved.contains(&a.name()) && !(node.op_type() == "Dropout" && a.name() == "is_test")
-    });
+    // Dropout's `is_test` (before opset 7) has no counterpart either: inference is the default.
+    let dropped = |a: &AttributeProto| {
+        moved.contains(&a.name()) || (node.op_type() == "Dropout" && a.name() == "is_test")
+    };
+    replacement.attribute.retain(|a| !dropped(a));
     Ok(replacement)
 }
