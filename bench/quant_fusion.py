@@ -23,6 +23,7 @@ separate Add. For every model it runs, in ONE process:
 """
 import argparse
 import collections
+import json
 import os
 import statistics
 import subprocess
@@ -133,6 +134,29 @@ def interleaved(paths, shape, threads, rounds, runs):
     return [(statistics.median(ts), r) for ts, r in zip(times, ratios)]
 
 
+def kernel_ms(path, shape, threads, work, runs=30, warmup=3):
+    """ONNX Runtime profiler: ms per run spent in each op type (after `warmup` runs)."""
+    o = ort.SessionOptions()
+    o.intra_op_num_threads = threads
+    o.inter_op_num_threads = 1
+    o.log_severity_level = 3
+    o.enable_profiling = True
+    o.profile_file_prefix = os.path.join(work, "profile_" + os.path.basename(path))
+    s = ort.InferenceSession(path, o, providers=["CPUExecutionProvider"])
+    feed = {s.get_inputs()[0].name: np.random.default_rng(0).standard_normal(shape).astype(np.float32)}
+    for _ in range(warmup + runs):
+        s.run(None, feed)
+    with open(s.end_profiling()) as f:
+        events = json.load(f)
+    starts = sorted(e["ts"] for e in events if e.get("name") == "model_run")
+    after = starts[warmup] if len(starts) > warmup else 0
+    per_op = collections.Counter()
+    for e in events:
+        if e.get("cat") == "Node" and e["name"].endswith("_kernel_time") and e["ts"] >= after:
+            per_op[e["args"]["op_name"]] += e["dur"] / 1000 / runs
+    return per_op
+
+
 def logits(path, x, threads):
     s = session(path, threads)
     name = s.get_inputs()[0].name
@@ -149,8 +173,13 @@ def main():
     ap.add_argument("--runs", type=int, default=20, help="runs per block at batch 1 (batch N: runs/N, at least 2)")
     ap.add_argument("--calib-count", type=int, default=500)
     ap.add_argument("--eval-count", type=int, default=2000)
+    ap.add_argument("--baseline-tool", help="another profagent binary (e.g. a build of the previous "
+                    "commit): its output is the variant 'ours@baseline'")
+    ap.add_argument("--kernels", action="store_true",
+                    help="also print ONNX Runtime's profiler time per op type at batch 1")
     ap.add_argument("--extra", action="append", default=[],
-                    help="NAME=ARGS: one more profagent variant, e.g. 'ours-int8=--activations int8'")
+                    help="NAME=ARGS: one more profagent variant of the static models, e.g. "
+                         "'ours-int8=--activations int8'")
     a = ap.parse_args()
     work = tempfile.mkdtemp(prefix="quant_fusion_")
     calib, x_eval, y_eval = cifar(a.calib_count, a.eval_count)
@@ -168,7 +197,12 @@ def main():
         if mode == "static":
             base += ["--calib", calib_npy, "--calib-count", str(len(calib))]
         variants.append(("ours", ours, run_quiet(base)))
-        for extra in a.extra:
+        if a.baseline_tool:
+            path = os.path.join(work, f"{key}_ours@baseline.onnx")
+            argv = [a.baseline_tool] + base[1:]
+            argv[4] = path
+            variants.append(("ours@baseline", path, run_quiet(argv)))
+        for extra in a.extra if mode == "static" else []:
             name, _, args = extra.partition("=")
             path = os.path.join(work, f"{key}_{name}.onnx")
             argv = base[:]
@@ -185,7 +219,7 @@ def main():
         print("fusion in ONNX Runtime's optimized graph (int8 kernels | float compute left | Q/DQ/Transpose left):")
         for name, path, _ in variants:
             int8, floats, left = fusion(path, work)
-            print(f"  {name:12s} {dict(sorted(int8.items()))} | {dict(sorted(floats.items()))} | {left}")
+            print(f"  {name:14s} {dict(sorted(int8.items()))} | {dict(sorted(floats.items()))} | {left}")
         reference = logits(model, x_eval, 2)
         print(f"accuracy on {len(x_eval)} held-out images:")
         for name, path, seconds in variants:
@@ -196,8 +230,14 @@ def main():
                           / (np.linalg.norm(out, axis=1) * np.linalg.norm(reference, axis=1)))
             size = os.path.getsize(path) / 2**20
             tool = "" if seconds is None else f", tool {seconds:.1f} s"
-            print(f"  {name:12s} top-1 {top1:6.2f} %  agreement {agree:6.2f} %  cosine {cos:.5f}  "
+            print(f"  {name:14s} top-1 {top1:6.2f} %  agreement {agree:6.2f} %  cosine {cos:.5f}  "
                   f"{size:6.2f} MiB{tool}")
+        if a.kernels:
+            print("ONNX Runtime profiler, batch 1, ms per run by op type (not interleaved: noisier):")
+            for name, path, _ in variants:
+                per_op = kernel_ms(path, (1, 3, 32, 32), a.threads, work)
+                top = ", ".join(f"{op} {ms:.2f}" for op, ms in per_op.most_common(8))
+                print(f"  {name:14s} total {sum(per_op.values()):6.2f}: {top}")
         for batch in [int(b) for b in a.batches.split(",")]:
             runs = max(2, a.runs // batch)
             res = interleaved([p for _, p, _ in variants], (batch, 3, 32, 32), a.threads, a.rounds, runs)
@@ -206,7 +246,7 @@ def main():
             ours_ratios = res[1][1]
             for (name, _, _), (ms, ratios) in zip(variants, res):
                 vs_ours = statistics.median(o / r for o, r in zip(ours_ratios, ratios))
-                print(f"  {name:12s} {ms:8.3f} ms  speedup {statistics.median(ratios):5.2f}x "
+                print(f"  {name:14s} {ms:8.3f} ms  speedup {statistics.median(ratios):5.2f}x "
                       f"[{min(ratios):.2f}-{max(ratios):.2f}]  ours/this {vs_ours:5.2f}x")
 
 

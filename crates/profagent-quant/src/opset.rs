@@ -234,7 +234,8 @@ pub fn upgrade(model: &Model) -> Result<std::result::Result<Upgraded, Vec<String
                 .get_or_insert_with(|| ShapeFacts::for_model(model, &ShapeOptions::default()).ok());
             let rank = facts
                 .as_ref()
-                .and_then(|f| f.dims(&node.input[0]))
+                .zip(node.input.first())
+                .and_then(|(f, input)| f.dims(input))
                 .map(|d| d.len() as i64);
             let axis = attr::get_int(node, "axis").unwrap_or(1);
             match rank {
