@@ -47,11 +47,13 @@ pub enum Target {
 pub enum ActivationType {
     /// uint8, asymmetric (zero point from calibration). ONNX Runtime 1.32's CPU kernels fuse
     /// every QDQ Conv and Add into QLinearConv/QLinearAdd with uint8 activations and int8
-    /// weights (resnet18_cifar10: 3.0x faster than float on an AVX-512 VNNI CPU without AMX).
+    /// weights (resnet18_cifar10: 3.0x faster than float on an AVX-512 VNNI Xeon without AMX,
+    /// 4.0x at batch 1 on one whose cpuinfo lists AMX).
     #[default]
     Uint8,
-    /// int8, asymmetric. On the same CPU ONNX Runtime fused only 8 of 20 convolutions and ran
-    /// the rest as float islands between transposes (1.0x); faster only where measured so.
+    /// int8, asymmetric. On both CPUs ONNX Runtime fused only 8 of resnet18's 20 convolutions
+    /// and ran the rest as float islands between transposes (1.0-1.1x); faster only where
+    /// measured so.
     Int8,
 }
 

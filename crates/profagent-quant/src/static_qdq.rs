@@ -2,8 +2,8 @@
 //! (the same shape `onnxruntime.quantization.quantize_static` produces):
 //! - every float activation entering or leaving a selected Conv/Gemm/MatMul gets a
 //!   `QuantizeLinear → DequantizeLinear` pair (uint8 by default, asymmetric, calibrated range;
-//!   int8 on request: ONNX Runtime 1.32 on an AVX-512 VNNI CPU without AMX fused only 8 of
-//!   resnet18's 20 convolutions with int8 activations, all of them with uint8);
+//!   int8 on request: ONNX Runtime 1.32 on AVX-512 VNNI Xeons, with or without AMX, fused
+//!   only 8 of resnet18's 20 convolutions with int8 activations, all of them with uint8);
 //! - so do the outputs of the "glue" between them (`Add` of two quantized tensors, pools,
 //!   `Flatten`, `Relu`...), so ORT can run QLinearAdd/QLinearGlobalAveragePool and never
 //!   leaves int8 between two convolutions; data-movement glue (MaxPool, Reshape, Flatten,
