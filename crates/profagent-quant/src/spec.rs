@@ -12,7 +12,7 @@ use crate::select::Selection;
 pub enum Mode {
     /// int8 weights, activations quantized on the fly at run time (MatMul/Gemm only).
     Dynamic,
-    /// int8 weights and activations with calibrated ranges, written as QDQ.
+    /// int8 weights and 8-bit activations (uint8 by default) with calibrated ranges, as QDQ.
     Static,
     /// 4-bit block-wise weights, float activations (`MatMulNBits`).
     Int4,

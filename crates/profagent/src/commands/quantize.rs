@@ -16,9 +16,10 @@ use profagent_quant::{
 /// dynamic: MatMul/Gemm weights in int8, activations quantized at run time; best for
 /// transformers. Convolutions stay float (ONNX Runtime's ConvInteger is slower than float).
 ///
-/// static: int8 weights and activations with ranges calibrated on --calib data, written as
-/// QuantizeLinear/DequantizeLinear pairs that ONNX Runtime fuses into QLinearConv and
-/// friends; best for CNNs.
+/// static: int8 weights and uint8 activations (--activations int8 on request) with ranges
+/// calibrated on --calib data, written as QuantizeLinear/DequantizeLinear pairs that ONNX
+/// Runtime fuses into QLinearConv and friends; best for CNNs. Models below opset 13 are
+/// upgraded when their ops allow it, else get per-tensor weight scales (opset 10 and up).
 ///
 /// int4: 4-bit block-wise MatMul/Gemm weights (com.microsoft.MatMulNBits), float activations.
 ///
