@@ -3,16 +3,19 @@
 //! For ONNX Runtime the layer becomes one `com.microsoft.DynamicQuantizeMatMul` (measured the
 //! fastest there with signed weights on VNNI CPUs). For other runtimes it becomes standard
 //! ops: `DynamicQuantizeLinear` → `MatMulInteger` → `Cast` → `Mul` by `a_scale * w_scale`.
-//! A float bias stays float (fused into `DynamicQuantizeMatMul` when it is a `[n]` vector, an
-//! `Add` otherwise). Convolutions are left alone: ONNX Runtime's `ConvInteger` is slower than
-//! float Conv (0.17x on ResNet-50), so static mode is the way for CNNs.
+//! A float bias stays float: fused into `DynamicQuantizeMatMul` when it is a `[n]` vector (a
+//! Gemm's C, or a constant `Add` that alone reads a MatMul's output, as exporters write
+//! `nn.Linear`), an `Add` otherwise. Convolutions are left alone: ONNX Runtime's `ConvInteger`
+//! is slower than float Conv (0.17x on ResNet-50), so static mode is the way for CNNs.
 use rayon::prelude::*;
 
 use profagent_onnx::proto::{tensor_proto::DataType, NodeProto, TensorProto};
 use profagent_onnx::{attr, tensor, GraphIndex, Model, NameGen, Patch};
 
 use crate::error::Result;
-use crate::linear::{ensure_ms_domain, ms_node, select_linear_layers, Bias, Linear};
+use crate::linear::{
+    ensure_ms_domain, ms_node, select_linear_layers, trailing_bias_add, Bias, Linear,
+};
 use crate::numeric::{int8_symmetric, uint8_asymmetric, ChannelLayout};
 use crate::spec::{QuantReport, QuantSpec, QuantizedLayer, Target};
 
@@ -29,9 +32,23 @@ struct QuantWeight {
 pub fn quantize_dynamic(model: &Model, spec: &QuantSpec) -> Result<(Model, QuantReport)> {
     let graph = model.graph();
     let index = GraphIndex::new(graph)?;
-    let (chosen, mut report) = select_linear_layers(graph, &index, spec, CONV_SKIP_REASON)?;
+    let (mut chosen, mut report) = select_linear_layers(graph, &index, spec, CONV_SKIP_REASON)?;
     if chosen.is_empty() {
         return Ok((model.clone(), report));
+    }
+    // ONNX Runtime: a MatMul's trailing bias Add becomes DynamicQuantizeMatMul's bias input.
+    let mut absorbed_adds = Vec::new();
+    if spec.target == Target::Ort {
+        for (id, linear) in chosen.iter_mut() {
+            if linear.bias.is_some() || id.op_type != "MatMul" {
+                continue;
+            }
+            if let Some(trailing) = trailing_bias_add(graph, &index, id.index, linear.n) {
+                linear.bias = Some(Bias::Vector(trailing.bias));
+                linear.output = trailing.output;
+                absorbed_adds.push(trailing.add);
+            }
+        }
     }
 
     let per_channel = spec.per_channel();
@@ -85,6 +102,9 @@ pub fn quantize_dynamic(model: &Model, spec: &QuantSpec) -> Result<(Model, Quant
         patch.set_initializer(weight.data);
         patch.set_initializer(weight.scale);
         patch.set_initializer(weight.zero_point);
+    }
+    for add in absorbed_adds {
+        patch.remove_node(add);
     }
     let replaced: Vec<String> = chosen.iter().map(|(_, l)| l.weight_name.clone()).collect();
     let mut out = crate::rewrite::apply(model, &patch, &replaced)?;

@@ -27,6 +27,12 @@ pub enum QuantError {
         needed: i64,
         what: String,
     },
+    #[error("the model uses ONNX opset {found} for the default domain; static quantization needs opset >= {needed}, and these ops keep it from being upgraded automatically: {blockers}. Re-export the model with opset 13 or newer (torch.onnx.export(..., opset_version=13), python -m tf2onnx.convert --opset 13)")]
+    OpsetUpgrade {
+        found: i64,
+        needed: i64,
+        blockers: String,
+    },
     #[error(transparent)]
     Onnx(#[from] profagent_onnx::OnnxError),
 }

@@ -16,6 +16,7 @@ pub mod error;
 pub mod int4;
 pub mod linear;
 pub mod numeric;
+pub mod opset;
 mod rewrite;
 pub mod select;
 pub mod spec;
@@ -24,7 +25,9 @@ pub mod static_qdq;
 pub use calibrate::{Batch, Range};
 pub use error::{QuantError, Result};
 pub use select::Selection;
-pub use spec::{Calibration, Mode, QuantReport, QuantSpec, QuantizedLayer, SkippedLayer, Target};
+pub use spec::{
+    ActivationType, Calibration, Mode, QuantReport, QuantSpec, QuantizedLayer, SkippedLayer, Target,
+};
 
 use profagent_onnx::Model;
 

@@ -166,6 +166,46 @@ fn gemm(
     }))
 }
 
+/// A MatMul's bias written as a separate `Add` (what PyTorch exporters emit for
+/// `nn.Linear`): the Add's node index, the `[n]` bias initializer and the Add's output.
+pub struct TrailingBias {
+    pub add: usize,
+    pub bias: String,
+    pub output: String,
+}
+
+/// The `Add` of a constant `[n]` vector that is the only reader of MatMul node `i`'s output,
+/// if there is one. Folding it into the quantized MatMul's bias input lets ONNX Runtime run
+/// matmul and bias as one kernel (on vit_tiny its graph otherwise spent 0.87 ms in
+/// BiasGelu + Add where onnxruntime's own quantized graph spent 0.45 ms).
+pub fn trailing_bias_add(
+    graph: &GraphProto,
+    index: &GraphIndex,
+    i: usize,
+    n: usize,
+) -> Option<TrailingBias> {
+    let value = graph.node[i].output.first()?;
+    let [(add, slot)] = index.consumer_nodes(value) else {
+        return None;
+    };
+    let node = &graph.node[*add];
+    if index.is_output(value)
+        || node.op_type() != "Add"
+        || !node.domain().is_empty()
+        || node.input.len() != 2
+        || node.output.len() != 1
+    {
+        return None;
+    }
+    let bias = &node.input[1 - slot];
+    let (dims, _) = float_initializer(graph, index, bias)?;
+    (dims == [n]).then(|| TrailingBias {
+        add: *add,
+        bias: bias.clone(),
+        output: node.output[0].clone(),
+    })
+}
+
 /// The default-domain opset of the model (ONNX's rule: a missing entry means opset 1).
 pub fn default_opset(model: &ModelProto) -> i64 {
     model

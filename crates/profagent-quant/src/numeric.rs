@@ -100,10 +100,24 @@ pub fn uint8_asymmetric(w: &[f32], layout: ChannelLayout) -> (Vec<u8>, Vec<f32>,
 /// Scale and int8 zero point for an activation range, asymmetric over the full [-128, 127]
 /// and always containing 0 (so zero padding and ReLU's 0 are exact).
 pub fn activation_int8(lo: f32, hi: f32) -> (f32, i8) {
+    let (scale, zero) = activation_params(lo, hi, -128.0);
+    (scale, zero as i8)
+}
+
+/// Scale and uint8 zero point for an activation range, asymmetric over [0, 255] and always
+/// containing 0; what `onnxruntime.quantization` writes for `QUInt8` activations (its
+/// `compute_scale_zp`), and what ONNX Runtime's CPU kernels fuse into QLinearConv everywhere.
+pub fn activation_uint8(lo: f32, hi: f32) -> (f32, u8) {
+    let (scale, zero) = activation_params(lo, hi, 0.0);
+    (scale, zero as u8)
+}
+
+/// `(scale, zero point)` over 256 codes starting at `qmin`, with 0 exactly representable.
+fn activation_params(lo: f32, hi: f32, qmin: f32) -> (f32, i32) {
     let lo = lo.min(0.0);
     let hi = hi.max(0.0);
     let scale = ((hi - lo) / 255.0).max(MIN_SCALE);
-    let zero = (-128.0 - lo / scale).round().clamp(-128.0, 127.0) as i8;
+    let zero = (qmin - lo / scale).round().clamp(qmin, qmin + 255.0) as i32;
     (scale, zero)
 }
 
@@ -211,6 +225,23 @@ mod tests {
         let (s, z) = activation_int8(-1.0, 3.0);
         let zero_code = (0.0 / s).round() + z as f32;
         assert_eq!((zero_code - z as f32) * s, 0.0);
+    }
+
+    #[test]
+    fn uint8_activation_range_keeps_zero_exact() {
+        let (s, z) = activation_uint8(0.0, 6.0);
+        assert_eq!(z, 0, "a ReLU range starts at code 0");
+        assert!((s - 6.0 / 255.0).abs() < 1e-7);
+        let (s, z) = activation_uint8(-1.0, 3.0);
+        assert_eq!(z, (1.0 / s).round() as u8);
+        let (s8, z8) = activation_int8(-1.0, 3.0);
+        assert_eq!(s, s8);
+        assert_eq!(z as i32 - 128, z8 as i32, "the same grid, shifted by 128");
+        assert_eq!(
+            activation_uint8(-2.0, -1.0).1,
+            255,
+            "all-negative range ends at 0"
+        );
     }
 
     #[test]

@@ -1,27 +1,34 @@
 //! Static int8 in QDQ form, laid out the way ONNX Runtime fuses it into QLinear kernels
 //! (the same shape `onnxruntime.quantization.quantize_static` produces):
 //! - every float activation entering or leaving a selected Conv/Gemm/MatMul gets a
-//!   `QuantizeLinear → DequantizeLinear` pair (int8, asymmetric, calibrated range);
+//!   `QuantizeLinear → DequantizeLinear` pair (uint8 by default, asymmetric, calibrated range;
+//!   int8 on request: ONNX Runtime 1.32 on AVX-512 VNNI Xeons, with or without AMX, fused
+//!   only 8 of resnet18's 20 convolutions with int8 activations, all of them with uint8);
 //! - so do the outputs of the "glue" between them (`Add` of two quantized tensors, pools,
 //!   `Flatten`, `Relu`...), so ORT can run QLinearAdd/QLinearGlobalAveragePool and never
-//!   leaves int8 between two convolutions;
+//!   leaves int8 between two convolutions; data-movement glue (MaxPool, Reshape, Flatten,
+//!   Transpose, Squeeze, Unsqueeze) reuses its input's scale and zero point;
 //! - a `Relu` whose input feeds nothing else is folded away: quantizing its input over
-//!   `[0, max]` (zero point -128) clamps negatives to exactly 0, which is what the Relu did;
+//!   `[0, max]` (zero point 0 in uint8, -128 in int8) clamps negatives to exactly 0, which is
+//!   what the Relu did;
 //! - weights are int8 symmetric (per output channel by default) behind a DequantizeLinear;
 //! - a Conv/Gemm bias becomes int32 with scale `x_scale * w_scale[c]`, as QLinearConv wants.
 //!
 //! Graph outputs stay float and unquantized so callers see exactly the tensors they had.
 use std::collections::{HashMap, HashSet};
 
-use profagent_onnx::proto::{GraphProto, NodeProto};
+use profagent_onnx::proto::{GraphProto, NodeProto, TensorProto};
 use profagent_onnx::{attr, tensor, GraphIndex, Model, NameGen, Patch};
 
 use crate::calibrate::{calibrate, Batch, Range};
 use crate::error::{QuantError, Result};
-use crate::linear::{float_initializer, require_opset};
-use crate::numeric::{activation_int8, bias_int32, int8_symmetric, ChannelLayout};
+use crate::linear::{default_opset, float_initializer, require_opset};
+use crate::numeric::{
+    activation_int8, activation_uint8, bias_int32, int8_symmetric, ChannelLayout,
+};
+use crate::opset;
 use crate::select::{NodeId, Verdict};
-use crate::spec::{QuantReport, QuantSpec, QuantizedLayer, SkippedLayer};
+use crate::spec::{ActivationType, QuantReport, QuantSpec, QuantizedLayer, SkippedLayer};
 
 /// Ops whose float output is quantized when all their float inputs are, so ORT keeps the
 /// data int8 between quantized layers.
@@ -40,6 +47,18 @@ const GLUE_OPS: &[&str] = &[
     "Concat",
 ];
 
+/// Glue ops that only move or select values: their output reuses the input's scale and zero
+/// point (as `onnxruntime.quantization` does), so ONNX Runtime can drop the DQ/Q pair around
+/// them or run them on int8 data directly.
+const SAME_AS_INPUT_OPS: &[&str] = &[
+    "MaxPool",
+    "Reshape",
+    "Flatten",
+    "Transpose",
+    "Squeeze",
+    "Unsqueeze",
+];
+
 /// A selected compute node and where its weight lies.
 struct Target {
     id: NodeId,
@@ -51,10 +70,64 @@ struct Target {
     bias: Option<usize>,
 }
 
+/// Static QDQ of `model`. Per-channel weight scales need opset 13: an older model is
+/// upgraded when its ops allow (`opset::upgrade`), else written with per-tensor scales (opset
+/// 10 and up), else refused with the ops that stand in the way.
 pub fn quantize_static(
     model: &Model,
     spec: &QuantSpec,
     batches: Option<&[Batch]>,
+) -> Result<(Model, QuantReport)> {
+    let per_channel = spec.per_channel();
+    let found = default_opset(&model.proto);
+    let needed = if per_channel {
+        PER_CHANNEL_OPSET
+    } else {
+        PER_TENSOR_OPSET
+    };
+    if found >= needed {
+        return rewrite_static(model, spec, batches, per_channel);
+    }
+    match opset::upgrade(model)? {
+        Ok(upgraded) => {
+            let (out, mut report) = rewrite_static(&upgraded.model, spec, batches, per_channel)?;
+            if report.quantized.is_empty() {
+                return Ok((model.clone(), report));
+            }
+            report.notes.push(upgraded.note());
+            Ok((out, report))
+        }
+        Err(blockers) if per_channel && found >= PER_TENSOR_OPSET => {
+            let (out, mut report) = rewrite_static(model, spec, batches, false)?;
+            if !report.quantized.is_empty() {
+                report.notes.push(format!(
+                    "opset {found}: per-tensor weight scales (per-channel needs opset {PER_CHANNEL_OPSET}, and the model cannot be upgraded automatically: {})",
+                    blockers.join("; ")
+                ));
+            }
+            Ok((out, report))
+        }
+        Err(blockers) => match rewrite_static(model, spec, batches, per_channel) {
+            Err(QuantError::Opset { found, needed, .. }) => Err(QuantError::OpsetUpgrade {
+                found,
+                needed,
+                blockers: blockers.join("; "),
+            }),
+            other => other,
+        },
+    }
+}
+
+/// Opset of QuantizeLinear/DequantizeLinear with the `axis` attribute (per-channel scales).
+const PER_CHANNEL_OPSET: i64 = 13;
+/// First opset with QuantizeLinear/DequantizeLinear.
+const PER_TENSOR_OPSET: i64 = 10;
+
+fn rewrite_static(
+    model: &Model,
+    spec: &QuantSpec,
+    batches: Option<&[Batch]>,
+    per_channel: bool,
 ) -> Result<(Model, QuantReport)> {
     if !spec.signed_weights {
         return Err(QuantError::Option("static mode writes signed int8 weights (what ONNX Runtime's QLinear kernels run fastest); drop the unsigned-weights option".into()));
@@ -95,15 +168,24 @@ pub fn quantize_static(
         return Ok((model.clone(), report));
     }
     let batches = batches.ok_or(QuantError::NoCalibration)?;
-    let per_channel = spec.per_channel();
     require_opset(
         &model.proto,
-        if per_channel { 13 } else { 10 },
+        if per_channel {
+            PER_CHANNEL_OPSET
+        } else {
+            PER_TENSOR_OPSET
+        },
         "QuantizeLinear/DequantizeLinear with int8 (per-channel needs the axis attribute)",
     )?;
 
-    let (tensors, folds) = plan_tensors(graph, &index, &targets);
-    let mut calibrated: Vec<String> = tensors.clone();
+    let plan = plan_tensors(graph, &index, &targets);
+    let (tensors, folds) = (&plan.tensors, &plan.folds);
+    // Tensors that reuse their input's parameters are not calibrated themselves.
+    let mut calibrated: Vec<String> = tensors
+        .iter()
+        .filter(|t| !plan.same_as_input.contains_key(*t))
+        .cloned()
+        .collect();
     calibrated.sort();
     let ranges = calibrate(model, &calibrated, batches, spec.calibration)?;
     report.calibration_batches = batches.len();
@@ -112,32 +194,40 @@ pub fn quantize_static(
     let mut patch = Patch::new();
     // Consumers get their inputs renamed; collect all renames per node, replace once.
     let mut edited: HashMap<usize, NodeProto> = HashMap::new();
-    let mut activation_scale: HashMap<String, f32> = HashMap::new();
-    for t in &tensors {
-        let range = ranges.get(t).copied().unwrap_or(Range { lo: 0.0, hi: 0.0 });
-        let (scale, zero) = activation_int8(range.lo, range.hi);
-        activation_scale.insert(t.clone(), scale);
+    let mut params: HashMap<String, ActivationQuant> = HashMap::new();
+    for t in tensors {
+        let quant = match plan
+            .same_as_input
+            .get(t)
+            .and_then(|input| params.get(input))
+        {
+            Some(shared) => shared.clone(),
+            None => {
+                let range = ranges.get(t).copied().unwrap_or(Range { lo: 0.0, hi: 0.0 });
+                let quant = ActivationQuant::new(range, spec.activations, t, &mut names);
+                patch.set_initializer(tensor::from_f32(&quant.scale_name, &[], &[quant.scale]));
+                patch.set_initializer(quant.zero_point_tensor());
+                quant
+            }
+        };
         let source = folds
             .get(t)
             .map(|(_, input)| input.clone())
             .unwrap_or_else(|| t.clone());
-        let scale_name = names.fresh(&format!("{t}_scale"));
-        let zero_name = names.fresh(&format!("{t}_zero_point"));
         let q = names.fresh(&format!("{t}_QuantizeLinear_Output"));
         let dq = names.fresh(&format!("{t}_DequantizeLinear_Output"));
-        patch.set_initializer(tensor::from_f32(&scale_name, &[], &[scale]));
-        patch.set_initializer(tensor::from_i8(&zero_name, &[], &[zero]));
+        let (scale_name, zero_name) = (quant.scale_name.as_str(), quant.zero_name.as_str());
         patch.add_node(attr::node(
             "QuantizeLinear",
             &names.fresh(&format!("{t}_QuantizeLinear")),
-            &[&source, &scale_name, &zero_name],
+            &[&source, scale_name, zero_name],
             &[&q],
             vec![],
         ));
         patch.add_node(attr::node(
             "DequantizeLinear",
             &names.fresh(&format!("{t}_DequantizeLinear")),
-            &[&q, &scale_name, &zero_name],
+            &[&q, scale_name, zero_name],
             &[&dq],
             vec![],
         ));
@@ -147,6 +237,7 @@ pub fn quantize_static(
                 .or_insert_with(|| graph.node[node].clone());
             entry.input[slot] = dq.clone();
         }
+        params.insert(t.clone(), quant);
     }
     for (relu, _) in folds.values() {
         patch.remove_node(*relu);
@@ -221,7 +312,10 @@ pub fn quantize_static(
                 .or_insert_with(|| node.clone());
             entry.input[slot] = dq.clone();
         }
-        if let (Some(slot), Some(&x_scale)) = (target.bias, activation_scale.get(&node.input[0])) {
+        if let (Some(slot), Some(x_scale)) = (
+            target.bias,
+            params.get(&node.input[0]).map(|quant| quant.scale),
+        ) {
             let name = node.input[slot].clone();
             if let Some((_, Ok(bias))) = float_initializer(graph, &index, &name) {
                 let (q, scales) = bias_int32(&bias, x_scale, &w_scales);
@@ -231,14 +325,22 @@ pub fn quantize_static(
                 let dq = names.fresh(&format!("{name}_DequantizeLinear_Output"));
                 let n = bias.len() as i64;
                 patch.set_initializer(tensor::from_i32(&q_name, &[n], &q));
-                patch.set_initializer(tensor::from_f32(&s_name, &[n], &scales));
-                patch.set_initializer(tensor::from_i32(&z_name, &[n], &vec![0; bias.len()]));
+                // One scale per channel needs DequantizeLinear's axis (opset 13); with
+                // per-tensor weights every bias scale is the same, so a scalar does (opset 10).
+                let (scale_dims, scales, axis): (Vec<i64>, Vec<f32>, _) = if per_channel {
+                    (vec![n], scales, vec![attr::int("axis", 0)])
+                } else {
+                    (vec![], scales[..1.min(scales.len())].to_vec(), vec![])
+                };
+                let zeros = vec![0; scales.len()];
+                patch.set_initializer(tensor::from_f32(&s_name, &scale_dims, &scales));
+                patch.set_initializer(tensor::from_i32(&z_name, &scale_dims, &zeros));
                 patch.add_node(attr::node(
                     "DequantizeLinear",
                     &names.fresh(&format!("{name}_DequantizeLinear")),
                     &[&q_name, &s_name, &z_name],
                     &[&dq],
-                    vec![attr::int("axis", 0)],
+                    axis,
                 ));
                 let entry = edited
                     .entry(target.id.index)
@@ -252,12 +354,13 @@ pub fn quantize_static(
             node: target.id.node.clone(),
             op_type: target.id.op_type.clone(),
             scheme: format!(
-                "QDQ int8 ({})",
+                "QDQ int8 ({}, {} activations)",
                 match target.weight {
-                    None => "activation x activation".to_string(),
-                    Some(_) if per_channel => "per-channel weights".to_string(),
-                    Some(_) => "per-tensor weights".to_string(),
-                }
+                    None => "activation x activation",
+                    Some(_) if per_channel => "per-channel weights",
+                    Some(_) => "per-tensor weights",
+                },
+                spec.activations.name()
             ),
             weight_bytes_before: before,
             weight_bytes_after: after,
@@ -350,14 +453,20 @@ fn classify(
     }
 }
 
-/// The activation tensors to quantize (in graph order) and the Relus to fold: quantized
-/// tensor → (Relu node index, the Relu's input).
-fn plan_tensors(
-    graph: &GraphProto,
-    index: &GraphIndex,
-    targets: &[Target],
-) -> (Vec<String>, HashMap<String, (usize, String)>) {
+/// Which activations get a QuantizeLinear/DequantizeLinear pair.
+struct TensorPlan {
+    /// Quantized tensors in graph order.
+    tensors: Vec<String>,
+    /// Folded Relus: quantized tensor (the Relu's output) → (Relu node index, the Relu's input).
+    folds: HashMap<String, (usize, String)>,
+    /// Outputs of data-movement ops (`SAME_AS_INPUT_OPS`) → their quantized input, whose
+    /// scale and zero point they reuse.
+    same_as_input: HashMap<String, String>,
+}
+
+fn plan_tensors(graph: &GraphProto, index: &GraphIndex, targets: &[Target]) -> TensorPlan {
     let mut set: HashSet<String> = HashSet::new();
+    let mut same_as_input: HashMap<String, String> = HashMap::new();
     let float_elem = |name: &str| !index.initializers.contains_key(name) && !index.is_output(name);
     let selected: HashSet<usize> = targets.iter().map(|t| t.id.index).collect();
     for t in targets {
@@ -403,6 +512,9 @@ fn plan_tensors(
             && feeds_quantized(out)
         {
             set.insert(out.clone());
+            if SAME_AS_INPUT_OPS.contains(&node.op_type()) {
+                same_as_input.insert(out.clone(), data_inputs[0].clone());
+            }
         }
     }
     // Relu folding.
@@ -430,5 +542,51 @@ fn plan_tensors(
             ordered.push(v.clone());
         }
     }
-    (ordered, folds)
+    TensorPlan {
+        tensors: ordered,
+        folds,
+        same_as_input,
+    }
+}
+
+/// Scale and zero point of one quantized activation, and the initializers that hold them.
+#[derive(Clone)]
+struct ActivationQuant {
+    scale: f32,
+    zero_point: i32,
+    activations: ActivationType,
+    scale_name: String,
+    zero_name: String,
+}
+
+impl ActivationQuant {
+    fn new(range: Range, activations: ActivationType, tensor: &str, names: &mut NameGen) -> Self {
+        let (scale, zero_point) = match activations {
+            ActivationType::Uint8 => {
+                let (scale, zero) = activation_uint8(range.lo, range.hi);
+                (scale, zero as i32)
+            }
+            ActivationType::Int8 => {
+                let (scale, zero) = activation_int8(range.lo, range.hi);
+                (scale, zero as i32)
+            }
+        };
+        ActivationQuant {
+            scale,
+            zero_point,
+            activations,
+            scale_name: names.fresh(&format!("{tensor}_scale")),
+            zero_name: names.fresh(&format!("{tensor}_zero_point")),
+        }
+    }
+
+    /// The zero point initializer; its element type sets the QuantizeLinear output type.
+    fn zero_point_tensor(&self) -> TensorProto {
+        match self.activations {
+            ActivationType::Uint8 => {
+                tensor::from_u8(&self.zero_name, &[], &[self.zero_point as u8])
+            }
+            ActivationType::Int8 => tensor::from_i8(&self.zero_name, &[], &[self.zero_point as i8]),
+        }
+    }
 }

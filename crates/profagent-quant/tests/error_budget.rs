@@ -2,7 +2,9 @@
 //! identity, and each bit width stays within its named error budget against float.
 use profagent_onnx::builder::GraphBuilder;
 use profagent_onnx::Model;
-use profagent_quant::{quantize, Batch, Mode, QuantError, QuantSpec, Selection, Target};
+use profagent_quant::{
+    quantize, ActivationType, Batch, Mode, QuantError, QuantSpec, Selection, Target,
+};
 use profagent_runtime::{open_runtime, ModelSource, RuntimeKind, SessionOptions, Tensor};
 
 /// Dynamic int8 weights and activations: ONNX Runtime's own tool reaches cosine ≥ 0.9994 on
@@ -149,6 +151,61 @@ fn dynamic_int8_within_budget_for_both_targets_and_granularities() {
     }
 }
 
+/// Issue 18: a MatMul's bias `Add` (how exporters write `nn.Linear`) becomes the bias input of
+/// `DynamicQuantizeMatMul`, so ONNX Runtime runs both in one kernel; outputs stay in budget.
+#[test]
+fn dynamic_folds_a_trailing_bias_add_into_the_matmul() {
+    let model = mlp();
+    let (q, report) = quantize(&model, &QuantSpec::new(Mode::Dynamic), None).expect("quantizes");
+    assert_eq!(report.quantized.len(), 3);
+    let graph = q.graph();
+    assert!(
+        !graph.node.iter().any(|n| n.op_type() == "Add"),
+        "bias Adds left: {:?}",
+        graph.node.iter().map(|n| n.op_type()).collect::<Vec<_>>()
+    );
+    let fused: Vec<usize> = graph
+        .node
+        .iter()
+        .filter(|n| n.op_type() == "DynamicQuantizeMatMul")
+        .map(|n| n.input.len())
+        .collect();
+    assert_eq!(fused, vec![5, 5, 5], "every layer carries its bias");
+    let x = inputs(&[BATCH, 64], 8);
+    if let (Some(reference), Some(got)) = (run(&model, &x), run(&q, &x)) {
+        let c = cosine(&reference, &got);
+        assert!(c >= INT8_DYNAMIC_MIN_COSINE, "cosine {c}");
+    }
+    // Portable ops keep the Add; a MatMul output read twice keeps it too.
+    let mut spec = QuantSpec::new(Mode::Dynamic);
+    spec.target = Target::Standard;
+    let (q, _) = quantize(&model, &spec, None).expect("quantizes");
+    assert_eq!(
+        q.graph()
+            .node
+            .iter()
+            .filter(|n| n.op_type() == "Add")
+            .count(),
+        3
+    );
+    let mut b = GraphBuilder::new(9);
+    let x = b.input("input", &[-1, 64]);
+    let h = b.linear("/fc1", &x, 64, 10);
+    let matmul_out = b.graph.node[0].output[0].clone();
+    let y = b.binary("Add", "/skip", &h, &matmul_out);
+    let _ = b.unary("Identity", "/out", &y);
+    rename_output(&mut b, &y);
+    let (q, _) = quantize(&b.finish(), &QuantSpec::new(Mode::Dynamic), None).expect("quantizes");
+    assert_eq!(
+        q.graph()
+            .node
+            .iter()
+            .filter(|n| n.op_type() == "Add")
+            .count(),
+        2
+    );
+}
+
 #[test]
 fn dynamic_unsigned_weights_within_budget() {
     let model = mlp();
@@ -190,6 +247,149 @@ fn static_int8_within_budget_and_relus_folded() {
     assert!(!q.graph().node.iter().any(|n| n.op_type() == "Relu"));
     let c = cosine(&reference, &run(&q, &x).expect("runs"));
     assert!(c >= INT8_STATIC_MIN_COSINE, "cosine {c}");
+}
+
+/// Element type of the zero point (third input) of every `op_type` node of `model`.
+fn zero_point_types(model: &Model, op_type: &str) -> Vec<(String, i32)> {
+    let graph = model.graph();
+    graph
+        .node
+        .iter()
+        .filter(|n| n.op_type() == op_type)
+        .map(|n| {
+            let zero = n
+                .input
+                .get(2)
+                .and_then(|z| graph.initializer.iter().find(|t| t.name() == z))
+                .map(|t| t.data_type())
+                .unwrap_or(-1);
+            (n.name().to_string(), zero)
+        })
+        .collect()
+}
+
+/// Issue 18: ONNX Runtime 1.32 fuses QDQ convolutions into QLinearConv everywhere only with
+/// uint8 activations; the static rewrite writes uint8 activations with int8 weights (as
+/// `quantize_static(activation_type=QUInt8, weight_type=QInt8)` does) and stays in budget.
+#[test]
+fn static_activations_are_uint8_weights_int8_and_within_budget() {
+    use profagent_onnx::proto::tensor_proto::DataType;
+    let model = convnet();
+    let x = inputs(&[BATCH, 3, 8, 8], 6);
+    let batches = calibration(&[BATCH, 3, 8, 8]);
+    let (q, report) =
+        quantize(&model, &QuantSpec::new(Mode::Static), Some(&batches)).expect("quantizes");
+    let quantize_nodes = zero_point_types(&q, "QuantizeLinear");
+    assert_eq!(quantize_nodes.len(), report.quantized_activations);
+    for (node, ty) in &quantize_nodes {
+        assert_eq!(*ty, DataType::Uint8 as i32, "{node} quantizes to {ty}");
+    }
+    // Every DequantizeLinear of a weight (a constant input) reads int8, of a bias int32.
+    let graph = q.graph();
+    let constants: Vec<&str> = graph.initializer.iter().map(|t| t.name()).collect();
+    let weight_types: Vec<i32> = graph
+        .node
+        .iter()
+        .filter(|n| n.op_type() == "DequantizeLinear" && constants.contains(&n.input[0].as_str()))
+        .filter_map(|n| {
+            graph
+                .initializer
+                .iter()
+                .find(|t| t.name() == n.input[0])
+                .map(|t| t.data_type())
+        })
+        .collect();
+    assert_eq!(
+        weight_types
+            .iter()
+            .filter(|&&t| t == DataType::Int8 as i32)
+            .count(),
+        3,
+        "conv1, conv2 and fc weights: {weight_types:?}"
+    );
+    assert!(weight_types
+        .iter()
+        .all(|&t| t == DataType::Int8 as i32 || t == DataType::Int32 as i32));
+    assert!(report.quantized[0].scheme.contains("uint8 activations"));
+    // Flatten moves values only: its output reuses the pooled tensor's scale and zero point.
+    let flatten_out = &graph
+        .node
+        .iter()
+        .find(|n| n.op_type() == "Flatten")
+        .expect("Flatten kept")
+        .output[0];
+    let q_of = |tensor: &str| {
+        graph
+            .node
+            .iter()
+            .find(|n| n.op_type() == "QuantizeLinear" && n.input[0] == tensor)
+            .map(|n| n.input[1..].to_vec())
+    };
+    let pooled = &graph
+        .node
+        .iter()
+        .find(|n| n.op_type() == "GlobalAveragePool")
+        .expect("pool kept")
+        .output[0];
+    assert_eq!(q_of(flatten_out), q_of(pooled));
+    assert!(q_of(pooled).is_some());
+    let Some(reference) = run(&model, &x) else {
+        return;
+    };
+    let c = cosine(&reference, &run(&q, &x).expect("runs"));
+    assert!(c >= INT8_STATIC_MIN_COSINE, "cosine {c}");
+}
+
+/// What ONNX Runtime makes of the uint8 rewrite: every convolution runs as a QLinearConv
+/// kernel and the residual Add as QLinearAdd; no float Conv is left between DQ and Q.
+#[test]
+fn static_uint8_runs_as_int8_kernels_in_onnx_runtime() {
+    let model = convnet();
+    let batches = calibration(&[BATCH, 3, 8, 8]);
+    let (q, _) =
+        quantize(&model, &QuantSpec::new(Mode::Static), Some(&batches)).expect("quantizes");
+    let runtime = match open_runtime(RuntimeKind::Ort) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("skipping: ONNX Runtime unavailable: {e}");
+            return;
+        }
+    };
+    let mut session = runtime
+        .load_profiling(
+            &ModelSource::Bytes(q.to_bytes()),
+            &SessionOptions::default(),
+        )
+        .expect("loads");
+    session
+        .run(&[("input".to_string(), inputs(&[BATCH, 3, 8, 8], 7))])
+        .expect("runs");
+    let trace = session.finish(0).expect("trace");
+    let ops: Vec<&str> = trace.kernels.iter().map(|k| k.op_type.as_str()).collect();
+    assert_eq!(
+        ops.iter().filter(|&&o| o == "QLinearConv").count(),
+        2,
+        "{ops:?}"
+    );
+    assert!(ops.contains(&"QLinearAdd"), "{ops:?}");
+    assert!(
+        !ops.iter()
+            .any(|o| matches!(*o, "Conv" | "FusedConv" | "Add")),
+        "float kernels left: {ops:?}"
+    );
+}
+
+#[test]
+fn static_int8_activations_on_request() {
+    use profagent_onnx::proto::tensor_proto::DataType;
+    let batches = calibration(&[BATCH, 3, 8, 8]);
+    let mut spec = QuantSpec::new(Mode::Static);
+    spec.activations = ActivationType::Int8;
+    let (q, report) = quantize(&convnet(), &spec, Some(&batches)).expect("quantizes");
+    assert!(zero_point_types(&q, "QuantizeLinear")
+        .iter()
+        .all(|(_, ty)| *ty == DataType::Int8 as i32));
+    assert!(report.quantized[0].scheme.contains("int8 activations"));
 }
 
 #[test]

@@ -183,3 +183,39 @@ fn a_quantized_model_keeps_its_params_and_macs_in_the_profile() {
         );
     }
 }
+
+/// Issue 18: static mode writes uint8 activations by default (what ONNX Runtime fuses into
+/// QLinearConv everywhere) and int8 ones on request; both pass the output check.
+#[test]
+fn static_activations_default_to_uint8_and_int8_is_a_flag() {
+    let (model, data) = example();
+    let dir = tempfile::tempdir().unwrap();
+    for (flag, expected) in [
+        (None, "uint8 activations"),
+        (Some("int8"), "int8 activations"),
+    ] {
+        let out = dir.path().join("q.onnx");
+        let mut command = quantize(&model, &out, "static");
+        command.args(["--calib", data.to_str().unwrap()]).args([
+            "--preprocess",
+            "cifar10",
+            "--calib-count",
+            "32",
+            "--json",
+            "-",
+        ]);
+        if let Some(flag) = flag {
+            command.args(["--activations", flag]);
+        }
+        let run = command.output().unwrap();
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert!(run.status.success(), "{stderr}");
+        let summary: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+        let layers = summary["report"]["quantized"].as_array().unwrap();
+        assert!(!layers.is_empty());
+        for layer in layers {
+            let scheme = layer["scheme"].as_str().unwrap();
+            assert!(scheme.ends_with(&format!(", {expected})")), "{scheme}");
+        }
+    }
+}

@@ -8,7 +8,7 @@ use anyhow::Context;
 use profagent_data::Dataset;
 use profagent_onnx::{ExternalData, Model, OutputGuard};
 use profagent_quant::{
-    quantize, Batch, Calibration, Mode, QuantReport, QuantSpec, Selection, Target,
+    quantize, ActivationType, Batch, Calibration, Mode, QuantReport, QuantSpec, Selection, Target,
 };
 
 /// Quantize an ONNX model (dynamic int8, static int8 QDQ, or int4 weight-only).
@@ -16,9 +16,10 @@ use profagent_quant::{
 /// dynamic: MatMul/Gemm weights in int8, activations quantized at run time; best for
 /// transformers. Convolutions stay float (ONNX Runtime's ConvInteger is slower than float).
 ///
-/// static: int8 weights and activations with ranges calibrated on --calib data, written as
-/// QuantizeLinear/DequantizeLinear pairs that ONNX Runtime fuses into QLinearConv and
-/// friends; best for CNNs.
+/// static: int8 weights and uint8 activations (--activations int8 on request) with ranges
+/// calibrated on --calib data, written as QuantizeLinear/DequantizeLinear pairs that ONNX
+/// Runtime fuses into QLinearConv and friends; best for CNNs. Models below opset 13 are
+/// upgraded when their ops allow it, else get per-tensor weight scales (opset 10 and up).
 ///
 /// int4: 4-bit block-wise MatMul/Gemm weights (com.microsoft.MatMulNBits), float activations.
 ///
@@ -65,6 +66,12 @@ pub struct Args {
     /// ONNX Runtime on x86.
     #[arg(long)]
     pub unsigned_weights: bool,
+
+    /// Static mode: element type of quantized activations. uint8 (asymmetric, as
+    /// onnxruntime.quantization's QUInt8) is what ONNX Runtime's CPU kernels fuse into
+    /// QLinearConv/QLinearAdd everywhere; with int8 it leaves many convolutions in float.
+    #[arg(long, value_enum, default_value = "uint8", value_name = "uint8|int8")]
+    pub activations: ActivationsArg,
 
     /// ort: ONNX Runtime's fused kernels (DynamicQuantizeMatMul, MatMulNBits);
     /// standard: portable standard ops only (DynamicQuantizeLinear + MatMulInteger).
@@ -146,6 +153,12 @@ pub enum ModeArg {
     Dynamic,
     Static,
     Int4,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum ActivationsArg {
+    Uint8,
+    Int8,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
@@ -264,6 +277,10 @@ fn spec_of(args: &Args) -> QuantSpec {
             percentile: args.percentile,
         },
     };
+    spec.activations = match args.activations {
+        ActivationsArg::Uint8 => ActivationType::Uint8,
+        ActivationsArg::Int8 => ActivationType::Int8,
+    };
     spec.block_size = args.block_size;
     spec
 }
@@ -380,6 +397,9 @@ fn print_summary(summary: &Summary, report: &QuantReport) {
             "  {} activation tensors quantized, {} Relu folded, {} calibration batches",
             report.quantized_activations, report.folded_relus, report.calibration_batches
         );
+    }
+    for note in &report.notes {
+        println!("  note: {note}");
     }
     // Group skip reasons so a 100-layer model does not print 100 lines.
     let mut reasons: Vec<(String, Vec<String>)> = Vec::new();
