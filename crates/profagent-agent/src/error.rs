@@ -37,6 +37,10 @@ pub enum AgentError {
     Plan(#[from] profagent_plan::PlanError),
     #[error("compression step '{step}' failed: {reason}")]
     Step { step: String, reason: String },
+    /// The user's data or model is unusable (an image that does not decode, a label out of
+    /// range, a model the runtime refuses): bad input, not a failure of the run.
+    #[error("{step}: {reason}")]
+    BadInput { step: String, reason: String },
 }
 
 impl AgentError {

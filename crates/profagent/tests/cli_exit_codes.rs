@@ -111,3 +111,51 @@ fn os_errors_are_printed_once() {
         "{stderr}"
     );
 }
+
+/// A corrupt image in the data is bad input for `compress` as it is for `eval`: exit 2 and one
+/// `error:` line naming the image, not a runtime failure (exit 3).
+#[test]
+fn a_corrupt_image_is_bad_input_for_compress() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    for class in std::fs::read_dir(example_root().join("cifar10-sample")).unwrap() {
+        let class = class.unwrap().path();
+        let target = data.join(class.file_name().unwrap());
+        std::fs::create_dir_all(&target).unwrap();
+        for image in std::fs::read_dir(&class).unwrap().take(12) {
+            let image = image.unwrap().path();
+            std::fs::copy(&image, target.join(image.file_name().unwrap())).unwrap();
+        }
+    }
+    let broken = data.join("airplane").join("zz_broken.jpg");
+    std::fs::write(&broken, b"\xff\xd8\xff\xe0 not really a jpeg").unwrap();
+    let run = Command::new(env!("CARGO_BIN_EXE_profagent"))
+        .arg("compress")
+        .arg(example_root().join("resnet20_cifar10.onnx"))
+        .arg("--data")
+        .arg(&data)
+        .arg("--out")
+        .arg(dir.path().join("run"))
+        .args([
+            "--preset",
+            "cifar10",
+            "--max-acc-drop",
+            "1",
+            "--rounds",
+            "1",
+        ])
+        .args([
+            "--no-probe",
+            "--sensitivity-groups",
+            "0",
+            "--compare-seconds",
+            "2",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(2), "{stderr}");
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(errors.len(), 1, "{stderr}");
+    assert!(errors[0].contains("zz_broken.jpg"), "{stderr}");
+}

@@ -332,7 +332,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         &run_dir,
         &mut progress,
     )
-    .map_err(|e| RuntimeFailure(e.into()))?;
+    .map_err(|e| match e {
+        // Unusable data or model: bad input (exit 2), like `eval`; the rest is a failure of
+        // the run (exit 3).
+        profagent_agent::AgentError::BadInput { .. } => anyhow::Error::new(e),
+        other => RuntimeFailure(other.into()).into(),
+    })?;
     match profagent_report::regenerate(run_dir.root()) {
         Ok((_, written)) => eprintln!(
             "wrote {} and {}",

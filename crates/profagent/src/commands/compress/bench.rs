@@ -355,7 +355,19 @@ impl OrtBench {
             Split::Holdout => &self.holdout,
         };
         let mut record = profagent_data::evaluate(session.as_mut(), None, dataset, options)
-            .map_err(|e| step("evaluate", e))?;
+            .map_err(|e| match e {
+                // The data itself is unusable: bad input (exit 2), as in `eval`.
+                profagent_data::DataError::BadImage { .. }
+                | profagent_data::DataError::BadArray { .. }
+                | profagent_data::DataError::BadDataset { .. }
+                | profagent_data::DataError::LabelOutOfRange { .. }
+                | profagent_data::DataError::InputShapeMismatch { .. }
+                | profagent_data::DataError::SizeMismatch { .. } => AgentError::BadInput {
+                    step: "evaluating".into(),
+                    reason: e.to_string(),
+                },
+                other => step("evaluate", other),
+            })?;
         // One process evaluates every candidate: its resident-memory high-water mark only
         // grows and says nothing about this model (the report showed the baseline's peak for
         // every model), so it is left out rather than reported wrong.
