@@ -143,42 +143,29 @@ pub fn compare_latency(
     let min_pairs = settings.min_pairs.max(6);
     let stopped = loop {
         let pair = log_ratios.len();
-        let (a_ms, b_ms) = if pair % 2 == 0 {
-            let a_ms = a.block(
-                runtime,
-                options,
-                keep_loaded,
-                inputs,
-                settings.warmup_runs,
-                runs,
-            )?;
-            let b_ms = b.block(
-                runtime,
-                options,
-                keep_loaded,
-                inputs,
-                settings.warmup_runs,
-                runs,
-            )?;
-            (a_ms, b_ms)
+        // A B on even pairs, B A on odd ones: a slow drift favours neither side.
+        let a_first = pair % 2 == 0;
+        let (first, second) = if a_first {
+            (&mut a, &mut b)
         } else {
-            let b_ms = b.block(
+            (&mut b, &mut a)
+        };
+        let timed = |side: &mut Side<'_>| {
+            side.block(
                 runtime,
                 options,
                 keep_loaded,
                 inputs,
                 settings.warmup_runs,
                 runs,
-            )?;
-            let a_ms = a.block(
-                runtime,
-                options,
-                keep_loaded,
-                inputs,
-                settings.warmup_runs,
-                runs,
-            )?;
-            (a_ms, b_ms)
+            )
+        };
+        let first_ms = timed(first)?;
+        let second_ms = timed(second)?;
+        let (a_ms, b_ms) = if a_first {
+            (first_ms, second_ms)
+        } else {
+            (second_ms, first_ms)
         };
         log_ratios.push((a_ms.max(1e-9) / b_ms.max(1e-9)).ln());
         let pairs = log_ratios.len();

@@ -44,11 +44,9 @@ impl Drop for CpuHog {
     }
 }
 
-#[test]
-fn under_load_a_rewrite_that_cannot_change_speed_is_not_called_faster() {
+/// One `compress` run under load; returns the report and the dynamic probe's speedup interval.
+fn compress_under_load(out: &std::path::Path) -> (serde_json::Value, f64, f64) {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples");
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("run");
     let hog = CpuHog::start(1);
     let run = Command::new(env!("CARGO_BIN_EXE_profagent"))
         .env("NO_COLOR", "1")
@@ -57,7 +55,7 @@ fn under_load_a_rewrite_that_cannot_change_speed_is_not_called_faster() {
         .arg("--data")
         .arg(root.join("cifar10-sample"))
         .arg("--out")
-        .arg(&out)
+        .arg(out)
         .args(["--preset", "cifar10", "--max-acc-drop", "1"])
         .args(["--target-speedup", "5", "--rounds", "1"])
         .args(["--sensitivity-groups", "0", "--compare-seconds", "15"])
@@ -76,21 +74,6 @@ fn under_load_a_rewrite_that_cannot_change_speed_is_not_called_faster() {
     // The baseline timed against itself: an interval around 1, with its pairs.
     let noise = &report["baseline"]["speed"];
     assert!(noise["pairs"].as_u64().unwrap() >= 6, "{noise}");
-    let dynamic = report["quant_probes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["mode"] == "dynamic")
-        .expect("the dynamic probe ran");
-    let speed = &dynamic["speed"]["speedup"];
-    let (low, high) = (
-        speed["low"].as_f64().unwrap(),
-        speed["high"].as_f64().unwrap(),
-    );
-    assert!(
-        low <= 1.0 && 1.0 <= high,
-        "dynamic int8 of the classifier only was called {low:.3}..{high:.3}x: {dynamic}"
-    );
     // Every speed in the report carries its interval and the pairs behind it.
     for round in report["rounds"].as_array().unwrap() {
         if let Some(speed) = round["evaluation"]["speed"].as_object() {
@@ -101,6 +84,36 @@ fn under_load_a_rewrite_that_cannot_change_speed_is_not_called_faster() {
             );
         }
     }
+    let dynamic = report["quant_probes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["mode"] == "dynamic")
+        .expect("the dynamic probe ran")
+        .clone();
+    let speed = &dynamic["speed"]["speedup"];
+    let (low, high) = (
+        speed["low"].as_f64().unwrap(),
+        speed["high"].as_f64().unwrap(),
+    );
+    (report, low, high)
+}
+
+/// The interval is a 95 % one: in about one run of 20 it may miss the truth by chance. Two
+/// independent runs both missing 1 would mean a biased comparator (the old code, timing the two
+/// models minutes apart, called such pairs 0.67x-1.99x).
+#[test]
+fn under_load_a_rewrite_that_cannot_change_speed_is_not_called_faster() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut seen = Vec::new();
+    for attempt in 0..2 {
+        let (_, low, high) = compress_under_load(&dir.path().join(format!("run{attempt}")));
+        seen.push((low, high));
+        if low <= 1.0 && 1.0 <= high {
+            return;
+        }
+    }
+    panic!("dynamic int8 of the classifier only was not found equal to the input in two runs: {seen:?}");
 }
 
 #[test]
