@@ -11,10 +11,12 @@
 //! is narrower than a tolerance or a time cap is hit; on a loaded machine the answer may be
 //! "not distinguishable", never a confident wrong "faster".
 //!
-//! With more than one intra-op thread, two live ONNX Runtime sessions disturb each other (an
-//! idle pool next to a running one inflated latency up to 2x on 2 cores), so each block loads
-//! its session and drops it before the other model's block; with one thread there is no pool
-//! and both sessions stay loaded.
+//! Each block loads its model's session and drops it before the other model's block: two live
+//! ONNX Runtime sessions disturb each other (an idle thread pool next to a running one inflated
+//! latency up to 2x on 2 cores), and a session keeps its own memory placement for its whole
+//! life: timing the same model in two sessions kept alive side by side measured 1.04x
+//! (interval 1.01–1.06x) under load, a bias that fresh sessions per block spread over both sides.
+//! Blocks are made long enough for loading to stay a small part of a comparison.
 use std::time::{Duration, Instant};
 
 use profagent_stats::{median_interval, Estimate, SpeedComparison};
@@ -65,6 +67,8 @@ struct Side<'a> {
     source: &'a ModelSource,
     session: Option<Box<dyn Session>>,
     block_medians: Vec<f64>,
+    /// How long the last session load took, ms.
+    load_ms: f64,
 }
 
 impl Side<'_> {
@@ -73,13 +77,14 @@ impl Side<'_> {
         &mut self,
         runtime: &dyn Runtime,
         options: &SessionOptions,
-        keep_loaded: bool,
         inputs: &[(String, Tensor)],
         warmup: usize,
         runs: usize,
     ) -> Result<f64> {
         if self.session.is_none() {
+            let started = Instant::now();
             self.session = Some(runtime.load(self.source, options)?);
+            self.load_ms = started.elapsed().as_secs_f64() * 1e3;
         }
         let session = self
             .session
@@ -97,9 +102,7 @@ impl Side<'_> {
             times.push(start.elapsed().as_secs_f64() * 1e3);
             drop(outputs);
         }
-        if !keep_loaded {
-            self.session = None;
-        }
+        self.session = None;
         times.sort_by(f64::total_cmp);
         let median = crate::latency::quantile(&times, 0.5);
         self.block_medians.push(median);
@@ -117,25 +120,28 @@ pub fn compare_latency(
     settings: &CompareSettings,
 ) -> Result<SpeedComparison> {
     let started = Instant::now();
-    let keep_loaded = options.threads == 1;
     let mut a = Side {
         source: reference,
         session: None,
         block_medians: Vec::new(),
+        load_ms: 0.0,
     };
     let mut b = Side {
         source: candidate,
         session: None,
         block_medians: Vec::new(),
+        load_ms: 0.0,
     };
     // Block length from a first untimed look at each model (also loads and warms them).
     let probe_runs = 3;
-    let a_first = a.block(runtime, options, keep_loaded, inputs, 1, probe_runs)?;
-    let b_first = b.block(runtime, options, keep_loaded, inputs, 1, probe_runs)?;
+    let a_first = a.block(runtime, options, inputs, 1, probe_runs)?;
+    let b_first = b.block(runtime, options, inputs, 1, probe_runs)?;
     a.block_medians.clear();
     b.block_medians.clear();
     let slowest = a_first.max(b_first).max(1e-3);
-    let runs = ((settings.block_target.as_secs_f64() * 1e3 / slowest).ceil() as usize).clamp(
+    // A block lasts the target, or twice the slower load, so loading stays a small share.
+    let block_ms = (settings.block_target.as_secs_f64() * 1e3).max(2.0 * a.load_ms.max(b.load_ms));
+    let runs = ((block_ms / slowest).ceil() as usize).clamp(
         settings.min_block_runs.max(1),
         settings.max_block_runs.max(1),
     );
@@ -150,16 +156,8 @@ pub fn compare_latency(
         } else {
             (&mut b, &mut a)
         };
-        let timed = |side: &mut Side<'_>| {
-            side.block(
-                runtime,
-                options,
-                keep_loaded,
-                inputs,
-                settings.warmup_runs,
-                runs,
-            )
-        };
+        let timed =
+            |side: &mut Side<'_>| side.block(runtime, options, inputs, settings.warmup_runs, runs);
         let first_ms = timed(first)?;
         let second_ms = timed(second)?;
         let (a_ms, b_ms) = if a_first {

@@ -37,6 +37,8 @@ enum Command {
     Compress(Box<commands::compress::Args>),
     /// Regenerate report.html and report.md of a run directory from its report.json.
     Report(commands::report::Args),
+    /// Is one model faster than another here? Interleaved timing with a 95 % interval.
+    Compare(commands::compare::Args),
 }
 
 fn main() -> ExitCode {
@@ -65,6 +67,7 @@ fn main() -> ExitCode {
         Command::Prune(a) => commands::prune::run(a),
         Command::Compress(a) => commands::compress::run(*a),
         Command::Report(a) => commands::report::run(a),
+        Command::Compare(a) => commands::compare::run(a),
     };
     match result {
         Ok(code) => code,

@@ -194,3 +194,39 @@ fn write_npy(path: &std::path::Path, shape: &[usize], values: &[f32]) {
     }
     std::fs::write(path, bytes).unwrap();
 }
+
+/// `profagent compare`: the comparator `compress` decides with, for users checking a speedup
+/// claim on their machine. Its JSON carries the interval and the pairs behind it.
+#[test]
+fn compare_prints_a_speedup_with_its_interval() {
+    let model =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/resnet20_cifar10.onnx");
+    let run = Command::new(env!("CARGO_BIN_EXE_profagent"))
+        .arg("compare")
+        .arg(&model)
+        .arg(&model)
+        .args(["--seconds", "3", "--json", "-"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stderr}");
+    let comparison: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    let speedup = &comparison["speedup"];
+    let (low, value, high) = (
+        speedup["low"].as_f64().unwrap(),
+        speedup["value"].as_f64().unwrap(),
+        speedup["high"].as_f64().unwrap(),
+    );
+    assert!(low <= value && value <= high, "{comparison}");
+    assert!(comparison["pairs"].as_u64().unwrap() >= 6, "{comparison}");
+    assert!(comparison["speedup"]["confidence"].as_f64().unwrap() >= 0.95);
+
+    let missing = Command::new(env!("CARGO_BIN_EXE_profagent"))
+        .arg("compare")
+        .arg(&model)
+        .arg("/no/such/model.onnx")
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("/no/such/model.onnx"));
+}

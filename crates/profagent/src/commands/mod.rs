@@ -1,6 +1,7 @@
 //! One module per subcommand: its clap `Args` and a `run` that calls the library crates.
 mod calib;
 pub mod check;
+pub mod compare;
 pub mod compress;
 pub mod eval;
 pub mod inputs;
