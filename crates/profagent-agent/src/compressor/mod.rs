@@ -437,6 +437,13 @@ pub fn compress(
             break;
         }
     }
+    // A replay ends where the recorded run ended, for the recorded reason.
+    if let Some(stop) = recorded
+        .and_then(|r| r.final_result.as_ref())
+        .and_then(|f| f.stop)
+    {
+        stop_reason = stop;
+    }
     let loop_met = budget_met(&options.budget, &baseline, &state.evaluation);
     let (final_result, _model, layers) = finish::finish(
         input,
