@@ -334,8 +334,9 @@ pub fn trajectory(report: &RunReport) -> Table {
     let mut table = Table::new(&[
         ("Round", Left),
         ("Top-1", Right),
-        ("Drop", Right),
+        ("Drop [95 %]", Right),
         ("Latency", Right),
+        ("Speedup vs input [95 %]", Right),
         ("Size", Right),
         ("Status", Left),
     ]);
@@ -345,23 +346,42 @@ pub fn trajectory(report: &RunReport) -> Table {
         format::percent(base.top1),
         NONE.into(),
         format::ms(base.latency_ms),
+        base.speed
+            .as_ref()
+            .map(|s| format!("A/A {}", speed_interval(s)))
+            .unwrap_or_else(|| NONE.into()),
         format::bytes(base.model_bytes),
         "input model".into(),
     ]);
     for round in &report.rounds {
-        let (top1, latency, size) = match &round.evaluation {
+        let (top1, latency, speed, size) = match &round.evaluation {
             Some(e) => (
                 format::percent(e.top1),
                 format::ms(e.latency_ms),
+                e.speed
+                    .as_ref()
+                    .map(speed_interval)
+                    .unwrap_or_else(|| NONE.into()),
                 format::bytes(e.model_bytes),
             ),
-            None => (NONE.into(), NONE.into(), NONE.into()),
+            None => (NONE.into(), NONE.into(), NONE.into(), NONE.into()),
+        };
+        let drop = match round.evaluation.as_ref().and_then(|e| e.accuracy_change) {
+            Some(p) => {
+                let i = p.drop_interval(profagent_stats::REPORT_CONFIDENCE);
+                format!(
+                    "{:.2} [{:.2}, {:.2}] pp, n={}",
+                    i.value, i.low, i.high, p.samples
+                )
+            }
+            None => format::opt(round.acc_drop, |d| format!("{d:.2} pp")),
         };
         table.push(vec![
             round.round.to_string(),
             top1,
-            format::opt(round.acc_drop, |d| format!("{d:.2} pp")),
+            drop,
             latency,
+            speed,
             size,
             status(round, chosen).to_string(),
         ]);
@@ -470,6 +490,21 @@ pub fn round_result(round: &Round) -> String {
     }
 }
 
+/// "faster", "slower" or "not distinguishable": what the interval says.
+fn verdict_word(comparison: &profagent_stats::SpeedComparison) -> &'static str {
+    match comparison.verdict() {
+        profagent_stats::SpeedVerdict::Faster => "faster",
+        profagent_stats::SpeedVerdict::Slower => "slower",
+        profagent_stats::SpeedVerdict::NotDistinguishable => "not distinguishable",
+    }
+}
+
+/// "1.46x [1.42, 1.49]": a speedup with its interval.
+fn speed_interval(comparison: &profagent_stats::SpeedComparison) -> String {
+    let s = &comparison.speedup;
+    format!("{:.2}x [{:.2}, {:.2}]", s.value, s.low, s.high)
+}
+
 /// Quantization modes measured on the baseline.
 pub fn quant_probes(report: &RunReport) -> Table {
     let mut table = Table::new(&[
@@ -484,7 +519,11 @@ pub fn quant_probes(report: &RunReport) -> Table {
         table.push(vec![
             probe.mode.clone(),
             format::ms(probe.latency_ms),
-            format!("{:.2}x", probe.speedup),
+            probe
+                .speed
+                .as_ref()
+                .map(|s| format!("{} ({})", speed_interval(s), verdict_word(s)))
+                .unwrap_or_else(|| format!("{:.2}x", probe.speedup)),
             format::bytes(probe.model_bytes),
             format::opt(probe.top1, format::percent),
             probe.error.clone().unwrap_or_default(),
