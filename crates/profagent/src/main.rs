@@ -39,12 +39,9 @@ enum Command {
     Report(commands::report::Args),
 }
 
-fn main() -> ExitCode {
-    let argv = match config::apply(std::env::args_os().collect()) {
-        Ok(argv) => argv,
-        Err(err) => return exit::report_error(&err),
-    };
-    // A flag given twice (profagent.toml, then the command line) keeps its last value.
+/// The clap command: a flag given twice (profagent.toml, then the command line) keeps its last
+/// value.
+fn command() -> clap::Command {
     let mut command = Cli::command().args_override_self(true);
     let names: Vec<String> = command
         .get_subcommands()
@@ -53,7 +50,23 @@ fn main() -> ExitCode {
     for name in names {
         command = command.mut_subcommand(name, |c| c.args_override_self(true));
     }
-    let matches = command.get_matches_from(argv);
+    command
+}
+
+fn main() -> ExitCode {
+    let command = command();
+    let applied = match config::apply(std::env::args_os().collect(), &command) {
+        Ok(applied) => applied,
+        Err(err) => return exit::report_error(&err),
+    };
+    let matches = match command.try_get_matches_from(&applied.argv) {
+        Ok(matches) => matches,
+        // A bad value from profagent.toml is reported naming the file and the key.
+        Err(err) => match applied.explain(&err) {
+            Some(line) => return exit::report_error(&anyhow::anyhow!(line)),
+            None => err.exit(),
+        },
+    };
     let cli = match Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,
         Err(e) => e.exit(),
