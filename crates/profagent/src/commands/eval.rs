@@ -231,7 +231,11 @@ fn fill_model_facts(record: &mut EvalRecord, model: &Path, runtime_version: &str
 }
 
 fn print_summary(record: &EvalRecord) {
-    println!("model      {} ({} bytes)", record.model, record.model_bytes);
+    println!(
+        "model      {} ({})",
+        record.model,
+        profagent_onnx::units::bytes(record.model_bytes)
+    );
     println!(
         "dataset    {} ({} samples, {} skipped)",
         record.dataset, record.samples, record.skipped
@@ -287,7 +291,7 @@ fn print_summary(record: &EvalRecord) {
         record.eval_images_per_s
     );
     if let Some(peak) = record.peak_rss_bytes {
-        println!("peak RSS   {:.1} MiB", peak as f64 / (1024.0 * 1024.0));
+        println!("peak RSS   {}", profagent_onnx::units::bytes(peak));
     }
     println!("runtime    {}", record.runtime);
 }

@@ -429,9 +429,5 @@ fn print_summary(summary: &Summary, report: &QuantReport) {
 }
 
 fn human_bytes(n: u64) -> String {
-    if n >= 1 << 20 {
-        format!("{:.1} MiB", n as f64 / (1u64 << 20) as f64)
-    } else {
-        format!("{:.1} KiB", n as f64 / 1024.0)
-    }
+    profagent_onnx::units::bytes(n)
 }
