@@ -125,3 +125,39 @@ fn prune_quantize_and_eval_json_dash_print_to_stdout() {
     );
     assert_eq!(record["samples"], 32, "{record}");
 }
+
+/// Only `--json -` means stdout: a model or a run folder named `-` is refused (exit 2, one
+/// line) instead of becoming a file or folder called `-`.
+#[test]
+fn a_model_or_run_folder_named_dash_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = examples().join("resnet20_cifar10.onnx");
+    let model = model.to_str().unwrap();
+    let data = examples().join("cifar10-sample");
+    let cases: [&[&str]; 3] = [
+        &["quantize", model, "-o", "-", "--mode", "dynamic"],
+        &["prune", model, "-o", "-", "--ratio", "0.1"],
+        &[
+            "compress",
+            model,
+            "--data",
+            data.to_str().unwrap(),
+            "--out",
+            "-",
+            "--max-acc-drop",
+            "1",
+        ],
+    ];
+    for args in cases {
+        let out = Command::new(env!("CARGO_BIN_EXE_profagent"))
+            .current_dir(dir.path())
+            .args(args)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
+        assert!(stderr.contains("to stdout ('-')"), "{args:?}: {stderr}");
+        assert!(!dir.path().join("-").exists(), "{args:?}");
+    }
+}
