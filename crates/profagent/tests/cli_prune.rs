@@ -291,3 +291,43 @@ fn prune_min_cosine_is_a_cosine_and_needs_the_check() {
         assert!(!dir.path().join("p.onnx").exists());
     }
 }
+
+/// Issue 22: quantize writes a regular expression as `re:REGEX`; prune's --layers and
+/// --protect accept the same spelling and prune exactly what the bare regex prunes.
+#[test]
+fn prune_patterns_accept_the_re_prefix_of_quantize() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = small_cnn(dir.path());
+    let groups = |flags: &[&str]| {
+        let out = profagent()
+            .arg("prune")
+            .arg(&model)
+            .arg("-o")
+            .arg(dir.path().join("p.onnx"))
+            .args(["--json", "-"])
+            .args(flags)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{flags:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        report["groups"].clone()
+    };
+    let with_prefix = groups(&["--layers", "re:layer1\\..*=0.5"]);
+    assert!(
+        with_prefix
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|g| g["action"] == "pruned"),
+        "the rule matched nothing: {with_prefix}"
+    );
+    assert_eq!(with_prefix, groups(&["--layers", "layer1\\..*=0.5"]));
+    assert_eq!(
+        groups(&["--ratio", "0.5", "--protect", "re:layer1\\..*"]),
+        groups(&["--ratio", "0.5", "--protect", "layer1\\..*"])
+    );
+}

@@ -43,7 +43,8 @@ pub struct Args {
     pub ratio: f64,
 
     /// Ratio for the groups whose id or producer layer fully matches REGEX (repeatable; the
-    /// first matching rule wins). Group ids are printed by --list.
+    /// first matching rule wins). Group ids are printed by --list. REGEX may start with `re:`,
+    /// as quantize's layer patterns do.
     #[arg(long = "layers", value_name = "REGEX=R")]
     pub layers: Vec<String>,
 
@@ -61,7 +62,7 @@ pub struct Args {
     #[arg(long, default_value_t = 1, value_name = "N")]
     pub round_to: usize,
 
-    /// Never prune layers matching REGEX (repeatable).
+    /// Never prune layers whose name fully matches REGEX (repeatable; `re:` prefix optional).
     #[arg(long, value_name = "REGEX")]
     pub protect: Vec<String>,
 
@@ -157,9 +158,15 @@ fn parse_rule(text: &str) -> anyhow::Result<RatioRule> {
         .parse()
         .with_context(|| format!("--layers '{text}': '{ratio}' is not a number"))?;
     Ok(RatioRule {
-        pattern: pattern.to_string(),
+        pattern: regex_pattern(pattern).to_string(),
         ratio,
     })
+}
+
+/// A `--layers`/`--protect` pattern without the optional `re:` prefix (the prefix quantize's
+/// layer patterns use for a regular expression), so one spelling works in both commands.
+fn regex_pattern(pattern: &str) -> &str {
+    pattern.strip_prefix("re:").unwrap_or(pattern)
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -216,7 +223,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         rules,
         importance: args.importance,
         round_to: args.round_to,
-        protected: args.protect.clone(),
+        protected: args
+            .protect
+            .iter()
+            .map(|p| regex_pattern(p).to_string())
+            .collect(),
         protect_first_and_last: !args.no_default_protect,
         seed: args.seed,
         bias_correction: !args.no_bias_correction,

@@ -46,10 +46,13 @@ pub struct Args {
     pub mode: ModeArg,
 
     /// Quantize only layers matching PATTERN (repeatable; default: every supported layer).
+    /// PATTERN: a layer name (with the layers under it) or node name, `re:REGEX` over whole
+    /// layer or node names, or `op:TYPE` (e.g. op:MatMul).
     #[arg(long, value_name = "PATTERN")]
     pub include: Vec<String>,
 
-    /// Leave layers matching PATTERN in float (repeatable; wins over --include).
+    /// Leave layers matching PATTERN in float (repeatable; wins over --include; same PATTERN
+    /// forms as --include).
     #[arg(long, value_name = "PATTERN")]
     pub exclude: Vec<String>,
 
