@@ -19,6 +19,11 @@ mod exit;
     Exit codes: 0 ok, 1 budget not met, 2 bad input, 3 runtime failure."
 )]
 struct Cli {
+    /// Print results, notes, warnings and errors only: no progress bars or lines, no
+    /// "preprocessing: ..." or "wrote ..." lines on stderr.
+    #[arg(short, long, global = true)]
+    quiet: bool,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -50,6 +55,9 @@ fn command() -> clap::Command {
     for name in names {
         command = command.mut_subcommand(name, |c| c.args_override_self(true));
     }
+    // Built, so that global flags (--quiet) are among each subcommand's arguments when
+    // profagent.toml keys are checked against them.
+    command.build();
     command
 }
 
@@ -71,6 +79,7 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => e.exit(),
     };
+    commands::set_quiet(cli.quiet);
     let result = match cli.command {
         Command::Profile(a) => commands::profile::run(a),
         Command::Eval(a) => commands::eval::run(a),

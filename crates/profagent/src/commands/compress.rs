@@ -323,12 +323,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         replay,
     };
     let terminal = std::io::stderr().is_terminal();
-    let mut progress = |line: &str| {
-        if terminal {
-            eprintln!("» {line}");
-        } else {
-            eprintln!("{line}");
-        }
+    let quiet = super::quiet();
+    let mut progress = |line: &str| match (quiet, terminal) {
+        (true, _) => {}
+        (false, true) => eprintln!("» {line}"),
+        (false, false) => eprintln!("{line}"),
     };
     let report = compress(
         &model,
@@ -340,11 +339,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     )
     .map_err(|e| RuntimeFailure(e.into()))?;
     match profagent_report::regenerate(run_dir.root()) {
-        Ok((_, written)) => eprintln!(
+        Ok((_, written)) => super::info(format_args!(
             "wrote {} and {}",
             written.html.display(),
             written.markdown.display()
-        ),
+        )),
         Err(e) => eprintln!("warning: report.html/report.md not written: {e}"),
     }
     let json_to_stdout = super::json_to_stdout(args.json.as_deref());

@@ -208,7 +208,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             profagent_onnx::write_atomic(path, text.as_bytes())
                 .map_err(one_line)
                 .with_context(|| format!("cannot write '{}'", path.display()))?;
-            eprintln!("wrote {}", path.display());
+            super::info(format_args!("wrote {}", path.display()));
         }
         None => print_summary(&record),
     }
@@ -299,7 +299,7 @@ fn print_summary(record: &EvalRecord) {
 /// A progress bar on stderr for long runs, only when stderr is a terminal.
 fn progress_bar(total: usize) -> Option<indicatif::ProgressBar> {
     use std::io::IsTerminal;
-    if total < PROGRESS_MIN_SAMPLES || !std::io::stderr().is_terminal() {
+    if total < PROGRESS_MIN_SAMPLES || !std::io::stderr().is_terminal() || super::quiet() {
         return None;
     }
     let bar = indicatif::ProgressBar::new(total as u64);

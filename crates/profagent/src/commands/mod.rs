@@ -21,6 +21,26 @@ pub fn threads_parser() -> clap::builder::RangedU64ValueParser<usize> {
     clap::builder::RangedU64ValueParser::<usize>::new().range(0..=MAX_THREADS)
 }
 
+static QUIET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// `--quiet`: informational lines on stderr (progress, the preprocessing chosen, files
+/// written) are left out; results, notes, warnings and errors are not.
+pub fn set_quiet(quiet: bool) {
+    QUIET.store(quiet, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Whether `--quiet` was given.
+pub fn quiet() -> bool {
+    QUIET.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// An informational line on stderr, unless `--quiet`.
+pub fn info(line: impl std::fmt::Display) {
+    if !quiet() {
+        eprintln!("{line}");
+    }
+}
+
 /// Whether `--json PATH` names stdout (`-`), as in every command.
 pub fn json_to_stdout(path: Option<&std::path::Path>) -> bool {
     path.is_some_and(|p| p.as_os_str() == "-")
@@ -35,7 +55,7 @@ pub fn write_json(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
     } else {
         profagent_onnx::write_atomic(path, text.as_bytes())
             .with_context(|| format!("cannot write {}", path.display()))?;
-        eprintln!("wrote {}", path.display());
+        info(format_args!("wrote {}", path.display()));
     }
     Ok(())
 }

@@ -149,7 +149,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Some(path) => {
             print_table(&profile, args.top);
             profile.write_json(path).map_err(one_line)?;
-            eprintln!("wrote {}", path.display());
+            super::info(format_args!("wrote {}", path.display()));
         }
         None => print_table(&profile, args.top),
     }

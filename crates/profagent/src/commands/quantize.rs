@@ -250,7 +250,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             print_summary(&summary, &report);
             let text = serde_json::to_string_pretty(&summary)?;
             profagent_onnx::write_atomic(path, text.as_bytes())?;
-            eprintln!("wrote {}", path.display());
+            super::info(format_args!("wrote {}", path.display()));
         }
         None => print_summary(&summary, &report),
     }

@@ -1,0 +1,96 @@
+//! `--quiet` (issue 22), a global flag: no progress, "preprocessing: ..." or "wrote ..." lines
+//! on stderr, while results still reach stdout; also as `quiet = true` in profagent.toml.
+use std::path::PathBuf;
+use std::process::Command;
+
+#[test]
+fn quiet_leaves_stderr_empty_and_keeps_the_results() {
+    let examples = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    let model = examples.join("resnet20_cifar10.onnx");
+    let model = model.to_str().unwrap();
+    let data = examples.join("cifar10-sample");
+    let data = data.to_str().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_profagent"))
+            .current_dir(dir.path())
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let eval = [
+        "eval",
+        model,
+        "--data",
+        data,
+        "--preprocess",
+        "cifar10",
+        "--samples",
+        "8",
+        "--latency-runs",
+        "0",
+        "--json",
+        "eval.json",
+    ];
+    let (code, _, loud) = run(&eval);
+    assert_eq!(code, Some(0), "{loud}");
+    assert!(
+        loud.contains("preprocessing:") && loud.contains("wrote"),
+        "{loud}"
+    );
+    // The flag works before or after the subcommand, and from profagent.toml.
+    for quiet in [&["-q"][..], &["--quiet"][..]] {
+        let (code, stdout, stderr) = run(&[quiet, &eval[..]].concat());
+        assert_eq!(code, Some(0), "{stderr}");
+        assert_eq!(stderr, "", "{quiet:?}");
+        assert!(stdout.contains("top-1"), "{stdout}");
+        let (code, _, stderr) = run(&[&eval[..], quiet].concat());
+        assert_eq!((code, stderr.as_str()), (Some(0), ""));
+    }
+    std::fs::write(dir.path().join("profagent.toml"), "[eval]\nquiet = true\n").unwrap();
+    let (code, _, stderr) = run(&eval);
+    assert_eq!((code, stderr.as_str()), (Some(0), ""));
+    std::fs::remove_file(dir.path().join("profagent.toml")).unwrap();
+
+    let (code, stdout, stderr) = run(&[
+        "compress",
+        model,
+        "--data",
+        data,
+        "--out",
+        "run",
+        "--preprocess",
+        "cifar10",
+        "--max-acc-drop",
+        "60",
+        "--target-macs",
+        "0.8",
+        "--no-probe",
+        "--sensitivity-groups",
+        "0",
+        "--rounds",
+        "1",
+        "--calib-samples",
+        "16",
+        "--feedback-samples",
+        "32",
+        "--holdout-samples",
+        "16",
+        "--compare-seconds",
+        "1",
+        "--quiet",
+    ]);
+    assert!(matches!(code, Some(0 | 1)), "{stderr}");
+    assert!(
+        stderr
+            .lines()
+            .all(|l| l.starts_with("note:") || l.starts_with("warning:")),
+        "{stderr}"
+    );
+    assert!(stdout.contains("budget "), "{stdout}");
+}
