@@ -94,3 +94,50 @@ fn quiet_leaves_stderr_empty_and_keeps_the_results() {
     );
     assert!(stdout.contains("budget "), "{stdout}");
 }
+
+/// In a terminal (util-linux `script` gives the command one) eval of the 300 bundled images
+/// draws a progress bar with a whole-number rate (issue 22: it read `305.9126/s`, and only
+/// from 2,000 samples); `--quiet` hides it, and so does a pipe.
+#[test]
+fn eval_draws_a_progress_bar_in_a_terminal_only() {
+    let has_script = Command::new("script")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_script {
+        eprintln!("skipped: util-linux `script` is not installed");
+        return;
+    }
+    let examples = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    let command = format!(
+        "{} eval {} --data {} --preprocess cifar10 --latency-runs 0",
+        env!("CARGO_BIN_EXE_profagent"),
+        examples.join("resnet20_cifar10.onnx").display(),
+        examples.join("cifar10-sample").display()
+    );
+    let in_terminal = |extra: &str| {
+        let out = Command::new("script")
+            .args(["-qfec", &format!("{command} {extra}"), "/dev/null"])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let text = in_terminal("");
+    assert!(text.contains("/300 samples ("), "{text}");
+    let rates: Vec<&str> = text
+        .split(" samples/s")
+        .filter_map(|before| before.rsplit('(').next())
+        .take_while(|rate| rate.len() < 12)
+        .collect();
+    assert!(!rates.is_empty(), "{text}");
+    for rate in rates {
+        assert!(rate.parse::<u64>().is_ok(), "rate {rate:?} in {text}");
+    }
+    assert!(!in_terminal("--quiet").contains("samples/s"));
+    let piped = Command::new(env!("CARGO_BIN_EXE_profagent"))
+        .args(command.split(' ').skip(1))
+        .output()
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&piped.stderr).contains("samples/s"));
+}
