@@ -25,6 +25,10 @@ use anyhow::{bail, Context};
 
 pub const DEFAULT_CONFIG: &str = "profagent.toml";
 
+/// Tables that are not subcommands but may share the file: `[llm]`, read by
+/// `compress --llm-config` (one file can serve both).
+const OTHER_TABLES: [&str; 1] = ["llm"];
+
 /// The argument list with the config file's defaults in it, and where each came from.
 #[derive(Debug, Default)]
 pub struct Applied {
@@ -110,9 +114,9 @@ pub fn apply(argv: Vec<OsString>, command: &clap::Command) -> anyhow::Result<App
         .with_context(|| format!("{} is not valid TOML", path.display()))?;
     let subcommands: Vec<&str> = command.get_subcommands().map(|c| c.get_name()).collect();
     for name in table.keys() {
-        if !subcommands.contains(&name.as_str()) {
+        if !subcommands.contains(&name.as_str()) && !OTHER_TABLES.contains(&name.as_str()) {
             bail!(
-                "{}: [{name}] is not a subcommand{}; tables are named after subcommands: {}",
+                "{}: [{name}] is not a subcommand{}; tables are named after subcommands ({}) or [llm]",
                 path.display(),
                 nearest(name, subcommands.iter().copied())
                     .map(|n| format!(" (did you mean [{n}]?)"))
@@ -313,5 +317,39 @@ mod tests {
         )
         .unwrap_err();
         assert!(format!("{e:#}").contains("bad.toml"), "{e:#}");
+    }
+
+    #[test]
+    fn unknown_keys_and_tables_are_named_and_llm_is_allowed() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("p.toml");
+        let run = |text: &str| {
+            std::fs::write(&file, text).unwrap();
+            apply(
+                os(&["profagent", "--config", file.to_str().unwrap(), "compress"]),
+                &crate::command(),
+            )
+            .map(|a| a.argv.len())
+            .map_err(|e| format!("{e:#}"))
+        };
+        let e = run("[compress]
+max-acc-dorp = 1
+")
+        .unwrap_err();
+        assert!(
+            e.contains("p.toml") && e.contains("'max-acc-dorp'") && e.contains("'max-acc-drop'"),
+            "{e}"
+        );
+        let e = run("[compres]
+rounds = 1
+")
+        .unwrap_err();
+        assert!(e.contains("[compres]") && e.contains("[compress]"), "{e}");
+        // Older spellings, [llm] and the global --quiet are fine.
+        assert_eq!(
+            run("[llm]
+llm = \"none\"\n[compress]\ncalibration-images = 8\nquiet = true\n"),
+            Ok(5)
+        );
     }
 }
