@@ -132,8 +132,9 @@ pub struct Args {
 }
 
 /// Without `--min-cosine`, a pruned model whose mean output cosine to the original is below
-/// this is still written, with a warning: its outputs have moved far enough that accuracy
-/// is likely lost (resnet20 on CIFAR-10 at cosine 0.9 had lost several top-1 points).
+/// this is still written, with a warning: its outputs have moved far enough that accuracy is
+/// lost. The bundled resnet20 (88.0 % top-1 on the 300 bundled images) pruned without
+/// fine-tuning: cosine 0.97 kept 84.3 %, 0.93 kept 83.0 %, 0.86 fell to 70.0 %, 0.58 to 42.0 %.
 pub const PRUNE_WARN_COSINE: f64 = 0.9;
 
 /// What `prune --json` writes: the library report (its fields at the top level, as before)
