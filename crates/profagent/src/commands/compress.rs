@@ -111,7 +111,7 @@ pub struct Args {
     /// every command): picks the preprocessing guess for a model with dynamic height/width.
     #[arg(long = "input-shape", value_name = "NAME=DIMS")]
     pub input_shape: Vec<profagent_data::InputShape>,
-    /// Samples used to calibrate static quantization (and the pruner's activations).
+    /// Samples used to calibrate static quantization and the pruner's bias correction.
     #[arg(
         long,
         default_value_t = 500,
