@@ -8,5 +8,5 @@ bash scripts/ensure-deps.sh
 cargo build --release -q -p profagent
 ./target/release/profagent profile examples/resnet20_cifar10.onnx --top 8
 ./target/release/profagent compress examples/resnet20_cifar10.onnx \
-  --data examples/cifar10-sample --preset cifar10 \
+  --data examples/cifar10-sample --preprocess cifar10 \
   --out runs/quickstart --max-acc-drop 1.0 --target-memory 0.5 --rounds 3 "$@"

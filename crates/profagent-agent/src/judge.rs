@@ -91,7 +91,7 @@ pub fn judge(
             .filter(|&n| n > candidate.images)
             .map(|n| {
                 format!(
-                    "; deciding it at this drop needs about {n} feedback images (--feedback-images)"
+                    "; deciding it at this drop needs about {n} feedback images (--feedback-samples)"
                 )
             })
             .unwrap_or_default();

@@ -15,6 +15,10 @@ pub enum OnnxError {
     },
     #[error("refusing to write {output}: it is the input {input} (same file); write the output to another path")]
     OutputIsInput { output: PathBuf, input: PathBuf },
+    #[error(
+        "refusing to write a {what} to stdout ('-'): give a path (only --json - prints to stdout)"
+    )]
+    OutputIsStdout { what: &'static str },
     #[error("refusing to use {output} as the run folder: it holds the input {input}, and an earlier run's files are moved to history/ there; choose a folder that holds no input")]
     OutputDirHoldsInput { output: PathBuf, input: PathBuf },
     #[error("{folder} is in use by another profagent run (pid {pid}); wait for it to finish or choose another folder (if no such process runs, remove {folder}/.profagent.lock)")]

@@ -14,6 +14,7 @@ pub mod patch;
 pub mod proto;
 pub mod shape;
 pub mod tensor;
+pub mod units;
 
 pub use error::{OnnxError, Result};
 pub use index::GraphIndex;

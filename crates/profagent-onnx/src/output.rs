@@ -133,11 +133,16 @@ impl OutputGuard {
     }
 
     /// Refuses a model output (when given) that is an input, or whose `<out>.data` (where
-    /// `Model::save` writes external data) is one.
+    /// `Model::save` writes external data) is one, or `-`: a model is not written to stdout
+    /// (its external data could not follow, and the summary shares stdout), and a file named
+    /// `-` is never what was meant.
     pub fn output_model<'p>(&self, path: impl Into<Option<&'p Path>>) -> Result<&Self> {
         let Some(path) = path.into() else {
             return Ok(self);
         };
+        if is_stdio(path) {
+            return Err(OnnxError::OutputIsStdout { what: "model" });
+        }
         self.output_file(Some(path))?;
         self.output_file(Some(external_data_path(path).as_path()))
     }
@@ -163,6 +168,9 @@ impl OutputGuard {
         let Some(path) = path.into() else {
             return Ok(self);
         };
+        if is_stdio(path) {
+            return Err(OnnxError::OutputIsStdout { what: "run folder" });
+        }
         let place = Place::of(path);
         let holds = |input: &Protected| {
             input.place.same_as(&place)

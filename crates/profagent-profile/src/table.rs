@@ -14,21 +14,10 @@ pub fn human_count(value: u64) -> String {
     value.to_string()
 }
 
-/// `1536` → `1.50 KiB` (binary units).
+/// `1536` → `1.54 KB`: decimal units, the same text as every other command and the report
+/// (`profagent_onnx::units::bytes`).
 pub fn human_bytes(value: u64) -> String {
-    const UNITS: [(f64, &str); 4] = [
-        (1024.0 * 1024.0 * 1024.0 * 1024.0, "TiB"),
-        (1024.0 * 1024.0 * 1024.0, "GiB"),
-        (1024.0 * 1024.0, "MiB"),
-        (1024.0, "KiB"),
-    ];
-    let v = value as f64;
-    for (scale, unit) in UNITS {
-        if v >= scale {
-            return format!("{} {unit}", three_digits(v / scale));
-        }
-    }
-    format!("{value} B")
+    profagent_onnx::units::bytes(value)
 }
 
 fn three_digits(v: f64) -> String {

@@ -1,21 +1,9 @@
 //! Number formatting shared by the HTML and Markdown renderers, so both show the same text.
 
-/// Bytes as B / KB / MB / GB (decimal units, as file managers and `ls -h --si` show them).
+/// Bytes as B / KB / MB / GB (decimal units): the one helper every command uses,
+/// `profagent_onnx::units::bytes`.
 pub fn bytes(value: u64) -> String {
-    const UNITS: [&str; 4] = ["KB", "MB", "GB", "TB"];
-    if value < 1000 {
-        return format!("{value} B");
-    }
-    let mut scaled = value as f64;
-    let mut unit = "B";
-    for candidate in UNITS {
-        if scaled < 1000.0 {
-            break;
-        }
-        scaled /= 1000.0;
-        unit = candidate;
-    }
-    format!("{scaled:.2} {unit}")
+    profagent_onnx::units::bytes(value)
 }
 
 /// Large counts as K / M / G (params, MACs).

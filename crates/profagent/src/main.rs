@@ -19,6 +19,11 @@ mod exit;
     Exit codes: 0 ok, 1 budget not met, 2 bad input, 3 runtime failure."
 )]
 struct Cli {
+    /// Print results, notes, warnings and errors only: no progress bars or lines, no
+    /// "preprocessing: ..." or "wrote ..." lines on stderr.
+    #[arg(short, long, global = true)]
+    quiet: bool,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -41,12 +46,9 @@ enum Command {
     Compare(commands::compare::Args),
 }
 
-fn main() -> ExitCode {
-    let argv = match config::apply(std::env::args_os().collect()) {
-        Ok(argv) => argv,
-        Err(err) => return exit::report_error(&err),
-    };
-    // A flag given twice (profagent.toml, then the command line) keeps its last value.
+/// The clap command: a flag given twice (profagent.toml, then the command line) keeps its last
+/// value.
+fn command() -> clap::Command {
     let mut command = Cli::command().args_override_self(true);
     let names: Vec<String> = command
         .get_subcommands()
@@ -55,11 +57,31 @@ fn main() -> ExitCode {
     for name in names {
         command = command.mut_subcommand(name, |c| c.args_override_self(true));
     }
-    let matches = command.get_matches_from(argv);
+    // Built, so that global flags (--quiet) are among each subcommand's arguments when
+    // profagent.toml keys are checked against them.
+    command.build();
+    command
+}
+
+fn main() -> ExitCode {
+    let command = command();
+    let applied = match config::apply(std::env::args_os().collect(), &command) {
+        Ok(applied) => applied,
+        Err(err) => return exit::report_error(&err),
+    };
+    let matches = match command.try_get_matches_from(&applied.argv) {
+        Ok(matches) => matches,
+        // A bad value from profagent.toml is reported naming the file and the key.
+        Err(err) => match applied.explain(&err) {
+            Some(line) => return exit::report_error(&anyhow::anyhow!(line)),
+            None => err.exit(),
+        },
+    };
     let cli = match Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,
         Err(e) => e.exit(),
     };
+    commands::set_quiet(cli.quiet);
     let result = match cli.command {
         Command::Profile(a) => commands::profile::run(a),
         Command::Eval(a) => commands::eval::run(a),

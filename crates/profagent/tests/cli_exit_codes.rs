@@ -77,6 +77,7 @@ fn bad_models_get_exit_2_and_one_error_line_from_every_command() {
             assert!(!stderr.contains("panicked"), "{case}");
             let first = stderr
                 .lines()
+                // The preprocessing announcement comes before the model is run.
                 .find(|l| {
                     !l.starts_with("note:")
                         && !l.starts_with("warning:")

@@ -188,3 +188,146 @@ fn shared_resnet20_with_calibration() {
     assert!(json["biases_corrected"].as_u64().unwrap() > 0);
     assert!(Model::load(&pruned).is_ok());
 }
+
+/// `prune` on the bundled ResNet-20 with CIFAR-10 calibration images, in `dir`.
+fn prune_resnet20(dir: &Path, extra: &[&str]) -> std::process::Output {
+    let examples = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    profagent()
+        .current_dir(dir)
+        .arg("prune")
+        .arg(examples.join("resnet20_cifar10.onnx"))
+        .args(["-o", "pruned.onnx", "--calib"])
+        .arg(examples.join("cifar10-sample"))
+        .args(["--preprocess", "cifar10", "--calib-samples", "64"])
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+/// Issue 22: half the channels of ResNet-20 without fine-tuning leave outputs that no longer
+/// resemble the original's. Without --min-cosine the model is written, with a warning on
+/// stderr and in --json; with --min-cosine it is refused (exit 3) and nothing is written.
+#[test]
+fn prune_warns_or_refuses_when_the_outputs_move_far() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = prune_resnet20(dir.path(), &["--ratio", "0.5", "--json", "report.json"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("warning: the pruned model's outputs moved far from the original (cosine")
+            && stderr.contains("fine-tune it or prune less"),
+        "{stderr}"
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.json")).unwrap())
+            .unwrap();
+    let cosine = report["check"]["report"]["cosine"].as_f64().unwrap();
+    assert!(cosine < 0.9, "{report}");
+    assert!(
+        report["fidelity_warning"]
+            .as_str()
+            .is_some_and(|w| w.contains("moved far")),
+        "{report}"
+    );
+    // The library report's fields stay at the top level.
+    assert!(report["params_after"].as_u64().is_some(), "{report}");
+
+    std::fs::remove_file(dir.path().join("pruned.onnx")).unwrap();
+    let out = prune_resnet20(dir.path(), &["--ratio", "0.5", "--min-cosine", "0.95"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert_eq!(
+        stderr.lines().filter(|l| l.starts_with("error")).count(),
+        1,
+        "one error line: {stderr}"
+    );
+    assert!(
+        stderr.contains("mean output cosine") && stderr.contains("--min-cosine"),
+        "{stderr}"
+    );
+    assert!(
+        !dir.path().join("pruned.onnx").exists(),
+        "nothing is written"
+    );
+
+    // A light prune stays close to the original: written, no warning, bound met.
+    let out = prune_resnet20(
+        dir.path(),
+        &["--ratio", "0.05", "--min-cosine", "0.5", "--json", "-"],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("moved far"), "{stderr}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(report["fidelity_warning"].is_null(), "{report}");
+    assert_eq!(report["check"]["min_cosine"], 0.5, "{report}");
+    assert!(dir.path().join("pruned.onnx").is_file());
+}
+
+#[test]
+fn prune_min_cosine_is_a_cosine_and_needs_the_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = small_cnn(dir.path());
+    for (flags, needle) in [
+        (&["--min-cosine", "1.5"][..], "(0, 1)"),
+        (&["--min-cosine", "x"][..], "not a number"),
+        (
+            &["--min-cosine", "0.9", "--check-runtime", "none"][..],
+            "--check-runtime none",
+        ),
+    ] {
+        let out = profagent()
+            .arg("prune")
+            .arg(&model)
+            .args(["-o"])
+            .arg(dir.path().join("p.onnx"))
+            .args(["--ratio", "0.1"])
+            .args(flags)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{flags:?}: {stderr}");
+        assert!(stderr.contains(needle), "{flags:?}: {stderr}");
+        assert!(!dir.path().join("p.onnx").exists());
+    }
+}
+
+/// Issue 22: quantize writes a regular expression as `re:REGEX`; prune's --layers and
+/// --protect accept the same spelling and prune exactly what the bare regex prunes.
+#[test]
+fn prune_patterns_accept_the_re_prefix_of_quantize() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = small_cnn(dir.path());
+    let groups = |flags: &[&str]| {
+        let out = profagent()
+            .arg("prune")
+            .arg(&model)
+            .arg("-o")
+            .arg(dir.path().join("p.onnx"))
+            .args(["--json", "-"])
+            .args(flags)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{flags:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        report["groups"].clone()
+    };
+    let with_prefix = groups(&["--layers", "re:layer1\\..*=0.5"]);
+    assert!(
+        with_prefix
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|g| g["action"] == "pruned"),
+        "the rule matched nothing: {with_prefix}"
+    );
+    assert_eq!(with_prefix, groups(&["--layers", "layer1\\..*=0.5"]));
+    assert_eq!(
+        groups(&["--ratio", "0.5", "--protect", "re:layer1\\..*"]),
+        groups(&["--ratio", "0.5", "--protect", "layer1\\..*"])
+    );
+}

@@ -83,8 +83,18 @@ pub struct CheckInputs<'a> {
     pub samples: usize,
 }
 
+/// The floor a rewrite is held to, and the words of a refusal.
+pub struct Floor<'a> {
+    /// Smallest mean output cosine (`-inf`: reported, not enforced).
+    pub min_cosine: f64,
+    /// The rewrite, as in "the {what} model" ("quantized", "pruned").
+    pub what: &'a str,
+    /// What the user can do, ending the refusal.
+    pub remedy: &'a str,
+}
+
 /// Runs `original` and `rewritten` on `runtime` and fails (exit 3) when the rewrite's mean
-/// output cosine is below `min_cosine`. Real samples when the caller has them (up to
+/// output cosine is below `floor.min_cosine`. Real samples when the caller has them (up to
 /// `samples`, batch by batch: static quantization is calibrated for real data and must be
 /// checked on it), else synthetic ones shaped by `input_shapes` (`--input-shape`) where the
 /// model leaves dimensions dynamic; a dynamic dimension nobody sized is a bad-input error
@@ -95,9 +105,13 @@ pub fn check_rewrite(
     rewritten: &Model,
     inputs: Option<CheckInputs<'_>>,
     input_shapes: &[InputShape],
-    min_cosine: f64,
-    what: &str,
+    floor: Floor<'_>,
 ) -> anyhow::Result<Option<CheckOutcome>> {
+    let Floor {
+        min_cosine,
+        what,
+        remedy,
+    } = floor;
     let kind = match kind {
         CheckRuntime::None => return Ok(None),
         CheckRuntime::Ort => RuntimeKind::Ort,
@@ -211,8 +225,7 @@ pub fn check_rewrite(
     if outcome.report.cosine.is_nan() || outcome.report.cosine < min_cosine {
         return Err(RuntimeFailure(anyhow::anyhow!(
             "the {what} model does not reproduce the original on {}: mean output cosine {:.4} < {min_cosine} on {samples} {origin} samples (worst sample {:.4}, max abs error {:.3e}); \
-             nothing was written. The runtime may mis-execute this rewrite, or the rewrite is too aggressive: exclude the layers involved, try another mode or ratio, \
-             or pass --check-runtime none to write it anyway",
+             nothing was written. {remedy}",
             outcome.runtime,
             outcome.report.cosine,
             outcome.report.worst_cosine,

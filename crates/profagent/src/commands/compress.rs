@@ -57,7 +57,7 @@ pub struct Args {
     /// Smallest allowed mean cosine between the compressed and the input model's outputs on the
     /// feedback images (e.g. 0.999): a fidelity bound on top of --max-acc-drop that needs no
     /// labels and moves continuously.
-    #[arg(long, value_name = "COSINE")]
+    #[arg(long, value_name = "COSINE", value_parser = super::parse_min_cosine)]
     pub min_cosine: Option<f64>,
     /// Planner: `none` (built-in, the default) or PROVIDER:MODEL, e.g. openai:gpt-4o,
     /// anthropic:claude-sonnet-4-5, ollama:qwen2.5:7b, vllm:NAME, llamacpp:NAME,
@@ -111,18 +111,28 @@ pub struct Args {
     /// every command): picks the preprocessing guess for a model with dynamic height/width.
     #[arg(long = "input-shape", value_name = "NAME=DIMS")]
     pub input_shape: Vec<profagent_data::InputShape>,
-    /// Images used to calibrate static quantization.
-    #[arg(long, default_value_t = 500)]
-    pub calibration_images: usize,
-    /// Images the loop and the planner see.
-    #[arg(long, default_value_t = 1000)]
-    pub feedback_images: usize,
-    /// Images for the final comparison (default: all the rest).
-    #[arg(long)]
-    pub holdout_images: Option<usize>,
-    /// Seed of the shuffle that splits the data.
-    #[arg(long, default_value_t = 0)]
-    pub split_seed: u64,
+    /// Samples used to calibrate static quantization and the pruner's bias correction.
+    #[arg(
+        long,
+        default_value_t = 500,
+        value_name = "N",
+        alias = "calibration-images"
+    )]
+    pub calib_samples: usize,
+    /// Samples the loop and the planner see.
+    #[arg(
+        long,
+        default_value_t = 1000,
+        value_name = "N",
+        alias = "feedback-images"
+    )]
+    pub feedback_samples: usize,
+    /// Samples for the final comparison (default: all the rest).
+    #[arg(long, value_name = "N", alias = "holdout-images")]
+    pub holdout_samples: Option<usize>,
+    /// Seed of the shuffle that splits the data into calibration, feedback and holdout.
+    #[arg(long, default_value_t = 0, value_name = "SEED", alias = "split-seed")]
+    pub seed: u64,
     /// Skip measuring each quantization mode before planning.
     #[arg(long)]
     pub no_probe: bool,
@@ -137,7 +147,8 @@ pub struct Args {
     /// current best); comparisons end sooner once the speedup interval is within ±3 %.
     #[arg(long, default_value_t = 30.0, value_name = "SECONDS")]
     pub compare_seconds: f64,
-    /// Also write the report JSON to this path.
+    /// Also write the report JSON to PATH; `-` prints it to stdout (the summary then goes to
+    /// stderr).
     #[arg(long, value_name = "PATH")]
     pub json: Option<PathBuf>,
 }
@@ -171,11 +182,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         target_macs_fraction: args.target_macs,
         min_cosine: args.min_cosine,
     };
-    if let Some(c) = args.min_cosine {
-        if !(c > 0.0 && c < 1.0) {
-            anyhow::bail!("--min-cosine is a cosine in (0, 1), e.g. 0.999; got {c}");
-        }
-    }
     if let Some(f) = args.target_macs {
         if !(f > 0.0 && f <= 1.0) {
             anyhow::bail!(
@@ -243,16 +249,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     {
         dataset.class_indices(classes)?;
     }
-    let seed = Some(args.split_seed);
+    let seed = Some(args.seed);
     let (calibration_images, feedback_images) =
-        split_sizes(dataset.len(), args.calibration_images, args.feedback_images);
-    if (calibration_images, feedback_images) != (args.calibration_images, args.feedback_images) {
+        split_sizes(dataset.len(), args.calib_samples, args.feedback_samples);
+    if (calibration_images, feedback_images) != (args.calib_samples, args.feedback_samples) {
         eprintln!(
             "note: {} holds {} samples, too few for {} calibration + {} feedback images and a holdout; using {calibration_images} + {feedback_images} and the rest ({}) as holdout",
             args.data.display(),
             dataset.len(),
-            args.calibration_images,
-            args.feedback_images,
+            args.calib_samples,
+            args.feedback_samples,
             dataset.len() - calibration_images - feedback_images
         );
     }
@@ -260,7 +266,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let feedback = dataset.subset(calibration_images, Some(feedback_images), seed)?;
     let holdout = dataset.subset(
         calibration_images + feedback_images,
-        args.holdout_images,
+        args.holdout_samples,
         seed,
     )?;
     // One builder for every command's calibration batches: at the model's fixed batch when it
@@ -310,19 +316,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         model_path: args.model.display().to_string(),
         runtime: args.runtime.clone(),
         data: serde_json::json!({
-            "path": args.data.display().to_string(), "preprocess": preset, "split_seed": args.split_seed,
+            "path": args.data.display().to_string(), "preprocess": preset, "split_seed": args.seed,
             "calibration_images": calibration_images, "feedback_images": feedback_images,
-            "holdout_images": args.holdout_images, "samples": dataset.len(),
+            "holdout_images": args.holdout_samples, "samples": dataset.len(),
         }),
         replay,
     };
     let terminal = std::io::stderr().is_terminal();
-    let mut progress = |line: &str| {
-        if terminal {
-            eprintln!("» {line}");
-        } else {
-            eprintln!("{line}");
-        }
+    let quiet = super::quiet();
+    let mut progress = |line: &str| match (quiet, terminal) {
+        (true, _) => {}
+        (false, true) => eprintln!("» {line}"),
+        (false, false) => eprintln!("{line}"),
     };
     let report = compress(
         &model,
@@ -339,19 +344,20 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         other => RuntimeFailure(other.into()).into(),
     })?;
     match profagent_report::regenerate(run_dir.root()) {
-        Ok((_, written)) => eprintln!(
+        Ok((_, written)) => super::info(format_args!(
             "wrote {} and {}",
             written.html.display(),
             written.markdown.display()
-        ),
+        )),
         Err(e) => eprintln!("warning: report.html/report.md not written: {e}"),
     }
-    if let Some(path) = &args.json {
-        let text = serde_json::to_string_pretty(&report)?;
-        profagent_onnx::write_atomic(path, text.as_bytes())?;
-    }
+    let json_to_stdout = super::json_to_stdout(args.json.as_deref());
     let met = report.final_result.as_ref().is_some_and(|f| f.budget_met);
-    print_summary(&report, met);
+    // With `--json -` stdout carries the JSON alone; the summary goes to stderr.
+    print_summary(&report, met, json_to_stdout);
+    if let Some(path) = &args.json {
+        super::write_json(path, &serde_json::to_string_pretty(&report)?)?;
+    }
     Ok(ExitCode::from(if met { OK } else { BUDGET_NOT_MET }))
 }
 
@@ -365,11 +371,21 @@ fn split_sizes(samples: usize, calibration: usize, feedback: usize) -> (usize, u
     }
 }
 
-fn print_summary(report: &RunReport, budget_met: bool) {
-    println!("\nround  accepted  top-1 (feedback)  drop [95 % interval]   speedup vs input [95 %]  size MB  plan");
+/// The round table and the final comparison, on stdout (stderr when `to_stderr`).
+fn print_summary(report: &RunReport, budget_met: bool, to_stderr: bool) {
+    macro_rules! say {
+        ($($arg:tt)*) => {
+            if to_stderr {
+                eprintln!($($arg)*)
+            } else {
+                println!($($arg)*)
+            }
+        };
+    }
+    say!("\nround  accepted  top-1 (feedback)  drop [95 % interval]   speedup vs input [95 %]  size MB  plan");
     for r in &report.rounds {
         let e = r.evaluation.as_ref();
-        println!(
+        say!(
             "{:>5}  {:>8}  {:>16}  {:>21}  {:>23}  {:>7}  {}",
             r.round,
             if r.accepted { "yes" } else { "no" },
@@ -396,29 +412,30 @@ fn print_summary(report: &RunReport, budget_met: bool) {
     let Some(f) = &report.final_result else {
         return;
     };
-    println!();
+    say!();
     if let (Some(b), Some(c)) = (&f.holdout_baseline, &f.holdout_final) {
         let top1 = |e: &profagent_agent::Evaluation| match (e.top1, e.top1_interval) {
             (Some(t), Some(i)) => format!("{t:.2} [{:.2}, {:.2}]", i.low, i.high),
             (Some(t), None) => format!("{t:.2}"),
             (None, _) => "no labels".into(),
         };
-        println!(
+        say!(
             "holdout ({} images)    baseline               final",
             c.images
         );
-        println!("top-1 % [95 %]        {:<22} {}", top1(b), top1(c));
-        println!(
+        say!("top-1 % [95 %]        {:<22} {}", top1(b), top1(c));
+        say!(
             "latency ms (batch 1)  {:<22.3} {:.3}",
-            b.latency_ms, c.latency_ms
+            b.latency_ms,
+            c.latency_ms
         );
-        println!(
+        say!(
             "size MB               {:<22.2} {:.2}",
             b.model_bytes as f64 / 1e6,
             c.model_bytes as f64 / 1e6
         );
         if let Some(cosine) = c.cosine {
-            println!(
+            say!(
                 "output cosine         {:<22} {cosine:.5} (worst image {})",
                 "1",
                 c.worst_cosine
@@ -443,7 +460,7 @@ fn print_summary(report: &RunReport, budget_met: bool) {
         .map(|s| s.describe())
         .unwrap_or_else(|| "speed not compared (the input model is returned)".into());
     let size = f.size_reduction.unwrap_or(0.0) * 100.0;
-    println!(
+    say!(
         "{accuracy}; {speed}; {}",
         if size >= 0.0 {
             format!("{size:.1} % smaller")
@@ -452,15 +469,15 @@ fn print_summary(report: &RunReport, budget_met: bool) {
         }
     );
     for note in &f.fallback {
-        println!("note: {note}");
+        say!("note: {note}");
     }
-    println!(
+    say!(
         "budget {}; stopped: {}",
         if budget_met { "met" } else { "not met" },
         f.stop_reason
     );
     if let Some(replay) = &report.replay {
-        println!(
+        say!(
             "replay of {}: final model {}",
             replay.source,
             if replay.identical {
@@ -470,5 +487,5 @@ fn print_summary(report: &RunReport, budget_met: bool) {
             }
         );
     }
-    println!("model: {}  sha256 {}", f.model_path, f.sha256);
+    say!("model: {}  sha256 {}", f.model_path, f.sha256);
 }

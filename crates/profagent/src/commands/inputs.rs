@@ -24,7 +24,7 @@ pub fn preprocess(
     data: Option<&Path>,
 ) -> anyhow::Result<ResolvedPreprocess> {
     let resolved = profagent_data::resolve_preprocess(choice, model_path, inputs, data)?;
-    eprintln!("preprocessing: {}", resolved.origin);
+    super::info(format_args!("preprocessing: {}", resolved.origin));
     Ok(resolved)
 }
 

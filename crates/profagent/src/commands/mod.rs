@@ -21,3 +21,57 @@ pub const MAX_BATCH: u64 = 1 << 16;
 pub fn threads_parser() -> clap::builder::RangedU64ValueParser<usize> {
     clap::builder::RangedU64ValueParser::<usize>::new().range(0..=MAX_THREADS)
 }
+
+static QUIET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// `--quiet`: informational lines on stderr (progress, the preprocessing chosen, files
+/// written) are left out; results, notes, warnings and errors are not.
+pub fn set_quiet(quiet: bool) {
+    QUIET.store(quiet, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Whether `--quiet` was given.
+pub fn quiet() -> bool {
+    QUIET.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// An informational line on stderr, unless `--quiet`.
+pub fn info(line: impl std::fmt::Display) {
+    if !quiet() {
+        eprintln!("{line}");
+    }
+}
+
+/// Whether `--json PATH` names stdout (`-`), as in every command.
+pub fn json_to_stdout(path: Option<&std::path::Path>) -> bool {
+    path.is_some_and(|p| p.as_os_str() == "-")
+}
+
+/// Writes a `--json` document: `-` prints it to stdout, any other path is written atomically
+/// and announced on stderr. Every command's `--json` goes through here.
+pub fn write_json(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
+    use anyhow::Context;
+    if json_to_stdout(Some(path)) {
+        println!("{text}");
+    } else {
+        profagent_onnx::write_atomic(path, text.as_bytes())
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        info(format_args!("wrote {}", path.display()));
+    }
+    Ok(())
+}
+
+/// `--min-cosine`: a mean output cosine in (0, 1), e.g. 0.999.
+pub fn parse_min_cosine(text: &str) -> Result<f64, String> {
+    let value: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{text}' is not a number; give a cosine in (0, 1), e.g. 0.99"))?;
+    if value > 0.0 && value < 1.0 {
+        Ok(value)
+    } else {
+        Err(format!(
+            "a mean output cosine is in (0, 1), e.g. 0.99; got {value}"
+        ))
+    }
+}

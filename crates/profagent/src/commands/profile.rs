@@ -80,10 +80,18 @@ pub struct Args {
     /// encoders). Their shapes size the model's dynamic dimensions.
     #[arg(long, value_name = "DATA")]
     pub data: Option<PathBuf>,
+
+    /// Preprocessing for --data: a preset (cifar10, imagenet, ...) or a JSON file (--preset is
+    /// the same flag); default: the file beside the model, else a guess from the input shape.
+    #[arg(long, value_name = "PRESET|FILE", alias = "preset", requires = "data")]
+    pub preprocess: Option<String>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    OutputGuard::of_model(&args.model).output_file(args.json.as_deref())?;
+    OutputGuard::of_model(&args.model)
+        .input(args.data.as_deref())
+        .input(args.preprocess.as_deref().map(std::path::Path::new))
+        .output_file(args.json.as_deref())?;
     let loaded = Model::load(&args.model).map_err(one_line)?;
     // Real samples, when given, bring their shapes.
     let mut given = args.input_shape.clone();
@@ -141,7 +149,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Some(path) => {
             print_table(&profile, args.top);
             profile.write_json(path).map_err(one_line)?;
-            eprintln!("wrote {}", path.display());
+            super::info(format_args!("wrote {}", path.display()));
         }
         None => print_table(&profile, args.top),
     }
@@ -202,8 +210,13 @@ fn data_feeds(
     path: &std::path::Path,
 ) -> anyhow::Result<Vec<(String, profagent_runtime::Tensor)>> {
     let inputs = crate::commands::inputs::model_inputs(model, &args.input_shape)?;
-    let preprocess =
-        crate::commands::inputs::preprocess(None, &args.model, &inputs, Some(path))?.preprocess;
+    let preprocess = crate::commands::inputs::preprocess(
+        args.preprocess.as_deref(),
+        &args.model,
+        &inputs,
+        Some(path),
+    )?
+    .preprocess;
     let dataset = profagent_data::Dataset::open(path, &preprocess).map_err(one_line)?;
     let requested = usize::try_from(args.batch).context("--batch is too large")?;
     let batch = profagent_data::inputs::model_batch(&inputs, requested);

@@ -29,7 +29,7 @@ use profagent_quant::{
 #[derive(clap::Args, Debug, Clone)]
 #[command(after_help = "Examples:\n  \
     profagent quantize vit.onnx -o vit_int8.onnx --mode dynamic\n  \
-    profagent quantize resnet.onnx -o resnet_qdq.onnx --mode static --calib data/ --calib-count 500\n  \
+    profagent quantize resnet.onnx -o resnet_qdq.onnx --mode static --calib data/ --calib-samples 500\n  \
     profagent quantize vit.onnx -o vit_int8.onnx --mode dynamic --exclude 're:blocks\\.0\\..*' --exclude head\n  \
     profagent quantize llm.onnx -o llm_int4.onnx --mode int4 --block-size 64")]
 pub struct Args {
@@ -46,10 +46,13 @@ pub struct Args {
     pub mode: ModeArg,
 
     /// Quantize only layers matching PATTERN (repeatable; default: every supported layer).
+    /// PATTERN: a layer name (with the layers under it) or node name, `re:REGEX` over whole
+    /// layer or node names, or `op:TYPE` (e.g. op:MatMul).
     #[arg(long, value_name = "PATTERN")]
     pub include: Vec<String>,
 
-    /// Leave layers matching PATTERN in float (repeatable; wins over --include).
+    /// Leave layers matching PATTERN in float (repeatable; wins over --include; same PATTERN
+    /// forms as --include).
     #[arg(long, value_name = "PATTERN")]
     pub exclude: Vec<String>,
 
@@ -84,25 +87,26 @@ pub struct Args {
     pub calib: Option<PathBuf>,
 
     /// How many calibration samples to use.
-    #[arg(long, default_value_t = 500, value_name = "N")]
-    pub calib_count: usize,
+    #[arg(long, default_value_t = 500, value_name = "N", alias = "calib-count")]
+    pub calib_samples: usize,
 
     /// Skip this many samples first (keep calibration apart from the samples you score).
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub calib_offset: usize,
 
-    /// Shuffle the data with this seed before taking the slice (same seed = same order as
-    /// `profagent eval --seed`).
-    #[arg(long, value_name = "SEED")]
-    pub calib_seed: Option<u64>,
+    /// Shuffle the data with this seed before taking the calibration slice (same seed = same
+    /// order as `profagent eval --seed`).
+    #[arg(long, value_name = "SEED", alias = "calib-seed")]
+    pub seed: Option<u64>,
 
     /// Samples per calibration batch (a model exported with a fixed batch runs at that batch).
     #[arg(long, default_value_t = 50, value_name = "N")]
     pub calib_batch: usize,
 
-    /// Image preprocessing: a preset name (cifar10, imagenet) or a JSON file; default: the
-    /// preprocessing file next to the model, else a guess from the model's input shape.
-    #[arg(long, value_name = "PRESET|FILE")]
+    /// Image preprocessing: a preset name (cifar10, imagenet) or a JSON file (--preset is the
+    /// same flag); default: the preprocessing file next to the model, else a guess from the
+    /// model's input shape.
+    #[arg(long, value_name = "PRESET|FILE", alias = "preset")]
     pub preprocess: Option<String>,
 
     /// Size of the model input's dynamic dimensions, e.g. `input_ids=1x128` or `1x3x224x224`
@@ -226,8 +230,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         &quantized,
         check_inputs,
         &args.input_shape,
-        min_cosine(spec.mode),
-        "quantized",
+        crate::commands::check::Floor {
+            min_cosine: min_cosine(spec.mode),
+            what: "quantized",
+            remedy: "The runtime may mis-execute this rewrite, or the rewrite is too aggressive: exclude the layers involved, try another mode, or pass --check-runtime none to write it anyway",
+        },
     )?;
     quantized
         .save(&args.output, ExternalData::Auto)
@@ -243,7 +250,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             print_summary(&summary, &report);
             let text = serde_json::to_string_pretty(&summary)?;
             profagent_onnx::write_atomic(path, text.as_bytes())?;
-            eprintln!("wrote {}", path.display());
+            super::info(format_args!("wrote {}", path.display()));
         }
         None => print_summary(&summary, &report),
     }
@@ -296,9 +303,9 @@ fn check_batches(
 ) -> anyhow::Result<Vec<Batch>> {
     let mut check = args.clone();
     if after_calibration {
-        check.calib_offset = args.calib_offset + args.calib_count;
+        check.calib_offset = args.calib_offset + args.calib_samples;
     }
-    check.calib_count = args.check_samples;
+    check.calib_samples = args.check_samples;
     match calibration_batches(&check, model, data) {
         Ok(batches) => Ok(batches),
         // No samples left after calibration: the caller falls back to the calibration ones.
@@ -318,8 +325,8 @@ fn calibration_batches(args: &Args, model: &Model, data: &Path) -> anyhow::Resul
     .preprocess;
     let dataset = Dataset::open(data, &preprocess)?.subset(
         args.calib_offset,
-        Some(args.calib_count),
-        args.calib_seed,
+        Some(args.calib_samples),
+        args.seed,
     )?;
     if dataset.is_empty() {
         anyhow::bail!(
@@ -425,9 +432,5 @@ fn print_summary(summary: &Summary, report: &QuantReport) {
 }
 
 fn human_bytes(n: u64) -> String {
-    if n >= 1 << 20 {
-        format!("{:.1} MiB", n as f64 / (1u64 << 20) as f64)
-    } else {
-        format!("{:.1} KiB", n as f64 / 1024.0)
-    }
+    profagent_onnx::units::bytes(n)
 }

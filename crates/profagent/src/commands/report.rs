@@ -45,11 +45,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Some(path) => {
             let text = serde_json::to_string_pretty(&summary)? + "\n";
             profagent_onnx::write_atomic(path, text.as_bytes())?;
-            eprintln!("wrote {}", path.display());
+            super::info(format_args!("wrote {}", path.display()));
         }
         None => {}
     }
-    eprintln!("wrote {}", written.html.display());
-    eprintln!("wrote {}", written.markdown.display());
+    super::info(format_args!("wrote {}", written.html.display()));
+    super::info(format_args!("wrote {}", written.markdown.display()));
     Ok(ExitCode::SUCCESS)
 }
