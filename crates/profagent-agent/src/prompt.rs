@@ -2,7 +2,7 @@
 //! quantization behaviour, the budget and the history, sized for small context windows.
 use std::fmt::Write;
 
-use crate::facts::PlanningInput;
+use crate::facts::{GroupFacts, LayerFacts, PlanningInput};
 
 /// Rows per table: enough to show where time goes without flooding a 4k-token window.
 pub const MAX_LAYER_ROWS: usize = 12;
@@ -87,15 +87,18 @@ pub fn build_prompt(input: &PlanningInput) -> String {
         input.rounds_left
     );
 
+    let any_layer_ms = input.layers.iter().any(|l| l.latency_ms.is_some());
+    let any_scaled = input.layers.iter().any(|l| l.latency_scaled);
     let mut layers: Vec<_> = input.layers.iter().collect();
     layers.sort_by(|a, c| {
-        let key = |l: &crate::facts::LayerFacts| l.latency_ms.unwrap_or(l.macs as f64 * 1e-9);
-        key(c).total_cmp(&key(a))
+        let key = |l: &LayerFacts| l.latency_ms.unwrap_or(l.macs as f64 * 1e-9);
+        key(c).total_cmp(&key(a)).then(a.name.cmp(&c.name))
     });
     let _ = writeln!(
         p,
-        "\nHeaviest layers (of {}):\nlayer | op | params | MMACs | ms | mem MB",
-        input.layers.len()
+        "\nHeaviest layers (of {}){}:\nlayer | op | params | MMACs | ms | mem MB",
+        input.layers.len(),
+        latency_source(any_layer_ms, any_scaled)
     );
     for l in layers.iter().take(MAX_LAYER_ROWS) {
         let _ = writeln!(
@@ -106,7 +109,7 @@ pub fn build_prompt(input: &PlanningInput) -> String {
             l.params,
             l.macs as f64 / 1e6,
             l.latency_ms
-                .map(|v| format!("{v:.3}"))
+                .map(|v| format!("{v:.3}{}", if l.latency_scaled { "*" } else { "" }))
                 .unwrap_or_else(|| "-".into()),
             l.memory_bytes
                 .map(|v| format!("{:.2}", mb(v)))
@@ -114,41 +117,7 @@ pub fn build_prompt(input: &PlanningInput) -> String {
         );
     }
 
-    let mut groups: Vec<_> = input.groups.iter().collect();
-    groups.sort_by_key(|g| std::cmp::Reverse(g.macs));
-    let with_cosine = input.groups.iter().any(|g| g.fidelity_loss.is_some());
-    let _ = writeln!(
-        p,
-        "\nPrunable groups (of {}):\ngroup id | channels | heads | params | MMACs | sensitivity (top-1 drop in points when 25 % of the group is pruned alone{}; - = not measured) | note",
-        input.groups.len(),
-        if with_cosine {
-            ", then the output cosine lost"
-        } else {
-            ""
-        }
-    );
-    for g in groups.iter().take(MAX_GROUP_ROWS) {
-        let _ = writeln!(
-            p,
-            "{} | {} | {} | {} | {:.1} | {} | {}",
-            g.id,
-            g.channels,
-            g.heads.map(|h| h.to_string()).unwrap_or_else(|| "-".into()),
-            g.params,
-            g.macs as f64 / 1e6,
-            g.sensitivity
-                .map(|s| format!("{s:.2}"))
-                .unwrap_or_else(|| "-".into())
-                + &g.fidelity_loss
-                    .map(|l| format!(" / cosine -{l:.5}"))
-                    .unwrap_or_default(),
-            if g.prunable {
-                g.note.clone().unwrap_or_default()
-            } else {
-                format!("NOT PRUNABLE {}", g.note.clone().unwrap_or_default())
-            },
-        );
-    }
+    write_groups(&mut p, input);
 
     if !input.quant_probes.is_empty() {
         let _ = writeln!(p, "\nMeasured quantization of the input model on this runtime (speedup: median of interleaved runs against the input, 95 % interval; top-1 drop: paired on the same images):\nmode | ms | speedup [interval] | MB | top-1");
@@ -237,5 +206,104 @@ fn top1_text(evaluation: &crate::facts::Evaluation) -> String {
         ),
         (Some(t), None) => format!("{t:.2} %"),
         (None, _) => "not measured (no labels)".into(),
+    }
+}
+
+/// How the "ms" columns were obtained, for the table titles.
+fn latency_source(any_measured: bool, any_scaled: bool) -> &'static str {
+    match (any_measured, any_scaled) {
+        (false, _) => ", by MACs; ms - = latency not measured",
+        (true, false) => {
+            ", slowest first; ms = median latency measured on the input model by the runtime's profiler"
+        }
+        (true, true) => {
+            ", slowest first; ms = median latency measured on the input model by the runtime's profiler, * = a layer pruning has shrunk since: the input's ms scaled by its MACs now / then (an estimate, not measured on this model)"
+        }
+    }
+}
+
+/// The prunable-groups table: cost (MACs, measured ms), and the sensitivity measurement with
+/// what it is: the measured top-1 drop on n images (one image is 100/n points) and the
+/// loss-fitted estimate, each labelled, at the ratio actually probed.
+fn write_groups(p: &mut String, input: &PlanningInput) {
+    let any_ms = input.groups.iter().any(|g| g.latency_ms.is_some());
+    let any_scaled = input.layers.iter().any(|l| l.latency_scaled);
+    let mut groups: Vec<_> = input.groups.iter().collect();
+    groups.sort_by(|a, b| {
+        let key = |g: &GroupFacts| g.latency_ms.unwrap_or(g.macs as f64 * 1e-9);
+        key(b).total_cmp(&key(a)).then(a.id.cmp(&b.id))
+    });
+    let _ = writeln!(
+        p,
+        "\nPrunable groups (of {}){}:",
+        input.groups.len(),
+        if any_ms {
+            ", slowest first; ms = summed latency of the layers the group touches (its producers and the layers that read its channels)"
+        } else {
+            ", by MACs; ms - = latency not measured"
+        }
+    );
+    if any_ms && any_scaled {
+        let _ = writeln!(
+            p,
+            "(ms of layers pruning has shrunk since the input model are the input's ms scaled by their MACs: estimates.)"
+        );
+    }
+    let images = input.groups.iter().find_map(|g| g.probed_images);
+    let probed = input.groups.iter().any(|g| g.probed_ratio.is_some());
+    if probed {
+        let _ = writeln!(
+            p,
+            "Sensitivity, measured once on the INPUT model before round 1 with only that group pruned (probed = fraction of its units removed then): {}; fitted drop = the group's cross-entropy increase times a points-per-nat slope fitted over all measured groups (an ESTIMATE, smoother than one group's measured drop; - = too few groups to fit); cosine lost = 1 - mean output cosine with the input model. Drops are in top-1 points; - = not measured.",
+            match images {
+                Some(n) if n > 0 => format!(
+                    "measured drop = top-1 lost on {n} feedback images (one image = {:.2} points, so a difference of a few images is noise)",
+                    100.0 / n as f64
+                ),
+                _ => "measured drop = top-1 lost on the feedback images".into(),
+            }
+        );
+    }
+    let _ = writeln!(
+        p,
+        "group id | channels | heads | params | MMACs | ms | probed | measured drop | fitted drop | cosine lost | note"
+    );
+    let dash = || "-".to_string();
+    for g in groups.iter().take(MAX_GROUP_ROWS) {
+        let mut note = Vec::new();
+        if !g.prunable {
+            note.push("NOT PRUNABLE".to_string());
+        }
+        if g.residual {
+            note.push(
+                "residual stream (skip-connection Add: pruning thins every block on it)".into(),
+            );
+        }
+        if let Some(n) = g.note.as_deref().filter(|n| !n.is_empty()) {
+            note.push(n.to_string());
+        }
+        let _ = writeln!(
+            p,
+            "{} | {} | {} | {} | {:.1} | {} | {} | {} | {} | {} | {}",
+            g.id,
+            g.channels,
+            g.heads.map(|h| h.to_string()).unwrap_or_else(dash),
+            g.params,
+            g.macs as f64 / 1e6,
+            g.latency_ms.map(|v| format!("{v:.3}")).unwrap_or_else(dash),
+            g.probed_ratio
+                .map(|r| format!("{:.0} %", r * 100.0))
+                .unwrap_or_else(dash),
+            g.measured_drop
+                .map(|d| format!("{d:.2}"))
+                .unwrap_or_else(dash),
+            g.fitted_drop
+                .map(|d| format!("{d:.2}"))
+                .unwrap_or_else(dash),
+            g.fidelity_loss
+                .map(|l| format!("{l:.5}"))
+                .unwrap_or_else(dash),
+            note.join("; "),
+        );
     }
 }

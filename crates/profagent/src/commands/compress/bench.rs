@@ -65,6 +65,7 @@ impl Workbench for OrtBench {
                 params: l.params,
                 macs: l.macs,
                 latency_ms: l.latency_ms,
+                latency_scaled: false,
                 memory_bytes: Some(l.weight_bytes + l.activation_bytes),
             })
             .collect();
@@ -102,11 +103,13 @@ impl Workbench for OrtBench {
                 heads,
                 params,
                 macs,
+                // Measured per-layer latency is joined in by the loop (`Workbench::
+                // layer_latencies`, once for the input model).
                 latency_ms: None,
-                sensitivity: None,
-                fidelity_loss: None,
+                residual: group.residual && group.producers.len() > 1,
                 prunable: group.is_prunable() && context.group_is_protected(&info).is_none(),
                 note: Some(format!("{:?}", group.kind).to_lowercase()),
+                ..GroupFacts::default()
             });
             context.groups.insert(group.id.clone(), info);
         }
