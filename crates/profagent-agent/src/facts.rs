@@ -315,13 +315,24 @@ pub struct GroupSensitivity {
 }
 
 /// One earlier round in a few fields.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RoundSummary {
     pub round: usize,
     pub plan: String,
     pub top1: Option<f64>,
     pub latency_ms: Option<f64>,
     pub model_bytes: Option<u64>,
+    /// The candidate's top-1 against the input model on the same feedback images (paired:
+    /// the change and its interval), when measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accuracy_change: Option<PairedAccuracy>,
+    /// The candidate timed against the input model, interleaved (speedup interval and
+    /// verdict), when measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speed: Option<SpeedComparison>,
+    /// The candidate's MACs at batch 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub macs: Option<u64>,
     pub accepted: bool,
     pub note: String,
 }

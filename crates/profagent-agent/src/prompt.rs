@@ -2,7 +2,9 @@
 //! quantization behaviour, the budget and the history, sized for small context windows.
 use std::fmt::Write;
 
-use crate::facts::{GroupFacts, LayerFacts, PlanningInput};
+use crate::facts::{
+    GroupFacts, LayerFacts, PairedAccuracy, PlanningInput, SpeedComparison, SpeedVerdict,
+};
 
 /// Rows per table: enough to show where time goes without flooding a 4k-token window.
 pub const MAX_LAYER_ROWS: usize = 12;
@@ -43,10 +45,24 @@ pub fn build_prompt(input: &PlanningInput) -> String {
     );
     let _ = writeln!(
         p,
-        "Current (start of this round): top-1 {}, {:.2} ms, {:.2} MB, quantization {}.",
+        "Current (start of this round): top-1 {}{}, {:.2} ms, {:.2} MB{}, quantization {}.",
         top1_text(&input.current),
+        input
+            .current
+            .accuracy_change
+            .filter(|_| input.history.iter().any(|h| h.accepted))
+            .map(|c| format!(", change against the input {}", change_text(&c)))
+            .unwrap_or_default(),
         input.current.latency_ms,
         mb(input.current.model_bytes),
+        match (input.current.macs, input.baseline.macs) {
+            (Some(now), Some(base)) if base > 0 => format!(
+                ", {:.1} MMACs ({:.1} % of the input's)",
+                now as f64 / 1e6,
+                100.0 * now as f64 / base as f64
+            ),
+            _ => String::new(),
+        },
         input.current_quantization
     );
     let mut goals = vec![format!("top-1 drop at most {:.2} points", b.max_acc_drop)];
@@ -139,12 +155,7 @@ pub fn build_prompt(input: &PlanningInput) -> String {
                                 " [{:.2}-{:.2}] {}",
                                 s.speedup.low,
                                 s.speedup.high,
-                                match s.verdict() {
-                                    crate::facts::SpeedVerdict::Faster => "faster",
-                                    crate::facts::SpeedVerdict::Slower => "SLOWER",
-                                    crate::facts::SpeedVerdict::NotDistinguishable =>
-                                        "not distinguishable",
-                                }
+                                verdict_word(s)
                             ))
                             .unwrap_or_default(),
                         mb(q.model_bytes),
@@ -163,20 +174,30 @@ pub fn build_prompt(input: &PlanningInput) -> String {
     if !input.history.is_empty() {
         let _ = writeln!(
             p,
-            "\nEarlier rounds (latest last):\nround | plan | top-1 | ms | MB | accepted | note"
+            "\nEarlier rounds (latest last; top-1 change: paired with the input model on the same feedback images, 95 % interval; speed: the candidate timed against the input, interleaved, 95 % interval):\nround | plan | top-1 | top-1 change [interval] | MMACs | ms | speed vs input [interval] | MB | accepted | note"
         );
         let skip = input.history.len().saturating_sub(MAX_HISTORY_ROWS);
         for h in input.history.iter().skip(skip) {
             let _ = writeln!(
                 p,
-                "{} | {} | {} | {} | {} | {} | {}",
+                "{} | {} | {} | {} | {} | {} | {} | {} | {} | {}",
                 h.round,
                 h.plan,
                 h.top1
                     .map(|v| format!("{v:.2}"))
                     .unwrap_or_else(|| "-".into()),
+                h.accuracy_change
+                    .map(|c| change_text(&c))
+                    .unwrap_or_else(|| "-".into()),
+                h.macs
+                    .map(|m| format!("{:.1}", m as f64 / 1e6))
+                    .unwrap_or_else(|| "-".into()),
                 h.latency_ms
                     .map(|v| format!("{v:.2}"))
+                    .unwrap_or_else(|| "-".into()),
+                h.speed
+                    .as_ref()
+                    .map(speed_text)
                     .unwrap_or_else(|| "-".into()),
                 h.model_bytes
                     .map(|v| format!("{:.2}", mb(v)))
@@ -306,4 +327,34 @@ fn write_groups(p: &mut String, input: &PlanningInput) {
             note.join("; "),
         );
     }
+}
+
+/// "faster", "SLOWER" or "not distinguishable": the interleaved comparison's verdict.
+fn verdict_word(speed: &SpeedComparison) -> &'static str {
+    match speed.verdict() {
+        SpeedVerdict::Faster => "faster",
+        SpeedVerdict::Slower => "SLOWER",
+        SpeedVerdict::NotDistinguishable => "not distinguishable",
+    }
+}
+
+/// "1.31x [1.27-1.36] faster".
+fn speed_text(speed: &SpeedComparison) -> String {
+    format!(
+        "{:.2}x [{:.2}-{:.2}] {}",
+        speed.speedup.value,
+        speed.speedup.low,
+        speed.speedup.high,
+        verdict_word(speed)
+    )
+}
+
+/// "-0.40 [-1.12, +0.31] on 1000 images": the paired top-1 change against the input model
+/// (negative: worse) with its 95 % interval.
+fn change_text(change: &PairedAccuracy) -> String {
+    let drop = change.drop_interval(profagent_stats::REPORT_CONFIDENCE);
+    format!(
+        "{:+.2} [{:+.2}, {:+.2}] on {} images",
+        -drop.value, -drop.high, -drop.low, change.samples
+    )
 }

@@ -278,6 +278,7 @@ fn rejected_summary() -> RoundSummary {
         model_bytes: None,
         accepted: false,
         note: String::new(),
+        ..Default::default()
     }
 }
 

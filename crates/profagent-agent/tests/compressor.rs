@@ -629,4 +629,11 @@ fn measured_layer_latency_reaches_every_round_and_is_measured_once() {
         assert_eq!(group.latency_ms, layer.latency_ms);
     }
     assert!(profagent_agent::prompt::build_prompt(&next).contains("scaled by"));
+    // The history the planner sees carries the paired change and the speed comparison.
+    let earlier = next
+        .history
+        .iter()
+        .find(|h| h.round == pruned_round.round)
+        .unwrap();
+    assert!(earlier.accuracy_change.is_some() && earlier.speed.is_some() && earlier.macs.is_some());
 }

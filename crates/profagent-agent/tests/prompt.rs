@@ -169,3 +169,75 @@ fn measured_and_fitted_sensitivity_are_separate_labelled_columns() {
     assert!(order[0] < order[1], "{prompt}");
     assert!(prompt.contains("| 0.412 |"), "{prompt}");
 }
+
+/// The history shows each round's paired top-1 change with its interval and the speed verdict,
+/// and the current state its MACs against the input's.
+#[test]
+fn history_rows_carry_the_paired_change_and_the_speed_verdict() {
+    let mut input = input();
+    input.current.macs = Some(444_000_000);
+    // 1000 images: 10 lost, 6 gained → change -0.40.
+    let change = PairedAccuracy {
+        samples: 1000,
+        baseline_correct: 930,
+        candidate_correct: 926,
+        only_baseline: 10,
+        only_candidate: 6,
+    };
+    input.current.accuracy_change = Some(change);
+    input.history = vec![
+        RoundSummary {
+            round: 1,
+            plan: "prune layer3.0.conv1 256→224".into(),
+            top1: Some(92.6),
+            latency_ms: Some(8.0),
+            accuracy_change: Some(change),
+            speed: Some(SpeedComparison::known(10.0, 8.0, 0.02)),
+            macs: Some(444_000_000),
+            accepted: true,
+            note: "accepted".into(),
+            ..Default::default()
+        },
+        RoundSummary {
+            round: 2,
+            plan: "prune layer2.0.conv1 128→96".into(),
+            top1: Some(92.6),
+            latency_ms: Some(8.0),
+            speed: Some(SpeedComparison::known(10.0, 10.0, 0.02)),
+            accepted: false,
+            note: "rolled back".into(),
+            ..Default::default()
+        },
+    ];
+    let prompt = build_prompt(&input);
+    let interval = change.drop_interval(0.95);
+    let first = prompt
+        .lines()
+        .find(|l| l.starts_with("1 | prune layer3.0.conv1"))
+        .unwrap_or_else(|| panic!("{prompt}"));
+    assert!(
+        first.contains(&format!(
+            "-0.40 [{:+.2}, {:+.2}] on 1000 images",
+            -interval.high, -interval.low
+        )),
+        "{first}"
+    );
+    assert!(
+        first.contains("1.25x [") && first.contains("] faster"),
+        "{first}"
+    );
+    assert!(first.contains("| 444.0 |"), "{first}");
+    let second = prompt
+        .lines()
+        .find(|l| l.starts_with("2 | prune layer2.0.conv1"))
+        .unwrap_or_else(|| panic!("{prompt}"));
+    assert!(second.contains("not distinguishable"), "{second}");
+    assert!(
+        prompt.contains("444.0 MMACs (80.0 % of the input's)"),
+        "{prompt}"
+    );
+    assert!(
+        prompt.contains("change against the input -0.40"),
+        "{prompt}"
+    );
+}

@@ -441,6 +441,9 @@ pub fn compress(
             top1: record.evaluation.as_ref().and_then(|e| e.top1),
             latency_ms: record.evaluation.as_ref().map(|e| e.latency_ms),
             model_bytes: record.evaluation.as_ref().map(|e| e.model_bytes),
+            accuracy_change: record.evaluation.as_ref().and_then(|e| e.accuracy_change),
+            speed: record.evaluation.as_ref().and_then(|e| e.speed.clone()),
+            macs: record.evaluation.as_ref().and_then(|e| e.macs),
             accepted: record.accepted,
             note: record.verdict.clone(),
         });
