@@ -18,7 +18,10 @@
 //!    where they cost least, under the same cap: never a round whose own expected drop
 //!    exceeds its share of the budget left (issue 20: one removed 40 % of resnet18's MACs at
 //!    an expected 11.14 of the 1.00 points left).
-//! 3. Back off: after a rejected round the step halves and fewer groups are taken (groups
+//! 3. Learn and back off: a round that measured a larger drop than it expected multiplies every
+//!    later estimate by the ratio (`calibration`: single-group sensitivities miss how pruned
+//!    groups interact; on resnet18 a round expected at 0.59 points lost 7). After a rejected
+//!    round the step halves and fewer groups are taken (groups
 //!    found guilty are avoided from then on); below
 //!    `MIN_STEP`, or when the accuracy budget is nearly spent, it proposes nothing and the
 //!    loop stops.
@@ -60,6 +63,11 @@ pub const ROUND_TO: u32 = 8;
 /// A round's expected drop (sum of its groups' scaled sensitivities) may use at most this
 /// share of the accuracy budget left.
 pub const ROUND_BUDGET_SHARE: f64 = 0.6;
+/// Expected drops below this (points) are too small to calibrate against: one image of a few
+/// hundred is more.
+pub const MIN_CALIBRATION_EXPECTED: f64 = 0.05;
+/// Upper bound of the learnt factor on expected drops.
+pub const MAX_CALIBRATION: f64 = 50.0;
 /// Sensitivity floor (points) in the cost-per-sensitivity ranking, so that groups measured at
 /// zero drop are still ranked by their cost.
 pub const SENSITIVITY_FLOOR: f64 = 0.05;
@@ -174,6 +182,16 @@ pub struct BuiltinPlanner {
     tried_quant: BTreeSet<QuantMode>,
     /// Channels of each group when the planner first saw it (the baseline).
     original_channels: BTreeMap<String, usize>,
+    /// Factor on every expected pruning drop, learnt from measured rounds: a round that lost
+    /// more top-1 than expected raises it to the ratio (pruned groups interact; single-group
+    /// sensitivities underestimate a many-group round), never lowers it.
+    calibration: f64,
+    /// Expected drop of the last proposed pruning round (calibrated) and the drop the model
+    /// had when it was proposed, to compare with the measured outcome.
+    last_expected: f64,
+    last_start_drop: f64,
+    /// Why `calibration` is what it is, for the rationale.
+    calibration_note: Option<String>,
 }
 
 impl Default for BuiltinPlanner {
@@ -187,6 +205,10 @@ impl Default for BuiltinPlanner {
             last_round_judged: 0,
             tried_quant: BTreeSet::new(),
             original_channels: BTreeMap::new(),
+            calibration: 1.0,
+            last_expected: 0.0,
+            last_start_drop: 0.0,
+            calibration_note: None,
         }
     }
 }
@@ -205,6 +227,22 @@ impl BuiltinPlanner {
             return;
         }
         self.last_round_judged = last.round;
+        // Measured against expected: a round that cost more than its estimate calibrates
+        // every later estimate (the paired drop on the same images as the expectation).
+        if let (false, Some(change)) = (self.last_groups.is_empty(), last.accuracy_change) {
+            let observed = change.drop_points() - self.last_start_drop;
+            if self.last_expected >= MIN_CALIBRATION_EXPECTED && observed > self.last_expected {
+                let factor =
+                    (self.calibration * observed / self.last_expected).min(MAX_CALIBRATION);
+                if factor > self.calibration {
+                    self.calibration = factor;
+                    self.calibration_note = Some(format!(
+                        "own estimates x {factor:.1}: round {} lost {observed:.2} points where {:.2} were expected",
+                        last.round, self.last_expected
+                    ));
+                }
+            }
+        }
         if !last.accepted && !self.last_groups.is_empty() {
             self.step /= 2.0;
             self.groups_per_round = (self.groups_per_round / 2).max(1);
@@ -225,6 +263,16 @@ impl BuiltinPlanner {
     pub fn plan(&mut self, input: &PlanningInput, context: &PlanContext) -> CompressionPlan {
         self.learn(input);
         self.last_groups.clear();
+        self.last_expected = 0.0;
+        self.last_start_drop = input.drop_of(input.current.top1);
+        let mut plan = self.plan_round(input, context);
+        if let (false, Some(note)) = (plan.pruning.is_empty(), &self.calibration_note) {
+            plan.rationale = format!("{} ({note})", plan.rationale);
+        }
+        plan
+    }
+
+    fn plan_round(&mut self, input: &PlanningInput, context: &PlanContext) -> CompressionPlan {
         let adjusted;
         let input = match points_per_cosine(&input.budget) {
             Some(scale) => {
@@ -274,7 +322,9 @@ impl BuiltinPlanner {
         let mut measured: Vec<f64> = candidates.iter().filter_map(|g| g.sensitivity).collect();
         measured.sort_by(f64::total_cmp);
         let typical = measured.get(measured.len() / 2).copied().unwrap_or(0.0);
-        let per_ratio = |g: &GroupFacts| g.sensitivity.unwrap_or(typical).max(0.0) / probed(g);
+        let calibration = self.calibration;
+        let per_ratio =
+            |g: &GroupFacts| calibration * g.sensitivity.unwrap_or(typical).max(0.0) / probed(g);
         let expected = |g: &GroupFacts| per_ratio(g) * self.step;
         let weight = |g: &GroupFacts| {
             g.latency_ms.unwrap_or(g.macs as f64 * 1e-9) / (SENSITIVITY_FLOOR + expected(g))
@@ -327,6 +377,7 @@ impl BuiltinPlanner {
                 pruning.push(decision);
             }
         }
+        self.last_expected = spent;
         if pruning.is_empty() {
             return CompressionPlan::empty(format!(
                 "no prunable group fits {:.0} % of the {budget_left:.2} points of {binding} budget left, even at the smallest step: stop",
@@ -403,7 +454,7 @@ impl BuiltinPlanner {
                 let gone = removed as f64 / original[i] as f64;
                 // Measured drops near zero are noise, not free channels.
                 let s = g.sensitivity.unwrap_or(0.0).max(SENSITIVITY_FLOOR);
-                s * (gone / probed(g)).powi(2)
+                self.calibration * s * (gone / probed(g)).powi(2)
             };
             let before = original[i].saturating_sub(g.channels);
             curve(before + extra) - curve(before)
@@ -482,6 +533,7 @@ impl BuiltinPlanner {
             })
             .sum();
         self.last_groups = chosen.iter().map(|(d, _)| d.target.clone()).collect();
+        self.last_expected = spent;
         let pruning: Vec<PruneDecision> = chosen.into_iter().map(|(d, _)| d).collect();
         Some(CompressionPlan {
             rationale: format!(

@@ -170,14 +170,18 @@ fn stated_drop(plan: &CompressionPlan) -> f64 {
         .unwrap_or_else(|| panic!("no number in: {}", plan.rationale))
 }
 
+/// Asserts the plan prunes and that its expected drop (its groups' sensitivities times
+/// `calibration`, the factor the planner learnt from measured rounds) is within the round's
+/// share of `left`, as its rationale states.
 fn assert_within_share(
     plan: &CompressionPlan,
     input: &PlanningInput,
     context: &PlanContext,
     left: f64,
+    calibration: f64,
 ) {
     assert!(!plan.pruning.is_empty(), "{}", plan.rationale);
-    let expected = expected_drop(plan, input, context, quadratic);
+    let expected = calibration * expected_drop(plan, input, context, quadratic);
     assert!(
         expected <= ROUND_BUDGET_SHARE * left + 1e-9,
         "expected drop {expected:.2} of {left:.2} left: {}",
@@ -204,7 +208,7 @@ fn issue_20_a_macs_target_round_stays_within_its_share_of_the_budget_left() {
 
     // Round 1: a part of the missing MACs, where it is cheapest, within 0.6 of the 1.00 left.
     let plan = planner.plan(&first, &first_context);
-    assert_within_share(&plan, &first, &first_context, 1.0);
+    assert_within_share(&plan, &first, &first_context, 1.0, 1.0);
     assert!(
         plan.pruning.len() < RESNET18.len(),
         "not every group by 25 %: {}",
@@ -217,21 +221,35 @@ fn issue_20_a_macs_target_round_stays_within_its_share_of_the_budget_left() {
     );
 
     // Round 2 after round 1 was rejected (rolled back): a smaller round, still within share.
+    // It lost 7.00 points on the feedback images (70 of 1,000 images), as on the real model:
+    // single-group sensitivities underestimate a many-group round.
     let rejected = RoundSummary {
         top1: Some(86.0),
+        accuracy_change: Some(PairedAccuracy {
+            samples: 1000,
+            baseline_correct: 930,
+            candidate_correct: 860,
+            only_baseline: 70,
+            only_candidate: 0,
+        }),
         note: "rolled back".into(),
         ..rejected_summary()
     };
+    let before = expected_drop(&plan, &first, &first_context, quadratic);
+    let calibration = 7.0 / before;
     let second = input(groups(&full), BASELINE_TOP1, macs_budget(), vec![rejected]);
     let retry = planner.plan(&second, &first_context);
-    assert_within_share(&retry, &second, &first_context, 1.0);
-    // Not the rejected round again: half the step, half the share.
-    let (before, after) = (
-        expected_drop(&plan, &first, &first_context, quadratic),
-        expected_drop(&retry, &second, &first_context, quadratic),
-    );
     assert!(
-        after <= ROUND_BUDGET_SHARE / 2.0 + 1e-9 && after < before,
+        retry.rationale.contains("own estimates x"),
+        "{}",
+        retry.rationale
+    );
+    assert_within_share(&retry, &second, &first_context, 1.0, calibration);
+    // Not the rejected round again: half the step, half the share, and the estimates scaled
+    // by what round 1 measured.
+    let after = calibration * expected_drop(&retry, &second, &first_context, quadratic);
+    assert!(
+        after <= ROUND_BUDGET_SHARE / 2.0 + 1e-6,
         "retry {after:.2} after {before:.2}: {}",
         retry.rationale
     );
@@ -265,7 +283,7 @@ fn issue_20_a_macs_target_round_stays_within_its_share_of_the_budget_left() {
     let third_context = context(&third.groups);
     let next = accepted_planner.plan(&third, &third_context);
     if !next.pruning.is_empty() {
-        assert_within_share(&next, &third, &third_context, 0.6);
+        assert_within_share(&next, &third, &third_context, 0.6, 1.0);
     }
 }
 
