@@ -10,10 +10,18 @@
 //!    Measured, not assumed: on ONNX Runtime dynamic int8 speeds transformers up but slows
 //!    convolutions down, while static QDQ speeds convolutions up.
 //! 2. Then prune: groups ranked by cost (measured latency, else MACs) per measured
-//!    sensitivity (top-1 drop of the group pruned alone, scaled to the step), as many per round
-//!    as keep the round's expected drop within `ROUND_BUDGET_SHARE` of the budget left, at a
-//!    step ratio rounded to aligned channel counts (`round_to_for`).
-//! 3. Back off: after a rejected round the step halves and fewer groups are taken (groups
+//!    sensitivity (top-1 drop of the group pruned alone, scaled from the ratio it was probed
+//!    at to the step), as many per round as keep the round's expected drop within
+//!    `ROUND_BUDGET_SHARE` of the budget left, at a step ratio rounded to aligned channel
+//!    counts (`round_to_for`); a group that does not fit whole is taken at the smaller step
+//!    that fits (down to `MIN_STEP`). With a MACs target the MACs still missing are allocated
+//!    where they cost least, under the same cap: never a round whose own expected drop
+//!    exceeds its share of the budget left (issue 20: one removed 40 % of resnet18's MACs at
+//!    an expected 11.14 of the 1.00 points left).
+//! 3. Learn and back off: a round that measured a larger drop than it expected multiplies every
+//!    later estimate by the ratio (`calibration`: single-group sensitivities miss how pruned
+//!    groups interact; on resnet18 a round expected at 0.59 points lost 7). After a rejected
+//!    round the step halves and fewer groups are taken (groups
 //!    found guilty are avoided from then on); below
 //!    `MIN_STEP`, or when the accuracy budget is nearly spent, it proposes nothing and the
 //!    loop stops.
@@ -55,6 +63,11 @@ pub const ROUND_TO: u32 = 8;
 /// A round's expected drop (sum of its groups' scaled sensitivities) may use at most this
 /// share of the accuracy budget left.
 pub const ROUND_BUDGET_SHARE: f64 = 0.6;
+/// Expected drops below this (points) are too small to calibrate against: one image of a few
+/// hundred is more.
+pub const MIN_CALIBRATION_EXPECTED: f64 = 0.05;
+/// Upper bound of the learnt factor on expected drops.
+pub const MAX_CALIBRATION: f64 = 50.0;
 /// Sensitivity floor (points) in the cost-per-sensitivity ranking, so that groups measured at
 /// zero drop are still ranked by their cost.
 pub const SENSITIVITY_FLOOR: f64 = 0.05;
@@ -137,6 +150,15 @@ pub(crate) fn l1_decision(
     }
 }
 
+/// Fraction of the group's units its sensitivity was measured at (the probed ratio after
+/// rounding to whole units, else the nominal `SENSITIVITY_RATIO`).
+fn probed(group: &GroupFacts) -> f64 {
+    group
+        .probed_ratio
+        .filter(|r| *r > 0.0 && r.is_finite())
+        .unwrap_or(crate::compressor::SENSITIVITY_RATIO)
+}
+
 /// True when `decision` alone passes validation and removes at least one unit (rounding can
 /// leave a small step with nothing to remove).
 fn shrinks(decision: &PruneDecision, context: &PlanContext) -> bool {
@@ -160,6 +182,16 @@ pub struct BuiltinPlanner {
     tried_quant: BTreeSet<QuantMode>,
     /// Channels of each group when the planner first saw it (the baseline).
     original_channels: BTreeMap<String, usize>,
+    /// Factor on every expected pruning drop, learnt from measured rounds: a round that lost
+    /// more top-1 than expected raises it to the ratio (pruned groups interact; single-group
+    /// sensitivities underestimate a many-group round), never lowers it.
+    calibration: f64,
+    /// Expected drop of the last proposed pruning round (calibrated) and the drop the model
+    /// had when it was proposed, to compare with the measured outcome.
+    last_expected: f64,
+    last_start_drop: f64,
+    /// Why `calibration` is what it is, for the rationale.
+    calibration_note: Option<String>,
 }
 
 impl Default for BuiltinPlanner {
@@ -173,6 +205,10 @@ impl Default for BuiltinPlanner {
             last_round_judged: 0,
             tried_quant: BTreeSet::new(),
             original_channels: BTreeMap::new(),
+            calibration: 1.0,
+            last_expected: 0.0,
+            last_start_drop: 0.0,
+            calibration_note: None,
         }
     }
 }
@@ -191,6 +227,22 @@ impl BuiltinPlanner {
             return;
         }
         self.last_round_judged = last.round;
+        // Measured against expected: a round that cost more than its estimate calibrates
+        // every later estimate (the paired drop on the same images as the expectation).
+        if let (false, Some(change)) = (self.last_groups.is_empty(), last.accuracy_change) {
+            let observed = change.drop_points() - self.last_start_drop;
+            if self.last_expected >= MIN_CALIBRATION_EXPECTED && observed > self.last_expected {
+                let factor =
+                    (self.calibration * observed / self.last_expected).min(MAX_CALIBRATION);
+                if factor > self.calibration {
+                    self.calibration = factor;
+                    self.calibration_note = Some(format!(
+                        "own estimates x {factor:.1}: round {} lost {observed:.2} points where {:.2} were expected",
+                        last.round, self.last_expected
+                    ));
+                }
+            }
+        }
         if !last.accepted && !self.last_groups.is_empty() {
             self.step /= 2.0;
             self.groups_per_round = (self.groups_per_round / 2).max(1);
@@ -211,6 +263,16 @@ impl BuiltinPlanner {
     pub fn plan(&mut self, input: &PlanningInput, context: &PlanContext) -> CompressionPlan {
         self.learn(input);
         self.last_groups.clear();
+        self.last_expected = 0.0;
+        self.last_start_drop = input.drop_of(input.current.top1);
+        let mut plan = self.plan_round(input, context);
+        if let (false, Some(note)) = (plan.pruning.is_empty(), &self.calibration_note) {
+            plan.rationale = format!("{} ({note})", plan.rationale);
+        }
+        plan
+    }
+
+    fn plan_round(&mut self, input: &PlanningInput, context: &PlanContext) -> CompressionPlan {
         let adjusted;
         let input = match points_per_cosine(&input.budget) {
             Some(scale) => {
@@ -255,33 +317,41 @@ impl BuiltinPlanner {
             })
             .filter(|g| g.channels >= 2 * round_to_for(g.channels) as usize)
             .collect();
-        // Measured sensitivities (top-1 drop at SENSITIVITY_RATIO) scaled to this step; a
-        // group that was not measured counts as the median measured one.
-        let scale = self.step / crate::compressor::SENSITIVITY_RATIO;
+        // Sensitivities (top-1 drop at the ratio each group was probed at) scaled linearly to
+        // this step; a group that was not measured counts as the median measured one.
         let mut measured: Vec<f64> = candidates.iter().filter_map(|g| g.sensitivity).collect();
         measured.sort_by(f64::total_cmp);
         let typical = measured.get(measured.len() / 2).copied().unwrap_or(0.0);
-        let expected = |g: &GroupFacts| g.sensitivity.unwrap_or(typical).max(0.0) * scale;
-        candidates.retain(|g| expected(g) < budget_left);
+        let calibration = self.calibration;
+        let per_ratio =
+            |g: &GroupFacts| calibration * g.sensitivity.unwrap_or(typical).max(0.0) / probed(g);
+        let expected = |g: &GroupFacts| per_ratio(g) * self.step;
         let weight = |g: &GroupFacts| {
             g.latency_ms.unwrap_or(g.macs as f64 * 1e-9) / (SENSITIVITY_FLOOR + expected(g))
         };
         candidates.sort_by(|a, b| weight(b).total_cmp(&weight(a)).then(a.id.cmp(&b.id)));
+        // The round's expected drop (measured costs add up, roughly) may use at most
+        // ROUND_BUDGET_SHARE of what is left: a group that does not fit whole at this step is
+        // taken at the smaller step that fits, down to MIN_STEP.
+        let allowed = ROUND_BUDGET_SHARE * budget_left;
         let mut pruning = Vec::new();
         let mut spent = 0.0;
         for group in candidates {
             if pruning.len() >= self.groups_per_round {
                 break;
             }
-            // Measured costs add up (roughly): stop before the round's expected drop would
-            // use more than ROUND_BUDGET_SHARE of what is left.
-            let cost = expected(group);
-            if !pruning.is_empty() && spent + cost > ROUND_BUDGET_SHARE * budget_left {
+            let room = allowed - spent;
+            let ratio = if expected(group) <= room {
+                self.step
+            } else {
+                room / per_ratio(group)
+            };
+            if ratio < MIN_STEP {
                 continue;
             }
             let decision = l1_decision(
                 group,
-                self.step,
+                ratio,
                 round_to_for(group.channels),
                 format!(
                     "{} is among the heaviest prunable groups for its cost ({:.1} MMACs{}{})",
@@ -294,27 +364,32 @@ impl BuiltinPlanner {
                     group
                         .sensitivity
                         .map(|s| format!(
-                            ", measured top-1 drop {s:.2} points at {:.0} %",
-                            crate::compressor::SENSITIVITY_RATIO * 100.0
+                            ", expected top-1 drop {s:.2} points at {:.0} %",
+                            probed(group) * 100.0
                         ))
                         .unwrap_or_default()
                 ),
             );
             // Skip decisions the validator would reject (e.g. nothing left after rounding).
             if shrinks(&decision, context) {
-                spent += cost;
+                spent += per_ratio(group) * ratio;
                 self.last_groups.push(group.id.clone());
                 pruning.push(decision);
             }
         }
+        self.last_expected = spent;
         if pruning.is_empty() {
-            return CompressionPlan::empty("no prunable group left to try: stop");
+            return CompressionPlan::empty(format!(
+                "no prunable group fits {:.0} % of the {budget_left:.2} points of {binding} budget left, even at the smallest step: stop",
+                ROUND_BUDGET_SHARE * 100.0
+            ));
         }
         CompressionPlan {
             rationale: format!(
-                "prune {} groups by {:.0} % (L1, aligned channel counts), chosen by cost per measured sensitivity; expected drop {spent:.2} of the {budget_left:.2} points of {binding} budget left",
+                "prune {} groups by up to {:.0} % (L1, aligned channel counts), chosen by cost per measured sensitivity; expected drop {spent:.2}, within {:.0} % of the {budget_left:.2} points of {binding} budget left",
                 pruning.len(),
-                self.step * 100.0
+                self.step * 100.0,
+                ROUND_BUDGET_SHARE * 100.0
             ),
             pruning,
             ..CompressionPlan::empty("")
@@ -326,10 +401,12 @@ impl BuiltinPlanner {
     /// over the groups where it costs least. Greedy on increments of 1/16 of a group's baseline
     /// channels: each increment goes to the group with the lowest expected extra drop per MAC
     /// removed, where a group's expected drop grows with the square of its pruned fraction,
-    /// anchored at its measured sensitivity at `SENSITIVITY_RATIO` (the first channels removed
-    /// are the least important, the last ones the most). A group loses at most
-    /// `SENSITIVITY_RATIO` of its baseline channels (the measured range). `None` without a MACs
-    /// target, MACs or measured sensitivities.
+    /// anchored at its measured sensitivity at the ratio it was probed at (the first channels
+    /// removed are the least important, the last ones the most). A group loses at most that
+    /// ratio of its baseline channels (the measured range), and the round's expected drop stays
+    /// within `ROUND_BUDGET_SHARE` (times the step's share) of the budget left, even when that
+    /// leaves MACs missing. `None` without a MACs target, MACs or measured sensitivities, or
+    /// when not one increment fits.
     fn macs_allocation(
         &mut self,
         input: &PlanningInput,
@@ -369,41 +446,57 @@ impl BuiltinPlanner {
                     .unwrap_or(g.channels)
             })
             .collect();
+        // Expected drop of candidate `i` with `extra` more channels removed than now, relative
+        // to the current model (what has been removed already is spent).
         let expected = |i: usize, extra: usize| {
             let g = candidates[i];
-            let gone = (original[i] - g.channels + extra) as f64 / original[i] as f64;
-            // Measured drops near zero are noise, not free channels.
-            let s = g.sensitivity.unwrap_or(0.0).max(SENSITIVITY_FLOOR);
-            s * (gone / crate::compressor::SENSITIVITY_RATIO).powi(2)
+            let curve = |removed: usize| {
+                let gone = removed as f64 / original[i] as f64;
+                // Measured drops near zero are noise, not free channels.
+                let s = g.sensitivity.unwrap_or(0.0).max(SENSITIVITY_FLOOR);
+                self.calibration * s * (gone / probed(g)).powi(2)
+            };
+            let before = original[i].saturating_sub(g.channels);
+            curve(before + extra) - curve(before)
         };
+        // The round may spend at most ROUND_BUDGET_SHARE of the budget left (times the step's
+        // share of INITIAL_STEP: after a rejection the estimates proved optimistic, so the
+        // retry is smaller, not the same round again): the allocation stops where the next
+        // cheapest increment would cross it, even if MACs are still missing (later rounds
+        // continue from the measured outcome).
+        let share = ROUND_BUDGET_SHARE * scale;
+        let allowed = share * budget_left;
         let mut freed = 0.0;
         let mut spent = 0.0;
         while freed < need {
-            let mut best: Option<(usize, usize, f64, f64)> = None;
+            let mut best: Option<(usize, usize, f64, f64, f64)> = None;
             for i in 0..candidates.len() {
                 let g = candidates[i];
                 let increment = (original[i] / 16).max(1);
-                // Never beyond the measured range: at most SENSITIVITY_RATIO of the baseline
+                // Never beyond the measured range: at most the probed fraction of the baseline
                 // channels in all (the sensitivity says nothing about deeper cuts).
-                let gone = original[i] - g.channels + removed[i] + increment;
-                if gone as f64 > crate::compressor::SENSITIVITY_RATIO * original[i] as f64 + 1e-9 {
+                let gone = original[i].saturating_sub(g.channels) + removed[i] + increment;
+                if gone as f64 > probed(g) * original[i] as f64 + 1e-9 || gone >= original[i] {
                     continue;
                 }
                 let cost = expected(i, removed[i] + increment) - expected(i, removed[i]);
-                let macs = g.macs as f64 * increment as f64 / g.channels as f64;
-                let price = (cost + 1e-6) / macs;
-                if best.is_none_or(|(_, _, p, _)| price < p) {
-                    best = Some((i, increment, price, macs));
+                if spent + cost > allowed {
+                    continue;
+                }
+                let macs = g.macs as f64 * increment as f64 / g.channels.max(1) as f64;
+                let price = (cost + 1e-6) / macs.max(1.0);
+                if best.is_none_or(|(_, _, p, _, _)| price < p) {
+                    best = Some((i, increment, price, macs, cost));
                 }
             }
-            let Some((i, increment, _, macs)) = best else {
+            let Some((i, increment, _, macs, cost)) = best else {
                 break;
             };
-            spent += expected(i, removed[i] + increment) - expected(i, removed[i]);
+            spent += cost;
             removed[i] += increment;
             freed += macs;
         }
-        let mut pruning = Vec::new();
+        let mut chosen: Vec<(PruneDecision, usize)> = Vec::new();
         for (i, g) in candidates.iter().enumerate() {
             if removed[i] == 0 {
                 continue;
@@ -413,32 +506,43 @@ impl BuiltinPlanner {
                 removed[i] as f64 / g.channels as f64,
                 round_to_for(original[i]),
                 format!(
-                    "{} of {} channels: cheapest MACs per expected top-1 loss (measured sensitivity {:.2} points at {:.0} %)",
+                    "{} of {} channels: cheapest MACs per expected top-1 loss (expected drop {:.2} points at {:.0} % of the group)",
                     removed[i],
                     g.channels,
                     g.sensitivity.unwrap_or(0.0),
-                    crate::compressor::SENSITIVITY_RATIO * 100.0
+                    probed(g) * 100.0
                 ),
             );
             if shrinks(&decision, context) {
-                self.last_groups.push(g.id.clone());
-                pruning.push(decision);
+                chosen.push((decision, i));
             }
         }
-        if pruning.is_empty() {
+        if chosen.is_empty() {
             return None;
         }
         // The plan schema bounds the decisions per plan: keep the largest.
-        pruning.sort_by(|a, b| b.ratio.total_cmp(&a.ratio).then(a.target.cmp(&b.target)));
-        pruning.truncate(profagent_plan::types::MAX_PRUNING_DECISIONS);
-        self.last_groups
-            .retain(|id| pruning.iter().any(|d| &d.target == id));
+        chosen.sort_by(|(a, _), (b, _)| b.ratio.total_cmp(&a.ratio).then(a.target.cmp(&b.target)));
+        chosen.truncate(profagent_plan::types::MAX_PRUNING_DECISIONS);
+        // What the plan as proposed is expected to cost (rounding only ever keeps more).
+        let spent: f64 = chosen.iter().map(|(_, i)| expected(*i, removed[*i])).sum();
+        let freed: f64 = chosen
+            .iter()
+            .map(|(_, i)| {
+                candidates[*i].macs as f64 * removed[*i] as f64
+                    / candidates[*i].channels.max(1) as f64
+            })
+            .sum();
+        self.last_groups = chosen.iter().map(|(d, _)| d.target.clone()).collect();
+        self.last_expected = spent;
+        let pruning: Vec<PruneDecision> = chosen.into_iter().map(|(d, _)| d).collect();
         Some(CompressionPlan {
             rationale: format!(
-                "MACs target {:.0} % of the baseline: remove {:.1} MMACs over {} groups where the measured sensitivity makes them cheapest (expected drop {spent:.2} of the {budget_left:.2} points left)",
+                "MACs target {:.0} % of the baseline: remove {:.1} of the {:.1} MMACs this step aims at, over {} groups where the measured sensitivity makes them cheapest; expected drop {spent:.2}, within {:.0} % of the {budget_left:.2} points left",
                 fraction * 100.0,
                 freed / 1e6,
-                pruning.len()
+                need / 1e6,
+                pruning.len(),
+                share * 100.0
             ),
             pruning,
             ..CompressionPlan::empty("")

@@ -173,32 +173,63 @@ impl Evaluation {
 }
 
 /// Cost of one layer (from the static profile, plus measured latency when available).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct LayerFacts {
     pub name: String,
     pub op_type: String,
     pub params: u64,
     pub macs: u64,
+    /// Median latency on the target runtime, ms: measured once on the input model by the
+    /// runtime's profiler (`Workbench::layer_latencies`); for a layer pruning has shrunk since,
+    /// the input's number times the layer's MACs now over its MACs then (`latency_scaled`).
     pub latency_ms: Option<f64>,
+    /// True when `latency_ms` is the input model's measurement scaled by MACs, not measured
+    /// on this model.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub latency_scaled: bool,
     /// Activation + weight memory, bytes.
     pub memory_bytes: Option<u64>,
 }
 
 /// A prunable group as planners see it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct GroupFacts {
     pub id: String,
     pub channels: usize,
     pub heads: Option<usize>,
     pub params: u64,
     pub macs: u64,
-    /// Measured share of the latency of the layers in the group, ms (when profiled).
+    /// Summed latency of the layers the group touches (its producers and the layers that read
+    /// its channels), ms, from the per-layer latencies in `LayerFacts` (when profiled).
     pub latency_ms: Option<f64>,
-    /// Top-1 drop (points) measured when pruning `SENSITIVITY_RATIO` of this group alone.
+    /// The top-1 drop (points) planners rank by when `probed_ratio` of this group is pruned
+    /// alone: `fitted_drop` when the fit was possible, else `measured_drop`.
     pub sensitivity: Option<f64>,
+    /// Top-1 drop (points) measured on `probed_images` feedback images with `probed_ratio` of
+    /// this group pruned alone, on the input model: it moves in steps of 100 / `probed_images`
+    /// points (one image).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub measured_drop: Option<f64>,
+    /// Images the sensitivity measurement used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probed_images: Option<usize>,
+    /// Fraction of the group's units the measurement removed (after rounding to whole units:
+    /// 1 of 3 heads is 0.33, not the nominal `SENSITIVITY_RATIO`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probed_ratio: Option<f64>,
+    /// Loss-fitted estimate of the same drop: the group's cross-entropy increase times the
+    /// points-per-nat slope fitted over all measured groups (`GroupSensitivity::expected_drop`);
+    /// `None` when too few groups were measured to fit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fitted_drop: Option<f64>,
     /// Output cosine lost (1 - cosine with the original model) in the same measurement.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fidelity_loss: Option<f64>,
+    /// True when the group's channels are a residual stream: two or more producers write them
+    /// and an `Add` of two such tensors (a skip connection) couples them, so pruning it thins
+    /// every block on the stream at once.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub residual: bool,
     pub prunable: bool,
     pub note: Option<String>,
 }
@@ -273,17 +304,35 @@ pub struct GroupSensitivity {
     /// 1 - mean output cosine with the original model.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cosine_loss: Option<f64>,
+    /// Feedback images the measurement used (one image is 100 / `images` points of top-1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub images: Option<usize>,
+    /// The points-per-nat slope `expected_drop` was read off (`None`: too few groups to fit,
+    /// and `expected_drop` is the measured `drop`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub points_per_nat: Option<f64>,
     pub error: Option<String>,
 }
 
 /// One earlier round in a few fields.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RoundSummary {
     pub round: usize,
     pub plan: String,
     pub top1: Option<f64>,
     pub latency_ms: Option<f64>,
     pub model_bytes: Option<u64>,
+    /// The candidate's top-1 against the input model on the same feedback images (paired:
+    /// the change and its interval), when measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accuracy_change: Option<PairedAccuracy>,
+    /// The candidate timed against the input model, interleaved (speedup interval and
+    /// verdict), when measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speed: Option<SpeedComparison>,
+    /// The candidate's MACs at batch 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub macs: Option<u64>,
     pub accepted: bool,
     pub note: String,
 }

@@ -2,7 +2,9 @@
 //! quantization behaviour, the budget and the history, sized for small context windows.
 use std::fmt::Write;
 
-use crate::facts::PlanningInput;
+use crate::facts::{
+    GroupFacts, LayerFacts, PairedAccuracy, PlanningInput, SpeedComparison, SpeedVerdict,
+};
 
 /// Rows per table: enough to show where time goes without flooding a 4k-token window.
 pub const MAX_LAYER_ROWS: usize = 12;
@@ -43,10 +45,24 @@ pub fn build_prompt(input: &PlanningInput) -> String {
     );
     let _ = writeln!(
         p,
-        "Current (start of this round): top-1 {}, {:.2} ms, {:.2} MB, quantization {}.",
+        "Current (start of this round): top-1 {}{}, {:.2} ms, {:.2} MB{}, quantization {}.",
         top1_text(&input.current),
+        input
+            .current
+            .accuracy_change
+            .filter(|_| input.history.iter().any(|h| h.accepted))
+            .map(|c| format!(", change against the input {}", change_text(&c)))
+            .unwrap_or_default(),
         input.current.latency_ms,
         mb(input.current.model_bytes),
+        match (input.current.macs, input.baseline.macs) {
+            (Some(now), Some(base)) if base > 0 => format!(
+                ", {:.1} MMACs ({:.1} % of the input's)",
+                now as f64 / 1e6,
+                100.0 * now as f64 / base as f64
+            ),
+            _ => String::new(),
+        },
         input.current_quantization
     );
     let mut goals = vec![format!("top-1 drop at most {:.2} points", b.max_acc_drop)];
@@ -87,15 +103,18 @@ pub fn build_prompt(input: &PlanningInput) -> String {
         input.rounds_left
     );
 
+    let any_layer_ms = input.layers.iter().any(|l| l.latency_ms.is_some());
+    let any_scaled = input.layers.iter().any(|l| l.latency_scaled);
     let mut layers: Vec<_> = input.layers.iter().collect();
     layers.sort_by(|a, c| {
-        let key = |l: &crate::facts::LayerFacts| l.latency_ms.unwrap_or(l.macs as f64 * 1e-9);
-        key(c).total_cmp(&key(a))
+        let key = |l: &LayerFacts| l.latency_ms.unwrap_or(l.macs as f64 * 1e-9);
+        key(c).total_cmp(&key(a)).then(a.name.cmp(&c.name))
     });
     let _ = writeln!(
         p,
-        "\nHeaviest layers (of {}):\nlayer | op | params | MMACs | ms | mem MB",
-        input.layers.len()
+        "\nHeaviest layers (of {}){}:\nlayer | op | params | MMACs | ms | mem MB",
+        input.layers.len(),
+        latency_source(any_layer_ms, any_scaled)
     );
     for l in layers.iter().take(MAX_LAYER_ROWS) {
         let _ = writeln!(
@@ -106,7 +125,7 @@ pub fn build_prompt(input: &PlanningInput) -> String {
             l.params,
             l.macs as f64 / 1e6,
             l.latency_ms
-                .map(|v| format!("{v:.3}"))
+                .map(|v| format!("{v:.3}{}", if l.latency_scaled { "*" } else { "" }))
                 .unwrap_or_else(|| "-".into()),
             l.memory_bytes
                 .map(|v| format!("{:.2}", mb(v)))
@@ -114,41 +133,7 @@ pub fn build_prompt(input: &PlanningInput) -> String {
         );
     }
 
-    let mut groups: Vec<_> = input.groups.iter().collect();
-    groups.sort_by_key(|g| std::cmp::Reverse(g.macs));
-    let with_cosine = input.groups.iter().any(|g| g.fidelity_loss.is_some());
-    let _ = writeln!(
-        p,
-        "\nPrunable groups (of {}):\ngroup id | channels | heads | params | MMACs | sensitivity (top-1 drop in points when 25 % of the group is pruned alone{}; - = not measured) | note",
-        input.groups.len(),
-        if with_cosine {
-            ", then the output cosine lost"
-        } else {
-            ""
-        }
-    );
-    for g in groups.iter().take(MAX_GROUP_ROWS) {
-        let _ = writeln!(
-            p,
-            "{} | {} | {} | {} | {:.1} | {} | {}",
-            g.id,
-            g.channels,
-            g.heads.map(|h| h.to_string()).unwrap_or_else(|| "-".into()),
-            g.params,
-            g.macs as f64 / 1e6,
-            g.sensitivity
-                .map(|s| format!("{s:.2}"))
-                .unwrap_or_else(|| "-".into())
-                + &g.fidelity_loss
-                    .map(|l| format!(" / cosine -{l:.5}"))
-                    .unwrap_or_default(),
-            if g.prunable {
-                g.note.clone().unwrap_or_default()
-            } else {
-                format!("NOT PRUNABLE {}", g.note.clone().unwrap_or_default())
-            },
-        );
-    }
+    write_groups(&mut p, input);
 
     if !input.quant_probes.is_empty() {
         let _ = writeln!(p, "\nMeasured quantization of the input model on this runtime (speedup: median of interleaved runs against the input, 95 % interval; top-1 drop: paired on the same images):\nmode | ms | speedup [interval] | MB | top-1");
@@ -170,12 +155,7 @@ pub fn build_prompt(input: &PlanningInput) -> String {
                                 " [{:.2}-{:.2}] {}",
                                 s.speedup.low,
                                 s.speedup.high,
-                                match s.verdict() {
-                                    crate::facts::SpeedVerdict::Faster => "faster",
-                                    crate::facts::SpeedVerdict::Slower => "SLOWER",
-                                    crate::facts::SpeedVerdict::NotDistinguishable =>
-                                        "not distinguishable",
-                                }
+                                verdict_word(s)
                             ))
                             .unwrap_or_default(),
                         mb(q.model_bytes),
@@ -194,20 +174,30 @@ pub fn build_prompt(input: &PlanningInput) -> String {
     if !input.history.is_empty() {
         let _ = writeln!(
             p,
-            "\nEarlier rounds (latest last):\nround | plan | top-1 | ms | MB | accepted | note"
+            "\nEarlier rounds (latest last; top-1 change: paired with the input model on the same feedback images, 95 % interval; speed: the candidate timed against the input, interleaved, 95 % interval):\nround | plan | top-1 | top-1 change [interval] | MMACs | ms | speed vs input [interval] | MB | accepted | note"
         );
         let skip = input.history.len().saturating_sub(MAX_HISTORY_ROWS);
         for h in input.history.iter().skip(skip) {
             let _ = writeln!(
                 p,
-                "{} | {} | {} | {} | {} | {} | {}",
+                "{} | {} | {} | {} | {} | {} | {} | {} | {} | {}",
                 h.round,
                 h.plan,
                 h.top1
                     .map(|v| format!("{v:.2}"))
                     .unwrap_or_else(|| "-".into()),
+                h.accuracy_change
+                    .map(|c| change_text(&c))
+                    .unwrap_or_else(|| "-".into()),
+                h.macs
+                    .map(|m| format!("{:.1}", m as f64 / 1e6))
+                    .unwrap_or_else(|| "-".into()),
                 h.latency_ms
                     .map(|v| format!("{v:.2}"))
+                    .unwrap_or_else(|| "-".into()),
+                h.speed
+                    .as_ref()
+                    .map(speed_text)
                     .unwrap_or_else(|| "-".into()),
                 h.model_bytes
                     .map(|v| format!("{:.2}", mb(v)))
@@ -238,4 +228,133 @@ fn top1_text(evaluation: &crate::facts::Evaluation) -> String {
         (Some(t), None) => format!("{t:.2} %"),
         (None, _) => "not measured (no labels)".into(),
     }
+}
+
+/// How the "ms" columns were obtained, for the table titles.
+fn latency_source(any_measured: bool, any_scaled: bool) -> &'static str {
+    match (any_measured, any_scaled) {
+        (false, _) => ", by MACs; ms - = latency not measured",
+        (true, false) => {
+            ", slowest first; ms = median latency measured on the input model by the runtime's profiler"
+        }
+        (true, true) => {
+            ", slowest first; ms = median latency measured on the input model by the runtime's profiler, * = a layer pruning has shrunk since: the input's ms scaled by its MACs now / then (an estimate, not measured on this model)"
+        }
+    }
+}
+
+/// The prunable-groups table: cost (MACs, measured ms), and the sensitivity measurement with
+/// what it is: the measured top-1 drop on n images (one image is 100/n points) and the
+/// loss-fitted estimate, each labelled, at the ratio actually probed.
+fn write_groups(p: &mut String, input: &PlanningInput) {
+    let any_ms = input.groups.iter().any(|g| g.latency_ms.is_some());
+    let any_scaled = input.layers.iter().any(|l| l.latency_scaled);
+    let mut groups: Vec<_> = input.groups.iter().collect();
+    groups.sort_by(|a, b| {
+        let key = |g: &GroupFacts| g.latency_ms.unwrap_or(g.macs as f64 * 1e-9);
+        key(b).total_cmp(&key(a)).then(a.id.cmp(&b.id))
+    });
+    let _ = writeln!(
+        p,
+        "\nPrunable groups (of {}){}:",
+        input.groups.len(),
+        if any_ms {
+            ", slowest first; ms = summed latency of the layers the group touches (its producers and the layers that read its channels)"
+        } else {
+            ", by MACs; ms - = latency not measured"
+        }
+    );
+    if any_ms && any_scaled {
+        let _ = writeln!(
+            p,
+            "(ms of layers pruning has shrunk since the input model are the input's ms scaled by their MACs: estimates.)"
+        );
+    }
+    let images = input.groups.iter().find_map(|g| g.probed_images);
+    let probed = input.groups.iter().any(|g| g.probed_ratio.is_some());
+    if probed {
+        let _ = writeln!(
+            p,
+            "Sensitivity, measured once on the INPUT model before round 1 with only that group pruned (probed = fraction of its units removed then): {}; fitted drop = the group's cross-entropy increase times a points-per-nat slope fitted over all measured groups (an ESTIMATE, smoother than one group's measured drop; - = too few groups to fit); cosine lost = 1 - mean output cosine with the input model. Drops are in top-1 points; - = not measured.",
+            match images {
+                Some(n) if n > 0 => format!(
+                    "measured drop = top-1 lost on {n} feedback images (one image = {:.2} points, so a difference of a few images is noise)",
+                    100.0 / n as f64
+                ),
+                _ => "measured drop = top-1 lost on the feedback images".into(),
+            }
+        );
+    }
+    let _ = writeln!(
+        p,
+        "group id | channels | heads | params | MMACs | ms | probed | measured drop | fitted drop | cosine lost | note"
+    );
+    let dash = || "-".to_string();
+    for g in groups.iter().take(MAX_GROUP_ROWS) {
+        let mut note = Vec::new();
+        if !g.prunable {
+            note.push("NOT PRUNABLE".to_string());
+        }
+        if g.residual {
+            note.push(
+                "residual stream (skip-connection Add: pruning thins every block on it)".into(),
+            );
+        }
+        if let Some(n) = g.note.as_deref().filter(|n| !n.is_empty()) {
+            note.push(n.to_string());
+        }
+        let _ = writeln!(
+            p,
+            "{} | {} | {} | {} | {:.1} | {} | {} | {} | {} | {} | {}",
+            g.id,
+            g.channels,
+            g.heads.map(|h| h.to_string()).unwrap_or_else(dash),
+            g.params,
+            g.macs as f64 / 1e6,
+            g.latency_ms.map(|v| format!("{v:.3}")).unwrap_or_else(dash),
+            g.probed_ratio
+                .map(|r| format!("{:.0} %", r * 100.0))
+                .unwrap_or_else(dash),
+            g.measured_drop
+                .map(|d| format!("{d:.2}"))
+                .unwrap_or_else(dash),
+            g.fitted_drop
+                .map(|d| format!("{d:.2}"))
+                .unwrap_or_else(dash),
+            g.fidelity_loss
+                .map(|l| format!("{l:.5}"))
+                .unwrap_or_else(dash),
+            note.join("; "),
+        );
+    }
+}
+
+/// "faster", "SLOWER" or "not distinguishable": the interleaved comparison's verdict.
+fn verdict_word(speed: &SpeedComparison) -> &'static str {
+    match speed.verdict() {
+        SpeedVerdict::Faster => "faster",
+        SpeedVerdict::Slower => "SLOWER",
+        SpeedVerdict::NotDistinguishable => "not distinguishable",
+    }
+}
+
+/// "1.31x [1.27-1.36] faster".
+fn speed_text(speed: &SpeedComparison) -> String {
+    format!(
+        "{:.2}x [{:.2}-{:.2}] {}",
+        speed.speedup.value,
+        speed.speedup.low,
+        speed.speedup.high,
+        verdict_word(speed)
+    )
+}
+
+/// "-0.40 [-1.12, +0.31] on 1000 images": the paired top-1 change against the input model
+/// (negative: worse) with its 95 % interval.
+fn change_text(change: &PairedAccuracy) -> String {
+    let drop = change.drop_interval(profagent_stats::REPORT_CONFIDENCE);
+    format!(
+        "{:+.2} [{:+.2}, {:+.2}] on {} images",
+        -drop.value, -drop.high, -drop.low, change.samples
+    )
 }

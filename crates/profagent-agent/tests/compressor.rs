@@ -37,6 +37,15 @@ const GROUPS: [(&str, usize, u64); 5] = [
 
 struct FakeBench {
     evaluations: usize,
+    /// The models `layer_latencies` profiled (their edit logs), in order.
+    profiled: Vec<String>,
+}
+
+fn fake_bench() -> FakeBench {
+    FakeBench {
+        evaluations: 0,
+        profiled: Vec::new(),
+    }
 }
 
 impl FakeBench {
@@ -64,8 +73,17 @@ impl Workbench for FakeBench {
             },
         );
         let mut groups = Vec::new();
+        let mut layers = Vec::new();
         for (id, initial, macs) in GROUPS {
             let channels = Self::channels(model, id, initial);
+            // One layer per group, named like it, its MACs shrinking with its channels.
+            layers.push(LayerFacts {
+                name: id.into(),
+                op_type: "Conv".into(),
+                params: 1000,
+                macs: macs * channels as u64,
+                ..Default::default()
+            });
             context
                 .groups
                 .insert(id.into(), GroupInfo::new(channels, vec![id.into()]));
@@ -80,11 +98,12 @@ impl Workbench for FakeBench {
                 fidelity_loss: None,
                 prunable: true,
                 note: None,
+                ..Default::default()
             });
         }
         Ok(Analysis {
             context,
-            layers: vec![],
+            layers,
             groups,
             family: "convolutional".into(),
         })
@@ -127,6 +146,23 @@ impl Workbench for FakeBench {
             candidate.latency_ms,
             0.02,
         ))
+    }
+
+    /// The runtime's per-layer profile: a group's layer takes (MACs per channel) / 100 ms
+    /// times the fraction of channels left, as in `evaluate`'s latency.
+    fn layer_latencies(&mut self, model: &Model) -> Result<Vec<(String, String, f64)>, AgentError> {
+        self.profiled.push(tag(model));
+        Ok(GROUPS
+            .iter()
+            .map(|&(id, initial, macs)| {
+                let fraction = Self::channels(model, id, initial) as f64 / initial as f64;
+                (
+                    id.to_string(),
+                    "Conv".to_string(),
+                    macs as f64 * fraction / 100.0,
+                )
+            })
+            .collect())
     }
 
     fn evaluate(&mut self, model: &Model, split: Split) -> Result<Evaluation, AgentError> {
@@ -222,7 +258,7 @@ fn builtin_loop_quantizes_prunes_backs_off_and_replays_identically() {
     let dir = tempfile::tempdir().unwrap();
     let run_path = dir.path().join("run");
     let run_dir = RunDir::create(&run_path, vec![]).unwrap();
-    let mut bench = FakeBench { evaluations: 0 };
+    let mut bench = fake_bench();
     let mut lines = Vec::new();
     let report = compress(
         &input_model(),
@@ -276,7 +312,7 @@ fn builtin_loop_quantizes_prunes_backs_off_and_replays_identically() {
     let replay_path = dir.path().join("replay");
     let replay_dir = RunDir::create(&replay_path, vec![]).unwrap();
     let mut planner = replay_planner(&run_path).unwrap();
-    let mut replay_bench = FakeBench { evaluations: 0 };
+    let mut replay_bench = fake_bench();
     let script = ReplayScript {
         source: on_disk,
         source_dir: run_path.display().to_string(),
@@ -314,7 +350,7 @@ fn measured_sensitivity_keeps_the_fragile_group_out_of_the_first_pruning_round()
     let dir = tempfile::tempdir().unwrap();
     let run_path = dir.path().join("run");
     let run_dir = RunDir::create(&run_path, vec![]).unwrap();
-    let mut bench = FakeBench { evaluations: 0 };
+    let mut bench = fake_bench();
     let mut opts = options(None);
     opts.sensitivity_groups = GROUPS.len();
     let report = compress(
@@ -370,7 +406,7 @@ fn measured_sensitivity_keeps_the_fragile_group_out_of_the_first_pruning_round()
     assert_eq!(on_disk.sensitivity, report.sensitivity);
     let replay_path = dir.path().join("replay");
     let replay_dir = RunDir::create(&replay_path, vec![]).unwrap();
-    let mut replay_bench = FakeBench { evaluations: 0 };
+    let mut replay_bench = fake_bench();
     let mut replay_options = options(Some(ReplayScript {
         source: on_disk,
         source_dir: run_path.display().to_string(),
@@ -397,7 +433,7 @@ fn run_builtin(opts: &CompressOptions) -> RunReport {
         &input_model(),
         opts,
         &mut BuiltinPlanner::new(),
-        &mut FakeBench { evaluations: 0 },
+        &mut fake_bench(),
         &run_dir,
         &mut |_: &str| {},
     )
@@ -517,4 +553,87 @@ fn a_candidate_below_the_fidelity_bound_is_rolled_back() {
     assert!(!j.decision.accepted());
     let j = judge(&budget, &baseline, &evaluation(5.0, Some(0.9995)), None);
     assert!(j.decision.accepted(), "{}", j.reason);
+}
+
+/// Issue 20: planners rank by measured cost. The input model's per-layer latency is measured
+/// once (the workbench's runtime profile) and reaches every round's planning input: layers and
+/// groups as measured before pruning, scaled by MACs (and flagged) after it; the prompt shows
+/// the ms instead of "-".
+#[test]
+fn measured_layer_latency_reaches_every_round_and_is_measured_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let run_path = dir.path().join("run");
+    let run_dir = RunDir::create(&run_path, vec![]).unwrap();
+    let mut fake = fake_bench();
+    let mut opts = options(None);
+    opts.sensitivity_groups = GROUPS.len();
+    opts.probe_quantization = false;
+    opts.budget.target_speedup = None;
+    opts.budget.target_macs_fraction = Some(0.6);
+    let report = compress(
+        &input_model(),
+        &opts,
+        &mut BuiltinPlanner::new(),
+        &mut fake,
+        &run_dir,
+        &mut |_: &str| {},
+    )
+    .unwrap();
+    // Once for the planners, then input and final model side by side for the report.
+    assert_eq!(fake.profiled.len(), 3, "{:?}", fake.profiled);
+    assert_eq!(fake.profiled[0], "", "the input model is profiled first");
+    let read = |round: usize| -> PlanningInput {
+        let path = run_path.join(format!("rounds/round-{round:02}/input.json"));
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    };
+    let first = read(1);
+    for (id, _, macs) in GROUPS {
+        let layer = first.layers.iter().find(|l| l.name == id).unwrap();
+        assert_eq!(layer.latency_ms, Some(macs as f64 / 100.0), "{layer:?}");
+        assert!(!layer.latency_scaled);
+        // One layer per group here: the group's ms is its layer's.
+        let group = first.groups.iter().find(|g| g.id == id).unwrap();
+        assert_eq!(group.latency_ms, layer.latency_ms, "{group:?}");
+    }
+    let prompt = profagent_agent::prompt::build_prompt(&first);
+    assert!(
+        prompt.contains("measured on the input model by the runtime's profiler"),
+        "{prompt}"
+    );
+    assert!(
+        prompt.contains("| 9.000 |"),
+        "g0's 9 ms in the table: {prompt}"
+    );
+
+    // After the first accepted pruning round: the pruned groups' ms are the input's scaled by
+    // their MACs, and say so.
+    let pruned_round = report
+        .rounds
+        .iter()
+        .find(|r| r.accepted && !r.resolved_pruning.is_empty())
+        .expect("an accepted pruning round");
+    assert!(
+        report.rounds.len() > pruned_round.round,
+        "a round after the pruning one"
+    );
+    let next = read(pruned_round.round + 1);
+    for p in &pruned_round.resolved_pruning {
+        let (_, initial, macs) = GROUPS.iter().find(|g| g.0 == p.group).unwrap();
+        let layer = next.layers.iter().find(|l| l.name == p.group).unwrap();
+        let expected = *macs as f64 / 100.0 * p.keep as f64 / *initial as f64;
+        assert!(
+            (layer.latency_ms.unwrap() - expected).abs() < 1e-9 && layer.latency_scaled,
+            "{layer:?}, expected {expected}"
+        );
+        let group = next.groups.iter().find(|g| g.id == p.group).unwrap();
+        assert_eq!(group.latency_ms, layer.latency_ms);
+    }
+    assert!(profagent_agent::prompt::build_prompt(&next).contains("scaled by"));
+    // The history the planner sees carries the paired change and the speed comparison.
+    let earlier = next
+        .history
+        .iter()
+        .find(|h| h.round == pruned_round.round)
+        .unwrap();
+    assert!(earlier.accuracy_change.is_some() && earlier.speed.is_some() && earlier.macs.is_some());
 }

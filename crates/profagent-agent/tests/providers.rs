@@ -84,6 +84,7 @@ fn input() -> PlanningInput {
             macs: 37_000_000,
             latency_ms: Some(1.5),
             memory_bytes: None,
+            ..Default::default()
         }],
         groups: vec![GroupFacts {
             id: "layer1.0.conv1".into(),
@@ -96,6 +97,7 @@ fn input() -> PlanningInput {
             fidelity_loss: None,
             prunable: true,
             note: None,
+            ..Default::default()
         }],
         quant_probes: vec![],
         budget: Budget {

@@ -117,6 +117,10 @@ pub struct Group {
     pub layers: Vec<String>,
     /// Number of units (channels or heads).
     pub units: usize,
+    /// True when the group's channels are a residual stream: an `Add` of two tensors laid
+    /// out in its channels (a skip connection) couples its producers, so pruning it thins
+    /// every block on the stream at once.
+    pub residual: bool,
     /// Channels per unit (head size for heads; 1 otherwise).
     pub unit_width: usize,
     #[serde(flatten)]

@@ -120,6 +120,8 @@ struct Space {
     scaled: Vec<usize>,
     blocked: Vec<String>,
     unit_width: usize,
+    /// An `Add` of two laid-out tensors (a skip connection) reads this space.
+    residual: bool,
 }
 
 struct Walker<'g> {
@@ -582,7 +584,12 @@ impl<'g> Walker<'g> {
                         "'{label}' combines tensors with different channel layouts"
                     ));
                 }
+                let residual = node.op_type() == "Add";
                 for (x, y) in a.segments.iter().zip(&b.segments) {
+                    if residual {
+                        self.spaces[x.space].residual = true;
+                        self.spaces[y.space].residual = true;
+                    }
                     self.union(x.space, y.space);
                 }
                 Ok(Some(a.clone()))
@@ -818,6 +825,7 @@ impl<'g> Walker<'g> {
                 probes: Vec::new(),
                 consumer_nodes: Vec::new(),
                 scaled_nodes: Vec::new(),
+                residual: false,
             };
             let mut producers: Vec<usize> = Vec::new();
             let mut layers = BTreeSet::new();
@@ -839,6 +847,7 @@ impl<'g> Walker<'g> {
                 g.consumer_nodes.extend(sp.consumers);
                 g.scaled_nodes.extend(sp.scaled);
                 reasons.extend(sp.blocked);
+                g.residual |= sp.residual;
                 if let Some(k) = sp.kind {
                     kinds.insert(format!("{k:?}"));
                 }

@@ -105,6 +105,10 @@ fn groups_of_a_cnn() {
         "{residual:?}"
     );
     assert!(residual.is_prunable());
+    // Issue 20: planners are told which groups are residual streams (an Add of two tensors
+    // laid out in the group's channels); a conv whose channels only feed the next conv is not.
+    assert!(residual.residual, "{residual:?}");
+    assert!(!by_id("conv1").residual && !by_id("layer2.expand").residual);
     // The depthwise conv travels with the expand conv.
     let expand = by_id("layer2.expand");
     assert!(expand.layers.contains(&"layer2.dw".to_string()));

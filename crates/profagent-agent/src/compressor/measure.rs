@@ -161,6 +161,8 @@ pub(super) fn measure_sensitivity(
             loss_increase: None,
             expected_drop: None,
             cosine_loss: None,
+            images: None,
+            points_per_nat: None,
             error: Some(error),
         };
         let mut plan = profagent_plan::CompressionPlan::empty("sensitivity measurement");
@@ -203,6 +205,8 @@ pub(super) fn measure_sensitivity(
                     .map(|(after, before)| after - before),
                 expected_drop: None,
                 cosine_loss: e.cosine.map(|c| 1.0 - c),
+                images: Some(e.images),
+                points_per_nat: None,
                 error: None,
             },
             Err(e) => failed(first.current, first.keep, e.to_string()),
@@ -245,9 +249,9 @@ fn fit_expected_drops(measured: &mut [GroupSensitivity]) {
     let sxy: f64 = pairs.iter().map(|(l, d)| l * d).sum();
     let slope = (pairs.len() >= MIN_SENSITIVITY_FIT && sxx > 0.0).then(|| (sxy / sxx).max(0.0));
     for m in measured {
-        m.expected_drop = match (slope, m.loss_increase) {
-            (Some(k), Some(l)) if l.is_finite() => Some(k * l),
-            _ => m.drop,
+        (m.expected_drop, m.points_per_nat) = match (slope, m.loss_increase) {
+            (Some(k), Some(l)) if l.is_finite() => (Some(k * l), Some(k)),
+            _ => (m.drop, None),
         };
     }
 }
@@ -258,7 +262,87 @@ pub(super) fn apply_sensitivity(groups: &mut [GroupFacts], measured: &[GroupSens
     for group in groups {
         if let Some(m) = measured.iter().find(|m| m.group == group.id) {
             group.sensitivity = m.expected_drop.or(m.drop);
+            group.measured_drop = m.drop;
+            group.probed_images = m.images;
+            group.probed_ratio =
+                (m.keep < m.current).then(|| (m.current - m.keep) as f64 / m.current as f64);
+            group.fitted_drop = m.points_per_nat.and(m.expected_drop);
             group.fidelity_loss = m.cosine_loss;
+        }
+    }
+}
+
+/// Per-layer latency of the input model on the target runtime, measured once
+/// (`Workbench::layer_latencies`), with each layer's MACs at the time: every later analysis
+/// reuses it, scaled by how much pruning has shrunk each layer's MACs since.
+#[derive(Debug, Clone, Default)]
+pub(super) struct InputLatency {
+    /// Layer name → (median ms, MACs of the layer in the input model).
+    layers: BTreeMap<String, (f64, u64)>,
+}
+
+impl InputLatency {
+    /// Joins the profiler's `(layer, op type, ms)` rows with the input's analysis (for MACs).
+    pub(super) fn new(measured: &[(String, String, f64)], input: &Analysis) -> Self {
+        let macs: BTreeMap<&str, u64> = input
+            .layers
+            .iter()
+            .map(|l| (l.name.as_str(), l.macs))
+            .collect();
+        InputLatency {
+            layers: measured
+                .iter()
+                .filter(|(_, _, ms)| ms.is_finite() && *ms >= 0.0)
+                .map(|(name, _, ms)| {
+                    (
+                        name.clone(),
+                        (*ms, macs.get(name.as_str()).copied().unwrap_or(0)),
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.layers.is_empty()
+    }
+
+    /// Fills `latency_ms` of every layer measured on the input (scaled by MACs now / MACs then
+    /// when pruning changed them, flagged `latency_scaled`) and of every group (the sum over
+    /// the layers it touches that have a latency). Layers and groups without a measured layer
+    /// keep what the workbench gave them.
+    pub(super) fn apply(&self, analysis: &mut Analysis) {
+        if self.is_empty() {
+            return;
+        }
+        for layer in &mut analysis.layers {
+            if let Some(&(ms, macs_then)) = self.layers.get(&layer.name) {
+                let scaled = macs_then > 0 && layer.macs != macs_then;
+                layer.latency_ms = Some(if scaled {
+                    ms * layer.macs as f64 / macs_then as f64
+                } else {
+                    ms
+                });
+                layer.latency_scaled = scaled;
+            }
+        }
+        let by_layer: BTreeMap<&str, f64> = analysis
+            .layers
+            .iter()
+            .filter_map(|l| Some((l.name.as_str(), l.latency_ms?)))
+            .collect();
+        for group in &mut analysis.groups {
+            let Some(info) = analysis.context.groups.get(&group.id) else {
+                continue;
+            };
+            let times: Vec<f64> = info
+                .layers
+                .iter()
+                .filter_map(|l| by_layer.get(l.as_str()).copied())
+                .collect();
+            if !times.is_empty() {
+                group.latency_ms = Some(times.iter().sum());
+            }
         }
     }
 }

@@ -197,7 +197,28 @@ pub fn compress(
     let input_bytes = input.to_bytes();
     let recorded = options.replay.as_ref().map(|r| &r.source);
     progress.line(&format!("analyzing {}", options.model_name));
-    let analysis = bench.analyze(input)?;
+    let mut analysis = bench.analyze(input)?;
+    // Per-layer latency of the input on the target runtime, measured once: planners rank
+    // groups by it, and every later analysis reuses it (scaled by MACs where pruning shrank
+    // a layer). A replay takes the input's column of the recorded per-layer table.
+    let measured_layers = match recorded {
+        Some(r) => r
+            .layers
+            .iter()
+            .filter_map(|l| Some((l.layer.clone(), l.op_type.clone(), l.before_ms?)))
+            .collect(),
+        None => {
+            progress.line("profiling per-layer latency of the input model on the target runtime");
+            bench.layer_latencies(input).unwrap_or_else(|e| {
+                progress.line(&format!(
+                    "warning: per-layer latency not measured ({e}): planners rank by MACs"
+                ));
+                Vec::new()
+            })
+        }
+    };
+    let input_latency = measure::InputLatency::new(&measured_layers, &analysis);
+    input_latency.apply(&mut analysis);
     run_dir.write_json("input/context.json", &analysis.context)?;
     run_dir.write_json("input/layers.json", &analysis.layers)?;
     run_dir.write_json("input/groups.json", &analysis.groups)?;
@@ -236,7 +257,6 @@ pub fn compress(
         ),
         None => Vec::new(),
     };
-    let mut analysis = analysis;
     measure::apply_sensitivity(&mut analysis.groups, &sensitivity);
     let mut report = RunReport {
         format: REPORT_FORMAT.into(),
@@ -402,6 +422,7 @@ pub fn compress(
                             state = candidate;
                             if pruned {
                                 state.analysis = bench.analyze(&state.float)?;
+                                input_latency.apply(&mut state.analysis);
                                 measure::apply_sensitivity(
                                     &mut state.analysis.groups,
                                     &report.sensitivity,
@@ -420,6 +441,9 @@ pub fn compress(
             top1: record.evaluation.as_ref().and_then(|e| e.top1),
             latency_ms: record.evaluation.as_ref().map(|e| e.latency_ms),
             model_bytes: record.evaluation.as_ref().map(|e| e.model_bytes),
+            accuracy_change: record.evaluation.as_ref().and_then(|e| e.accuracy_change),
+            speed: record.evaluation.as_ref().and_then(|e| e.speed.clone()),
+            macs: record.evaluation.as_ref().and_then(|e| e.macs),
             accepted: record.accepted,
             note: record.verdict.clone(),
         });

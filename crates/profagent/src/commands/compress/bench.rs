@@ -65,6 +65,7 @@ impl Workbench for OrtBench {
                 params: l.params,
                 macs: l.macs,
                 latency_ms: l.latency_ms,
+                latency_scaled: false,
                 memory_bytes: Some(l.weight_bytes + l.activation_bytes),
             })
             .collect();
@@ -102,11 +103,13 @@ impl Workbench for OrtBench {
                 heads,
                 params,
                 macs,
+                // Measured per-layer latency is joined in by the loop (`Workbench::
+                // layer_latencies`, once for the input model).
                 latency_ms: None,
-                sensitivity: None,
-                fidelity_loss: None,
+                residual: group.residual && group.producers.len() > 1,
                 prunable: group.is_prunable() && context.group_is_protected(&info).is_none(),
                 note: Some(format!("{:?}", group.kind).to_lowercase()),
+                ..GroupFacts::default()
             });
             context.groups.insert(group.id.clone(), info);
         }
@@ -256,7 +259,10 @@ impl Workbench for OrtBench {
     }
 
     fn layer_latencies(&mut self, model: &Model) -> Result<Vec<(String, String, f64)>, AgentError> {
-        layer_latencies(self.runtime.as_ref(), model, &self.session)
+        // The same real sample latency comparisons time (shapes as given with --input-shape,
+        // the model's fixed batch when it has one), not synthetic inputs of declared shapes.
+        let inputs = self.timing_input(&self.feedback)?;
+        layer_latencies(self.runtime.as_ref(), model, &self.session, &inputs)
             .map_err(|e| step("per-layer profile", format!("{e:#}")))
     }
 }
@@ -265,23 +271,23 @@ impl Workbench for OrtBench {
 const LAYER_PROFILE_RUNS: usize = 10;
 const LAYER_PROFILE_WARMUP: usize = 3;
 
-/// Median per-layer latency (ms) of `model` from the runtime's profiler, by layer name.
+/// Median per-layer latency (ms) of `model` on `inputs` from the runtime's profiler, by layer
+/// name.
 fn layer_latencies(
     runtime: &dyn Runtime,
     model: &Model,
     session: &SessionOptions,
+    inputs: &[(String, profagent_runtime::Tensor)],
 ) -> anyhow::Result<Vec<(String, String, f64)>> {
-    use profagent_runtime::{profile_model, synthetic_inputs, ProfileSettings};
+    use profagent_runtime::{profile_model, ProfileSettings};
     let mut profile =
         profagent_profile::static_profile(model, &profagent_profile::ProfileOptions::default())?;
-    let (declared, _) = profagent_runtime::onnx_io::graph_io(model.graph());
-    let inputs = synthetic_inputs(&declared, 1)?;
     let measured = profile_model(
         runtime,
         &ModelSource::Bytes(model.to_bytes()),
         model,
         session,
-        &inputs,
+        inputs,
         ProfileSettings {
             warmup: LAYER_PROFILE_WARMUP,
             runs: LAYER_PROFILE_RUNS,
