@@ -135,8 +135,10 @@ pub(super) fn finish(
                     if last_round != 0 {
                         notes.push("no accepted model held on the holdout slice: the input model is returned unchanged".into());
                     }
+                    // The input itself: nothing to time against it (its A/A comparison on
+                    // the feedback slice stays in the baseline as the machine's noise).
                     let mut same = holdout_baseline.clone();
-                    same.speed = baseline.speed.clone();
+                    same.speed = None;
                     same.latency_ms = baseline.latency_ms;
                     holdout_baseline.latency_ms = baseline.latency_ms;
                     (input_state, same)
