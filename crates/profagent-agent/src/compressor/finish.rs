@@ -170,7 +170,27 @@ pub(super) fn finish(
             s.describe()
         )
     });
-    notes.extend(slower_note);
+    // A replay repeats the recorded notes (already in `notes`).
+    notes.extend(slower_note.filter(|_| options.replay.is_none()));
+    // A holdout too small to confirm the bound says so, with the images that would.
+    if let Some(change) = final_eval
+        .accuracy_change
+        .filter(|_| options.replay.is_none())
+    {
+        let bound = change.drop_upper_bound(crate::facts::ACCURACY_CONFIDENCE);
+        if change.drop_points() <= budget.max_acc_drop && bound > budget.max_acc_drop {
+            let needed = change
+                .samples_needed(budget.max_acc_drop, crate::facts::ACCURACY_CONFIDENCE)
+                .map(|n| format!("; about {n} holdout images would decide it"))
+                .unwrap_or_default();
+            notes.push(format!(
+                "the holdout's {} images cannot confirm the accuracy bound: the drop is {:.2} points but its {:.0} % upper bound is {bound:.2}{needed}",
+                change.samples,
+                change.drop_points(),
+                crate::facts::ACCURACY_CONFIDENCE * 100.0
+            ));
+        }
+    }
     let stop = if loop_met && !matches!(stop_reason, StopReason::BudgetMet { .. }) {
         format!("budget met ({stop_reason})")
     } else {
