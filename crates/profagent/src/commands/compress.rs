@@ -19,8 +19,6 @@ use profagent_agent::rundir::{RunDir, REPORT_FILE};
 
 use crate::exit::{RuntimeFailure, BUDGET_NOT_MET, OK};
 
-mod bench;
-
 /// Samples per calibration batch for a model whose batch dimension is free.
 const CALIBRATION_BATCH: usize = 50;
 
@@ -276,7 +274,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 
     let runtime = profagent_runtime::open_runtime(profagent_runtime::RuntimeKind::Ort)
         .map_err(|e| RuntimeFailure(e.into()))?;
-    let mut bench = bench::OrtBench {
+    let mut bench = profagent_workbench::OrtBench {
         runtime,
         session: profagent_runtime::SessionOptions {
             threads: args.threads,

@@ -1,5 +1,4 @@
 //! One module per subcommand: its clap `Args` and a `run` that calls the library crates.
-mod calib;
 pub mod check;
 pub mod compare;
 pub mod compress;

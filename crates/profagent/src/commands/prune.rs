@@ -12,8 +12,8 @@ use profagent_prune::{
 };
 use profagent_runtime::{open_runtime, RuntimeKind, SessionOptions};
 
-use super::calib::{Batch, BatchActivations};
 use crate::exit::RuntimeFailure;
+use profagent_workbench::{Batch, BatchActivations};
 
 /// Prune channels, MLP width and attention heads of an ONNX model.
 ///

@@ -14,7 +14,7 @@ use profagent_plan::{
 };
 use profagent_runtime::{ModelSource, Runtime, SessionOptions};
 
-use crate::commands::calib::BatchActivations;
+use crate::activations::BatchActivations;
 
 pub struct OrtBench {
     pub runtime: Box<dyn Runtime>,
@@ -120,13 +120,7 @@ impl Workbench for OrtBench {
             .map(|l| l.macs)
             .sum();
         let total: u64 = profile.layers.iter().map(|l| l.macs).sum::<u64>().max(1);
-        let family = if conv_macs * 10 >= total * 8 {
-            "convolutional"
-        } else if conv_macs * 10 <= total * 2 {
-            "transformer"
-        } else {
-            "mixed"
-        };
+        let family = model_family(conv_macs as f64 / total as f64);
         Ok(Analysis {
             context,
             layers,
@@ -263,7 +257,24 @@ impl Workbench for OrtBench {
         // the model's fixed batch when it has one), not synthetic inputs of declared shapes.
         let inputs = self.timing_input(&self.feedback)?;
         layer_latencies(self.runtime.as_ref(), model, &self.session, &inputs)
-            .map_err(|e| step("per-layer profile", format!("{e:#}")))
+            .map_err(|e| step("per-layer profile", e))
+    }
+}
+
+/// A model whose convolutions do at least this share of its MACs is called convolutional...
+pub const CONVOLUTIONAL_MACS_SHARE: f64 = 0.8;
+/// ...and one whose convolutions do at most this share, a transformer; mixed in between. Only a
+/// description for planners (the prompt's "family"): no decision of the loop reads it.
+pub const TRANSFORMER_MACS_SHARE: f64 = 0.2;
+
+/// "convolutional", "transformer" or "mixed" from the convolutions' share of the MACs.
+pub fn model_family(conv_share: f64) -> &'static str {
+    if conv_share >= CONVOLUTIONAL_MACS_SHARE {
+        "convolutional"
+    } else if conv_share <= TRANSFORMER_MACS_SHARE {
+        "transformer"
+    } else {
+        "mixed"
     }
 }
 
@@ -278,10 +289,11 @@ fn layer_latencies(
     model: &Model,
     session: &SessionOptions,
     inputs: &[(String, profagent_runtime::Tensor)],
-) -> anyhow::Result<Vec<(String, String, f64)>> {
+) -> Result<Vec<(String, String, f64)>, String> {
     use profagent_runtime::{profile_model, ProfileSettings};
     let mut profile =
-        profagent_profile::static_profile(model, &profagent_profile::ProfileOptions::default())?;
+        profagent_profile::static_profile(model, &profagent_profile::ProfileOptions::default())
+            .map_err(|e| e.to_string())?;
     let measured = profile_model(
         runtime,
         &ModelSource::Bytes(model.to_bytes()),
@@ -292,7 +304,8 @@ fn layer_latencies(
             warmup: LAYER_PROFILE_WARMUP,
             runs: LAYER_PROFILE_RUNS,
         },
-    )?;
+    )
+    .map_err(|e| e.to_string())?;
     profagent_profile::merge_measured(&mut profile, &measured);
     Ok(profile
         .layers
