@@ -12,6 +12,7 @@ pub mod error;
 pub mod group;
 pub mod heads;
 pub mod importance;
+pub mod reconstruct;
 pub mod repair;
 pub mod spec;
 pub mod walk;

@@ -100,6 +100,11 @@ pub struct PruneSpec {
     /// come from augmented training data and small test-like sets shift them.
     #[serde(default)]
     pub recalibrate_bn: bool,
+    /// Refit the weights (and bias) of every layer reading removed units by ridge least
+    /// squares on calibration data, so its outputs match the dense layer's (needs a
+    /// calibration source; see `reconstruct`). Reconstructed layers take no bias correction.
+    #[serde(default = "yes")]
+    pub reconstruct: bool,
 }
 
 fn one() -> usize {
@@ -123,6 +128,7 @@ impl PruneSpec {
             seed: 0,
             bias_correction: true,
             recalibrate_bn: false,
+            reconstruct: true,
         }
     }
 

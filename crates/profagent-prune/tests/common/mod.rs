@@ -138,4 +138,29 @@ impl ActivationSource for OrtCalibration {
         }
         acc.finish(requests)
     }
+
+    fn visit_values(
+        &mut self,
+        model: &Model,
+        values: &[String],
+        visit: &mut dyn FnMut(usize, &[usize], &[f32]) -> Result<(), String>,
+    ) -> Result<(), String> {
+        let exposed = expose_values(model, values);
+        // Batches of 32 samples, as the CLI streams them.
+        let per: usize = self.batch.shape[1..].iter().product();
+        let all = self.batch.as_f32().ok_or("not float")?;
+        for chunk in all.chunks(per * 32) {
+            let mut shape = self.batch.shape.clone();
+            shape[0] = chunk.len() / per;
+            let outputs = run_all(&exposed, &Tensor::f32(shape, chunk.to_vec()));
+            for (i, v) in values.iter().enumerate() {
+                let (_, t) = outputs
+                    .iter()
+                    .find(|(n, _)| n == v)
+                    .ok_or("missing output")?;
+                visit(i, &t.shape, t.as_f32().ok_or("not float")?)?;
+            }
+        }
+        Ok(())
+    }
 }

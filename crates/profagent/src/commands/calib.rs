@@ -45,4 +45,31 @@ impl ActivationSource for BatchActivations<'_> {
         }
         acc.finish(requests)
     }
+
+    fn visit_values(
+        &mut self,
+        model: &Model,
+        values: &[String],
+        visit: &mut dyn FnMut(usize, &[usize], &[f32]) -> Result<(), String>,
+    ) -> Result<(), String> {
+        let exposed = expose_values(model, values);
+        let mut session = self
+            .runtime
+            .load(&ModelSource::Bytes(exposed.to_bytes()), self.session)
+            .map_err(|e| e.to_string())?;
+        for batch in self.batches {
+            let outputs = session.run(batch).map_err(|e| e.to_string())?;
+            for (i, v) in values.iter().enumerate() {
+                let (_, t) = outputs
+                    .iter()
+                    .find(|(name, _)| name == v)
+                    .ok_or_else(|| format!("runtime did not return '{v}'"))?;
+                let data = t
+                    .as_f32()
+                    .ok_or_else(|| format!("calibration value '{v}' is not float"))?;
+                visit(i, &t.shape, data)?;
+            }
+        }
+        Ok(())
+    }
 }

@@ -96,6 +96,11 @@ pub struct Args {
     #[arg(long)]
     pub no_bias_correction: bool,
 
+    /// Skip the layer-wise reconstruction (done by default when --calib is given): the layers
+    /// reading removed channels are refitted by ridge least squares to their dense outputs.
+    #[arg(long)]
+    pub no_reconstruct: bool,
+
     /// Re-estimate BatchNorm running statistics on --calib data after pruning (off by default:
     /// small calibration sets can shift statistics learned on augmented training data).
     #[arg(long)]
@@ -202,6 +207,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         seed: args.seed,
         bias_correction: !args.no_bias_correction,
         recalibrate_bn: args.recalibrate_bn,
+        reconstruct: !args.no_reconstruct,
     };
     let calibration = match &args.calib {
         Some(path) => Some(Calibration::open(&args, &model, path)?),
