@@ -22,6 +22,11 @@ pub struct ChannelStats {
     pub var: Vec<f64>,
 }
 
+/// Receives one batch of one streamed value: (index in the requested values, dims, row-major
+/// data). An error stops the stream.
+pub type ValueVisitor<'a> =
+    dyn FnMut(usize, &[usize], &[f32]) -> std::result::Result<(), String> + 'a;
+
 /// Runs a model on calibration data and measures intermediate values. Implementations
 /// typically call `expose_values`, run the copy on a runtime batch by batch and feed the
 /// outputs to a `StatsAccumulator`.
@@ -40,7 +45,7 @@ pub trait ActivationSource {
         &mut self,
         model: &Model,
         values: &[String],
-        visit: &mut dyn FnMut(usize, &[usize], &[f32]) -> std::result::Result<(), String>,
+        visit: &mut ValueVisitor<'_>,
     ) -> std::result::Result<(), String> {
         let _ = (model, values, visit);
         Err("this calibration source cannot stream activations".into())

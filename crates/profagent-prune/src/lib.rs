@@ -18,7 +18,9 @@ pub mod spec;
 pub mod walk;
 
 pub use apply::{prune, GroupOutcome, PruneReport};
-pub use calibrate::{expose_values, ActivationSource, ChannelStats, StatRequest, StatsAccumulator};
+pub use calibrate::{
+    expose_values, ActivationSource, ChannelStats, StatRequest, StatsAccumulator, ValueVisitor,
+};
 pub use error::{PruneError, Result};
 pub use group::{Group, GroupKind, GroupStatus};
 pub use spec::{Importance, KeepRule, PruneSpec, RatioRule};

@@ -114,7 +114,6 @@ fn jobs(
             .iter()
             .filter(|s| s.role == SliceRole::ConsumerWeight)
         {
-            let node = &graph.node[s.node];
             let layer = layer_name(model, s.node);
             let indices = units.iter().flat_map(|&u| s.map.indices(u));
             if let Some(job) = by_node.get_mut(&s.node) {
@@ -143,7 +142,6 @@ fn jobs(
                     skipped.insert(layer, reason);
                 }
             }
-            let _ = node;
         }
     }
     for (layer, reason) in &skipped {

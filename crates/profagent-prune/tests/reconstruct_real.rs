@@ -43,7 +43,7 @@ fn run_case(name: &str, spec: &PruneSpec) -> Case {
         eval_labels.len()
     );
     let dense = common::accuracy(&model, &eval, &eval_labels, &[3, 32, 32]);
-    let mut score = |reconstruct: bool| {
+    let score = |reconstruct: bool| {
         let mut spec = spec.clone();
         spec.reconstruct = reconstruct;
         let mut source = common::OrtCalibration {

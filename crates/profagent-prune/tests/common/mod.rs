@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use profagent_onnx::Model;
 use profagent_prune::{
-    expose_values, ActivationSource, ChannelStats, StatRequest, StatsAccumulator,
+    expose_values, ActivationSource, ChannelStats, StatRequest, StatsAccumulator, ValueVisitor,
 };
 use profagent_runtime::{open_runtime, ModelSource, RuntimeKind, SessionOptions, Tensor};
 
@@ -143,7 +143,7 @@ impl ActivationSource for OrtCalibration {
         &mut self,
         model: &Model,
         values: &[String],
-        visit: &mut dyn FnMut(usize, &[usize], &[f32]) -> Result<(), String>,
+        visit: &mut ValueVisitor<'_>,
     ) -> Result<(), String> {
         let exposed = expose_values(model, values);
         // Batches of 32 samples, as the CLI streams them.

@@ -3,7 +3,7 @@
 //! extra outputs. Shared by `prune --calib` and `compress`.
 use profagent_onnx::Model;
 use profagent_prune::{
-    expose_values, ActivationSource, ChannelStats, StatRequest, StatsAccumulator,
+    expose_values, ActivationSource, ChannelStats, StatRequest, StatsAccumulator, ValueVisitor,
 };
 use profagent_runtime::{ModelSource, Runtime, SessionOptions, Tensor};
 
@@ -50,7 +50,7 @@ impl ActivationSource for BatchActivations<'_> {
         &mut self,
         model: &Model,
         values: &[String],
-        visit: &mut dyn FnMut(usize, &[usize], &[f32]) -> Result<(), String>,
+        visit: &mut ValueVisitor<'_>,
     ) -> Result<(), String> {
         let exposed = expose_values(model, values);
         let mut session = self
