@@ -285,7 +285,7 @@ fn print_report(report: &PruneReport) {
         println!("warning: {w}");
     }
     println!(
-        "params {} -> {} (-{:.1} %), MACs {} -> {} (-{:.1} %), {} groups pruned, {} biases corrected",
+        "params {} -> {} (-{:.1} %), MACs {} -> {} (-{:.1} %), {} groups pruned, {} biases corrected, {} layers reconstructed",
         report.params_before,
         report.params_after,
         pct(report.params_before, report.params_after),
@@ -293,7 +293,8 @@ fn print_report(report: &PruneReport) {
         report.macs_after,
         pct(report.macs_before, report.macs_after),
         report.pruned_groups().count(),
-        report.biases_corrected
+        report.biases_corrected,
+        report.reconstructed.len()
     );
 }
 
