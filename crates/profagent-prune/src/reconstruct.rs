@@ -36,7 +36,7 @@ pub const GRAM_BUDGET_BYTES: usize = 512 << 20;
 /// Consumers with more input features than this (Gram of 512 MiB) are not reconstructed.
 pub const MAX_FEATURES: usize = 8192;
 /// Rows gathered before one Gram update (amortises the passes over the matrix).
-const ROW_BLOCK: usize = 8;
+const ROW_BLOCK: usize = 64;
 
 /// How a consumer turns its input into rows of features.
 #[derive(Debug, Clone)]
