@@ -4,7 +4,9 @@
 //! `analyze` finds dependency groups (sets of weight slices that must go together) and says
 //! why a group cannot be pruned when it cannot; `prune` scores units by importance, removes
 //! the least important ones as one `Patch`, re-validates the graph and reports the predicted
-//! parameter and MAC savings. The input model is never modified.
+//! parameter and MAC savings. The input model is never modified. With calibration data the
+//! layers reading removed units are refitted by least squares to their dense outputs
+//! (`reconstruct`), the other consumers get bias correction (`repair`).
 pub mod apply;
 pub mod calibrate;
 pub mod consts;
