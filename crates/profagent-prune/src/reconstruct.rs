@@ -439,45 +439,54 @@ fn accumulate(
     Ok(())
 }
 
-/// In-place Cholesky of a symmetric positive definite `n×n` matrix (lower triangle); false
-/// when it is not positive definite.
+/// Dot product with four partial sums (lets the compiler use SIMD lanes).
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    let mut acc = [0.0; 4];
+    let (ca, cb) = (a.chunks_exact(4), b.chunks_exact(4));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for l in 0..4 {
+            acc[l] += x[l] * y[l];
+        }
+    }
+    let tail: f64 = ra.iter().zip(rb).map(|(x, y)| x * y).sum();
+    acc[0] + acc[1] + acc[2] + acc[3] + tail
+}
+
+/// In-place Cholesky of a symmetric positive definite `n×n` matrix (lower triangle, rows
+/// contiguous); false when it is not positive definite.
 fn cholesky(a: &mut [f64], n: usize) -> bool {
     for j in 0..n {
-        let mut d = a[j * n + j];
-        for k in 0..j {
-            d -= a[j * n + k] * a[j * n + k];
-        }
+        let row_j = &mut a[j * n..(j + 1) * n];
+        let d = row_j[j] - dot(&row_j[..j], &row_j[..j]);
         if d.is_nan() || d <= 0.0 {
             return false;
         }
         let d = d.sqrt();
-        a[j * n + j] = d;
+        row_j[j] = d;
         for i in j + 1..n {
-            let mut s = a[i * n + j];
-            for k in 0..j {
-                s -= a[i * n + k] * a[j * n + k];
-            }
-            a[i * n + j] = s / d;
+            let (upper, lower) = a.split_at_mut(i * n);
+            let row_j = &upper[j * n..j * n + j];
+            let row_i = &mut lower[..n];
+            row_i[j] = (row_i[j] - dot(&row_i[..j], row_j)) / d;
         }
     }
     true
 }
 
-/// Solves `L Lᵀ x = b` in place, `L` from `cholesky`.
+/// Solves `L Lᵀ x = b` in place, `L` from `cholesky`; both sweeps read rows of `L`.
 fn cholesky_solve(l: &[f64], n: usize, b: &mut [f64]) {
     for i in 0..n {
-        let mut s = b[i];
-        for k in 0..i {
-            s -= l[i * n + k] * b[k];
-        }
-        b[i] = s / l[i * n + i];
+        let row = &l[i * n..i * n + i];
+        b[i] = (b[i] - dot(row, &b[..i])) / l[i * n + i];
     }
     for i in (0..n).rev() {
-        let mut s = b[i];
-        for k in i + 1..n {
-            s -= l[k * n + i] * b[k];
+        b[i] /= l[i * n + i];
+        let x = b[i];
+        let row = &l[i * n..i * n + i];
+        for (bk, &lik) in b[..i].iter_mut().zip(row) {
+            *bk -= lik * x;
         }
-        b[i] = s / l[i * n + i];
     }
 }
 
@@ -511,16 +520,37 @@ pub fn solve_ridge(
     if !cholesky(&mut a, k) {
         return None;
     }
+    // A x = G_K· t = A t_K + G_KR t_R − Λ t_K, so x = t_K + A⁻¹ (G_KR t_R − Λ t_K): the
+    // right-hand side only reads the removed features' columns.
+    let mut is_kept = vec![false; n];
+    for &i in kept {
+        is_kept[i] = true;
+    }
+    let removed: Vec<usize> = (0..n).filter(|&i| !is_kept[i]).collect();
+    let mut ridge = vec![0.0; k];
+    for &r in &penalised {
+        ridge[r] = lambda;
+    }
     let mut out = Vec::with_capacity(targets.len());
     for t in targets {
+        let t_removed: Vec<f64> = removed.iter().map(|&j| t[j]).collect();
         let mut b: Vec<f64> = kept
             .iter()
-            .map(|&i| {
+            .enumerate()
+            .map(|(r, &i)| {
                 let row = &gram[i * n..(i + 1) * n];
-                row.iter().zip(t).map(|(g, w)| g * w).sum()
+                let cross: f64 = removed
+                    .iter()
+                    .zip(&t_removed)
+                    .map(|(&j, w)| row[j] * w)
+                    .sum();
+                cross - ridge[r] * t[i]
             })
             .collect();
         cholesky_solve(&a, k, &mut b);
+        for (x, &i) in b.iter_mut().zip(kept) {
+            *x += t[i];
+        }
         if b.iter().any(|v| !v.is_finite()) {
             return None;
         }
