@@ -734,6 +734,74 @@ mod tests {
         assert!((w[0][1] - 1.0).abs() < 1e-3, "{:?}", w);
     }
 
+    /// Gaussian elimination with partial pivoting on a dense copy (the reference).
+    fn direct_solve(mut a: Vec<Vec<f64>>, mut b: Vec<f64>) -> Vec<f64> {
+        let n = b.len();
+        for c in 0..n {
+            let p = (c..n)
+                .max_by(|&i, &j| a[i][c].abs().total_cmp(&a[j][c].abs()))
+                .unwrap();
+            a.swap(c, p);
+            b.swap(c, p);
+            for r in c + 1..n {
+                let f = a[r][c] / a[c][c];
+                for k in c..n {
+                    a[r][k] -= f * a[c][k];
+                }
+                b[r] -= f * b[c];
+            }
+        }
+        let mut x = vec![0.0; n];
+        for i in (0..n).rev() {
+            let s: f64 = (i + 1..n).map(|k| a[i][k] * x[k]).sum();
+            x[i] = (b[i] - s) / a[i][i];
+        }
+        x
+    }
+
+    #[test]
+    fn ridge_solve_matches_dense_normal_equations() {
+        // 7 features (the last a bias column of ones), 40 pseudo-random rows; keep 4 + bias.
+        let n = 7;
+        let mut state = 12345u64;
+        let mut next = || {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1);
+            ((state >> 33) as f64 / (1u64 << 31) as f64) - 0.5
+        };
+        let mut gram = vec![0.0; n * n];
+        for _ in 0..40 {
+            let mut row: Vec<f64> = (0..n - 1).map(|_| next()).collect();
+            row.push(1.0);
+            for i in 0..n {
+                for j in 0..n {
+                    gram[i * n + j] += row[i] * row[j];
+                }
+            }
+        }
+        let kept = [0, 2, 3, 5, 6];
+        let target: Vec<f64> = (0..n).map(|_| next()).collect();
+        let got = solve_ridge(&gram, n, &kept, &[6], std::slice::from_ref(&target)).unwrap();
+        let penalised = [0, 2, 3, 5];
+        let lambda = RIDGE * penalised.iter().map(|&i| gram[i * n + i]).sum::<f64>()
+            / penalised.len() as f64;
+        let a: Vec<Vec<f64>> = kept
+            .iter()
+            .map(|&i| {
+                kept.iter()
+                    .map(|&j| gram[i * n + j] + if i == j && i != 6 { lambda } else { 0.0 })
+                    .collect()
+            })
+            .collect();
+        let b: Vec<f64> = kept
+            .iter()
+            .map(|&i| (0..n).map(|j| gram[i * n + j] * target[j]).sum())
+            .collect();
+        let want = direct_solve(a, b);
+        for (g, w) in got[0].iter().zip(&want) {
+            assert!((g - w).abs() < 1e-9, "{:?} vs {want:?}", got[0]);
+        }
+    }
+
     #[test]
     fn gram_matches_the_dense_product() {
         let mut g = Gram::new(3);
