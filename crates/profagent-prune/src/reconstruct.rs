@@ -745,8 +745,9 @@ mod tests {
             b.swap(c, p);
             for r in c + 1..n {
                 let f = a[r][c] / a[c][c];
-                for k in c..n {
-                    a[r][k] -= f * a[c][k];
+                let pivot = a[c].clone();
+                for (x, p) in a[r].iter_mut().zip(&pivot).skip(c) {
+                    *x -= f * p;
                 }
                 b[r] -= f * b[c];
             }
@@ -770,8 +771,9 @@ mod tests {
         };
         let mut gram = vec![0.0; n * n];
         for _ in 0..40 {
-            let mut row: Vec<f64> = (0..n - 1).map(|_| next()).collect();
-            row.push(1.0);
+            let row: Vec<f64> = (0..n)
+                .map(|i| if i == n - 1 { 1.0 } else { next() })
+                .collect();
             for i in 0..n {
                 for j in 0..n {
                     gram[i * n + j] += row[i] * row[j];
