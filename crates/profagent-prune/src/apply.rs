@@ -49,6 +49,8 @@ pub struct PruneReport {
     pub bn_recalibrated: usize,
     /// Consumer biases corrected for the mean of removed channels.
     pub biases_corrected: usize,
+    /// Layers whose weights were refitted on calibration data (layer-wise reconstruction).
+    pub reconstructed: Vec<String>,
     pub warnings: Vec<String>,
 }
 
@@ -221,7 +223,29 @@ pub fn prune(
         }
         _ => HashMap::new(),
     };
-    let biases_corrected = corrections.len();
+    let mut corrections = corrections;
+    let mut reconstructed = Vec::new();
+    if spec.reconstruct && !chosen.is_empty() {
+        if let Some(source) = reborrow(&mut calib) {
+            let fit = crate::reconstruct::reconstruct(
+                model,
+                &chosen,
+                &removed_by_group,
+                source,
+                &mut warnings,
+            )?;
+            // A refitted layer's bias already absorbs the removed channels' mean.
+            corrections.extend(fit.deltas);
+            reconstructed = fit.layers;
+        }
+    }
+    let biases_corrected = corrections
+        .keys()
+        .filter(|(ni, slot)| {
+            let n = &model.graph().node[*ni];
+            !(*slot == 1 && matches!(n.op_type(), "Conv" | "Gemm" | "MatMul"))
+        })
+        .count();
     let (mut pruned, cost) = rewrite(model, &chosen, &removed_by_group, &corrections)?;
     let mut bn_recalibrated = 0;
     if spec.recalibrate_bn && !chosen.is_empty() {
@@ -240,6 +264,7 @@ pub fn prune(
         macs_after: cost.macs_after,
         bn_recalibrated,
         biases_corrected,
+        reconstructed,
         warnings,
     };
     Ok((pruned, report))

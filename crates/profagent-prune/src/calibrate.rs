@@ -22,6 +22,11 @@ pub struct ChannelStats {
     pub var: Vec<f64>,
 }
 
+/// Receives one batch of one streamed value: (index in the requested values, dims, row-major
+/// data). An error stops the stream.
+pub type ValueVisitor<'a> =
+    dyn FnMut(usize, &[usize], &[f32]) -> std::result::Result<(), String> + 'a;
+
 /// Runs a model on calibration data and measures intermediate values. Implementations
 /// typically call `expose_values`, run the copy on a runtime batch by batch and feed the
 /// outputs to a `StatsAccumulator`.
@@ -31,6 +36,20 @@ pub trait ActivationSource {
         model: &Model,
         requests: &[StatRequest],
     ) -> std::result::Result<Vec<ChannelStats>, String>;
+
+    /// Runs `model` over the calibration data batch by batch and hands every batch's value of
+    /// each of `values` to `visit(value_index, dims, data)` (row-major), so callers can
+    /// accumulate statistics without holding all activations (layer-wise reconstruction).
+    /// Sources that cannot stream say so; the pruner then skips reconstruction with a warning.
+    fn visit_values(
+        &mut self,
+        model: &Model,
+        values: &[String],
+        visit: &mut ValueVisitor<'_>,
+    ) -> std::result::Result<(), String> {
+        let _ = (model, values, visit);
+        Err("this calibration source cannot stream activations".into())
+    }
 }
 
 /// A copy of `model` whose graph also outputs `values` (float tensors, shape left open).

@@ -75,7 +75,111 @@ pub fn scores(
             };
             activation_scores(model, groups, source)
         }
+        Importance::Weighted => {
+            let Some(source) = calib else {
+                return Err(PruneError::ImportanceUnavailable {
+                    importance: "weighted".into(),
+                    what: "calibration data".into(),
+                    hint: "pass --calib DATA (a dataset folder) or choose l1/l2".into(),
+                });
+            };
+            weighted_scores(model, groups, source)
+        }
     }
+}
+
+/// `Importance::Weighted`: per unit, the root of `Σ ||W[:, c]||² · E[x_c²]` over the consumer
+/// slices (Conv with `group` 1, Gemm, `MatMul`) of the unit's channels `c`, with `x` the
+/// consumer's input on calibration data.
+fn weighted_scores(
+    model: &Model,
+    groups: &[&Group],
+    source: &mut dyn ActivationSource,
+) -> Result<Vec<Vec<f64>>> {
+    let graph = model.graph();
+    let usable = |s: &crate::group::Slice| {
+        let node = &graph.node[s.node];
+        s.role == SliceRole::ConsumerWeight
+            && match node.op_type() {
+                "Conv" => profagent_onnx::attr::get_int(node, "group").unwrap_or(1) == 1,
+                "Gemm" | "MatMul" => true,
+                _ => false,
+            }
+    };
+    let mut requests: Vec<StatRequest> = Vec::new();
+    for g in groups {
+        for s in g.slices.iter().filter(|s| usable(s)) {
+            let node = &graph.node[s.node];
+            let axis = if node.op_type() == "Conv" { 1 } else { -1 };
+            if !requests.iter().any(|r| r.value == node.input[0]) {
+                requests.push(StatRequest {
+                    value: node.input[0].clone(),
+                    axis,
+                });
+            }
+        }
+    }
+    let stats = if requests.is_empty() {
+        Vec::new()
+    } else {
+        source
+            .channel_stats(model, &requests)
+            .map_err(PruneError::Calibration)?
+    };
+    let energy: HashMap<&str, Vec<f64>> = requests
+        .iter()
+        .zip(&stats)
+        .map(|(r, st)| {
+            let e = st
+                .mean
+                .iter()
+                .zip(&st.var)
+                .map(|(m, v)| v + m * m)
+                .collect();
+            (r.value.as_str(), e)
+        })
+        .collect();
+    let mut norms: HashMap<(String, usize), Vec<f64>> = HashMap::new();
+    let mut all = Vec::new();
+    for g in groups {
+        let mut out = vec![0f64; g.units];
+        let mut found = false;
+        for s in g.slices.iter().filter(|s| usable(s)) {
+            let Some(e) = energy.get(graph.node[s.node].input[0].as_str()) else {
+                continue;
+            };
+            let key = (s.tensor.clone(), s.axis);
+            if !norms.contains_key(&key) {
+                let t = find_tensor(graph, &s.tensor).ok_or_else(|| PruneError::Group {
+                    group: g.id.clone(),
+                    reason: format!("weight '{}' not found", s.tensor),
+                })?;
+                let data = tensor::to_f32(t)?;
+                norms.insert(key.clone(), axis_sums(&data, &t.dims, s.axis, true));
+            }
+            let sq = &norms[&key];
+            found = true;
+            for (u, score) in out.iter_mut().enumerate() {
+                *score += s
+                    .map
+                    .indices(u)
+                    .map(|c| sq.get(c).copied().unwrap_or(0.0) * e.get(c).copied().unwrap_or(0.0))
+                    .sum::<f64>();
+            }
+        }
+        if !found {
+            return Err(PruneError::ImportanceUnavailable {
+                importance: "weighted".into(),
+                what: format!(
+                    "a Conv, Gemm or MatMul reading the units of group '{}'",
+                    g.id
+                ),
+                hint: "use l1 or l2 for this group".into(),
+            });
+        }
+        all.push(out.into_iter().map(f64::sqrt).collect());
+    }
+    Ok(all)
 }
 
 fn weight_scores(

@@ -4,7 +4,9 @@
 //! `analyze` finds dependency groups (sets of weight slices that must go together) and says
 //! why a group cannot be pruned when it cannot; `prune` scores units by importance, removes
 //! the least important ones as one `Patch`, re-validates the graph and reports the predicted
-//! parameter and MAC savings. The input model is never modified.
+//! parameter and MAC savings. The input model is never modified. With calibration data the
+//! layers reading removed units are refitted by least squares to their dense outputs
+//! (`reconstruct`), the other consumers get bias correction (`repair`).
 pub mod apply;
 pub mod calibrate;
 pub mod consts;
@@ -12,12 +14,15 @@ pub mod error;
 pub mod group;
 pub mod heads;
 pub mod importance;
+pub mod reconstruct;
 pub mod repair;
 pub mod spec;
 pub mod walk;
 
 pub use apply::{prune, GroupOutcome, PruneReport};
-pub use calibrate::{expose_values, ActivationSource, ChannelStats, StatRequest, StatsAccumulator};
+pub use calibrate::{
+    expose_values, ActivationSource, ChannelStats, StatRequest, StatsAccumulator, ValueVisitor,
+};
 pub use error::{PruneError, Result};
 pub use group::{Group, GroupKind, GroupStatus};
 pub use spec::{Importance, KeepRule, PruneSpec, RatioRule};

@@ -17,7 +17,7 @@ use crate::importance::find_tensor;
 pub const BN_RECALIBRATION_SWEEPS: usize = 2;
 
 /// Where a consumer's bias lives: (node, input slot) and its length.
-fn bias_slot(model: &Model, index: &GraphIndex, ni: usize) -> Option<(usize, usize)> {
+pub(crate) fn bias_slot(model: &Model, index: &GraphIndex, ni: usize) -> Option<(usize, usize)> {
     let graph = model.graph();
     let node = &graph.node[ni];
     match node.op_type() {

@@ -22,6 +22,10 @@ pub enum Importance {
     Bn,
     /// Mean |activation| of the group's producer outputs over calibration data.
     Activation,
+    /// Activation-weighted consumer norm: per unit, `sqrt(Σ ||W_consumer[:, c]||² · E[x_c²])`
+    /// over its channels `c` and the consumers reading them (the energy the unit adds to
+    /// their outputs on calibration data, correlations ignored; needs calibration data).
+    Weighted,
 }
 
 impl std::str::FromStr for Importance {
@@ -33,8 +37,9 @@ impl std::str::FromStr for Importance {
             "random" => Ok(Importance::Random),
             "bn" => Ok(Importance::Bn),
             "activation" => Ok(Importance::Activation),
+            "weighted" => Ok(Importance::Weighted),
             _ => Err(format!(
-                "unknown importance '{s}': use l1, l2, random, bn or activation"
+                "unknown importance '{s}': use l1, l2, random, bn, activation or weighted"
             )),
         }
     }
@@ -100,6 +105,11 @@ pub struct PruneSpec {
     /// come from augmented training data and small test-like sets shift them.
     #[serde(default)]
     pub recalibrate_bn: bool,
+    /// Refit the weights (and bias) of every layer reading removed units by ridge least
+    /// squares on calibration data, so its outputs match the dense layer's (needs a
+    /// calibration source; see `reconstruct`). Reconstructed layers take no bias correction.
+    #[serde(default = "yes")]
+    pub reconstruct: bool,
 }
 
 fn one() -> usize {
@@ -123,6 +133,7 @@ impl PruneSpec {
             seed: 0,
             bias_correction: true,
             recalibrate_bn: false,
+            reconstruct: true,
         }
     }
 

@@ -3,7 +3,7 @@
 //! extra outputs. Shared by `prune --calib` and `compress`.
 use profagent_onnx::Model;
 use profagent_prune::{
-    expose_values, ActivationSource, ChannelStats, StatRequest, StatsAccumulator,
+    expose_values, ActivationSource, ChannelStats, StatRequest, StatsAccumulator, ValueVisitor,
 };
 use profagent_runtime::{ModelSource, Runtime, SessionOptions, Tensor};
 
@@ -44,5 +44,32 @@ impl ActivationSource for BatchActivations<'_> {
             }
         }
         acc.finish(requests)
+    }
+
+    fn visit_values(
+        &mut self,
+        model: &Model,
+        values: &[String],
+        visit: &mut ValueVisitor<'_>,
+    ) -> Result<(), String> {
+        let exposed = expose_values(model, values);
+        let mut session = self
+            .runtime
+            .load(&ModelSource::Bytes(exposed.to_bytes()), self.session)
+            .map_err(|e| e.to_string())?;
+        for batch in self.batches {
+            let outputs = session.run(batch).map_err(|e| e.to_string())?;
+            for (i, v) in values.iter().enumerate() {
+                let (_, t) = outputs
+                    .iter()
+                    .find(|(name, _)| name == v)
+                    .ok_or_else(|| format!("runtime did not return '{v}'"))?;
+                let data = t
+                    .as_f32()
+                    .ok_or_else(|| format!("calibration value '{v}' is not float"))?;
+                visit(i, &t.shape, data)?;
+            }
+        }
+        Ok(())
     }
 }

@@ -186,6 +186,11 @@ fn shared_resnet20_with_calibration() {
     );
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(json["biases_corrected"].as_u64().unwrap() > 0);
+    // Reconstruction is on by default with --calib: the layers reading pruned channels.
+    assert!(
+        !json["reconstructed"].as_array().unwrap().is_empty(),
+        "{json}"
+    );
     assert!(Model::load(&pruned).is_ok());
 }
 

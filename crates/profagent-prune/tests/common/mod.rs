@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use profagent_onnx::Model;
 use profagent_prune::{
-    expose_values, ActivationSource, ChannelStats, StatRequest, StatsAccumulator,
+    expose_values, ActivationSource, ChannelStats, StatRequest, StatsAccumulator, ValueVisitor,
 };
 use profagent_runtime::{open_runtime, ModelSource, RuntimeKind, SessionOptions, Tensor};
 
@@ -137,5 +137,30 @@ impl ActivationSource for OrtCalibration {
             acc.add(r, &t.shape, t.as_f32().ok_or("not float")?)?;
         }
         acc.finish(requests)
+    }
+
+    fn visit_values(
+        &mut self,
+        model: &Model,
+        values: &[String],
+        visit: &mut ValueVisitor<'_>,
+    ) -> Result<(), String> {
+        let exposed = expose_values(model, values);
+        // Batches of 32 samples, as the CLI streams them.
+        let per: usize = self.batch.shape[1..].iter().product();
+        let all = self.batch.as_f32().ok_or("not float")?;
+        for chunk in all.chunks(per * 32) {
+            let mut shape = self.batch.shape.clone();
+            shape[0] = chunk.len() / per;
+            let outputs = run_all(&exposed, &Tensor::f32(shape, chunk.to_vec()));
+            for (i, v) in values.iter().enumerate() {
+                let (_, t) = outputs
+                    .iter()
+                    .find(|(n, _)| n == v)
+                    .ok_or("missing output")?;
+                visit(i, &t.shape, t.as_f32().ok_or("not float")?)?;
+            }
+        }
+        Ok(())
     }
 }

@@ -98,6 +98,11 @@ pub struct Args {
     #[arg(long)]
     pub no_bias_correction: bool,
 
+    /// Skip the layer-wise reconstruction (done by default when --calib is given): the layers
+    /// reading removed channels are refitted by ridge least squares to their dense outputs.
+    #[arg(long)]
+    pub no_reconstruct: bool,
+
     /// Re-estimate BatchNorm running statistics on --calib data after pruning (off by default:
     /// small calibration sets can shift statistics learned on augmented training data).
     #[arg(long)]
@@ -233,6 +238,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         seed: args.seed,
         bias_correction: !args.no_bias_correction,
         recalibrate_bn: args.recalibrate_bn,
+        reconstruct: !args.no_reconstruct,
     };
     let calibration = match &args.calib {
         Some(path) => Some(Calibration::open(&args, &model, path)?),
@@ -336,7 +342,7 @@ fn print_report(report: &PruneReport) {
         println!("warning: {w}");
     }
     println!(
-        "params {} -> {} (-{:.1} %), MACs {} -> {} (-{:.1} %), {} groups pruned, {} biases corrected",
+        "params {} -> {} (-{:.1} %), MACs {} -> {} (-{:.1} %), {} groups pruned, {} biases corrected, {} layers reconstructed",
         report.params_before,
         report.params_after,
         pct(report.params_before, report.params_after),
@@ -344,7 +350,8 @@ fn print_report(report: &PruneReport) {
         report.macs_after,
         pct(report.macs_before, report.macs_after),
         report.pruned_groups().count(),
-        report.biases_corrected
+        report.biases_corrected,
+        report.reconstructed.len()
     );
 }
 
