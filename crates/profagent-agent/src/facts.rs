@@ -153,15 +153,13 @@ impl Evaluation {
         self.accuracy_change.map(|p| p.drop_points())
     }
 
-    /// One-sided upper bound of the drop at `ACCURACY_CONFIDENCE`, points.
-    pub fn drop_bound(&self) -> Option<f64> {
-        self.accuracy_change
-            .map(|p| p.drop_upper_bound(ACCURACY_CONFIDENCE))
-    }
-
-    /// Speedup against the input model (median of the interleaved comparison).
-    pub fn speedup(&self) -> Option<f64> {
-        self.speed.as_ref().map(|s| s.speedup.value)
+    /// Fills `accuracy_change` for the input model itself (no image changes), so its bounds read
+    /// like any candidate's.
+    pub fn pair_with_itself(&mut self) {
+        self.accuracy_change = self
+            .correct
+            .as_deref()
+            .and_then(|c| PairedAccuracy::from_flags(c, c));
     }
 
     /// Fills `accuracy_change` from both models' per-image correctness.

@@ -11,23 +11,19 @@ use profagent_onnx::Model;
 
 use super::{CompressOptions, Progress, Split, State, StopReason, Workbench};
 use crate::error::AgentError;
-use crate::facts::{Evaluation, SpeedVerdict};
+use crate::facts::{Budget, Evaluation, SpeedVerdict};
 use crate::judge::{describe_accuracy, targets_reached};
 use crate::report::{sha256_hex, FinalResult, LayerRow};
 use crate::rundir::{RunDir, MODEL_FILE};
 
 /// A memory or MACs target asks for a smaller model even if it runs slower.
-fn size_at_any_speed(budget: &crate::facts::Budget) -> bool {
+fn size_at_any_speed(budget: &Budget) -> bool {
     budget.target_memory_bytes.is_some() || budget.target_macs_fraction.is_some()
 }
 
-/// Why a candidate for the final model was passed over, or `None` when it holds.
-fn holdout_objection(
-    options: &CompressOptions,
-    evaluation: &Evaluation,
-    speed_verdict: Option<SpeedVerdict>,
-) -> Option<String> {
-    let budget = &options.budget;
+/// Why `evaluation` breaks a bound on the holdout (its paired top-1 drop over the budget, its
+/// output cosine below `--min-cosine`), or `None` when it holds.
+fn bounds_objection(budget: &Budget, evaluation: &Evaluation) -> Option<String> {
     if let Some(drop) = evaluation.drop_points() {
         if drop > budget.max_acc_drop {
             return Some(format!(
@@ -47,10 +43,14 @@ fn holdout_objection(
             budget.min_cosine.unwrap_or_default()
         ));
     }
-    if speed_verdict == Some(SpeedVerdict::Slower) && !size_at_any_speed(budget) {
-        return Some("it is measurably slower than the input model and no memory or MACs target asks for size at any speed".into());
-    }
     None
+}
+
+/// Why a model timed against the input with `verdict` may not be kept, or `None`.
+fn speed_objection(budget: &Budget, verdict: SpeedVerdict) -> Option<String> {
+    (verdict == SpeedVerdict::Slower && !size_at_any_speed(budget)).then(|| {
+        "it is measurably slower than the input model and no memory or MACs target asks for size at any speed".into()
+    })
 }
 
 /// Picks, writes and describes the final model (see the module doc). `accepted`: every
@@ -66,7 +66,7 @@ pub(super) fn finish(
     bench: &mut dyn Workbench,
     run_dir: &RunDir,
     progress: &mut dyn Progress,
-) -> Result<(FinalResult, Model, Vec<LayerRow>), AgentError> {
+) -> Result<(FinalResult, Vec<LayerRow>), AgentError> {
     let recorded = options
         .replay
         .as_ref()
@@ -92,7 +92,7 @@ pub(super) fn finish(
         None => {
             progress.line("evaluating the input model on the holdout slice");
             let mut holdout_baseline = bench.evaluate(input, Split::Holdout)?;
-            holdout_baseline.pair_with(&holdout_baseline.clone());
+            holdout_baseline.pair_with_itself();
             let mut picked = None;
             for state in accepted.iter().rev() {
                 if state.round == 0 {
@@ -104,8 +104,8 @@ pub(super) fn finish(
                 ));
                 let mut evaluation = bench.evaluate(&state.deployed, Split::Holdout)?;
                 evaluation.pair_with(&holdout_baseline);
-                // Speed only matters once the accuracy holds.
-                if let Some(why) = holdout_objection(options, &evaluation, None) {
+                // Speed only matters once the bounds hold.
+                if let Some(why) = bounds_objection(&options.budget, &evaluation) {
                     notes.push(format!("round {}'s model was not kept: {why}", state.round));
                     progress.line(notes.last().map(String::as_str).unwrap_or_default());
                     continue;
@@ -115,7 +115,7 @@ pub(super) fn finish(
                 let verdict = speed.verdict();
                 let reference_ms = speed.reference_ms;
                 evaluation.speed = Some(speed);
-                if let Some(why) = holdout_objection(options, &evaluation, Some(verdict)) {
+                if let Some(why) = speed_objection(&options.budget, verdict) {
                     notes.push(format!("round {}'s model was not kept: {why}", state.round));
                     progress.line(notes.last().map(String::as_str).unwrap_or_default());
                     continue;
@@ -154,10 +154,7 @@ pub(super) fn finish(
     let reference = holdout_baseline.as_ref().unwrap_or(baseline);
     let final_eval = holdout_final.as_ref().unwrap_or(&chosen.evaluation);
     let budget = &options.budget;
-    let bounds = final_eval
-        .drop_points()
-        .is_none_or(|d| d <= budget.max_acc_drop)
-        && budget.fidelity_kept(final_eval);
+    let bounds = bounds_objection(budget, final_eval).is_none();
     let budget_met = if budget.any_target() {
         bounds && targets_reached(budget, reference, final_eval)
     } else {
@@ -232,7 +229,7 @@ pub(super) fn finish(
             .map(|s| s.round)
             .collect(),
     };
-    Ok((result, chosen.deployed, layers))
+    Ok((result, layers))
 }
 
 /// Per-layer latency of the input and the final model (the runtime's profiler), joined by

@@ -469,7 +469,7 @@ pub fn compress(
         stop_reason = stop;
     }
     let loop_met = budget_met(&options.budget, &baseline, &state.evaluation);
-    let (final_result, _model, layers) = finish::finish(
+    let (final_result, layers) = finish::finish(
         input,
         &baseline,
         accepted,
@@ -515,7 +515,7 @@ fn measure_baseline(
 ) -> Result<Evaluation, AgentError> {
     progress.line("evaluating the baseline on the feedback slice");
     let mut baseline = bench.evaluate(input, Split::Feedback)?;
-    baseline.pair_with(&baseline.clone());
+    baseline.pair_with_itself();
     progress.line("timing the baseline against itself (how noisy is this machine now?)");
     let noise = bench.compare_speed(input, input, Split::Feedback)?;
     baseline.latency_ms = noise.reference_ms;
