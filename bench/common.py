@@ -35,6 +35,24 @@ IMAGENET_STD = np.array([0.229, 0.224, 0.225])
 EVAL_THREADS = 2  # accuracy passes (not timed) use both cores
 
 
+def interleaved_times(sessions, shape, rounds, runs):
+    """Per session, the ms per run of each round: two warm-up runs each, then rounds that run
+    every session `runs` times in turn (A B C, A B C, ...) on one random input of `shape`."""
+    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    feeds = [{s.get_inputs()[0].name: x} for s in sessions]
+    for s, f in zip(sessions, feeds):
+        s.run(None, f)
+        s.run(None, f)
+    times = [[] for _ in sessions]
+    for _ in range(rounds):
+        for i, (s, f) in enumerate(zip(sessions, feeds)):
+            t = time.perf_counter()
+            for _ in range(runs):
+                s.run(None, f)
+            times[i].append((time.perf_counter() - t) / runs * 1000)
+    return times
+
+
 def rel(path):
     """Paths in recorded commands: relative to the repo root where possible."""
     try:
@@ -111,21 +129,8 @@ class Bench:
 
     def latency(self, paths, shape, rounds=None, runs=None):
         """Median ms per batch-1 run for each model; rounds interleave the variants."""
-        rounds = rounds or self.args.rounds
-        runs = runs or 3
         sessions = [self.session(p, self.threads) for p in paths]
-        x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
-        feeds = [{s.get_inputs()[0].name: x} for s in sessions]
-        for s, f in zip(sessions, feeds):
-            s.run(None, f)
-            s.run(None, f)
-        times = [[] for _ in paths]
-        for _ in range(rounds):
-            for i, (s, f) in enumerate(zip(sessions, feeds)):
-                t = time.perf_counter()
-                for _ in range(runs):
-                    s.run(None, f)
-                times[i].append((time.perf_counter() - t) / runs * 1000)
+        times = interleaved_times(sessions, shape, rounds or self.args.rounds, runs or 3)
         return [float(np.median(t)) for t in times]
 
     def outputs(self, path, x, batch=100):

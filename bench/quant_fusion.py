@@ -36,6 +36,8 @@ import onnx
 import onnxruntime as ort
 from PIL import Image
 
+from common import interleaved_times
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 SHARED = os.path.normpath(os.path.join(ROOT, "..", "shared"))
@@ -117,19 +119,7 @@ def ort_dynamic(model, out):
 
 def interleaved(paths, shape, threads, rounds, runs):
     """Per variant: (median ms, [fp32_ms / variant_ms per round]); variant 0 is fp32."""
-    sessions = [session(p, threads) for p in paths]
-    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
-    feeds = [{s.get_inputs()[0].name: x} for s in sessions]
-    for s, f in zip(sessions, feeds):
-        for _ in range(2):
-            s.run(None, f)
-    times = [[] for _ in paths]
-    for _ in range(rounds):
-        for i, (s, f) in enumerate(zip(sessions, feeds)):
-            t = time.perf_counter()
-            for _ in range(runs):
-                s.run(None, f)
-            times[i].append((time.perf_counter() - t) / runs * 1000)
+    times = interleaved_times([session(p, threads) for p in paths], shape, rounds, runs)
     ratios = [[base / t for base, t in zip(times[0], ts)] for ts in times]
     return [(statistics.median(ts), r) for ts, r in zip(times, ratios)]
 
