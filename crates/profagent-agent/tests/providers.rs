@@ -52,6 +52,10 @@ fn context() -> PlanContext {
 
 fn evaluation() -> Evaluation {
     Evaluation {
+        top5: None,
+        latency_batch: None,
+        peak_memory_bytes: None,
+        params: None,
         top1: Some(91.0),
         top1_interval: None,
         speed: None,
