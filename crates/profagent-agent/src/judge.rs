@@ -10,8 +10,6 @@
 //! - size and MACs are exact, so a small fixed margin is enough.
 //!
 //! Used by the loop (`compressor`) and by the built-in planner; depends on neither.
-use serde::{Deserialize, Serialize};
-
 use crate::facts::{
     Budget, Evaluation, Objective, SpeedComparison, SpeedVerdict, ACCURACY_CONFIDENCE,
 };

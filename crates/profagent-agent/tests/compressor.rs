@@ -270,7 +270,8 @@ fn builtin_loop_quantizes_prunes_backs_off_and_replays_identically() {
         &run_dir,
         &mut |l: &str| lines.push(l.to_string()),
     )
-    .unwrap().report;
+    .unwrap()
+    .report;
 
     // Probes: dynamic is slower here, static faster; the planner takes static first.
     assert_eq!(report.quant_probes.len(), 2);
@@ -326,7 +327,8 @@ fn builtin_loop_quantizes_prunes_backs_off_and_replays_identically() {
         &replay_dir,
         &mut |_: &str| {},
     )
-    .unwrap().report;
+    .unwrap()
+    .report;
     assert_eq!(replay_bench.evaluations, 0);
     assert!(replayed.replay.as_ref().unwrap().identical);
     assert_eq!(
@@ -362,7 +364,8 @@ fn measured_sensitivity_keeps_the_fragile_group_out_of_the_first_pruning_round()
         &run_dir,
         &mut |_: &str| {},
     )
-    .unwrap().report;
+    .unwrap()
+    .report;
 
     // Every group was pruned alone by 25 % and measured; "fragile" costs 5 points.
     assert_eq!(report.sensitivity.len(), GROUPS.len());
@@ -422,7 +425,8 @@ fn measured_sensitivity_keeps_the_fragile_group_out_of_the_first_pruning_round()
         &replay_dir,
         &mut |_: &str| {},
     )
-    .unwrap().report;
+    .unwrap()
+    .report;
     assert_eq!(replay_bench.evaluations, 0);
     assert!(replayed.replay.as_ref().unwrap().identical);
 }
@@ -585,7 +589,8 @@ fn measured_layer_latency_reaches_every_round_and_is_measured_once() {
         &run_dir,
         &mut |_: &str| {},
     )
-    .unwrap().report;
+    .unwrap()
+    .report;
     // Once for the planners, then input and final model side by side for the report.
     assert_eq!(fake.profiled.len(), 3, "{:?}", fake.profiled);
     assert_eq!(fake.profiled[0], "", "the input model is profiled first");

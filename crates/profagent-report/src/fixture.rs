@@ -13,7 +13,7 @@ use serde_json::json;
 
 use profagent_record::{
     Budget, Decision, Estimate, Evaluation, FinalResult, GroupSensitivity, LatencyAt, LayerRow,
-    ModelInfo, QuantProbe, RoundRecord, RunReport, SpeedComparison, REPORT_FORMAT,
+    ModelInfo, QuantProbe, RoundRecord, RunReport, SpeedComparison, StopReason, REPORT_FORMAT,
 };
 
 /// Layers of ResNet-20 with their median batch-1 latency in the input and in the final model (ms).
@@ -397,6 +397,7 @@ pub fn example_report() -> RunReport {
             budget_met: true,
             stop_reason: "speedup target reached in round 3 with 0.25 pp of accuracy budget left"
                 .into(),
+            stop: Some(StopReason::BudgetMet { after_round: 3 }),
             accepted_rounds: vec![2, 3],
             chosen_round: Some(3),
         }),

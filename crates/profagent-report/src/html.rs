@@ -228,7 +228,9 @@ fn kpis(out: &mut String, report: &RunReport) {
     };
     let (before, after, _) = report.before_after();
     let mut cards: Vec<(&str, String, &str)> = Vec::new();
-    let drop = result.acc_drop.or(after.map(|a| crate::model::top1(before) - crate::model::top1(a)));
+    let drop = result
+        .acc_drop
+        .or(after.map(|a| crate::model::top1(before) - crate::model::top1(a)));
     if let Some(drop) = drop {
         let class = if drop <= report.budget.max_acc_drop {
             "good"

@@ -178,8 +178,7 @@ pub fn compress(
                     options,
                     run_dir,
                 };
-                if let Some(next) =
-                    try_round(&context, &state, plan, &mut record, bench, progress)?
+                if let Some(next) = try_round(&context, &state, plan, &mut record, bench, progress)?
                 {
                     state = next;
                     if !plan.pruning().is_empty() {
@@ -283,8 +282,7 @@ fn prepare(
     } else {
         options.sensitivity_groups
     };
-    let sensitivity =
-        bench.sensitivity(input, &analysis, &baseline, sensitivity_groups, progress);
+    let sensitivity = bench.sensitivity(input, &analysis, &baseline, sensitivity_groups, progress);
     measure::apply_sensitivity(&mut analysis.groups, &sensitivity);
     let report = RunReport {
         format: REPORT_FORMAT.into(),
@@ -441,7 +439,8 @@ fn try_candidate(
         round: state.round,
         model: &state.deployed,
     };
-    let (evaluation, vs_best) = bench.evaluate_candidate(round, input, baseline, best, &deployed)?;
+    let (evaluation, vs_best) =
+        bench.evaluate_candidate(round, input, baseline, best, &deployed)?;
     Ok((
         State {
             round,

@@ -18,9 +18,7 @@ use super::{
     Split, StopReason, Verdict, Workbench,
 };
 use crate::error::AgentError;
-use crate::facts::{
-    Budget, Evaluation, GroupSensitivity, QuantProbe, SpeedComparison,
-};
+use crate::facts::{Budget, Evaluation, GroupSensitivity, QuantProbe, SpeedComparison};
 use crate::planner::replay_planner;
 use crate::report::{LayerRow, ReplayInfo, RoundRecord, RunReport};
 use crate::rundir::{RunDir, REPORT_FILE};
@@ -68,7 +66,14 @@ pub fn replay(
         probe_quantization: true,
         ..options.clone()
     };
-    compress(input, &options, &mut planner, &mut recorded, run_dir, progress)
+    compress(
+        input,
+        &options,
+        &mut planner,
+        &mut recorded,
+        run_dir,
+        progress,
+    )
 }
 
 /// The real workbench for rewrites, the recording for everything measured or decided.
@@ -220,7 +225,14 @@ impl Workbench for RecordedBench<'_> {
         progress: &mut dyn Progress,
     ) -> Result<FinalCheck, AgentError> {
         let Some(recorded) = &self.script.source.final_result else {
-            return finish::final_check(&mut *self.inner, input, baseline, accepted, budget, progress);
+            return finish::final_check(
+                &mut *self.inner,
+                input,
+                baseline,
+                accepted,
+                budget,
+                progress,
+            );
         };
         let last_round = accepted.last().map(|s| s.round).unwrap_or(0);
         Ok(FinalCheck {

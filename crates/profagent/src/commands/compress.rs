@@ -328,9 +328,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             &run_dir,
             &mut progress,
         ),
-        Driver::Replay(script) => {
-            replay(&model, &options, script, &mut bench, &run_dir, &mut progress)
-        }
+        Driver::Replay(script) => replay(
+            &model,
+            &options,
+            script,
+            &mut bench,
+            &run_dir,
+            &mut progress,
+        ),
     }
     .map_err(|e| match e {
         // Unusable data or model: bad input (exit 2), like `eval`; the rest is a failure of
