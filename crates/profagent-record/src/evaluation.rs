@@ -297,3 +297,30 @@ pub struct GroupSensitivity {
     #[serde(default)]
     pub error: Option<String>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An evaluation read back from a record has no per-image flags: pairing it with itself
+    /// (as the loop does with every baseline) keeps the recorded comparison; with flags it is
+    /// computed from them.
+    #[test]
+    fn pairing_with_itself_keeps_a_recorded_comparison_without_flags() {
+        let flags = [true, true, false, true];
+        let recorded = PairedAccuracy::from_flags(&flags, &[true, false, false, true]);
+        let mut read_back = Evaluation::new(Some(50.0), 1.0, 10, 4);
+        read_back.accuracy_change = recorded;
+        read_back.pair_with_itself();
+        assert_eq!(read_back.accuracy_change, recorded);
+
+        let mut measured = read_back.clone();
+        measured.correct = Some(Arc::new(flags.to_vec()));
+        measured.pair_with_itself();
+        assert_eq!(
+            measured.accuracy_change,
+            PairedAccuracy::from_flags(&flags, &flags)
+        );
+        assert_ne!(measured.accuracy_change, recorded);
+    }
+}
