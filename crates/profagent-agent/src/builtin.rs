@@ -709,11 +709,13 @@ impl Planner for BuiltinPlanner {
                 plan: Some(plan),
                 failure: None,
                 attempts: 1,
+                rejected_issues: Vec::new(),
             },
             Err(e) => Proposal {
                 plan: None,
                 failure: Some(e.to_string()),
                 attempts: 1,
+                rejected_issues: Vec::new(),
             },
         })
     }

@@ -27,6 +27,8 @@ pub enum AgentError {
     MissingKey { var: String, provider: String },
     #[error("replay: {0}")]
     Replay(String),
+    #[error("{0}")]
+    Record(#[from] profagent_record::RecordError),
     #[error("{path}: {reason}")]
     RunDir { path: PathBuf, reason: String },
     #[error("{0}")]

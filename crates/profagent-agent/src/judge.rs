@@ -10,8 +10,6 @@
 //! - size and MACs are exact, so a small fixed margin is enough.
 //!
 //! Used by the loop (`compressor`) and by the built-in planner; depends on neither.
-use serde::{Deserialize, Serialize};
-
 use crate::facts::{
     Budget, Evaluation, Objective, SpeedComparison, SpeedVerdict, ACCURACY_CONFIDENCE,
 };
@@ -22,26 +20,7 @@ pub const MIN_MACS_GAIN: f64 = 0.005;
 /// about 2 %) to count as progress.
 pub const MIN_SIZE_GAIN: f64 = 0.02;
 
-/// What became of a candidate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Decision {
-    Accepted,
-    /// The paired top-1 comparison leaves a drop beyond the budget too likely.
-    AccuracyAtRisk,
-    /// Mean output cosine below `--min-cosine`.
-    FidelityBroken,
-    /// Measurably slower than the current best under a speed objective.
-    Slower,
-    /// Not measurably better on the objective.
-    NoGain,
-}
-
-impl Decision {
-    pub fn accepted(self) -> bool {
-        self == Decision::Accepted
-    }
-}
+pub use profagent_record::Decision;
 
 /// A decision and the sentence that explains it.
 #[derive(Debug, Clone, PartialEq)]

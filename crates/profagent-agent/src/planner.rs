@@ -2,7 +2,7 @@
 //! → bounded repair), and the recorded-plan planner used by `--replay` of built-in runs.
 use serde::{Deserialize, Serialize};
 
-use profagent_plan::{parse_plan, validate, PlanContext, PlanError, ValidatedPlan};
+use profagent_plan::{parse_plan, validate, PlanContext, PlanError, PlanIssue, ValidatedPlan};
 
 use crate::error::AgentError;
 use crate::facts::PlanningInput;
@@ -24,6 +24,9 @@ pub struct Proposal {
     pub failure: Option<String>,
     /// Answers that were tried (1 + repairs).
     pub attempts: usize,
+    /// The validator's errors on the answers that were rejected before the last one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rejected_issues: Vec<PlanIssue>,
 }
 
 /// Where planners record each exchange.
@@ -80,6 +83,7 @@ impl Planner for AnalysisAgent {
             ChatMessage::new(Role::User, build_prompt(input)),
         ];
         let mut last_problem = String::new();
+        let mut rejected_issues = Vec::new();
         for attempt in 1..=self.max_repairs + 1 {
             let request = ChatRequest {
                 messages: &messages,
@@ -120,6 +124,7 @@ impl Planner for AnalysisAgent {
                         plan: Some(validated),
                         failure: None,
                         attempts: attempt,
+                        rejected_issues,
                     });
                 }
                 Err(error) => {
@@ -128,6 +133,7 @@ impl Planner for AnalysisAgent {
                         PlanError::Rejected { .. } => "rejected".into(),
                     };
                     entry.issues = error.issues().to_vec();
+                    rejected_issues.extend(entry.issues.iter().cloned());
                     entry.error = Some(error.to_string());
                     record(&entry)?;
                     last_problem = error.to_string();
@@ -143,6 +149,7 @@ impl Planner for AnalysisAgent {
                 self.max_repairs + 1
             )),
             attempts: self.max_repairs + 1,
+            rejected_issues,
         })
     }
 }

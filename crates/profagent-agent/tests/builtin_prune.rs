@@ -32,6 +32,10 @@ const RESNET18: [(&str, usize, u64, f64, f64); 10] = [
 fn evaluation(top1: f64, macs: u64) -> Evaluation {
     let right = (top1 * 10.0).round() as usize;
     Evaluation {
+        top5: None,
+        latency_batch: None,
+        peak_memory_bytes: None,
+        params: None,
         top1: Some(top1),
         top1_interval: None,
         latency_ms: 10.0,

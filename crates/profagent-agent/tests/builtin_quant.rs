@@ -7,6 +7,10 @@ use profagent_plan::{PlanContext, QuantMode};
 
 fn evaluation() -> Evaluation {
     Evaluation {
+        top5: None,
+        latency_batch: None,
+        peak_memory_bytes: None,
+        params: None,
         top1: Some(80.0),
         top1_interval: None,
         latency_ms: 100.0,

@@ -5,10 +5,9 @@ use std::collections::BTreeMap;
 
 use profagent_agent::builtin::BuiltinPlanner;
 use profagent_agent::compressor::{
-    compress, Analysis, CompressOptions, ReplayScript, Split, Workbench,
+    compress, replay, Analysis, CompressOptions, ReplayScript, Split, Workbench,
 };
 use profagent_agent::facts::*;
-use profagent_agent::planner::replay_planner;
 use profagent_agent::report::RunReport;
 use profagent_agent::rundir::RunDir;
 use profagent_agent::AgentError;
@@ -202,6 +201,10 @@ impl Workbench for FakeBench {
         // the baseline gets right and the candidate wrong (paired).
         let right = (top1 * 10.0).round() as usize;
         Ok(Evaluation {
+            top5: None,
+            latency_batch: None,
+            peak_memory_bytes: None,
+            params: None,
             top1: Some(top1),
             top1_interval: None,
             latency_ms: latency / speed,
@@ -220,7 +223,7 @@ impl Workbench for FakeBench {
     }
 }
 
-fn options(replay: Option<ReplayScript>) -> CompressOptions {
+fn options() -> CompressOptions {
     CompressOptions {
         budget: Budget {
             max_acc_drop: 1.0,
@@ -238,7 +241,6 @@ fn options(replay: Option<ReplayScript>) -> CompressOptions {
         model_path: "fake.onnx".into(),
         runtime: "fake".into(),
         data: serde_json::Value::Null,
-        replay,
     }
 }
 
@@ -262,13 +264,14 @@ fn builtin_loop_quantizes_prunes_backs_off_and_replays_identically() {
     let mut lines = Vec::new();
     let report = compress(
         &input_model(),
-        &options(None),
+        &options(),
         &mut BuiltinPlanner::new(),
         &mut bench,
         &run_dir,
         &mut |l: &str| lines.push(l.to_string()),
     )
-    .unwrap();
+    .unwrap()
+    .report;
 
     // Probes: dynamic is slower here, static faster; the planner takes static first.
     assert_eq!(report.quant_probes.len(), 2);
@@ -311,21 +314,21 @@ fn builtin_loop_quantizes_prunes_backs_off_and_replays_identically() {
     // Replay into a new directory: no evaluations, same final model.
     let replay_path = dir.path().join("replay");
     let replay_dir = RunDir::create(&replay_path, vec![]).unwrap();
-    let mut planner = replay_planner(&run_path).unwrap();
     let mut replay_bench = fake_bench();
     let script = ReplayScript {
         source: on_disk,
         source_dir: run_path.display().to_string(),
     };
-    let replayed = compress(
+    let replayed = replay(
         &input_model(),
-        &options(Some(script)),
-        &mut planner,
+        &options(),
+        &script,
         &mut replay_bench,
         &replay_dir,
         &mut |_: &str| {},
     )
-    .unwrap();
+    .unwrap()
+    .report;
     assert_eq!(replay_bench.evaluations, 0);
     assert!(replayed.replay.as_ref().unwrap().identical);
     assert_eq!(
@@ -351,7 +354,7 @@ fn measured_sensitivity_keeps_the_fragile_group_out_of_the_first_pruning_round()
     let run_path = dir.path().join("run");
     let run_dir = RunDir::create(&run_path, vec![]).unwrap();
     let mut bench = fake_bench();
-    let mut opts = options(None);
+    let mut opts = options();
     opts.sensitivity_groups = GROUPS.len();
     let report = compress(
         &input_model(),
@@ -361,7 +364,8 @@ fn measured_sensitivity_keeps_the_fragile_group_out_of_the_first_pruning_round()
         &run_dir,
         &mut |_: &str| {},
     )
-    .unwrap();
+    .unwrap()
+    .report;
 
     // Every group was pruned alone by 25 % and measured; "fragile" costs 5 points.
     assert_eq!(report.sensitivity.len(), GROUPS.len());
@@ -407,20 +411,22 @@ fn measured_sensitivity_keeps_the_fragile_group_out_of_the_first_pruning_round()
     let replay_path = dir.path().join("replay");
     let replay_dir = RunDir::create(&replay_path, vec![]).unwrap();
     let mut replay_bench = fake_bench();
-    let mut replay_options = options(Some(ReplayScript {
+    let script = ReplayScript {
         source: on_disk,
         source_dir: run_path.display().to_string(),
-    }));
+    };
+    let mut replay_options = options();
     replay_options.sensitivity_groups = GROUPS.len();
-    let replayed = compress(
+    let replayed = replay(
         &input_model(),
         &replay_options,
-        &mut replay_planner(&run_path).unwrap(),
+        &script,
         &mut replay_bench,
         &replay_dir,
         &mut |_: &str| {},
     )
-    .unwrap();
+    .unwrap()
+    .report;
     assert_eq!(replay_bench.evaluations, 0);
     assert!(replayed.replay.as_ref().unwrap().identical);
 }
@@ -438,11 +444,12 @@ fn run_builtin(opts: &CompressOptions) -> RunReport {
         &mut |_: &str| {},
     )
     .unwrap()
+    .report
 }
 
 #[test]
 fn a_macs_target_is_met_by_pruning_alone() {
-    let mut opts = options(None);
+    let mut opts = options();
     opts.sensitivity_groups = GROUPS.len();
     opts.budget.target_speedup = None;
     opts.budget.target_macs_fraction = Some(0.8);
@@ -465,7 +472,7 @@ fn a_macs_target_is_met_by_pruning_alone() {
 #[test]
 fn a_fidelity_bound_steers_pruning_away_from_groups_that_move_the_outputs() {
     let run = |min_cosine: Option<f64>| {
-        let mut opts = options(None);
+        let mut opts = options();
         opts.sensitivity_groups = GROUPS.len();
         opts.budget.min_cosine = min_cosine;
         run_builtin(&opts)
@@ -518,6 +525,10 @@ fn a_fidelity_bound_steers_pruning_away_from_groups_that_move_the_outputs() {
 fn a_candidate_below_the_fidelity_bound_is_rolled_back() {
     use profagent_agent::judge::judge;
     let evaluation = |latency_ms: f64, cosine: Option<f64>| Evaluation {
+        top5: None,
+        latency_batch: None,
+        peak_memory_bytes: None,
+        params: None,
         top1: Some(90.0),
         top1_interval: None,
         latency_ms,
@@ -539,7 +550,7 @@ fn a_candidate_below_the_fidelity_bound_is_rolled_back() {
         agreement: None,
         details: serde_json::Value::Null,
     };
-    let mut budget = options(None).budget;
+    let mut budget = options().budget;
     budget.min_cosine = Some(0.999);
     let baseline = evaluation(10.0, Some(1.0));
     let j = judge(&budget, &baseline, &evaluation(5.0, Some(0.998)), None);
@@ -565,7 +576,7 @@ fn measured_layer_latency_reaches_every_round_and_is_measured_once() {
     let run_path = dir.path().join("run");
     let run_dir = RunDir::create(&run_path, vec![]).unwrap();
     let mut fake = fake_bench();
-    let mut opts = options(None);
+    let mut opts = options();
     opts.sensitivity_groups = GROUPS.len();
     opts.probe_quantization = false;
     opts.budget.target_speedup = None;
@@ -578,7 +589,8 @@ fn measured_layer_latency_reaches_every_round_and_is_measured_once() {
         &run_dir,
         &mut |_: &str| {},
     )
-    .unwrap();
+    .unwrap()
+    .report;
     // Once for the planners, then input and final model side by side for the report.
     assert_eq!(fake.profiled.len(), 3, "{:?}", fake.profiled);
     assert_eq!(fake.profiled[0], "", "the input model is profiled first");

@@ -7,6 +7,10 @@ use profagent_agent::prompt::build_prompt;
 
 fn evaluation() -> Evaluation {
     Evaluation {
+        top5: None,
+        latency_batch: None,
+        peak_memory_bytes: None,
+        params: None,
         top1: Some(93.0),
         top1_interval: None,
         latency_ms: 10.0,

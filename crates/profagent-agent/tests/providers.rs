@@ -52,6 +52,10 @@ fn context() -> PlanContext {
 
 fn evaluation() -> Evaluation {
     Evaluation {
+        top5: None,
+        latency_batch: None,
+        peak_memory_bytes: None,
+        params: None,
         top1: Some(91.0),
         top1_interval: None,
         speed: None,
@@ -190,6 +194,22 @@ fn unknown_layers_are_named_in_the_repair_request() {
         "{repair}"
     );
     assert!(repair.contains("did you mean 'layer1.0.conv1'"), "{repair}");
+}
+
+/// The validator's errors on a repaired answer travel with the proposal (report.json's
+/// `rounds[].rejected_issues`, which the report's verdict table shows).
+#[test]
+fn a_repaired_proposal_carries_the_issues_of_the_rejected_answer() {
+    let server = serve(vec![chat(UNKNOWN_LAYERS), chat(GOOD_PLAN)]);
+    let (result, entries) = run(openai(&server));
+    let proposal = result.unwrap();
+    assert!(proposal.plan.is_some());
+    assert_eq!(proposal.rejected_issues, entries[0].issues);
+    assert_eq!(proposal.rejected_issues.len(), 2);
+    assert!(proposal
+        .rejected_issues
+        .iter()
+        .any(|issue| issue.message.contains("layer9.conv")));
 }
 
 #[test]

@@ -210,7 +210,7 @@ enum PointKind {
 fn points(report: &RunReport) -> Vec<Point> {
     let mut points = vec![Point {
         label: "baseline".into(),
-        top1: report.baseline.top1,
+        top1: crate::model::top1(&report.baseline),
         latency_ms: report.baseline.latency_ms,
         size_mb: report.baseline.model_bytes as f64 / 1e6,
         kind: PointKind::Baseline,
@@ -219,7 +219,7 @@ fn points(report: &RunReport) -> Vec<Point> {
         if let Some(e) = &round.evaluation {
             points.push(Point {
                 label: format!("R{}", round.round),
-                top1: e.top1,
+                top1: crate::model::top1(e),
                 latency_ms: e.latency_ms,
                 size_mb: e.model_bytes as f64 / 1e6,
                 kind: if round.accepted {
@@ -262,7 +262,7 @@ pub fn trajectory_svg(report: &RunReport) -> Result<String, ReportError> {
         let panels = plots.split_evenly((1, 2));
         let all = points(report);
         let chosen = report.chosen_round().map(|r| format!("R{r}"));
-        let floor = report.baseline.top1 - report.budget.max_acc_drop;
+        let floor = crate::model::top1(&report.baseline) - report.budget.max_acc_drop;
         let latency: Vec<(f64, &Point)> = all.iter().map(|p| (p.latency_ms, p)).collect();
         let size: Vec<(f64, &Point)> = all.iter().map(|p| (p.size_mb, p)).collect();
         draw_trajectory(

@@ -11,9 +11,9 @@ use profagent_plan::{
 };
 use serde_json::json;
 
-use crate::model::{
-    Budget, Estimate, Evaluation, FinalResult, GroupSensitivity, LatencyAt, LayerRow, ModelInfo,
-    QuantProbe, Round, RunReport, SpeedComparison, REPORT_FORMAT,
+use profagent_record::{
+    Budget, Decision, Estimate, Evaluation, FinalResult, GroupSensitivity, LatencyAt, LayerRow,
+    ModelInfo, QuantProbe, RoundRecord, RunReport, SpeedComparison, StopReason, REPORT_FORMAT,
 };
 
 /// Layers of ResNet-20 with their median batch-1 latency in the input and in the final model (ms).
@@ -55,10 +55,6 @@ fn evaluation(
     macs: u64,
 ) -> Evaluation {
     Evaluation {
-        top1,
-        latency_ms,
-        model_bytes: bytes,
-        images: 2000,
         top5: Some(top5),
         latency_batch: Some(LatencyAt {
             batch: 32,
@@ -67,13 +63,7 @@ fn evaluation(
         peak_memory_bytes: Some(58_200_000 + bytes * 3),
         params: Some(params),
         macs: Some(macs),
-        cosine: None,
-        agreement: None,
-        top1_interval: None,
-        speed: None,
-        accuracy_change: None,
-        worst_cosine: None,
-        details: serde_json::Value::Null,
+        ..Evaluation::new(Some(top1), latency_ms, bytes, 2000)
     }
 }
 
@@ -140,16 +130,16 @@ fn plan(
     }
 }
 
-fn round_one() -> Round {
+fn round_one() -> RoundRecord {
     let decisions = [
         "layer2.0.conv1",
         "layer2.1.conv1",
         "layer3.0.conv1",
         "layer3.1.conv1",
     ];
-    Round {
+    RoundRecord {
         speed_vs_best: None,
-        decision: None,
+        decision: Some(Decision::AccuracyAtRisk),
         round: 1,
         planner: "builtin".into(),
         attempts: 2,
@@ -185,11 +175,11 @@ fn round_one() -> Round {
     }
 }
 
-fn round_two() -> Round {
+fn round_two() -> RoundRecord {
     let decisions = ["layer3.0.conv1", "layer3.1.conv1", "layer3.2.conv1"];
-    Round {
+    RoundRecord {
         speed_vs_best: None,
-        decision: None,
+        decision: Some(Decision::Accepted),
         round: 2,
         planner: "builtin".into(),
         attempts: 1,
@@ -226,11 +216,11 @@ fn round_two() -> Round {
     }
 }
 
-fn round_three() -> Round {
+fn round_three() -> RoundRecord {
     let decisions = ["layer2.1.conv1", "layer2.2.conv1"];
-    Round {
+    RoundRecord {
         speed_vs_best: None,
-        decision: None,
+        decision: Some(Decision::Accepted),
         round: 3,
         planner: "builtin".into(),
         attempts: 1,
@@ -310,7 +300,7 @@ pub fn example_report() -> RunReport {
         baseline,
         quant_probes: vec![
             QuantProbe {
-                mode: "dynamic".into(),
+                mode: QuantMode::Dynamic,
                 latency_ms: 0.95,
                 speedup: 0.97,
                 model_bytes: 1_096_544,
@@ -318,9 +308,10 @@ pub fn example_report() -> RunReport {
                 error: None,
                 speed: None,
                 accuracy_change: None,
+                cosine: None,
             },
             QuantProbe {
-                mode: "static".into(),
+                mode: QuantMode::Static,
                 latency_ms: 0.54,
                 speedup: 1.71,
                 model_bytes: 369_812,
@@ -328,9 +319,10 @@ pub fn example_report() -> RunReport {
                 error: None,
                 speed: None,
                 accuracy_change: None,
+                cosine: None,
             },
             QuantProbe {
-                mode: "int4".into(),
+                mode: QuantMode::Int4,
                 latency_ms: 0.92,
                 speedup: 1.0,
                 model_bytes: 1_096_544,
@@ -338,6 +330,7 @@ pub fn example_report() -> RunReport {
                 error: Some("int4 is weight-only for MatMul; this model has none".into()),
                 speed: None,
                 accuracy_change: None,
+                cosine: None,
             },
         ],
         sensitivity: [
@@ -359,6 +352,8 @@ pub fn example_report() -> RunReport {
             loss_increase: Some(drop / 25.0),
             expected_drop: Some(drop),
             cosine_loss: None,
+            images: None,
+            points_per_nat: None,
             error: None,
         })
         .collect(),
@@ -402,6 +397,7 @@ pub fn example_report() -> RunReport {
             budget_met: true,
             stop_reason: "speedup target reached in round 3 with 0.25 pp of accuracy budget left"
                 .into(),
+            stop: Some(StopReason::BudgetMet { after_round: 3 }),
             accepted_rounds: vec![2, 3],
             chosen_round: Some(3),
         }),
@@ -411,7 +407,7 @@ pub fn example_report() -> RunReport {
             .iter()
             .map(|(layer, op, before, after)| LayerRow {
                 layer: layer.to_string(),
-                op_type: Some(op.to_string()),
+                op_type: op.to_string(),
                 before_ms: Some(*before),
                 after_ms: Some(*after),
             })

@@ -9,7 +9,7 @@ use crate::charts;
 use crate::error::ReportError;
 use crate::format;
 use crate::markdown::duration;
-use crate::model::{Round, RunReport, SpeedVerdict};
+use crate::model::{RoundRecord, RunReport, SpeedVerdict};
 use crate::tables::{self, Align, Table};
 
 /// Ids of the sections every report has (per-layer latency only when measured).
@@ -228,7 +228,9 @@ fn kpis(out: &mut String, report: &RunReport) {
     };
     let (before, after, _) = report.before_after();
     let mut cards: Vec<(&str, String, &str)> = Vec::new();
-    let drop = result.acc_drop.or(after.map(|a| before.top1 - a.top1));
+    let drop = result
+        .acc_drop
+        .or(after.map(|a| crate::model::top1(before) - crate::model::top1(a)));
     if let Some(drop) = drop {
         let class = if drop <= report.budget.max_acc_drop {
             "good"
@@ -291,7 +293,7 @@ fn kpis(out: &mut String, report: &RunReport) {
     out.push_str("</div>\n");
 }
 
-fn render_round(out: &mut String, round: &Round, chosen: Option<usize>) {
+fn render_round(out: &mut String, round: &RoundRecord, chosen: Option<usize>) {
     let status = tables::status(round, chosen);
     let badge = match (round.accepted, Some(round.round) == chosen) {
         (true, true) => "<span class=\"badge chosen\">accepted · chosen</span>",

@@ -1,7 +1,7 @@
 //! Run reports: what a `profagent compress` run did, for people.
 //!
-//! The agent writes `RUN_DIR/report.json`; this crate reads it into `RunReport` (its data model,
-//! exactly what gets rendered) and renders two files next to it:
+//! The agent writes `RUN_DIR/report.json` from a `profagent_record::RunReport`; this crate reads
+//! the same type (exactly what gets rendered) and renders two files next to it:
 //! - `report.html`: one self-contained page (inline CSS, inline SVG charts drawn with
 //!   `plotters`, no scripts, no network): headline numbers, before/after table, the
 //!   accuracy–latency–size trajectory across rounds, per-layer latency bars, the final model's
@@ -9,7 +9,8 @@
 //!   verdicts, quantization probes, machine and runtime;
 //! - `report.md`: the same content as Markdown that renders on GitHub and reads as plain text.
 //!
-//! Modules: `model` (the data model and how report.json maps onto it), `tables` (the content
+//! Modules: `model` (the run record's types from `profagent-record`, read directly: no second
+//! model of the same JSON), `tables` (the content
 //! both renderers share), `charts` (plotters SVG), `html`, `markdown`, `format` (units),
 //! `fixture` (an example report shaped like a real run, for tests and docs).
 pub mod charts;
@@ -27,8 +28,8 @@ pub use error::ReportError;
 pub use html::render_html;
 pub use markdown::render_markdown;
 pub use model::{
-    Budget, Evaluation, FinalResult, LatencyAt, LayerRow, ModelInfo, QuantProbe, ReplayInfo, Round,
-    RunReport, REPORT_FORMAT,
+    Budget, Evaluation, FinalResult, LatencyAt, LayerRow, ModelInfo, QuantProbe, ReplayInfo,
+    RoundRecord, RunReport, REPORT_FORMAT,
 };
 
 /// The report files of a run directory.
@@ -57,7 +58,7 @@ pub fn write_reports(run_dir: &Path, report: &RunReport) -> Result<WrittenReport
 /// Reads `run_dir/report.json` and (re)writes `report.html` and `report.md` from it.
 pub fn regenerate(run_dir: &Path) -> Result<(RunReport, WrittenReports), ReportError> {
     check_run_dir(run_dir)?;
-    let report = RunReport::read(&run_dir.join(REPORT_JSON))?;
+    let report = model::read(&run_dir.join(REPORT_JSON))?;
     let written = write_reports(run_dir, &report)?;
     Ok((report, written))
 }

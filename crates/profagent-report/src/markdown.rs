@@ -3,7 +3,7 @@
 use std::fmt::Write;
 
 use crate::format;
-use crate::model::{Round, RunReport};
+use crate::model::{RoundRecord, RunReport};
 use crate::tables::{self, Align, Table};
 
 /// Renders the whole report as Markdown.
@@ -100,7 +100,7 @@ fn summary(out: &mut String, report: &RunReport) {
                 "top-1 {}",
                 format::change(drop, result.drop_interval.as_ref(), images)
             )),
-            None if report.baseline.top1.is_nan() => {
+            None if report.baseline.top1.is_none() => {
                 headline.push("no labels: accuracy not measured, judged on output fidelity".into())
             }
             None => {}
@@ -129,7 +129,7 @@ fn summary(out: &mut String, report: &RunReport) {
     let _ = writeln!(out, "\nRun time: {}.\n", duration(report.seconds));
 }
 
-fn render_round(out: &mut String, round: &Round, chosen: Option<usize>) {
+fn render_round(out: &mut String, round: &RoundRecord, chosen: Option<usize>) {
     let status = tables::status(round, chosen);
     let _ = writeln!(out, "\n### Round {}: {status}\n", round.round);
     let answers = if round.attempts == 1 {

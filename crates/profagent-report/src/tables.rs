@@ -3,7 +3,7 @@
 use serde_json::Value;
 
 use crate::format::{self, NONE};
-use crate::model::{Evaluation, Round, RunReport};
+use crate::model::{top1, Evaluation, RoundRecord, RunReport};
 
 /// Column alignment (numbers right, text left).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -127,7 +127,7 @@ pub fn before_after(report: &RunReport) -> Table {
     let rows: [Row; 10] = [
         (
             "Top-1 accuracy",
-            |e| Some(e.top1),
+            |e| Some(top1(e)),
             format::percent,
             Change::Points,
         ),
@@ -343,7 +343,7 @@ pub fn trajectory(report: &RunReport) -> Table {
     let base = &report.baseline;
     table.push(vec![
         "baseline".into(),
-        format::percent(base.top1),
+        format::percent(top1(base)),
         NONE.into(),
         format::ms(base.latency_ms),
         base.speed
@@ -356,7 +356,7 @@ pub fn trajectory(report: &RunReport) -> Table {
     for round in &report.rounds {
         let (top1, latency, speed, size) = match &round.evaluation {
             Some(e) => (
-                format::percent(e.top1),
+                format::percent(top1(e)),
                 format::ms(e.latency_ms),
                 e.speed
                     .as_ref()
@@ -389,7 +389,7 @@ pub fn trajectory(report: &RunReport) -> Table {
     table
 }
 
-pub fn status(round: &Round, chosen: Option<usize>) -> &'static str {
+pub fn status(round: &RoundRecord, chosen: Option<usize>) -> &'static str {
     match (round.accepted, Some(round.round) == chosen) {
         (true, true) => "accepted, chosen",
         (true, false) => "accepted",
@@ -399,7 +399,7 @@ pub fn status(round: &Round, chosen: Option<usize>) -> &'static str {
 }
 
 /// A round's pruning decisions with the validator's resolution of each.
-pub fn decisions(round: &Round) -> Table {
+pub fn decisions(round: &RoundRecord) -> Table {
     let mut table = Table::new(&[
         ("Target", Left),
         ("Ratio", Right),
@@ -433,7 +433,7 @@ pub fn decisions(round: &Round) -> Table {
 }
 
 /// A round's quantization choice: the default and each per-layer override.
-pub fn quantization_plan(round: &Round) -> Table {
+pub fn quantization_plan(round: &RoundRecord) -> Table {
     let mut table = Table::new(&[("Layers", Left), ("Mode", Left), ("Rationale", Left)]);
     let Some(quant) = round.plan.as_ref().and_then(|p| p.quantization.as_ref()) else {
         return table;
@@ -454,7 +454,7 @@ pub fn quantization_plan(round: &Round) -> Table {
 }
 
 /// The validator's verdicts on a round: issues on rejected answers, warnings on the plan.
-pub fn verdicts(round: &Round) -> Table {
+pub fn verdicts(round: &RoundRecord) -> Table {
     let mut table = Table::new(&[("Verdict", Left), ("Where", Left), ("Message", Left)]);
     for issue in &round.rejected_issues {
         table.push(vec![
@@ -474,11 +474,11 @@ pub fn verdicts(round: &Round) -> Table {
 }
 
 /// The candidate's evaluation in one line.
-pub fn round_result(round: &Round) -> String {
+pub fn round_result(round: &RoundRecord) -> String {
     match &round.evaluation {
         Some(e) => format!(
             "top-1 {} ({}), latency {}, size {}",
-            format::percent(e.top1),
+            format::percent(top1(e)),
             format::opt(round.acc_drop, |d| format::points(-d)),
             format::ms(e.latency_ms),
             format::bytes(e.model_bytes),
@@ -517,7 +517,7 @@ pub fn quant_probes(report: &RunReport) -> Table {
     ]);
     for probe in &report.quant_probes {
         table.push(vec![
-            probe.mode.clone(),
+            probe.mode.to_string(),
             format::ms(probe.latency_ms),
             probe
                 .speed

@@ -400,6 +400,20 @@ impl OrtBench {
             (None, None) => (None, None),
         };
         let worst_cosine = record.fidelity.as_ref().map(|f| f.worst_cosine);
+        let costs =
+            profagent_profile::static_profile(model, &profagent_profile::ProfileOptions::default())
+                .ok()
+                .map(|p| (p.model.params, p.model.macs));
+        // The largest batch above 1 the evaluator timed (none when only batch 1 was).
+        let latency_batch = record
+            .latency
+            .iter()
+            .filter(|point| point.batch > 1)
+            .max_by_key(|point| point.batch)
+            .map(|point| profagent_agent::facts::LatencyAt {
+                batch: point.batch,
+                median_ms: point.median_ms,
+            });
         Ok(Evaluation {
             top1: record.top1.map(|t| t * 100.0),
             top1_interval: record.top1_interval.map(|i| profagent_stats::Estimate {
@@ -417,12 +431,11 @@ impl OrtBench {
             model_bytes,
             images: record.samples,
             loss: record.nll,
-            macs: profagent_profile::static_profile(
-                model,
-                &profagent_profile::ProfileOptions::default(),
-            )
-            .ok()
-            .map(|p| p.model.macs),
+            top5: record.top5.map(|t| t * 100.0),
+            latency_batch,
+            peak_memory_bytes: record.peak_rss_bytes,
+            params: costs.map(|(params, _)| params),
+            macs: costs.map(|(_, macs)| macs),
             cosine,
             agreement,
             details: serde_json::to_value(&record).unwrap_or_default(),

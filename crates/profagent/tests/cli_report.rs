@@ -106,6 +106,10 @@ fn reads_the_agent_report_json() {
     use profagent_agent::{Budget, Evaluation};
 
     let evaluation = |top1: f64, latency_ms: f64, model_bytes: u64| Evaluation {
+        top5: None,
+        latency_batch: None,
+        peak_memory_bytes: None,
+        params: None,
         top1: Some(top1),
         top1_interval: None,
         latency_ms,
@@ -158,6 +162,7 @@ fn reads_the_agent_report_json() {
                 .into_iter()
                 .collect(),
             warnings: vec![],
+            rejected_issues: vec![],
             failure: None,
             apply: serde_json::Value::Null,
             evaluation: Some(evaluation(87.8, 0.5, 300_000)),

@@ -8,16 +8,71 @@ use std::collections::BTreeMap;
 use profagent_onnx::Model;
 use profagent_plan::{QuantMode, QuantSetting};
 
-use super::{Analysis, Progress, Split, Workbench};
-use crate::facts::{Evaluation, GroupFacts, GroupSensitivity, QuantProbe};
+use super::{Analysis, Kept, Progress, Split, Workbench};
+use crate::error::AgentError;
+use crate::facts::{Evaluation, GroupFacts, GroupSensitivity, QuantProbe, SpeedComparison};
+
+/// The input model on the feedback slice: accuracy, and its latency from timing it against
+/// itself (an A/A comparison: its interval shows how noisy the machine is right now).
+pub(super) fn baseline<B: Workbench + ?Sized>(
+    bench: &mut B,
+    input: &Model,
+    progress: &mut dyn Progress,
+) -> Result<Evaluation, AgentError> {
+    progress.line("evaluating the baseline on the feedback slice");
+    let mut baseline = bench.evaluate(input, Split::Feedback)?;
+    baseline.pair_with_itself();
+    progress.line("timing the baseline against itself (how noisy is this machine now?)");
+    let noise = bench.compare_speed(input, input, Split::Feedback)?;
+    baseline.latency_ms = noise.reference_ms;
+    progress.line(&format!(
+        "baseline: {}, {:.2} ms; against itself {}; {:.2} MB",
+        match (baseline.top1, baseline.top1_interval) {
+            (Some(t), Some(i)) => format!(
+                "top-1 {t:.2} % (95 % interval {:.2}–{:.2}, {} images)",
+                i.low, i.high, baseline.images
+            ),
+            (Some(t), None) => format!("top-1 {t:.2} % ({} images)", baseline.images),
+            (None, _) => format!("no labels ({} images): fidelity only", baseline.images),
+        },
+        baseline.latency_ms,
+        noise.describe(),
+        baseline.model_bytes as f64 / 1e6
+    ));
+    baseline.speed = Some(noise);
+    Ok(baseline)
+}
+
+/// A candidate on the feedback slice: accuracy paired with the baseline, speed against the
+/// input model and, when the current best is not the input, against the current best (both
+/// interleaved).
+pub(super) fn candidate<B: Workbench + ?Sized>(
+    bench: &mut B,
+    input: &Model,
+    baseline: &Evaluation,
+    best: Kept<'_>,
+    candidate: &Model,
+) -> Result<(Evaluation, Option<SpeedComparison>), AgentError> {
+    let mut evaluation = bench.evaluate(candidate, Split::Feedback)?;
+    evaluation.pair_with(baseline);
+    let speed = bench.compare_speed(input, candidate, Split::Feedback)?;
+    evaluation.latency_ms = speed.candidate_ms.value;
+    evaluation.speed = Some(speed);
+    let vs_best = if best.round == 0 {
+        None
+    } else {
+        Some(bench.compare_speed(best.model, candidate, Split::Feedback)?)
+    };
+    Ok((evaluation, vs_best))
+}
 
 /// Quantizes the baseline with every available mode and measures it; failures are recorded,
 /// not fatal (a mode the runtime cannot run is information for the planner).
-pub(super) fn probe_quantization(
+pub(super) fn probe_quantization<B: Workbench + ?Sized>(
+    bench: &mut B,
     input: &Model,
     analysis: &Analysis,
     baseline: &Evaluation,
-    bench: &mut dyn Workbench,
     progress: &mut dyn Progress,
 ) -> Vec<QuantProbe> {
     let mut probes = Vec::new();
@@ -36,7 +91,7 @@ pub(super) fn probe_quantization(
             continue;
         }
         progress.line(&format!("probing {mode} quantization"));
-        probes.push(match probe(input, &layers, baseline, bench) {
+        probes.push(match probe(bench, input, &layers, baseline) {
             Ok(p) => p,
             Err(e) => QuantProbe {
                 mode,
@@ -80,12 +135,12 @@ pub(super) fn probe_quantization(
 }
 
 /// One probe: quantize, evaluate (paired with the baseline), time against the input.
-fn probe(
+fn probe<B: Workbench + ?Sized>(
+    bench: &mut B,
     input: &Model,
     layers: &BTreeMap<String, QuantSetting>,
     baseline: &Evaluation,
-    bench: &mut dyn Workbench,
-) -> Result<QuantProbe, crate::AgentError> {
+) -> Result<QuantProbe, AgentError> {
     let mode = layers
         .values()
         .next()
@@ -117,12 +172,12 @@ const MIN_SENSITIVITY_FIT: usize = 3;
 /// Prunes each of the `max_groups` heaviest prunable groups alone by `SENSITIVITY_RATIO` and
 /// measures top-1 on the feedback slice (no timing): what pruning that group costs, measured
 /// rather than guessed from weight norms. Failures are recorded, not fatal.
-pub(super) fn measure_sensitivity(
+pub(super) fn measure_sensitivity<B: Workbench + ?Sized>(
+    bench: &mut B,
     input: &Model,
     analysis: &Analysis,
     baseline: &Evaluation,
     max_groups: usize,
-    bench: &mut dyn Workbench,
     progress: &mut dyn Progress,
 ) -> Vec<GroupSensitivity> {
     let mut candidates: Vec<&GroupFacts> = analysis

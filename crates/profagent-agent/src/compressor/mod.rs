@@ -8,87 +8,35 @@
 //! met, the rounds run out, the planner has nothing more to propose, or `patience` rounds in a
 //! row brought nothing. The final check (`finish`) re-measures on the holdout slice.
 //!
-//! Modules: `measure` (quantization probes and pruning sensitivity, before planning),
-//! `finish` (holdout check, fallback, final speed), `crate::judge` (verdicts). The real
-//! pruning, quantization and evaluation are behind the `Workbench` trait, so the loop is
-//! tested with a scripted workbench and driven by the CLI with the real crates. A replay
-//! (`ReplayScript`) follows the recorded evaluations and verdicts instead of measuring.
+//! Modules: `workbench` (the `Workbench` seam: rewrites and raw measurements, plus what the
+//! loop learns and decides, measured live by default), `measure` (baseline, quantization
+//! probes, pruning sensitivity, a candidate's evaluation), `finish` (holdout check, fallback,
+//! the final result), `replay` (a recorded run as a workbench and a planner),
+//! `crate::judge` (verdicts). The loop is tested with a scripted workbench and driven by the
+//! CLI with the real one; it has no replay branches: `replay::replay` runs it with a
+//! `RecordedBench` and the recorded planner.
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use serde::{Deserialize, Serialize};
-
 use profagent_onnx::Model;
-use profagent_plan::{PlanContext, QuantSetting, ResolvedPrune, ValidatedPlan};
+use profagent_plan::{QuantSetting, ResolvedPrune, ValidatedPlan};
 
 use crate::error::AgentError;
-use crate::facts::{
-    Evaluation, GroupFacts, LayerFacts, PlanningInput, RoundSummary, SpeedComparison,
-};
-use crate::judge::{budget_met, describe_accuracy, judge, Decision};
-use crate::planner::Planner;
+use crate::facts::{Evaluation, PlanningInput, RoundSummary, SpeedComparison};
+use crate::judge::{budget_met, describe_accuracy};
+use crate::planner::{Planner, Proposal};
 use crate::report::{sha256_hex, ModelInfo, RoundRecord, RunReport, REPORT_FORMAT};
 use crate::rundir::{RunDir, REPORT_FILE};
 
 mod finish;
 mod measure;
+mod replay;
+mod workbench;
 
 pub use measure::SENSITIVITY_RATIO;
-
-/// Which data slice an evaluation uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Split {
-    /// Guides the loop (acceptance, planner feedback).
-    Feedback,
-    /// Judges the final result only.
-    Holdout,
-}
-
-/// What the loop needs from the rest of ProfAgent.
-pub trait Workbench {
-    /// Runtime, threads, machine: recorded in the report.
-    fn describe(&self) -> serde_json::Value;
-    /// The plan context and planner facts of a float model.
-    fn analyze(&mut self, model: &Model) -> Result<Analysis, AgentError>;
-    /// Structured pruning; returns the model and the pruner's report.
-    fn prune(
-        &mut self,
-        model: &Model,
-        decisions: &[ResolvedPrune],
-    ) -> Result<(Model, serde_json::Value), AgentError>;
-    /// Quantization of the named layers (calibration data is the workbench's business).
-    fn quantize(
-        &mut self,
-        model: &Model,
-        layers: &BTreeMap<String, QuantSetting>,
-    ) -> Result<(Model, serde_json::Value), AgentError>;
-    /// Accuracy (with per-image correctness), fidelity to the input model and size on a
-    /// slice; no timing (`latency_ms` is filled by the loop from `compare_speed`).
-    fn evaluate(&mut self, model: &Model, split: Split) -> Result<Evaluation, AgentError>;
-    /// Times `candidate` against `reference` interleaved in one process on the target
-    /// runtime (batch 1, a real sample of `split`).
-    fn compare_speed(
-        &mut self,
-        reference: &Model,
-        candidate: &Model,
-        split: Split,
-    ) -> Result<SpeedComparison, AgentError>;
-    /// Per-layer latency `(layer, op type, ms)` of `model` from the runtime's profiler, for
-    /// the report (default: not measured).
-    fn layer_latencies(&mut self, model: &Model) -> Result<Vec<(String, String, f64)>, AgentError> {
-        let _ = model;
-        Ok(Vec::new())
-    }
-}
-
-/// A model's plan context plus what planners see of it.
-#[derive(Debug, Clone)]
-pub struct Analysis {
-    pub context: PlanContext,
-    pub layers: Vec<LayerFacts>,
-    pub groups: Vec<GroupFacts>,
-    pub family: String,
-}
+pub use profagent_record::StopReason;
+pub use replay::{replay, RecordedBench, ReplayScript};
+pub use workbench::{Analysis, FinalCheck, Kept, Split, Verdict, Workbench};
 
 /// Progress lines for the terminal.
 pub trait Progress {
@@ -113,13 +61,6 @@ impl Progress for RedactingProgress<'_> {
     }
 }
 
-/// Recorded decisions that a replay follows instead of measuring again.
-#[derive(Debug, Clone)]
-pub struct ReplayScript {
-    pub source: RunReport,
-    pub source_dir: String,
-}
-
 #[derive(Debug, Clone)]
 pub struct CompressOptions {
     pub budget: crate::facts::Budget,
@@ -135,34 +76,6 @@ pub struct CompressOptions {
     pub model_path: String,
     pub runtime: String,
     pub data: serde_json::Value,
-    pub replay: Option<ReplayScript>,
-}
-
-/// Why the loop stopped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", tag = "kind")]
-pub enum StopReason {
-    BudgetMet { after_round: usize },
-    RoundsUsed { rounds: usize },
-    PlannerDone { round: usize },
-    NoImprovement { rounds: usize },
-}
-
-impl std::fmt::Display for StopReason {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            StopReason::BudgetMet { after_round } => {
-                write!(f, "budget met after round {after_round}")
-            }
-            StopReason::RoundsUsed { rounds } => write!(f, "all {rounds} rounds used"),
-            StopReason::PlannerDone { round } => {
-                write!(f, "planner had nothing more to propose in round {round}")
-            }
-            StopReason::NoImprovement { rounds } => {
-                write!(f, "no improvement in {rounds} round(s) in a row")
-            }
-        }
-    }
 }
 
 /// A feasible model: the float model, its quantization, the deployed model and its
@@ -178,8 +91,17 @@ pub(crate) struct State {
     pub analysis: Analysis,
 }
 
-/// Runs the loop and writes everything into `run_dir`. Returns the report (also on disk) and
-/// the chosen model.
+/// What `compress` hands its caller: the run record (as written to report.json, redacted) and
+/// the chosen model (as written to model.onnx), so nobody reads either back from disk.
+#[derive(Debug, Clone)]
+pub struct Compressed {
+    pub report: RunReport,
+    pub model: Model,
+}
+
+/// Runs the loop and writes everything into `run_dir`: the run record (report.json, rewritten
+/// after every round and once more at the end, by this function only) and the chosen model.
+/// Returns both.
 pub fn compress(
     input: &Model,
     options: &CompressOptions,
@@ -187,112 +109,22 @@ pub fn compress(
     bench: &mut dyn Workbench,
     run_dir: &RunDir,
     progress: &mut dyn Progress,
-) -> Result<RunReport, AgentError> {
+) -> Result<Compressed, AgentError> {
     let mut redacting = RedactingProgress {
         inner: progress,
         run_dir,
     };
     let progress: &mut dyn Progress = &mut redacting;
     let started = Instant::now();
-    let input_bytes = input.to_bytes();
-    let recorded = options.replay.as_ref().map(|r| &r.source);
-    progress.line(&format!("analyzing {}", options.model_name));
-    let mut analysis = bench.analyze(input)?;
-    // Per-layer latency of the input on the target runtime, measured once: planners rank
-    // groups by it, and every later analysis reuses it (scaled by MACs where pruning shrank
-    // a layer). A replay takes the input's column of the recorded per-layer table.
-    let measured_layers = match recorded {
-        Some(r) => r
-            .layers
-            .iter()
-            .filter_map(|l| Some((l.layer.clone(), l.op_type.clone(), l.before_ms?)))
-            .collect(),
-        None => {
-            progress.line("profiling per-layer latency of the input model on the target runtime");
-            bench.layer_latencies(input).unwrap_or_else(|e| {
-                progress.line(&format!(
-                    "warning: per-layer latency not measured ({e}): planners rank by MACs"
-                ));
-                Vec::new()
-            })
-        }
-    };
-    let input_latency = measure::InputLatency::new(&measured_layers, &analysis);
-    input_latency.apply(&mut analysis);
-    run_dir.write_json("input/context.json", &analysis.context)?;
-    run_dir.write_json("input/layers.json", &analysis.layers)?;
-    run_dir.write_json("input/groups.json", &analysis.groups)?;
-    let baseline = match recorded {
-        Some(r) => r.baseline.clone(),
-        None => measure_baseline(input, bench, progress)?,
-    };
-    let quant_probes = match recorded {
-        Some(r) => r.quant_probes.clone(),
-        None if options.probe_quantization => {
-            measure::probe_quantization(input, &analysis, &baseline, bench, progress)
-        }
-        None => Vec::new(),
-    };
-    // When one measured quantization mode alone already meets the budget, the built-in
-    // planner takes it and the loop ends: measuring pruning sensitivity first would only cost
-    // time.
-    let quant_alone_meets = quant_probes.iter().any(|p| {
-        p.error.is_none() && budget_met(&options.budget, &baseline, &p.as_evaluation(&baseline))
-    });
-    let sensitivity = match recorded {
-        Some(r) => r.sensitivity.clone(),
-        None if quant_alone_meets => {
-            progress.line(
-                "a quantization mode alone meets the budget: pruning sensitivity not measured",
-            );
-            Vec::new()
-        }
-        None if options.sensitivity_groups > 0 => measure::measure_sensitivity(
-            input,
-            &analysis,
-            &baseline,
-            options.sensitivity_groups,
-            bench,
-            progress,
-        ),
-        None => Vec::new(),
-    };
-    measure::apply_sensitivity(&mut analysis.groups, &sensitivity);
-    let mut report = RunReport {
-        format: REPORT_FORMAT.into(),
-        tool_version: env!("CARGO_PKG_VERSION").into(),
-        planner: planner.describe(),
-        model: ModelInfo {
-            path: options.model_path.clone(),
-            sha256: sha256_hex(&input_bytes),
-            bytes: input_bytes.len() as u64,
-        },
-        data: options.data.clone(),
-        machine: bench.describe(),
-        budget: options.budget.clone(),
-        baseline: baseline.clone(),
-        quant_probes,
-        sensitivity,
-        rounds: Vec::new(),
-        final_result: None,
-        replay: None,
-        layers: Vec::new(),
-        seconds: 0.0,
-    };
-    let initial = State {
-        round: 0,
-        float: input.clone(),
-        quantization: BTreeMap::new(),
-        deployed: input.clone(),
-        evaluation: baseline.clone(),
-        analysis,
-    };
+    let (mut report, initial, input_latency) =
+        prepare(input, options, planner, bench, run_dir, progress)?;
+    let baseline = report.baseline.clone();
     let mut state = initial.clone();
     // Every accepted state, oldest first: the final check falls back along it.
     let mut accepted: Vec<State> = vec![initial];
     let mut history: Vec<RoundSummary> = Vec::new();
     let mut idle_rounds = 0;
-    let rounds = recorded.map(|r| r.rounds.len()).unwrap_or(options.rounds);
+    let (rounds, patience) = bench.schedule(options.rounds, options.patience);
     let mut stop_reason = StopReason::RoundsUsed { rounds };
     for round in 1..=rounds {
         if budget_met(&options.budget, &baseline, &state.evaluation) {
@@ -324,222 +156,258 @@ pub fn compress(
         let proposal = planner.propose(round, &planning, &state.analysis.context, &mut |e| {
             run_dir.record(e)
         })?;
-        let mut record = RoundRecord {
-            round,
-            planner: planner.describe(),
-            attempts: proposal.attempts,
-            plan: proposal.plan.as_ref().map(|p| p.plan().clone()),
-            resolved_pruning: proposal
-                .plan
-                .as_ref()
-                .map(|p| p.pruning().to_vec())
-                .unwrap_or_default(),
-            quantization: BTreeMap::new(),
-            warnings: proposal
-                .plan
-                .as_ref()
-                .map(|p| p.warnings().to_vec())
-                .unwrap_or_default(),
-            failure: proposal.failure.clone(),
-            apply: serde_json::Value::Null,
-            evaluation: None,
-            speed_vs_best: None,
-            acc_drop: None,
-            accepted: false,
-            decision: None,
-            verdict: String::new(),
-            seconds: 0.0,
-        };
-        let recorded_round = recorded.and_then(|r| r.rounds.get(round - 1));
-        let mut stop = false;
-        match &proposal.plan {
+        let mut record = round_record(round, planner.describe(), &proposal);
+        let outcome = match &proposal.plan {
             None => {
                 record.verdict = "no valid plan: nothing applied".into();
                 progress.line(&format!(
                     "round {round}: {}",
                     proposal.failure.as_deref().unwrap_or("no plan")
                 ));
+                RoundOutcome::Continue
             }
             Some(plan) if plan.plan().is_noop() => {
                 record.verdict = "the planner proposes no further change".into();
-                stop_reason = StopReason::PlannerDone { round };
-                stop = true;
+                RoundOutcome::PlannerDone
             }
             Some(plan) => {
                 run_dir.write_json(&format!("rounds/round-{round:02}/plan.json"), plan)?;
-                match try_candidate(&state, plan, round, input, &baseline, bench, recorded_round) {
-                    Err(e) => {
-                        record.verdict = format!("applying the plan failed: {e}");
-                        progress.line(&format!("round {round}: {}", record.verdict));
+                let context = RoundContext {
+                    input,
+                    baseline: &baseline,
+                    options,
+                    run_dir,
+                };
+                if let Some(next) = try_round(&context, &state, plan, &mut record, bench, progress)?
+                {
+                    state = next;
+                    if !plan.pruning().is_empty() {
+                        state.analysis = bench.analyze(&state.float)?;
+                        input_latency.apply(&mut state.analysis);
+                        measure::apply_sensitivity(&mut state.analysis.groups, &report.sensitivity);
                     }
-                    Ok((candidate, apply, vs_best)) => {
-                        record.apply = apply;
-                        record.quantization = candidate
-                            .quantization
-                            .iter()
-                            .map(|(k, v)| (k.clone(), v.mode.to_string()))
-                            .collect();
-                        record.acc_drop = candidate.evaluation.drop_points();
-                        record.evaluation = Some(candidate.evaluation.clone());
-                        record.speed_vs_best = vs_best.clone();
-                        let (decision, verdict) = match recorded_round {
-                            Some(r) => (r.decision, format!("replayed: {}", r.verdict)),
-                            None => {
-                                let j = judge(
-                                    &options.budget,
-                                    &state.evaluation,
-                                    &candidate.evaluation,
-                                    vs_best.as_ref(),
-                                );
-                                (Some(j.decision), j.reason)
-                            }
-                        };
-                        let is_accepted = match recorded_round {
-                            Some(r) => r.accepted,
-                            None => decision.is_some_and(Decision::accepted),
-                        };
-                        record.accepted = is_accepted;
-                        record.decision = decision;
-                        record.verdict = verdict;
-                        run_dir.write_json(
-                            &format!("rounds/round-{round:02}/evaluation.json"),
-                            &candidate.evaluation,
-                        )?;
-                        progress.line(&format!(
-                            "round {round}: {}, {}, {:.2} MB: {}",
-                            describe_accuracy(&candidate.evaluation),
-                            candidate
-                                .evaluation
-                                .speed
-                                .as_ref()
-                                .map(|s| format!("against the input {}", s.describe()))
-                                .unwrap_or_else(|| "speed not measured".into()),
-                            candidate.evaluation.model_bytes as f64 / 1e6,
-                            record.verdict
-                        ));
-                        if is_accepted {
-                            let pruned = !plan.pruning().is_empty();
-                            state = candidate;
-                            if pruned {
-                                state.analysis = bench.analyze(&state.float)?;
-                                input_latency.apply(&mut state.analysis);
-                                measure::apply_sensitivity(
-                                    &mut state.analysis.groups,
-                                    &report.sensitivity,
-                                );
-                            }
-                            accepted.push(state.clone());
-                        }
-                    }
+                    accepted.push(state.clone());
                 }
+                RoundOutcome::Continue
             }
-        }
+        };
         record.seconds = round_started.elapsed().as_secs_f64();
-        history.push(RoundSummary {
-            round,
-            plan: summarize_plan(record.plan.as_ref(), &record.resolved_pruning),
-            top1: record.evaluation.as_ref().and_then(|e| e.top1),
-            latency_ms: record.evaluation.as_ref().map(|e| e.latency_ms),
-            model_bytes: record.evaluation.as_ref().map(|e| e.model_bytes),
-            accuracy_change: record.evaluation.as_ref().and_then(|e| e.accuracy_change),
-            speed: record.evaluation.as_ref().and_then(|e| e.speed.clone()),
-            macs: record.evaluation.as_ref().and_then(|e| e.macs),
-            accepted: record.accepted,
-            note: record.verdict.clone(),
-        });
+        history.push(summarize_round(&record));
         idle_rounds = if record.accepted { 0 } else { idle_rounds + 1 };
         report.rounds.push(record);
         report.seconds = started.elapsed().as_secs_f64();
         run_dir.write_json(REPORT_FILE, &report)?;
-        if stop {
+        if outcome == RoundOutcome::PlannerDone {
+            stop_reason = StopReason::PlannerDone { round };
             break;
         }
-        if recorded.is_none() && idle_rounds >= options.patience.max(1) {
+        if idle_rounds >= patience {
             stop_reason = StopReason::NoImprovement {
                 rounds: idle_rounds,
             };
             break;
         }
     }
-    // A replay ends where the recorded run ended, for the recorded reason.
-    if let Some(stop) = recorded
-        .and_then(|r| r.final_result.as_ref())
-        .and_then(|f| f.stop)
-    {
-        stop_reason = stop;
-    }
+    let stop_reason = bench.stop_reason(stop_reason);
     let loop_met = budget_met(&options.budget, &baseline, &state.evaluation);
-    let (final_result, layers) = finish::finish(
+    let (final_result, layers, model) = finish::finish(
         input,
         &baseline,
         accepted,
-        options,
+        &options.budget,
         stop_reason,
         loop_met,
         bench,
         run_dir,
         progress,
     )?;
+    report.replay = bench.replay_info(&final_result.sha256);
     report.final_result = Some(final_result);
     report.layers = layers;
-    if let Some(replay) = &options.replay {
-        let recorded_sha = replay
-            .source
-            .final_result
-            .as_ref()
-            .map(|f| f.sha256.clone())
-            .unwrap_or_default();
-        let sha256 = report
-            .final_result
-            .as_ref()
-            .map(|f| f.sha256.clone())
-            .unwrap_or_default();
-        report.replay = Some(crate::report::ReplayInfo {
-            source: replay.source_dir.clone(),
-            identical: recorded_sha == sha256,
-            recorded_sha256: recorded_sha,
-        });
-    }
     report.seconds = started.elapsed().as_secs_f64();
     run_dir.write_json(REPORT_FILE, &report)?;
     // The caller prints it and may write it elsewhere (--json): the same redacted text.
-    run_dir.redacted(report)
+    Ok(Compressed {
+        report: run_dir.redacted(report)?,
+        model,
+    })
 }
 
-/// The input model on the feedback slice: accuracy, and its latency from timing it against
-/// itself (an A/A comparison: its interval shows how noisy the machine is right now).
-fn measure_baseline(
+/// How a round ended for the loop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RoundOutcome {
+    Continue,
+    PlannerDone,
+}
+
+/// Before the first round: the input's analysis with its measured per-layer latency, the
+/// baseline, the quantization probes and the pruning sensitivity (skipped when one
+/// quantization mode alone meets the budget), and the report they open.
+fn prepare(
     input: &Model,
+    options: &CompressOptions,
+    planner: &dyn Planner,
+    bench: &mut dyn Workbench,
+    run_dir: &RunDir,
+    progress: &mut dyn Progress,
+) -> Result<(RunReport, State, measure::InputLatency), AgentError> {
+    let input_bytes = input.to_bytes();
+    progress.line(&format!("analyzing {}", options.model_name));
+    let mut analysis = bench.analyze(input)?;
+    // Per-layer latency of the input on the target runtime, measured once: planners rank
+    // groups by it, and every later analysis reuses it (scaled by MACs where pruning shrank
+    // a layer).
+    let measured_layers = bench.input_layer_latencies(input, progress);
+    let input_latency = measure::InputLatency::new(&measured_layers, &analysis);
+    input_latency.apply(&mut analysis);
+    run_dir.write_json("input/context.json", &analysis.context)?;
+    run_dir.write_json("input/layers.json", &analysis.layers)?;
+    run_dir.write_json("input/groups.json", &analysis.groups)?;
+    let baseline = bench.baseline(input, progress)?;
+    let quant_probes = if options.probe_quantization {
+        bench.quant_probes(input, &analysis, &baseline, progress)
+    } else {
+        Vec::new()
+    };
+    // When one measured quantization mode alone already meets the budget, the built-in
+    // planner takes it and the loop ends: measuring pruning sensitivity first would only cost
+    // time.
+    let quant_alone_meets = quant_probes.iter().any(|p| {
+        p.error.is_none() && budget_met(&options.budget, &baseline, &p.as_evaluation(&baseline))
+    });
+    let sensitivity_groups = if quant_alone_meets {
+        progress
+            .line("a quantization mode alone meets the budget: pruning sensitivity not measured");
+        0
+    } else {
+        options.sensitivity_groups
+    };
+    let sensitivity = bench.sensitivity(input, &analysis, &baseline, sensitivity_groups, progress);
+    measure::apply_sensitivity(&mut analysis.groups, &sensitivity);
+    let report = RunReport {
+        format: REPORT_FORMAT.into(),
+        tool_version: env!("CARGO_PKG_VERSION").into(),
+        planner: planner.describe(),
+        model: ModelInfo {
+            path: options.model_path.clone(),
+            sha256: sha256_hex(&input_bytes),
+            bytes: input_bytes.len() as u64,
+        },
+        data: options.data.clone(),
+        machine: bench.describe(),
+        budget: options.budget.clone(),
+        baseline: baseline.clone(),
+        quant_probes,
+        sensitivity,
+        rounds: Vec::new(),
+        final_result: None,
+        replay: None,
+        layers: Vec::new(),
+        seconds: 0.0,
+    };
+    let initial = State {
+        round: 0,
+        float: input.clone(),
+        quantization: BTreeMap::new(),
+        deployed: input.clone(),
+        evaluation: baseline,
+        analysis,
+    };
+    Ok((report, initial, input_latency))
+}
+
+/// A round's record as the planner left it (nothing applied or judged yet).
+fn round_record(round: usize, planner: String, proposal: &Proposal) -> RoundRecord {
+    let plan = proposal.plan.as_ref();
+    RoundRecord {
+        round,
+        planner,
+        attempts: proposal.attempts,
+        plan: plan.map(|p| p.plan().clone()),
+        resolved_pruning: plan.map(|p| p.pruning().to_vec()).unwrap_or_default(),
+        quantization: BTreeMap::new(),
+        warnings: plan.map(|p| p.warnings().to_vec()).unwrap_or_default(),
+        rejected_issues: proposal.rejected_issues.clone(),
+        failure: proposal.failure.clone(),
+        apply: serde_json::Value::Null,
+        evaluation: None,
+        speed_vs_best: None,
+        acc_drop: None,
+        accepted: false,
+        decision: None,
+        verdict: String::new(),
+        seconds: 0.0,
+    }
+}
+
+/// What every round shares.
+struct RoundContext<'a> {
+    input: &'a Model,
+    baseline: &'a Evaluation,
+    options: &'a CompressOptions,
+    run_dir: &'a RunDir,
+}
+
+/// Applies `plan` to the current best, evaluates the candidate and asks for the verdict,
+/// filling `record`. Returns the candidate when it is accepted.
+fn try_round(
+    context: &RoundContext<'_>,
+    state: &State,
+    plan: &ValidatedPlan,
+    record: &mut RoundRecord,
     bench: &mut dyn Workbench,
     progress: &mut dyn Progress,
-) -> Result<Evaluation, AgentError> {
-    progress.line("evaluating the baseline on the feedback slice");
-    let mut baseline = bench.evaluate(input, Split::Feedback)?;
-    baseline.pair_with_itself();
-    progress.line("timing the baseline against itself (how noisy is this machine now?)");
-    let noise = bench.compare_speed(input, input, Split::Feedback)?;
-    baseline.latency_ms = noise.reference_ms;
+) -> Result<Option<State>, AgentError> {
+    let round = record.round;
+    let (candidate, apply, vs_best) =
+        match try_candidate(state, plan, round, context.input, context.baseline, bench) {
+            Ok(found) => found,
+            Err(e) => {
+                record.verdict = format!("applying the plan failed: {e}");
+                progress.line(&format!("round {round}: {}", record.verdict));
+                return Ok(None);
+            }
+        };
+    record.apply = apply;
+    record.quantization = candidate
+        .quantization
+        .iter()
+        .map(|(k, v)| (k.clone(), v.mode.to_string()))
+        .collect();
+    record.acc_drop = candidate.evaluation.drop_points();
+    record.evaluation = Some(candidate.evaluation.clone());
+    record.speed_vs_best = vs_best.clone();
+    let verdict = bench.verdict(
+        round,
+        &context.options.budget,
+        &state.evaluation,
+        &candidate.evaluation,
+        vs_best.as_ref(),
+    );
+    record.accepted = verdict.accepted;
+    record.decision = verdict.decision;
+    record.verdict = verdict.reason;
+    context.run_dir.write_json(
+        &format!("rounds/round-{round:02}/evaluation.json"),
+        &candidate.evaluation,
+    )?;
     progress.line(&format!(
-        "baseline: {}, {:.2} ms; against itself {}; {:.2} MB",
-        match (baseline.top1, baseline.top1_interval) {
-            (Some(t), Some(i)) => format!(
-                "top-1 {t:.2} % (95 % interval {:.2}–{:.2}, {} images)",
-                i.low, i.high, baseline.images
-            ),
-            (Some(t), None) => format!("top-1 {t:.2} % ({} images)", baseline.images),
-            (None, _) => format!("no labels ({} images): fidelity only", baseline.images),
-        },
-        baseline.latency_ms,
-        noise.describe(),
-        baseline.model_bytes as f64 / 1e6
+        "round {round}: {}, {}, {:.2} MB: {}",
+        describe_accuracy(&candidate.evaluation),
+        candidate
+            .evaluation
+            .speed
+            .as_ref()
+            .map(|s| format!("against the input {}", s.describe()))
+            .unwrap_or_else(|| "speed not measured".into()),
+        candidate.evaluation.model_bytes as f64 / 1e6,
+        record.verdict
     ));
-    baseline.speed = Some(noise);
-    Ok(baseline)
+    Ok(record.accepted.then_some(candidate))
 }
 
-/// Applies a plan to the current state and evaluates the result: accuracy paired with the
-/// baseline, speed against the input model and, when the current best is not the input,
-/// against the current best (both interleaved). A replay reuses the recorded evaluation.
+/// Applies a plan to the current state and evaluates the result
+/// (`Workbench::evaluate_candidate`).
 fn try_candidate(
     state: &State,
     plan: &ValidatedPlan,
@@ -547,7 +415,6 @@ fn try_candidate(
     input: &Model,
     baseline: &Evaluation,
     bench: &mut dyn Workbench,
-    recorded: Option<&RoundRecord>,
 ) -> Result<(State, serde_json::Value, Option<SpeedComparison>), AgentError> {
     let mut apply = serde_json::Map::new();
     let float = if plan.pruning().is_empty() {
@@ -568,22 +435,12 @@ fn try_candidate(
         apply.insert("quantize".into(), quant_report);
         model
     };
-    let (evaluation, vs_best) = match recorded.and_then(|r| r.evaluation.clone()) {
-        Some(e) => (e, recorded.and_then(|r| r.speed_vs_best.clone())),
-        None => {
-            let mut e = bench.evaluate(&deployed, Split::Feedback)?;
-            e.pair_with(baseline);
-            let speed = bench.compare_speed(input, &deployed, Split::Feedback)?;
-            e.latency_ms = speed.candidate_ms.value;
-            e.speed = Some(speed);
-            let vs_best = if state.round == 0 {
-                None
-            } else {
-                Some(bench.compare_speed(&state.deployed, &deployed, Split::Feedback)?)
-            };
-            (e, vs_best)
-        }
+    let best = Kept {
+        round: state.round,
+        model: &state.deployed,
     };
+    let (evaluation, vs_best) =
+        bench.evaluate_candidate(round, input, baseline, best, &deployed)?;
     Ok((
         State {
             round,
@@ -596,6 +453,23 @@ fn try_candidate(
         serde_json::Value::Object(apply),
         vs_best,
     ))
+}
+
+/// One round for the planners' history table.
+fn summarize_round(record: &RoundRecord) -> RoundSummary {
+    let evaluation = record.evaluation.as_ref();
+    RoundSummary {
+        round: record.round,
+        plan: summarize_plan(record.plan.as_ref(), &record.resolved_pruning),
+        top1: evaluation.and_then(|e| e.top1),
+        latency_ms: evaluation.map(|e| e.latency_ms),
+        model_bytes: evaluation.map(|e| e.model_bytes),
+        accuracy_change: evaluation.and_then(|e| e.accuracy_change),
+        speed: evaluation.and_then(|e| e.speed.clone()),
+        macs: evaluation.and_then(|e| e.macs),
+        accepted: record.accepted,
+        note: record.verdict.clone(),
+    }
 }
 
 fn describe_quantization(layers: &BTreeMap<String, QuantSetting>) -> String {

@@ -10,12 +10,12 @@ use std::process::ExitCode;
 use anyhow::Context;
 
 use profagent_agent::builtin::BuiltinPlanner;
-use profagent_agent::compressor::{compress, CompressOptions, ReplayScript};
+use profagent_agent::compressor::{compress, replay, CompressOptions, ReplayScript};
 use profagent_agent::config::LlmSettings;
 use profagent_agent::facts::Budget;
-use profagent_agent::planner::{replay_planner, AnalysisAgent, Planner};
+use profagent_agent::planner::{AnalysisAgent, Planner};
 use profagent_agent::report::RunReport;
-use profagent_agent::rundir::{RunDir, REPORT_FILE};
+use profagent_agent::rundir::RunDir;
 
 use crate::exit::{RuntimeFailure, BUDGET_NOT_MET, OK};
 
@@ -201,21 +201,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Some(path) => flags.or(LlmSettings::from_file(path)?),
         None => flags,
     };
-    let (mut planner, replay): (Box<dyn Planner>, Option<ReplayScript>) = match &args.replay {
-        Some(dir) => {
-            let source = RunReport::read(&dir.join(REPORT_FILE))?;
-            (
-                Box::new(replay_planner(dir)?),
-                Some(ReplayScript {
-                    source,
-                    source_dir: dir.display().to_string(),
-                }),
-            )
-        }
-        None => match settings.build()? {
-            Some(provider) => (Box::new(AnalysisAgent::new(provider)), None),
-            None => (Box::new(BuiltinPlanner::new()), None),
-        },
+    // A replay follows its recording (the recorded answers are its planner); otherwise the
+    // built-in planner or an LLM plans.
+    let mut driver = match args.replay.as_deref() {
+        Some(dir) => Driver::Replay(ReplayScript::read(dir)?),
+        None => Driver::Plan(match settings.build()? {
+            Some(provider) => Box::new(AnalysisAgent::new(provider)),
+            None => Box::new(BuiltinPlanner::new()),
+        }),
     };
 
     // Data: calibration / feedback / holdout, disjoint.
@@ -318,7 +311,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             "calibration_images": calibration_images, "feedback_images": feedback_images,
             "holdout_images": args.holdout_samples, "samples": dataset.len(),
         }),
-        replay,
     };
     let terminal = std::io::stderr().is_terminal();
     let quiet = super::quiet();
@@ -327,22 +319,35 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         (false, true) => eprintln!("» {line}"),
         (false, false) => eprintln!("{line}"),
     };
-    let report = compress(
-        &model,
-        &options,
-        planner.as_mut(),
-        &mut bench,
-        &run_dir,
-        &mut progress,
-    )
+    let compressed = match &mut driver {
+        Driver::Plan(planner) => compress(
+            &model,
+            &options,
+            planner.as_mut(),
+            &mut bench,
+            &run_dir,
+            &mut progress,
+        ),
+        Driver::Replay(script) => replay(
+            &model,
+            &options,
+            script,
+            &mut bench,
+            &run_dir,
+            &mut progress,
+        ),
+    }
     .map_err(|e| match e {
         // Unusable data or model: bad input (exit 2), like `eval`; the rest is a failure of
         // the run (exit 3).
         profagent_agent::AgentError::BadInput { .. } => anyhow::Error::new(e),
         other => RuntimeFailure(other.into()).into(),
     })?;
-    match profagent_report::regenerate(run_dir.root()) {
-        Ok((_, written)) => super::info(format_args!(
+    // The loop hands back the record it wrote; the reports are rendered from it, not from a
+    // re-read of report.json.
+    let report = compressed.report;
+    match profagent_report::write_reports(run_dir.root(), &report) {
+        Ok(written) => super::info(format_args!(
             "wrote {} and {}",
             written.html.display(),
             written.markdown.display()
@@ -357,6 +362,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         super::write_json(path, &serde_json::to_string_pretty(&report)?)?;
     }
     Ok(ExitCode::from(if met { OK } else { BUDGET_NOT_MET }))
+}
+
+/// What plans the rounds: a planner, or a recorded run followed again.
+enum Driver {
+    Plan(Box<dyn Planner>),
+    Replay(ReplayScript),
 }
 
 /// Calibration and feedback slice sizes: as asked when the data has room for them plus a
