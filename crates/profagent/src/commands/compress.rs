@@ -204,7 +204,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     // A replay follows its recording (the recorded answers are its planner); otherwise the
     // built-in planner or an LLM plans.
     let mut driver = match args.replay.as_deref() {
-        Some(dir) => Driver::Replay(ReplayScript::read(dir)?),
+        Some(dir) => Driver::Replay(Box::new(ReplayScript::read(dir)?)),
         None => Driver::Plan(match settings.build()? {
             Some(provider) => Box::new(AnalysisAgent::new(provider)),
             None => Box::new(BuiltinPlanner::new()),
@@ -367,7 +367,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 /// What plans the rounds: a planner, or a recorded run followed again.
 enum Driver {
     Plan(Box<dyn Planner>),
-    Replay(ReplayScript),
+    Replay(Box<ReplayScript>),
 }
 
 /// Calibration and feedback slice sizes: as asked when the data has room for them plus a
