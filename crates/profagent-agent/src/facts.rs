@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use profagent_plan::QuantMode;
+use profagent_plan::{QuantActivations, QuantMode};
 pub use profagent_stats::{Estimate, PairedAccuracy, SpeedComparison, SpeedVerdict};
 
 /// One-sided confidence with which an accepted candidate's top-1 drop must stay within
@@ -236,6 +236,10 @@ pub struct GroupFacts {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct QuantProbe {
     pub mode: QuantMode,
+    /// Static mode: the activation type probed (ONNX Runtime fuses uint8 and int8 differently,
+    /// so both are measured); absent for other modes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub activations: Option<QuantActivations>,
     pub latency_ms: f64,
     /// Median speedup against the input model (see `speed` for its interval and verdict).
     pub speedup: f64,
@@ -251,9 +255,29 @@ pub struct QuantProbe {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cosine: Option<f64>,
     pub error: Option<String>,
+    /// How the runtime runs the quantized layers after its own graph optimisation ("21 of 21
+    /// quantized nodes run as int8 kernels ..."), when the workbench can tell.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernels: Option<String>,
 }
 
 impl QuantProbe {
+    /// `static (uint8 activations)`, or the mode alone.
+    pub fn label(&self) -> String {
+        match self.activations {
+            Some(activations) => format!("{} ({} activations)", self.mode, activations.as_str()),
+            None => self.mode.to_string(),
+        }
+    }
+
+    /// The plan setting that reproduces this probe.
+    pub fn setting(&self) -> profagent_plan::QuantSetting {
+        profagent_plan::QuantSetting {
+            activations: self.activations.unwrap_or_default(),
+            ..profagent_plan::QuantSetting::new(self.mode)
+        }
+    }
+
     /// The probe's speed verdict against the input model (`None` when it failed).
     pub fn verdict(&self) -> Option<SpeedVerdict> {
         self.speed.as_ref().map(|s| s.verdict())

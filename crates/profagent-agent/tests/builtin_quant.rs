@@ -38,6 +38,7 @@ fn same_images() -> PairedAccuracy {
 fn probe(mode: QuantMode, speedup: f64, cosine: f64) -> QuantProbe {
     QuantProbe {
         mode,
+        activations: None,
         latency_ms: 100.0 / speedup,
         speedup,
         speed: Some(SpeedComparison::known(100.0, 100.0 / speedup, 0.02)),
@@ -46,6 +47,7 @@ fn probe(mode: QuantMode, speedup: f64, cosine: f64) -> QuantProbe {
         accuracy_change: Some(same_images()),
         cosine: Some(cosine),
         error: None,
+        kernels: None,
     }
 }
 
