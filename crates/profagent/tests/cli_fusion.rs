@@ -229,3 +229,37 @@ fn a_float_model_has_no_kernels_column() {
     assert!(!table.contains("int8 kernels after"), "{table}");
     assert!(!table.contains("float island"), "{table}");
 }
+
+/// `--activations auto` quantizes with both types, times int8 against uint8 interleaved and
+/// writes int8 only when its speedup interval is above 1; the choice, the comparison and the
+/// written model agree.
+#[test]
+fn activations_auto_keeps_the_measured_faster_type_and_records_the_comparison() {
+    let root = examples();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("auto.onnx");
+    let run = profagent()
+        .arg("quantize")
+        .arg(root.join("resnet20_cifar10.onnx"))
+        .arg("-o")
+        .arg(&out)
+        .args(["--mode", "static", "--activations", "auto", "--compare-seconds", "3"])
+        .arg("--calib")
+        .arg(root.join("cifar10-sample"))
+        .args(["--preprocess", "cifar10", "--calib-count", "32", "--json", "-"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stderr}");
+    let summary: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    let choice = &summary["activations_choice"];
+    let chosen = choice["chosen"].as_str().unwrap();
+    let low = choice["int8_vs_uint8"]["speedup"]["low"].as_f64().unwrap();
+    assert!(choice["int8_vs_uint8"]["pairs"].as_u64().unwrap() >= 2, "{choice}");
+    assert_eq!(chosen, if low > 1.0 { "int8" } else { "uint8" }, "{choice}");
+    for layer in summary["report"]["quantized"].as_array().unwrap() {
+        let scheme = layer["scheme"].as_str().unwrap();
+        assert!(scheme.ends_with(&format!(", {chosen} activations)")), "{scheme}");
+    }
+    assert!(out.is_file());
+}
