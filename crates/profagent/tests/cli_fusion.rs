@@ -243,10 +243,24 @@ fn activations_auto_keeps_the_measured_faster_type_and_records_the_comparison() 
         .arg(root.join("resnet20_cifar10.onnx"))
         .arg("-o")
         .arg(&out)
-        .args(["--mode", "static", "--activations", "auto", "--compare-seconds", "3"])
+        .args([
+            "--mode",
+            "static",
+            "--activations",
+            "auto",
+            "--compare-seconds",
+            "3",
+        ])
         .arg("--calib")
         .arg(root.join("cifar10-sample"))
-        .args(["--preprocess", "cifar10", "--calib-count", "32", "--json", "-"])
+        .args([
+            "--preprocess",
+            "cifar10",
+            "--calib-count",
+            "32",
+            "--json",
+            "-",
+        ])
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&run.stderr);
@@ -255,11 +269,17 @@ fn activations_auto_keeps_the_measured_faster_type_and_records_the_comparison() 
     let choice = &summary["activations_choice"];
     let chosen = choice["chosen"].as_str().unwrap();
     let low = choice["int8_vs_uint8"]["speedup"]["low"].as_f64().unwrap();
-    assert!(choice["int8_vs_uint8"]["pairs"].as_u64().unwrap() >= 2, "{choice}");
+    assert!(
+        choice["int8_vs_uint8"]["pairs"].as_u64().unwrap() >= 2,
+        "{choice}"
+    );
     assert_eq!(chosen, if low > 1.0 { "int8" } else { "uint8" }, "{choice}");
     for layer in summary["report"]["quantized"].as_array().unwrap() {
         let scheme = layer["scheme"].as_str().unwrap();
-        assert!(scheme.ends_with(&format!(", {chosen} activations)")), "{scheme}");
+        assert!(
+            scheme.ends_with(&format!(", {chosen} activations)")),
+            "{scheme}"
+        );
     }
     assert!(out.is_file());
 }
