@@ -351,7 +351,7 @@ fn quantize_auto(
 fn first_row(tensor: &profagent_runtime::Tensor) -> profagent_runtime::Tensor {
     use profagent_runtime::{Tensor, TensorData};
     let rows = tensor.shape.first().copied().unwrap_or(1);
-    if rows <= 1 || tensor.len() % rows != 0 {
+    if rows <= 1 || !tensor.len().is_multiple_of(rows) {
         return tensor.clone();
     }
     let per_row = tensor.len() / rows;
