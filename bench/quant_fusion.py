@@ -16,7 +16,10 @@ separate Add. For every model it runs, in ONE process:
   in every round each variant's time is divided into fp32's of the same round, and the ratio is
   reported as median with min-max spread over rounds (paired ratios cancel slow load drift);
 - top-1 on CIFAR-10 test images that calibration did not use, agreement and mean logit cosine
-  with fp32.
+  with fp32;
+- `profagent profile`'s own fusion coverage of every quantized variant (int8 kernels, float
+  islands, layout ops), and each of our variants against onnxruntime's best setting of the same
+  run (its fastest `ort-*` variant), as a paired per-round ratio.
 
     python3 bench/quant_fusion.py --profagent target/release/profagent \
         [--models resnet18,resnet20,vit_tiny] [--threads 1] [--batches 1,32]
