@@ -16,7 +16,10 @@ separate Add. For every model it runs, in ONE process:
   in every round each variant's time is divided into fp32's of the same round, and the ratio is
   reported as median with min-max spread over rounds (paired ratios cancel slow load drift);
 - top-1 on CIFAR-10 test images that calibration did not use, agreement and mean logit cosine
-  with fp32.
+  with fp32;
+- `profagent profile`'s own fusion coverage of every quantized variant (int8 kernels, float
+  islands, layout ops), and each of our variants against onnxruntime's best setting of the same
+  run (its fastest `ort-*` variant), as a paired per-round ratio.
 
     python3 bench/quant_fusion.py --profagent target/release/profagent \
         [--models resnet18,resnet20,vit_tiny] [--threads 1] [--batches 1,32]
@@ -88,6 +91,18 @@ def fusion(path, work):
     floats = {k: v for k, v in counts.items() if k in FLOAT_COMPUTE}
     left = {k: counts[k] for k in ("QuantizeLinear", "DequantizeLinear", "Transpose") if counts[k]}
     return int8, floats, left
+
+
+def profile_fusion(tool, path):
+    """`profagent profile --json`'s fusion coverage of `path`: (int8, quantized, islands, layout)."""
+    p = subprocess.run([tool, "profile", path, "--runs", "1", "--warmup", "0", "--threads", "1",
+                        "--json", "-"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    if p.returncode != 0:
+        return None
+    fusion = json.loads(p.stdout).get("fusion") or {}
+    nodes = fusion.get("nodes", [])
+    count = collections.Counter(n["runs_as"] for n in nodes)
+    return count["int8"], len(nodes), count["float"], sum(fusion.get("layout_ops", {}).values())
 
 
 def run_quiet(argv):
@@ -210,6 +225,11 @@ def main():
         for name, path, _ in variants:
             int8, floats, left = fusion(path, work)
             print(f"  {name:14s} {dict(sorted(int8.items()))} | {dict(sorted(floats.items()))} | {left}")
+        print("`profagent profile` fusion coverage (quantized nodes run as int8 kernels | float islands | layout ops):")
+        for name, path, _ in variants[1:]:
+            got = profile_fusion(a.profagent, path)
+            text = "failed" if got is None else f"{got[0]} of {got[1]} | {got[2]} | {got[3]}"
+            print(f"  {name:14s} {text}")
         reference = logits(model, x_eval, 2)
         print(f"accuracy on {len(x_eval)} held-out images:")
         for name, path, seconds in variants:
@@ -238,6 +258,19 @@ def main():
                 vs_ours = statistics.median(o / r for o, r in zip(ours_ratios, ratios))
                 print(f"  {name:14s} {ms:8.3f} ms  speedup {statistics.median(ratios):5.2f}x "
                       f"[{min(ratios):.2f}-{max(ratios):.2f}]  ours/this {vs_ours:5.2f}x")
+            # Side by side: ours (and each extra variant) against onnxruntime's best setting in
+            # this run (the faster median of its static or dynamic variants).
+            theirs = [(statistics.median(r), n, r) for (n, _, _), (_, r) in zip(variants, res)
+                      if n.startswith("ort-")]
+            if theirs:
+                best, best_name, best_ratios = max(theirs)
+                for (name, _, _), (_, ratios) in zip(variants, res):
+                    if name == "fp32" or name.startswith("ort-"):
+                        continue
+                    paired = [o / b for o, b in zip(ratios, best_ratios)]
+                    print(f"  {name} vs onnxruntime's best here ({best_name}, {best:.2f}x): "
+                          f"{statistics.median(ratios):.2f}x vs {best:.2f}x, paired ratio "
+                          f"{statistics.median(paired):.2f}x [{min(paired):.2f}-{max(paired):.2f}]")
 
 
 if __name__ == "__main__":

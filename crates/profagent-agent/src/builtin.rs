@@ -34,7 +34,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use profagent_plan::{
     validate, CompressionPlan, ImportanceCriterion, PlanContext, PruneDecision, PruneUnit,
-    QuantMode, QuantSetting, QuantizationPlan,
+    QuantMode, QuantizationPlan,
 };
 
 use crate::error::AgentError;
@@ -630,7 +630,7 @@ impl BuiltinPlanner {
         Some(CompressionPlan {
             rationale: format!(
                 "{} quantization measured {} against the input, {:.1} % smaller, {}{}; {why}",
-                best.mode,
+                best.label(),
                 best.speed
                     .as_ref()
                     .map(|s| s.describe())
@@ -649,11 +649,11 @@ impl BuiltinPlanner {
                     .unwrap_or_default()
             ),
             quantization: Some(QuantizationPlan {
-                default: QuantSetting::new(best.mode),
+                default: best.setting(),
                 layers: Vec::new(),
                 rationale: format!(
                     "{} : the best measured mode by {}",
-                    best.mode,
+                    best.label(),
                     if wants_memory {
                         "size, then speed"
                     } else {

@@ -140,13 +140,13 @@ pub fn build_prompt(input: &PlanningInput) -> String {
         for q in &input.quant_probes {
             match &q.error {
                 Some(e) => {
-                    let _ = writeln!(p, "{} | failed: {e}", q.mode);
+                    let _ = writeln!(p, "{} | failed: {e}", q.label());
                 }
                 None => {
                     let _ = writeln!(
                         p,
                         "{} | {:.2} | {:.2}x{} | {:.2} | {}{}",
-                        q.mode,
+                        q.label(),
                         q.latency_ms,
                         q.speedup,
                         q.speed
@@ -166,6 +166,9 @@ pub fn build_prompt(input: &PlanningInput) -> String {
                             .map(|c| format!(" (output cosine {c:.5})"))
                             .unwrap_or_default()
                     );
+                    if let Some(kernels) = &q.kernels {
+                        let _ = writeln!(p, "  {} on the runtime: {kernels}", q.label());
+                    }
                 }
             }
         }

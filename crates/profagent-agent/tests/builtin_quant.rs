@@ -3,7 +3,7 @@
 //! the bounds (room for pruning), then the best within the bounds at all, never one outside.
 use profagent_agent::builtin::BuiltinPlanner;
 use profagent_agent::facts::*;
-use profagent_plan::{PlanContext, QuantMode};
+use profagent_plan::{PlanContext, QuantActivations, QuantMode};
 
 fn evaluation() -> Evaluation {
     Evaluation {
@@ -42,6 +42,7 @@ fn same_images() -> PairedAccuracy {
 fn probe(mode: QuantMode, speedup: f64, cosine: f64) -> QuantProbe {
     QuantProbe {
         mode,
+        activations: None,
         latency_ms: 100.0 / speedup,
         speedup,
         speed: Some(SpeedComparison::known(100.0, 100.0 / speedup, 0.02)),
@@ -50,6 +51,7 @@ fn probe(mode: QuantMode, speedup: f64, cosine: f64) -> QuantProbe {
         accuracy_change: Some(same_images()),
         cosine: Some(cosine),
         error: None,
+        kernels: None,
     }
 }
 
@@ -120,4 +122,36 @@ fn a_mode_outside_the_fidelity_bound_is_never_taken() {
     let probes = vec![probe(QuantMode::Int4, 3.5, 0.983)];
     let (mode, why) = choice(&input(2.0, probes));
     assert_eq!(mode, None, "{why}");
+}
+
+/// Issue 18: static quantization is probed with uint8 and int8 activations; the plan takes the
+/// activation type of the faster probe (ONNX Runtime fuses the two differently per model).
+#[test]
+fn the_plan_takes_the_activation_type_of_the_faster_static_probe() {
+    let with = |activations, speedup| QuantProbe {
+        activations: Some(activations),
+        ..probe(QuantMode::Static, speedup, 0.99981)
+    };
+    for (uint8, int8, expected) in [
+        (3.0, 1.1, QuantActivations::Uint8),
+        (1.2, 1.9, QuantActivations::Int8),
+    ] {
+        let input = input(
+            4.0,
+            vec![
+                with(QuantActivations::Uint8, uint8),
+                with(QuantActivations::Int8, int8),
+            ],
+        );
+        let plan = BuiltinPlanner::new().plan(&input, &PlanContext::new());
+        let default = plan.quantization.as_ref().expect("a static plan").default;
+        assert_eq!(default.mode, QuantMode::Static, "{}", plan.rationale);
+        assert_eq!(default.activations, expected, "{}", plan.rationale);
+        assert!(
+            plan.rationale
+                .contains(&format!("{} activations", expected.as_str())),
+            "{}",
+            plan.rationale
+        );
+    }
 }

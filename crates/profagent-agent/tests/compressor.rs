@@ -13,7 +13,9 @@ use profagent_agent::rundir::RunDir;
 use profagent_agent::AgentError;
 use profagent_onnx::proto::{GraphProto, ModelProto};
 use profagent_onnx::Model;
-use profagent_plan::{GroupInfo, LayerInfo, PlanContext, QuantMode, QuantSetting, ResolvedPrune};
+use profagent_plan::{
+    GroupInfo, LayerInfo, PlanContext, QuantActivations, QuantMode, QuantSetting, ResolvedPrune,
+};
 
 /// A fake model is its edit log: the workbench reads accuracy and speed from it.
 fn tag(model: &Model) -> String {
@@ -273,8 +275,22 @@ fn builtin_loop_quantizes_prunes_backs_off_and_replays_identically() {
     .unwrap()
     .report;
 
-    // Probes: dynamic is slower here, static faster; the planner takes static first.
-    assert_eq!(report.quant_probes.len(), 2);
+    // Probes: dynamic is slower here, static faster (probed with uint8 and with int8
+    // activations); the planner takes static first.
+    assert_eq!(report.quant_probes.len(), 3);
+    let activations: Vec<_> = report
+        .quant_probes
+        .iter()
+        .map(|p| (p.mode, p.activations))
+        .collect();
+    assert_eq!(
+        activations,
+        vec![
+            (QuantMode::Dynamic, None),
+            (QuantMode::Static, Some(QuantActivations::Uint8)),
+            (QuantMode::Static, Some(QuantActivations::Int8)),
+        ]
+    );
     let first = &report.rounds[0];
     assert_eq!(
         first

@@ -23,7 +23,7 @@ pub use keep::kept_after;
 pub use parse::parse_plan;
 pub use schema::{plan_json_schema, plan_json_schema_text, SCHEMA_PATH};
 pub use types::{
-    CompressionPlan, ImportanceCriterion, LayerQuantization, PruneDecision, PruneUnit, QuantMode,
-    QuantSetting, QuantizationPlan, PLAN_SCHEMA_VERSION,
+    CompressionPlan, ImportanceCriterion, LayerQuantization, PruneDecision, PruneUnit,
+    QuantActivations, QuantMode, QuantSetting, QuantizationPlan, PLAN_SCHEMA_VERSION,
 };
 pub use validate::{check, validate, IssueCode, PlanIssue, ResolvedPrune, Severity, ValidatedPlan};

@@ -128,6 +128,31 @@ pub struct QuantSetting {
     /// Signed int8 weights (s8). Unsigned (u8) weights are slower on most x86 kernels.
     #[serde(default = "default_true")]
     pub signed_weights: bool,
+    /// Static mode: element type of the quantized activations (other modes ignore it). ONNX
+    /// Runtime's CPU kernels fuse uint8 everywhere; take int8 only where a probe measured it
+    /// faster.
+    #[serde(default)]
+    pub activations: QuantActivations,
+}
+
+/// Element type of statically quantized activations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum QuantActivations {
+    /// uint8, asymmetric.
+    #[default]
+    Uint8,
+    /// int8, asymmetric.
+    Int8,
+}
+
+impl QuantActivations {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QuantActivations::Uint8 => "uint8",
+            QuantActivations::Int8 => "int8",
+        }
+    }
 }
 
 fn default_true() -> bool {
@@ -140,6 +165,7 @@ impl QuantSetting {
         mode: QuantMode::None,
         per_channel: true,
         signed_weights: true,
+        activations: QuantActivations::Uint8,
     };
 
     pub fn new(mode: QuantMode) -> Self {
@@ -229,7 +255,11 @@ impl QuantizationPlan {
         self.layers
             .iter()
             .find(|l| l.layer == layer)
-            .map(LayerQuantization::setting)
+            .map(|l| QuantSetting {
+                // One activation type per model: overrides take the default's.
+                activations: self.default.activations,
+                ..l.setting()
+            })
             .unwrap_or(self.default)
     }
 }
@@ -240,6 +270,7 @@ impl LayerQuantization {
             mode: self.mode,
             per_channel: self.per_channel,
             signed_weights: self.signed_weights,
+            activations: QuantActivations::default(),
         }
     }
 }

@@ -8,6 +8,7 @@
 pub mod cost;
 pub mod dynamic;
 pub mod error;
+pub mod fusion;
 pub mod rank;
 pub mod static_cost;
 pub mod table;
@@ -15,6 +16,7 @@ pub mod types;
 
 pub use dynamic::{merge_measured, render_measurement, Measurement};
 pub use error::{ProfileError, Result};
+pub use fusion::{merge_fusion, render_fusion};
 pub use rank::{assign_latency_ranks, latency_order, RANK_TIE_TOLERANCE};
 pub use static_cost::{static_profile, ProfileOptions};
-pub use types::{Coverage, LayerProfile, ModelSummary, NodeProfile, Profile};
+pub use types::{Coverage, LayerKernels, LayerProfile, ModelSummary, NodeProfile, Profile};

@@ -117,6 +117,7 @@ mod tests {
             latency_share: None,
             latency_rank: None,
             peak_rss_bytes: None,
+            kernels: None,
         }
     }
 

@@ -130,6 +130,7 @@ pub fn static_profile(model: &Model, options: &ProfileOptions) -> Result<Profile
         nodes,
         coverage,
         measurement: None,
+        fusion: None,
     })
 }
 
@@ -247,6 +248,7 @@ fn group_layers(
                 latency_share: None,
                 latency_rank: None,
                 peak_rss_bytes: None,
+                kernels: None,
             });
             seen_weights.push(HashSet::new());
             order.len() - 1

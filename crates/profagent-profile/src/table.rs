@@ -65,6 +65,7 @@ pub fn render_table(profile: &Profile, top_k: usize) -> String {
         ranking.to_string()
     };
     let with_latency = layers.iter().any(|l| l.latency_ms.is_some());
+    let with_kernels = layers.iter().any(|l| l.kernels.is_some());
     let mut columns = vec![
         Column {
             title: "layer",
@@ -105,6 +106,12 @@ pub fn render_table(profile: &Profile, top_k: usize) -> String {
             left_aligned: false,
         });
     }
+    if with_kernels {
+        columns.push(Column {
+            title: "kernels",
+            left_aligned: true,
+        });
+    }
     let mut rows: Vec<Vec<String>> = Vec::new();
     for layer in layers.iter().take(top_k) {
         let mut row = vec![
@@ -125,6 +132,15 @@ pub fn render_table(profile: &Profile, top_k: usize) -> String {
             );
             row.push(layer.latency_share.map(percent).unwrap_or_default());
         }
+        if with_kernels {
+            row.push(
+                layer
+                    .kernels
+                    .as_ref()
+                    .map(crate::fusion::kernels_cell)
+                    .unwrap_or_default(),
+            );
+        }
         rows.push(row);
     }
     let m = &profile.model;
@@ -143,6 +159,9 @@ pub fn render_table(profile: &Profile, top_k: usize) -> String {
                 .map(|v| format!("{v:.3} ms"))
                 .unwrap_or_default(),
         );
+        total.push(String::new());
+    }
+    if with_kernels {
         total.push(String::new());
     }
 

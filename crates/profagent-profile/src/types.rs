@@ -21,6 +21,10 @@ pub struct Profile {
     /// static-only profile.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub measurement: Option<crate::dynamic::Measurement>,
+    /// Which quantized nodes the runtime runs as int8 kernels after its own graph
+    /// optimisation (absent for a static-only profile or a runtime that cannot show it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fusion: Option<profagent_runtime::FusionReport>,
 }
 
 /// Totals for the model.
@@ -76,9 +80,24 @@ pub struct LayerProfile {
     pub latency_rank: Option<usize>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub peak_rss_bytes: Option<u64>,
+    /// How the runtime runs the layer's quantized nodes (absent when it has none or fusion
+    /// was not measured).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernels: Option<LayerKernels>,
 }
 
-/// One node.
+/// A layer's quantized nodes by what the runtime runs them as (`crate::fusion`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LayerKernels {
+    /// Run as one int8 kernel each (QLinearConv, QGemm, ...).
+    pub int8: usize,
+    /// Left in float between dequantize and quantize (float islands).
+    pub float: usize,
+    /// Folded into a neighbouring kernel.
+    pub absorbed: usize,
+    /// Layout ops (Transpose, NCHWc reorders) the runtime inserted next to them.
+    pub layout_ops: usize,
+}
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NodeProfile {
     /// Node name, or `op#index` when the file leaves it empty.

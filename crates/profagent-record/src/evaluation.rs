@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use profagent_plan::QuantMode;
+use profagent_plan::{QuantActivations, QuantMode};
 use profagent_stats::{PairedAccuracy, SpeedComparison, SpeedVerdict};
 
 pub use profagent_stats::Estimate;
@@ -223,6 +223,10 @@ impl Evaluation {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct QuantProbe {
     pub mode: QuantMode,
+    /// Static mode: the activation type probed (ONNX Runtime fuses uint8 and int8 QDQ graphs
+    /// differently, so both are measured); absent for other modes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub activations: Option<QuantActivations>,
     pub latency_ms: f64,
     /// Median speedup against the input model (see `speed` for its interval and verdict).
     pub speedup: f64,
@@ -238,9 +242,29 @@ pub struct QuantProbe {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cosine: Option<f64>,
     pub error: Option<String>,
+    /// How the runtime runs the quantized layers after its own graph optimisation ("21 of 21
+    /// quantized nodes run as int8 kernels ..."), when the workbench can tell.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernels: Option<String>,
 }
 
 impl QuantProbe {
+    /// `static (uint8 activations)`, or the mode alone.
+    pub fn label(&self) -> String {
+        match self.activations {
+            Some(activations) => format!("{} ({} activations)", self.mode, activations.as_str()),
+            None => self.mode.to_string(),
+        }
+    }
+
+    /// The plan setting that reproduces this probe.
+    pub fn setting(&self) -> profagent_plan::QuantSetting {
+        profagent_plan::QuantSetting {
+            activations: self.activations.unwrap_or_default(),
+            ..profagent_plan::QuantSetting::new(self.mode)
+        }
+    }
+
     /// The probe's speed verdict against the input model (`None` when it failed).
     pub fn verdict(&self) -> Option<SpeedVerdict> {
         self.speed.as_ref().map(|s| s.verdict())

@@ -99,8 +99,15 @@ pub fn attribute(graph: &GraphProto, kernels: &[KernelRecord]) -> Vec<Attributio
     result
 }
 
-/// Exact node name, or (tract) the name with trailing `.suffix` parts removed.
+/// Exact node name, the name less ORT's `_token_N` (a QDQ group fused into `QLinearConv` is
+/// named `<Conv's name>_token_N`), or (tract) the name with trailing `.suffix` parts removed.
 fn match_name(by_name: &HashMap<&str, usize>, kernel: &str) -> Option<usize> {
+    if let Some(&node) = by_name.get(kernel) {
+        return Some(node);
+    }
+    if let Some(&node) = strip_token(kernel).and_then(|base| by_name.get(base)) {
+        return Some(node);
+    }
     let mut candidate = kernel;
     loop {
         if let Some(&node) = by_name.get(candidate) {
@@ -112,6 +119,13 @@ fn match_name(by_name: &HashMap<&str, usize>, kernel: &str) -> Option<usize> {
         }
         candidate = head;
     }
+}
+
+/// `X_token_12` → `X` (None without such a suffix).
+fn strip_token(name: &str) -> Option<&str> {
+    let (head, tail) = name.rsplit_once("_token_")?;
+    (!head.is_empty() && !tail.is_empty() && tail.bytes().all(|b| b.is_ascii_digit()))
+        .then_some(head)
 }
 
 /// `X_nchwc` / `X_token_12` → `X` (ORT's suffixes for layout-transformed and inserted values).
@@ -206,6 +220,7 @@ mod tests {
             kernel("ReorderOutput", "ReorderOutput"),
             kernel("/fc/MatMul", "MatMul"),
             kernel("/blocks.0/mlp/fc1/MatMul.matmatmul", "OptMatMul"),
+            kernel("/conv1/Conv_token_4", "QLinearConv"),
         ];
         let result = attribute(&graph, &kernels);
         assert_eq!(result[0].node, Some(0));
@@ -216,6 +231,8 @@ mod tests {
         assert_eq!(result[2].node, Some(2));
         assert_eq!(result[2].method, AttributionMethod::Name);
         assert_eq!(result[3].node, Some(3));
+        assert_eq!(result[4].node, Some(0));
+        assert_eq!(result[4].method, AttributionMethod::Name);
         assert_eq!(tensor_name("BiasGelu_token_70"), "BiasGelu");
         assert_eq!(tensor_name("a_b_nchwc"), "a_b");
     }

@@ -19,6 +19,7 @@ pub mod compare;
 pub mod discovery;
 pub mod error;
 pub mod fidelity;
+pub mod fusion;
 pub mod latency;
 pub mod machine;
 pub mod memory;
@@ -32,6 +33,7 @@ mod tract_backend;
 pub use compare::{compare_latency, CompareSettings};
 pub use error::{Result, RuntimeError, ORT_INSTALL_HINT};
 pub use fidelity::{check_fidelity, FidelityReport};
+pub use fusion::{fusion_report, FusedNode, FusionReport, KernelPrecision};
 pub use latency::{measure_latency, LatencyStats};
 pub use machine::{machine_info, MachineInfo};
 pub use profagent_stats::{SpeedComparison, SpeedVerdict};
@@ -228,6 +230,39 @@ pub trait Runtime: Send + Sync {
         model: &ModelSource,
         options: &SessionOptions,
     ) -> Result<Box<dyn ProfilingSession>>;
+    /// The graph the runtime executes after its own optimisation at `options.opt_level`
+    /// (fused kernels, inserted layout ops), as ONNX bytes; `None` when the backend cannot
+    /// show it (tract).
+    fn optimized_model(
+        &self,
+        _model: &ModelSource,
+        _options: &SessionOptions,
+    ) -> Result<Option<Vec<u8>>> {
+        Ok(None)
+    }
+}
+
+/// Fusion coverage of `model` (its graph `graph`) on `runtime`: which quantized nodes run as
+/// int8 kernels. `None` when the runtime cannot show its optimised graph.
+pub fn fusion_coverage(
+    runtime: &dyn Runtime,
+    model: &ModelSource,
+    graph: &profagent_onnx::proto::GraphProto,
+    options: &SessionOptions,
+) -> Result<Option<FusionReport>> {
+    let Some(bytes) = runtime.optimized_model(model, options)? else {
+        return Ok(None);
+    };
+    let origin = std::path::PathBuf::from(format!("{} (optimized)", model.describe()));
+    let optimized =
+        profagent_onnx::Model::decode(&bytes, &origin).map_err(|e| RuntimeError::Profile {
+            runtime: "onnxruntime",
+            reason: format!("cannot read the optimized graph: {e}"),
+        })?;
+    let Some(optimized_graph) = optimized.proto.graph.as_ref() else {
+        return Ok(None);
+    };
+    Ok(Some(fusion_report(graph, optimized_graph)))
 }
 
 /// A session that records per-kernel time for every run.

@@ -228,6 +228,30 @@ impl Runtime for OrtRuntime {
             _directory: directory,
         }))
     }
+
+    fn optimized_model(
+        &self,
+        model: &ModelSource,
+        options: &SessionOptions,
+    ) -> Result<Option<Vec<u8>>> {
+        let directory = ProfileDirectory::create()?;
+        let path = directory.path.join("optimized.onnx");
+        let builder = self
+            .builder(model, options, options.opt_level, None)?
+            .with_optimized_model_path(&path)
+            .map_err(|e| RuntimeError::Load {
+                runtime: RUNTIME_NAME,
+                model: model.describe(),
+                reason: e.to_string(),
+            })?;
+        // Committing the session writes the optimised graph; the session itself is not needed.
+        drop(self.commit(builder, model)?);
+        let bytes = std::fs::read(&path).map_err(|source| RuntimeError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        Ok(Some(bytes))
+    }
 }
 
 /// A private folder for ORT's profile file, removed on drop.

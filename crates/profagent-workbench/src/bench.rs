@@ -215,11 +215,29 @@ impl Workbench for OrtBench {
         // fidelity: random-weight Swin-B keeps cosine 0.9997 per channel, 0.9755 per tensor).
         spec.per_channel = (mode != profagent_quant::Mode::Int4).then_some(first.per_channel);
         spec.signed_weights = first.signed_weights;
+        spec.activations = match first.activations {
+            profagent_plan::QuantActivations::Uint8 => profagent_quant::ActivationType::Uint8,
+            profagent_plan::QuantActivations::Int8 => profagent_quant::ActivationType::Int8,
+        };
         let calibration =
             (mode == profagent_quant::Mode::Static).then_some(self.calibration.as_slice());
         let (quantized, report) = profagent_quant::quantize(model, &spec, calibration)
             .map_err(|e| step("quantize", e))?;
-        Ok((quantized, serde_json::to_value(&report).unwrap_or_default()))
+        let mut report = serde_json::to_value(&report).unwrap_or_default();
+        // Which quantized layers the runtime fuses into int8 kernels (planners see it with the
+        // probes); a runtime that cannot tell, or a failure to ask, leaves it out.
+        let coverage = profagent_runtime::fusion_coverage(
+            self.runtime.as_ref(),
+            &ModelSource::Bytes(quantized.to_bytes()),
+            quantized.graph(),
+            &self.session,
+        );
+        if let (Ok(Some(fusion)), Some(object)) = (coverage, report.as_object_mut()) {
+            if fusion.quantized() > 0 {
+                object.insert("int8_kernels".into(), fusion.summary_line().into());
+            }
+        }
+        Ok((quantized, report))
     }
 
     fn evaluate(&mut self, model: &Model, split: Split) -> Result<Evaluation, AgentError> {

@@ -7,11 +7,14 @@
 //!   time candidates interleaved.
 //! - `activations`: calibration activations for the pruner (`profagent_prune::ActivationSource`)
 //!   from batches run through a runtime; `profagent prune --calib` uses it too.
+//! - `signedness`: `quantize --activations auto`: static QDQ with uint8 and int8 activations
+//!   timed against each other (interleaved), int8 kept only when measurably faster.
 //!
 //! Decisions live in `profagent-agent` (the loop, the judge, the planners); this crate measures
 //! and applies.
 pub mod activations;
 pub mod bench;
+pub mod signedness;
 
 pub use activations::{Batch, BatchActivations};
 pub use bench::OrtBench;

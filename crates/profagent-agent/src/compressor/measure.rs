@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use profagent_onnx::Model;
-use profagent_plan::{QuantMode, QuantSetting};
+use profagent_plan::{QuantActivations, QuantMode, QuantSetting};
 
 use super::{Analysis, Kept, Progress, Split, Workbench};
 use crate::error::AgentError;
@@ -80,58 +80,95 @@ pub(super) fn probe_quantization<B: Workbench + ?Sized>(
         if !analysis.context.quant_modes.contains(&mode) {
             continue;
         }
-        let layers: BTreeMap<String, QuantSetting> = analysis
-            .context
-            .layers
-            .iter()
-            .filter(|(_, info)| info.quant_modes.contains(&mode))
-            .map(|(name, _)| (name.clone(), QuantSetting::new(mode)))
-            .collect();
-        if layers.is_empty() {
-            continue;
-        }
-        progress.line(&format!("probing {mode} quantization"));
-        probes.push(match probe(bench, input, &layers, baseline) {
-            Ok(p) => p,
-            Err(e) => QuantProbe {
-                mode,
-                latency_ms: 0.0,
-                speedup: 0.0,
-                speed: None,
-                model_bytes: 0,
-                top1: None,
-                accuracy_change: None,
-                cosine: None,
-                error: Some(e.to_string()),
-            },
-        });
-        if let Some(p) = probes.last() {
-            progress.line(&match (&p.error, &p.speed) {
-                (Some(e), _) => format!("  {mode}: failed: {e}"),
-                (None, speed) => format!(
-                    "  {mode}: {}, {:.2} MB, {}",
-                    speed
-                        .as_ref()
-                        .map(|s| s.describe())
-                        .unwrap_or_else(|| "speed not measured".into()),
-                    p.model_bytes as f64 / 1e6,
-                    match p.accuracy_change {
-                        Some(change) => format!(
-                            "top-1 {:.2} % (drop {:.2} on {} images)",
-                            p.top1.unwrap_or_default(),
-                            change.drop_points(),
-                            change.samples
-                        ),
-                        None => p
-                            .cosine
-                            .map(|c| format!("output cosine {c:.5}"))
-                            .unwrap_or_default(),
-                    }
-                ),
-            });
+        // Static quantization is probed with both activation types: ONNX Runtime fuses
+        // uint8 and int8 QDQ graphs differently, and which is faster is measured per model.
+        let variants: &[QuantActivations] = match mode {
+            QuantMode::Static => &[QuantActivations::Uint8, QuantActivations::Int8],
+            _ => &[QuantActivations::Uint8],
+        };
+        for &activations in variants {
+            let setting = QuantSetting {
+                activations,
+                ..QuantSetting::new(mode)
+            };
+            probes.extend(probe_one(
+                bench, input, analysis, baseline, progress, setting,
+            ));
         }
     }
     probes
+}
+
+/// Probes one setting on every layer it applies to (`None` when it applies to none).
+fn probe_one<B: Workbench + ?Sized>(
+    bench: &mut B,
+    input: &Model,
+    analysis: &Analysis,
+    baseline: &Evaluation,
+    progress: &mut dyn Progress,
+    setting: QuantSetting,
+) -> Option<QuantProbe> {
+    let mode = setting.mode;
+    let activations = (mode == QuantMode::Static).then_some(setting.activations);
+    let layers: BTreeMap<String, QuantSetting> = analysis
+        .context
+        .layers
+        .iter()
+        .filter(|(_, info)| info.quant_modes.contains(&mode))
+        .map(|(name, _)| (name.clone(), setting))
+        .collect();
+    if layers.is_empty() {
+        return None;
+    }
+    let failed = |error: String| QuantProbe {
+        mode,
+        activations,
+        latency_ms: 0.0,
+        speedup: 0.0,
+        speed: None,
+        model_bytes: 0,
+        top1: None,
+        accuracy_change: None,
+        cosine: None,
+        error: Some(error),
+        kernels: None,
+    };
+    progress.line(&format!(
+        "probing {} quantization",
+        failed(String::new()).label()
+    ));
+    let p = match probe(bench, input, &layers, baseline) {
+        Ok(p) => QuantProbe { activations, ..p },
+        Err(e) => failed(e.to_string()),
+    };
+    let label = p.label();
+    if let Some(kernels) = &p.kernels {
+        progress.line(&format!("  {label}: {kernels}"));
+    }
+    progress.line(&match (&p.error, &p.speed) {
+        (Some(e), _) => format!("  {label}: failed: {e}"),
+        (None, speed) => format!(
+            "  {label}: {}, {:.2} MB, {}",
+            speed
+                .as_ref()
+                .map(|s| s.describe())
+                .unwrap_or_else(|| "speed not measured".into()),
+            p.model_bytes as f64 / 1e6,
+            match p.accuracy_change {
+                Some(change) => format!(
+                    "top-1 {:.2} % (drop {:.2} on {} images)",
+                    p.top1.unwrap_or_default(),
+                    change.drop_points(),
+                    change.samples
+                ),
+                None => p
+                    .cosine
+                    .map(|c| format!("output cosine {c:.5}"))
+                    .unwrap_or_default(),
+            }
+        ),
+    });
+    Some(p)
 }
 
 /// One probe: quantize, evaluate (paired with the baseline), time against the input.
@@ -146,12 +183,13 @@ fn probe<B: Workbench + ?Sized>(
         .next()
         .map(|s| s.mode)
         .unwrap_or(QuantMode::None);
-    let (model, _) = bench.quantize(input, layers)?;
+    let (model, report) = bench.quantize(input, layers)?;
     let mut evaluation = bench.evaluate(&model, Split::Feedback)?;
     evaluation.pair_with(baseline);
     let speed = bench.compare_speed(input, &model, Split::Feedback)?;
     Ok(QuantProbe {
         mode,
+        activations: None,
         latency_ms: speed.candidate_ms.value,
         speedup: speed.speedup.value,
         speed: Some(speed),
@@ -160,6 +198,11 @@ fn probe<B: Workbench + ?Sized>(
         accuracy_change: evaluation.accuracy_change,
         cosine: evaluation.cosine,
         error: None,
+        // The workbench adds the runtime's fusion coverage to its report when it can.
+        kernels: report
+            .get("int8_kernels")
+            .and_then(|k| k.as_str())
+            .map(str::to_string),
     })
 }
 

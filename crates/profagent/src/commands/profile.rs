@@ -7,11 +7,12 @@ use std::process::ExitCode;
 use anyhow::Context;
 use profagent_onnx::{Model, OutputGuard};
 use profagent_profile::{
-    merge_measured, render_measurement, static_profile, table, ProfileOptions,
+    merge_fusion, merge_measured, render_fusion, render_measurement, static_profile, table,
+    ProfileOptions,
 };
 use profagent_runtime::{
-    open_runtime_with_fallback, profile_model, synthetic_inputs, ModelSource, ProfileSettings,
-    RuntimeError, RuntimeKind, SessionOptions,
+    fusion_coverage, open_runtime_with_fallback, profile_model, synthetic_inputs, ModelSource,
+    ProfileSettings, RuntimeError, RuntimeKind, SessionOptions,
 };
 
 use crate::exit::RuntimeFailure;
@@ -161,6 +162,7 @@ fn print_table(profile: &profagent_profile::Profile, top: usize) {
     if let Some(measurement) = &profile.measurement {
         print!("{}", render_measurement(measurement));
     }
+    print!("{}", render_fusion(profile));
 }
 
 /// Runs the model on the chosen runtime and merges the measured columns into `profile`.
@@ -199,6 +201,18 @@ fn measure(
             )
         })?;
     merge_measured(profile, &measured);
+    // Which quantized layers the runtime fused into int8 kernels: a session build that writes
+    // the optimised graph, cheap next to the timed runs. Not fatal: the timings stand alone.
+    let graph = model.proto.graph.as_ref();
+    match graph.map(|graph| fusion_coverage(runtime.as_ref(), &source, graph, &options)) {
+        Some(Ok(Some(report))) => merge_fusion(profile, &report),
+        Some(Err(error)) => eprintln!(
+            "warning: cannot read {}'s optimised graph, no int8 kernel coverage: {}",
+            args.runtime,
+            one_line(error)
+        ),
+        _ => {}
+    }
     Ok(())
 }
 

@@ -10,6 +10,10 @@ use profagent_onnx::{ExternalData, Model, OutputGuard};
 use profagent_quant::{
     quantize, ActivationType, Batch, Calibration, Mode, QuantReport, QuantSpec, Selection, Target,
 };
+use profagent_runtime::FusionReport;
+use profagent_workbench::signedness::{
+    quantize_auto as quantize_auto_measured, ActivationChoice, SignednessError, Timing,
+};
 
 /// Quantize an ONNX model (dynamic int8, static int8 QDQ, or int4 weight-only).
 ///
@@ -73,8 +77,20 @@ pub struct Args {
     /// Static mode: element type of quantized activations. uint8 (asymmetric, as
     /// onnxruntime.quantization's QUInt8) is what ONNX Runtime's CPU kernels fuse into
     /// QLinearConv/QLinearAdd everywhere; with int8 it leaves many convolutions in float.
-    #[arg(long, value_enum, default_value = "uint8", value_name = "uint8|int8")]
+    /// auto: quantize with both, time them against each other on ONNX Runtime (interleaved,
+    /// at most --compare-seconds) and keep int8 only when it is measurably faster.
+    #[arg(
+        long,
+        value_enum,
+        default_value = "uint8",
+        value_name = "uint8|int8|auto"
+    )]
     pub activations: ActivationsArg,
+
+    /// Seconds at most for the interleaved timing of --activations auto; it ends sooner once
+    /// the speedup interval is within ±3 %.
+    #[arg(long, default_value_t = 20.0, value_name = "SECONDS")]
+    pub compare_seconds: f64,
 
     /// ort: ONNX Runtime's fused kernels (DynamicQuantizeMatMul, MatMulNBits);
     /// standard: portable standard ops only (DynamicQuantizeLinear + MatMulInteger).
@@ -163,6 +179,7 @@ pub enum ModeArg {
 pub enum ActivationsArg {
     Uint8,
     Int8,
+    Auto,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
@@ -195,8 +212,21 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         _ => None,
     };
-    let (quantized, report) = quantize(&model, &spec, batches.as_deref())
-        .with_context(|| format!("cannot quantize {}", args.model.display()))?;
+    let (quantized, report, choice) = match (&batches, args.activations) {
+        (Some(calibration), ActivationsArg::Auto) if spec.mode == Mode::Static => {
+            let (quantized, report, choice) = quantize_auto(&args, &model, &spec, calibration)?;
+            (quantized, report, Some(choice))
+        }
+        _ => {
+            let (quantized, report) = quantize(&model, &spec, batches.as_deref())
+                .with_context(|| format!("cannot quantize {}", args.model.display()))?;
+            (quantized, report, None)
+        }
+    };
+    let spec = QuantSpec {
+        activations: choice.as_ref().map_or(spec.activations, |c| c.chosen),
+        ..spec
+    };
     // Checked on samples that calibration did not see when the data has them (calibrating
     // and checking on the same images would hide bad ranges), else on the calibration ones.
     let held_out = match &args.calib {
@@ -236,12 +266,21 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             remedy: "The runtime may mis-execute this rewrite, or the rewrite is too aggressive: exclude the layers involved, try another mode, or pass --check-runtime none to write it anyway",
         },
     )?;
+    let fusion = fusion_of(&args, &quantized);
+    if let Some(warning) = fusion
+        .as_ref()
+        .and_then(|f| islands_warning(f, spec.activations))
+    {
+        eprintln!("{warning}");
+    }
     quantized
         .save(&args.output, ExternalData::Auto)
         .with_context(|| format!("cannot write {}", args.output.display()))?;
     let seconds = started.elapsed().as_secs_f64();
     let mut summary = Summary::new(&args, &report, seconds);
     summary.check = check;
+    summary.fusion = fusion;
+    summary.activations_choice = choice;
     match args.json.as_deref() {
         Some(path) if path.as_os_str() == "-" => {
             println!("{}", serde_json::to_string_pretty(&summary)?)
@@ -255,6 +294,125 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         None => print_summary(&summary, &report),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--activations auto`: both static models, timed against each other on ONNX Runtime at
+/// batch 1 (the calibration data's first sample), the faster kept (`profagent_workbench::
+/// signedness`).
+fn quantize_auto(
+    args: &Args,
+    model: &Model,
+    spec: &QuantSpec,
+    calibration: &[Batch],
+) -> anyhow::Result<(Model, QuantReport, ActivationChoice)> {
+    let runtime =
+        profagent_runtime::open_runtime(profagent_runtime::RuntimeKind::Ort).map_err(|e| {
+            crate::exit::RuntimeFailure(
+                anyhow::Error::new(e).context("--activations auto times on ONNX Runtime"),
+            )
+        })?;
+    let inputs: Vec<(String, profagent_runtime::Tensor)> = calibration
+        .first()
+        .map(|batch| {
+            batch
+                .iter()
+                .map(|(name, tensor)| (name.clone(), first_row(tensor)))
+                .collect()
+        })
+        .unwrap_or_default();
+    let session = profagent_runtime::SessionOptions::default();
+    let settings = profagent_runtime::CompareSettings {
+        time_cap: std::time::Duration::from_secs_f64(args.compare_seconds.max(1.0)),
+        ..Default::default()
+    };
+    let timing = Timing {
+        runtime: runtime.as_ref(),
+        session: &session,
+        inputs: &inputs,
+        settings: &settings,
+    };
+    super::info(format_args!(
+        "quantizing with uint8 and int8 activations, timing them against each other"
+    ));
+    let result =
+        quantize_auto_measured(model, spec, calibration, &timing).map_err(|e| match e {
+            SignednessError::Compare(_) => crate::exit::RuntimeFailure(
+                anyhow::Error::new(e).context(format!("cannot quantize {}", args.model.display())),
+            )
+            .into(),
+            other => anyhow::Error::new(other)
+                .context(format!("cannot quantize {}", args.model.display())),
+        })?;
+    Ok(result)
+}
+
+/// The first sample of a calibration batch (batch 1), or the batch itself for a model with a
+/// fixed batch (the calibration batch is then that size).
+fn first_row(tensor: &profagent_runtime::Tensor) -> profagent_runtime::Tensor {
+    use profagent_runtime::{Tensor, TensorData};
+    let rows = tensor.shape.first().copied().unwrap_or(1);
+    if rows <= 1 || !tensor.len().is_multiple_of(rows) {
+        return tensor.clone();
+    }
+    let per_row = tensor.len() / rows;
+    let mut shape = tensor.shape.clone();
+    shape[0] = 1;
+    match &tensor.data {
+        TensorData::F32(v) => Tensor::f32(shape, v[..per_row].to_vec()),
+        TensorData::I64(v) => Tensor::i64(shape, v[..per_row].to_vec()),
+    }
+}
+
+/// Which quantized nodes ONNX Runtime runs as int8 kernels (when the check runs on ONNX
+/// Runtime). A failure to read the optimised graph is a note: the model itself passed the check.
+fn fusion_of(args: &Args, quantized: &Model) -> Option<FusionReport> {
+    if args.check_runtime != crate::commands::check::CheckRuntime::Ort {
+        return None;
+    }
+    let runtime = profagent_runtime::open_runtime(profagent_runtime::RuntimeKind::Ort).ok()?;
+    let options = profagent_runtime::SessionOptions {
+        threads: 1,
+        ..Default::default()
+    };
+    let source = profagent_runtime::ModelSource::Bytes(quantized.to_bytes());
+    match profagent_runtime::fusion_coverage(runtime.as_ref(), &source, quantized.graph(), &options)
+    {
+        Ok(report) => report.filter(|r| r.quantized() > 0),
+        Err(error) => {
+            eprintln!("note: cannot read ONNX Runtime's optimised graph, int8 kernels not counted: {error}");
+            None
+        }
+    }
+}
+
+/// The warning line for a quantized model that ONNX Runtime leaves partly in float.
+fn islands_warning(fusion: &FusionReport, activations: ActivationType) -> Option<String> {
+    const SHOWN: usize = 8;
+    let islands = fusion.float_islands();
+    if islands.is_empty() {
+        return None;
+    }
+    let mut names: Vec<String> = islands
+        .iter()
+        .take(SHOWN)
+        .map(|n| format!("{} ({})", n.layer, n.op_type))
+        .collect();
+    if islands.len() > SHOWN {
+        names.push(format!("… ({} in all)", islands.len()));
+    }
+    let remedy = match activations {
+        ActivationType::Int8 => "--activations uint8 lets ONNX Runtime's CPU kernels fuse them",
+        ActivationType::Uint8 => {
+            "keep them in float with --exclude LAYER to save their dequantize/quantize"
+        }
+    };
+    Some(format!(
+        "warning: ONNX Runtime runs {} of {} quantized nodes as float islands (dequantize -> op -> quantize in float, {} layout op(s) inserted): {}; {remedy}",
+        islands.len(),
+        fusion.quantized(),
+        fusion.layout_op_count(),
+        names.join(", ")
+    ))
 }
 
 fn spec_of(args: &Args) -> QuantSpec {
@@ -287,6 +445,8 @@ fn spec_of(args: &Args) -> QuantSpec {
     spec.activations = match args.activations {
         ActivationsArg::Uint8 => ActivationType::Uint8,
         ActivationsArg::Int8 => ActivationType::Int8,
+        // Replaced by the measured choice (`quantize_auto`).
+        ActivationsArg::Auto => ActivationType::Uint8,
     };
     spec.block_size = args.block_size;
     spec
@@ -355,6 +515,12 @@ struct Summary {
     /// The output check on the target runtime (absent with --check-runtime none).
     #[serde(skip_serializing_if = "Option::is_none")]
     check: Option<crate::commands::check::CheckOutcome>,
+    /// Which quantized nodes ONNX Runtime runs as int8 kernels (with --check-runtime ort).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fusion: Option<FusionReport>,
+    /// `--activations auto`: the type kept and the timing it was chosen on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    activations_choice: Option<ActivationChoice>,
 }
 
 impl Summary {
@@ -384,6 +550,8 @@ impl Summary {
             seconds,
             report: report.clone(),
             check: None,
+            fusion: None,
+            activations_choice: None,
         }
     }
 }
@@ -427,6 +595,12 @@ fn print_summary(summary: &Summary, report: &QuantReport) {
     }
     if let Some(check) = &summary.check {
         println!("  {}", check.line());
+    }
+    if let Some(choice) = &summary.activations_choice {
+        println!("  {}", choice.line());
+    }
+    if let Some(fusion) = &summary.fusion {
+        println!("  onnxruntime kernels: {}", fusion.summary_line());
     }
     println!("wrote {}", summary.output);
 }
