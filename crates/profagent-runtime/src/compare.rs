@@ -120,6 +120,9 @@ pub fn compare_latency(
     settings: &CompareSettings,
 ) -> Result<SpeedComparison> {
     let started = Instant::now();
+    // How many pairs it takes is known only at the end (an interval within the tolerance, or
+    // the time cap): a counter, not a bar.
+    let step = profagent_onnx::progress::step("timing interleaved (A B, B A, ...)", None, "pairs");
     let mut a = Side {
         source: reference,
         session: None,
@@ -167,6 +170,7 @@ pub fn compare_latency(
         };
         log_ratios.push((a_ms.max(1e-9) / b_ms.max(1e-9)).ln());
         let pairs = log_ratios.len();
+        step.set(pairs as u64);
         if pairs < min_pairs {
             continue;
         }

@@ -73,6 +73,7 @@ pub(super) fn finish(
         .and_then(|r| r.source.final_result.as_ref());
     let last_round = accepted.last().map(|s| s.round).unwrap_or(0);
     let mut notes: Vec<String> = Vec::new();
+    let interrupted = matches!(stop_reason, StopReason::Interrupted { .. });
     let (chosen, holdout_baseline, holdout_final) = match recorded {
         Some(f) => {
             let round = f.chosen_round.unwrap_or(last_round);
@@ -89,7 +90,22 @@ pub(super) fn finish(
             notes.extend(f.fallback.clone());
             (state, f.holdout_baseline.clone(), f.holdout_final.clone())
         }
+        // Stopped by the user: the best model so far, unconfirmed, and the report says so.
+        None if interrupted => {
+            let state = accepted.last().cloned().ok_or_else(|| AgentError::Step {
+                step: "final".into(),
+                reason: "the input state is missing".into(),
+            })?;
+            notes.push(format!(
+                "interrupted: the holdout check was not run; model.onnx is round {}'s model ({}), judged on the feedback slice only",
+                state.round,
+                if state.round == 0 { "the input, unchanged" } else { "the last accepted" }
+            ));
+            (state, None, None)
+        }
         None => {
+            let _step =
+                profagent_onnx::progress::step("final check on the holdout slice", None, "");
             progress.line("evaluating the input model on the holdout slice");
             let mut holdout_baseline = bench.evaluate(input, Split::Holdout)?;
             holdout_baseline.pair_with_itself();
@@ -155,7 +171,10 @@ pub(super) fn finish(
     let final_eval = holdout_final.as_ref().unwrap_or(&chosen.evaluation);
     let budget = &options.budget;
     let bounds = bounds_objection(budget, final_eval).is_none();
-    let budget_met = if budget.any_target() {
+    // An interrupted run confirmed nothing on the holdout: its budget is not met.
+    let budget_met = if interrupted {
+        false
+    } else if budget.any_target() {
         bounds && targets_reached(budget, reference, final_eval)
     } else {
         bounds
@@ -199,6 +218,8 @@ pub(super) fn finish(
             .as_ref()
             .map(|r| r.source.layers.clone())
             .unwrap_or_default()
+    } else if interrupted {
+        Vec::new()
     } else {
         progress.line("profiling per-layer latency of the input and final models for the report");
         layer_rows(bench, input, &chosen.deployed, progress)

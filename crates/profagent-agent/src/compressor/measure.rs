@@ -21,9 +21,16 @@ pub(super) fn probe_quantization(
     progress: &mut dyn Progress,
 ) -> Vec<QuantProbe> {
     let mut probes = Vec::new();
-    for mode in [QuantMode::Dynamic, QuantMode::Static, QuantMode::Int4] {
-        if !analysis.context.quant_modes.contains(&mode) {
-            continue;
+    let modes: Vec<QuantMode> = [QuantMode::Dynamic, QuantMode::Static, QuantMode::Int4]
+        .into_iter()
+        .filter(|mode| analysis.context.quant_modes.contains(mode))
+        .collect();
+    let step =
+        profagent_onnx::progress::step("quantization probes", Some(modes.len() as u64), "modes");
+    for (done, mode) in modes.into_iter().enumerate() {
+        step.set(done as u64);
+        if progress.stop_requested() {
+            break;
         }
         let layers: BTreeMap<String, QuantSetting> = analysis
             .context
@@ -149,7 +156,16 @@ pub(super) fn measure_sensitivity(
         SENSITIVITY_RATIO * 100.0
     ));
     let mut out = Vec::new();
-    for group in candidates {
+    let step = profagent_onnx::progress::step(
+        "pruning sensitivity",
+        Some(candidates.len() as u64),
+        "groups",
+    );
+    for (done, group) in candidates.into_iter().enumerate() {
+        step.set(done as u64);
+        if progress.stop_requested() {
+            break;
+        }
         // A measurement that could not be made, for the report.
         let failed = |current: usize, keep: usize, error: String| GroupSensitivity {
             group: group.id.clone(),

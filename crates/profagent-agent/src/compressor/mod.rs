@@ -90,9 +90,14 @@ pub struct Analysis {
     pub family: String,
 }
 
-/// Progress lines for the terminal.
+/// Progress lines for the terminal, and whether the user asked the loop to stop (Ctrl-C).
 pub trait Progress {
     fn line(&mut self, text: &str);
+    /// Polled between measurements and rounds: `true` ends the loop early with
+    /// `StopReason::Interrupted`, skipping the final check, and the report says so.
+    fn stop_requested(&mut self) -> bool {
+        false
+    }
 }
 
 impl<F: FnMut(&str)> Progress for F {
@@ -110,6 +115,9 @@ struct RedactingProgress<'a> {
 impl Progress for RedactingProgress<'_> {
     fn line(&mut self, text: &str) {
         self.inner.line(&self.run_dir.redact(text));
+    }
+    fn stop_requested(&mut self) -> bool {
+        self.inner.stop_requested()
     }
 }
 
@@ -142,10 +150,22 @@ pub struct CompressOptions {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "kind")]
 pub enum StopReason {
-    BudgetMet { after_round: usize },
-    RoundsUsed { rounds: usize },
-    PlannerDone { round: usize },
-    NoImprovement { rounds: usize },
+    BudgetMet {
+        after_round: usize,
+    },
+    RoundsUsed {
+        rounds: usize,
+    },
+    PlannerDone {
+        round: usize,
+    },
+    NoImprovement {
+        rounds: usize,
+    },
+    /// The user stopped the run (Ctrl-C) after this many rounds; the final check was not run.
+    Interrupted {
+        after_round: usize,
+    },
 }
 
 impl std::fmt::Display for StopReason {
@@ -160,6 +180,9 @@ impl std::fmt::Display for StopReason {
             }
             StopReason::NoImprovement { rounds } => {
                 write!(f, "no improvement in {rounds} round(s) in a row")
+            }
+            StopReason::Interrupted { after_round } => {
+                write!(f, "interrupted (Ctrl-C) after round {after_round}")
             }
         }
     }
@@ -295,6 +318,12 @@ pub fn compress(
     let rounds = recorded.map(|r| r.rounds.len()).unwrap_or(options.rounds);
     let mut stop_reason = StopReason::RoundsUsed { rounds };
     for round in 1..=rounds {
+        if progress.stop_requested() {
+            stop_reason = StopReason::Interrupted {
+                after_round: round - 1,
+            };
+            break;
+        }
         if budget_met(&options.budget, &baseline, &state.evaluation) {
             stop_reason = StopReason::BudgetMet {
                 after_round: round - 1,
@@ -302,6 +331,8 @@ pub fn compress(
             break;
         }
         let round_started = Instant::now();
+        let _round_step =
+            profagent_onnx::progress::step(format!("round {round}/{rounds}"), None, "");
         let planning = PlanningInput {
             model_name: options.model_name.clone(),
             family: state.analysis.family.clone(),
@@ -468,6 +499,12 @@ pub fn compress(
     {
         stop_reason = stop;
     }
+    // A Ctrl-C during the last round, or after the loop, still ends the run as interrupted.
+    if progress.stop_requested() && recorded.is_none() {
+        stop_reason = StopReason::Interrupted {
+            after_round: report.rounds.len(),
+        };
+    }
     let loop_met = budget_met(&options.budget, &baseline, &state.evaluation);
     let (final_result, layers) = finish::finish(
         input,
@@ -513,6 +550,7 @@ fn measure_baseline(
     bench: &mut dyn Workbench,
     progress: &mut dyn Progress,
 ) -> Result<Evaluation, AgentError> {
+    let _step = profagent_onnx::progress::step("baseline", None, "");
     progress.line("evaluating the baseline on the feedback slice");
     let mut baseline = bench.evaluate(input, Split::Feedback)?;
     baseline.pair_with_itself();
