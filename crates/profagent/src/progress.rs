@@ -9,7 +9,7 @@
 //! (`profagent_onnx::finish_writes`) and exits with `crate::exit::INTERRUPTED` (130), or, for a command that
 //! can stop between steps (`compress`), asks it to stop (`profagent_onnx::progress`'s stop
 //! request) so that it records what it did; a second press exits at once.
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
@@ -110,12 +110,13 @@ fn style(bounded: bool, unit: &str) -> ProgressStyle {
     )
 }
 
-/// A rate as people read it: "306 samples/s", "2.5 runs/s", "1 per 4.0 s".
+/// A rate as people read it: "306 samples/s", "2.5 runs/s", "1 per 4.0 s"; "starting" until
+/// the first unit is done.
 pub fn rate(per_second: f64, unit: &str) -> String {
     if !per_second.is_finite() || per_second <= 0.0 {
-        return format!("- {unit}/s");
+        return "starting".into();
     }
-    if per_second >= 100.0 {
+    if per_second >= 10.0 {
         format!("{per_second:.0} {unit}/s")
     } else if per_second >= 1.0 {
         format!("{per_second:.1} {unit}/s")
@@ -160,7 +161,11 @@ pub fn install_interrupt(on_first: OnInterrupt) {
                 profagent_onnx::finish_writes();
             }
             clear();
-            eprintln!("interrupted");
+            // Held until the process ends: `exit` tears down ONNX Runtime under a session that
+            // may still be running, and the error that session then returns must not be
+            // printed after "interrupted" (nor its exit code race this one).
+            let mut stderr = std::io::stderr().lock();
+            let _ = writeln!(stderr, "interrupted");
             std::process::exit(i32::from(crate::exit::INTERRUPTED));
         }
         profagent_onnx::progress::request_stop();
@@ -183,10 +188,10 @@ mod tests {
     #[test]
     fn rates_read_as_people_write_them() {
         assert_eq!(rate(305.9126, "samples"), "306 samples/s");
-        assert_eq!(rate(42.04, "samples"), "42.0 samples/s");
+        assert_eq!(rate(42.4, "samples"), "42 samples/s");
         assert_eq!(rate(2.46, "runs"), "2.5 runs/s");
         assert_eq!(rate(0.25, "groups"), "1 per 4.0 s");
-        assert_eq!(rate(0.0, "pairs"), "- pairs/s");
-        assert_eq!(rate(f64::INFINITY, "pairs"), "- pairs/s");
+        assert_eq!(rate(0.0, "pairs"), "starting");
+        assert_eq!(rate(f64::INFINITY, "pairs"), "starting");
     }
 }

@@ -123,6 +123,44 @@ fn ctrl_c_stops_compress_with_a_report_of_what_was_done() {
 }
 
 #[test]
+fn a_second_ctrl_c_exits_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_profagent"))
+        .current_dir(dir.path())
+        .args([
+            "compress",
+            &example("resnet20_cifar10.onnx"),
+            "--data",
+            &example("cifar10-sample"),
+            "--preprocess",
+            "cifar10",
+            "--out",
+            "run",
+            "--max-acc-drop",
+            "1",
+            "--compare-seconds",
+            "5",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for(&run.join("input"), &mut child);
+    // The first press waits for the baseline (seconds of timing); the second does not.
+    sigint(child.id());
+    std::thread::sleep(Duration::from_millis(200));
+    sigint(child.id());
+    let (code, stderr) = wait_exit(&mut child);
+    assert_eq!(code, Some(130), "{stderr}");
+    assert!(stderr.ends_with("interrupted\n"), "{stderr}");
+    assert!(
+        !run.join("interrupted").exists() && !run.join("report.json").exists(),
+        "the second Ctrl-C did not wait for the report"
+    );
+}
+
+#[test]
 fn ctrl_c_ends_eval_with_130() {
     let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_profagent"))

@@ -359,26 +359,32 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         super::write_json(path, &serde_json::to_string_pretty(&report)?)?;
     }
     if crate::progress::interrupted() {
-        let marker = run_dir.path(INTERRUPTED_FILE);
-        let stop = report
-            .final_result
-            .as_ref()
-            .map(|f| f.stop_reason.clone())
-            .unwrap_or_default();
-        profagent_onnx::write_atomic(
-            &marker,
-            format!("interrupted by Ctrl-C; stopped: {stop}; report.json holds what was done\n")
-                .as_bytes(),
-        )
-        .with_context(|| format!("cannot write {}", marker.display()))?;
-        eprintln!(
-            "interrupted: {} rounds recorded in {}",
-            report.rounds.len(),
-            run_dir.root().display()
-        );
+        record_interruption(&run_dir, &report)?;
         return Ok(ExitCode::from(crate::exit::INTERRUPTED));
     }
     Ok(ExitCode::from(if met { OK } else { BUDGET_NOT_MET }))
+}
+
+/// After Ctrl-C: the `interrupted` marker beside the report of what was done, and a line.
+fn record_interruption(run_dir: &RunDir, report: &RunReport) -> anyhow::Result<()> {
+    let marker = run_dir.path(INTERRUPTED_FILE);
+    let stop = report
+        .final_result
+        .as_ref()
+        .map(|f| f.stop_reason.clone())
+        .unwrap_or_default();
+    profagent_onnx::write_atomic(
+        &marker,
+        format!("interrupted by Ctrl-C; stopped: {stop}; report.json holds what was done\n")
+            .as_bytes(),
+    )
+    .with_context(|| format!("cannot write {}", marker.display()))?;
+    eprintln!(
+        "interrupted: {} rounds recorded in {}",
+        report.rounds.len(),
+        run_dir.root().display()
+    );
+    Ok(())
 }
 
 /// Marker file in the run directory of a run stopped by Ctrl-C.
