@@ -179,6 +179,10 @@ pub fn compare_latency(
                 break format!("interval within ±{:.0} %", settings.tolerance * 100.0);
             }
         }
+        // Ctrl-C: the pairs so far give a wider interval, still an honest one.
+        if profagent_onnx::progress::stop_requested() {
+            break format!("stopped early (interrupted) after {pairs} pairs");
+        }
         if started.elapsed() >= settings.time_cap {
             break format!(
                 "time cap of {:.0} s reached",

@@ -147,7 +147,7 @@ pub(super) fn measure_sensitivity(
         cost(b).total_cmp(&cost(a)).then(a.id.cmp(&b.id))
     });
     candidates.truncate(max_groups);
-    if candidates.is_empty() {
+    if candidates.is_empty() || progress.stop_requested() {
         return Vec::new();
     }
     progress.line(&format!(
