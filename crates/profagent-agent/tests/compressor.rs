@@ -665,3 +665,72 @@ fn measured_layer_latency_reaches_every_round_and_is_measured_once() {
         .unwrap();
     assert!(earlier.accuracy_change.is_some() && earlier.speed.is_some() && earlier.macs.is_some());
 }
+
+/// Progress that asks the loop to stop (Ctrl-C) once a line starting with `after` was shown.
+struct StopAfter {
+    after: &'static str,
+    lines: Vec<String>,
+}
+
+impl profagent_agent::compressor::Progress for StopAfter {
+    fn line(&mut self, text: &str) {
+        self.lines.push(text.to_string());
+    }
+    fn stop_requested(&mut self) -> bool {
+        self.lines.iter().any(|l| l.starts_with(self.after))
+    }
+}
+
+#[test]
+fn a_stop_request_ends_the_loop_as_interrupted_without_the_final_check() {
+    for (after, rounds, probes) in [("evaluating the baseline", 0, 0), ("round 1: ", 1, 3)] {
+        let dir = tempfile::tempdir().unwrap();
+        let run_dir = RunDir::create(&dir.path().join("run"), vec![]).unwrap();
+        let mut bench = fake_bench();
+        let mut progress = StopAfter {
+            after,
+            lines: Vec::new(),
+        };
+        let report = compress(
+            &input_model(),
+            &options(),
+            &mut BuiltinPlanner::new(),
+            &mut bench,
+            &run_dir,
+            &mut progress,
+        )
+        .unwrap()
+        .report;
+        assert_eq!(report.rounds.len(), rounds, "stop after '{after}'");
+        assert_eq!(report.quant_probes.len(), probes, "stop after '{after}'");
+        let result = report.final_result.as_ref().unwrap();
+        assert_eq!(
+            result.stop,
+            Some(profagent_agent::compressor::StopReason::Interrupted {
+                after_round: rounds
+            })
+        );
+        assert_eq!(
+            result.stop_reason,
+            format!("interrupted (Ctrl-C) after round {rounds}")
+        );
+        assert!(!result.budget_met);
+        assert!(result.holdout_final.is_none() && result.holdout_baseline.is_none());
+        assert_eq!(result.chosen_round, Some(rounds), "the last accepted round");
+        assert!(
+            result.fallback[0].contains("the holdout check was not run"),
+            "{:?}",
+            result.fallback
+        );
+        // The baseline, each probe and each round: one evaluation and one speed comparison
+        // (two more in this workbench) each; none on the holdout.
+        assert_eq!(bench.evaluations, 3 * (1 + probes + rounds));
+        assert!(
+            bench.profiled.len() <= 1,
+            "no per-layer profile of the final model"
+        );
+        let on_disk = RunReport::read(&run_dir.path("report.json")).unwrap();
+        assert_eq!(on_disk.final_result.unwrap().stop, result.stop);
+        assert!(run_dir.path("model.onnx").is_file());
+    }
+}

@@ -113,6 +113,7 @@ pub fn evaluate_with_progress(
     let mut skipped: Vec<Skipped> = Vec::new();
     let mut samples = 0usize;
     let total = dataset.len();
+    let step = profagent_onnx::progress::step("evaluating", Some(total as u64), "samples");
     let started = Instant::now();
     let mut checked_shape = dataset.sample_shape().is_some();
     let mut class_indices: Option<Option<Vec<usize>>> = None;
@@ -197,10 +198,12 @@ pub fn evaluate_with_progress(
             }
             samples += rows;
             progress(samples + skipped.len(), total);
+            step.set((samples + skipped.len()) as u64);
         }
         Ok(())
     })?;
     let eval_seconds = started.elapsed().as_secs_f64();
+    drop(step);
     if let Some(expected) = &options.reference_logits {
         if reference_offset != expected.len() {
             return Err(DataError::Invalid(format!(

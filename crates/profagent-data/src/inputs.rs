@@ -167,8 +167,17 @@ pub fn calibration_batches(
         .and_then(|i| i.shape.first().copied().flatten());
     let batch_size = fixed.unwrap_or(requested.max(1));
     let mut batches = Vec::new();
+    let step = profagent_onnx::progress::step(
+        "loading calibration samples",
+        Some(dataset.len() as u64),
+        "samples",
+    );
+    let mut loaded = 0;
     for batch in dataset.batches(batch_size) {
-        let feeds = batch?.feeds_for(dataset.origin(), inputs)?;
+        let batch = batch?;
+        loaded += batch.items.len() + batch.skipped.len();
+        step.set(loaded as u64);
+        let feeds = batch.feeds_for(dataset.origin(), inputs)?;
         if batches.is_empty() {
             for (input, (_, tensor)) in inputs.iter().zip(&feeds) {
                 crate::evaluate::check_input_shape(

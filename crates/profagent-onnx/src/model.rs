@@ -140,6 +140,8 @@ impl Model {
     /// Writes the model atomically (temp file in the same folder, then rename).
     pub fn save(&self, path: impl AsRef<Path>, external: ExternalData) -> Result<()> {
         let path = path.as_ref();
+        // The model and its data file are one write: an exit on Ctrl-C waits for both.
+        let _writing = crate::output::writing();
         let total: usize = self
             .graph()
             .initializer

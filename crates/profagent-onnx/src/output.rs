@@ -10,6 +10,8 @@
 //!   a killed process are removed by the next write to the same target.
 //! - `RunLock` is an exclusive lock file in a run folder; a second writer stops with a message
 //!   naming the process that holds it, and a lock left by a dead process is taken over.
+//! - `finish_writes` lets the writes under way end and keeps new ones from starting, so that a
+//!   process exiting on Ctrl-C leaves no temp file and no model without its data file.
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::io::Write;
@@ -273,6 +275,7 @@ pub fn check_external_data_files(model: &Path) -> Result<()> {
 /// see a half-written file. The temp file has an unpredictable name, is created exclusively
 /// and is removed whatever happens before the rename.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let _writing = writing();
     let wrap = |source| OnnxError::Write {
         path: path.to_path_buf(),
         source,
@@ -291,6 +294,44 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     file.sync_all().map_err(wrap)?;
     drop(file);
     temp.persist(path).map_err(wrap)
+}
+
+static WRITES_UNDER_WAY: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+static EXITING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+/// How often `finish_writes` looks whether the writes under way have ended.
+const FINISH_WRITES_POLL: std::time::Duration = std::time::Duration::from_millis(5);
+
+/// A write under way (`write_atomic`, `Model::save`); `finish_writes` waits for it to end.
+pub(crate) struct Writing(());
+
+/// Marks a write under way until the returned value is dropped. Once `finish_writes` was
+/// called the write never starts: the thread waits for the process to exit.
+pub(crate) fn writing() -> Writing {
+    use std::sync::atomic::Ordering::SeqCst;
+    WRITES_UNDER_WAY.fetch_add(1, SeqCst);
+    if EXITING.load(SeqCst) {
+        WRITES_UNDER_WAY.fetch_sub(1, SeqCst);
+        loop {
+            std::thread::park();
+        }
+    }
+    Writing(())
+}
+
+impl Drop for Writing {
+    fn drop(&mut self) {
+        WRITES_UNDER_WAY.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Waits until the writes under way have ended and keeps new ones from starting; the caller
+/// then exits (the binary's Ctrl-C handler). Must not be called by a thread that is writing.
+pub fn finish_writes() {
+    use std::sync::atomic::Ordering::SeqCst;
+    EXITING.store(true, SeqCst);
+    while WRITES_UNDER_WAY.load(SeqCst) > 0 {
+        std::thread::sleep(FINISH_WRITES_POLL);
+    }
 }
 
 /// A temp file that is removed when dropped unless `persist` renamed it.

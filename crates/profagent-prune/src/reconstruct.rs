@@ -583,6 +583,12 @@ pub fn reconstruct(
             p.push(job);
         }
     }
+    let step = profagent_onnx::progress::step(
+        "reconstructing pruned layers",
+        Some(jobs.len() as u64),
+        "layers",
+    );
+    let mut refitted = 0;
     for pass in passes {
         let mut values: Vec<String> = Vec::new();
         for job in &pass {
@@ -610,6 +616,8 @@ pub fn reconstruct(
             return Err(PruneError::Calibration(e));
         }
         for (job, gram) in pass.into_iter().zip(grams) {
+            refitted += 1;
+            step.set(refitted);
             if gram.rows == 0 {
                 warnings.push(format!(
                     "layer '{}' was not reconstructed (no calibration rows)",

@@ -111,6 +111,13 @@ pub fn calibrate_within(
     // Rows per run, known after the first sample has run alone.
     let mut rows_per_run: Option<usize> = None;
     let mut runs = 0;
+    let total_rows: usize = batches.iter().map(|b| batch_rows(b).unwrap_or(1)).sum();
+    let progress = profagent_onnx::progress::step(
+        "calibrating static quantization",
+        Some(total_rows as u64),
+        "samples",
+    );
+    let mut rows_done = 0;
     for (b, batch) in batches.iter().enumerate() {
         let rows = batch_rows(batch).filter(|&r| splittable && r > 1);
         let mut start = 0;
@@ -139,6 +146,11 @@ pub fn calibrate_within(
                 other => other,
             })?;
             runs += 1;
+            rows_done += match rows {
+                Some(_) => end - start,
+                None => batch_rows(batch).unwrap_or(1),
+            };
+            progress.set(rows_done as u64);
             if rows_per_run.is_none() && rows.is_some() {
                 let per_row = returned.div_ceil(end - start).max(1);
                 rows_per_run = Some((budget / per_row).max(1));
@@ -149,6 +161,7 @@ pub fn calibrate_within(
             }
         }
     }
+    drop(progress);
     let mut ranges = HashMap::new();
     for (name, mut s) in stats {
         if !s.seen {

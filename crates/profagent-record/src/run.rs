@@ -77,10 +77,22 @@ impl Decision {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "kind")]
 pub enum StopReason {
-    BudgetMet { after_round: usize },
-    RoundsUsed { rounds: usize },
-    PlannerDone { round: usize },
-    NoImprovement { rounds: usize },
+    BudgetMet {
+        after_round: usize,
+    },
+    RoundsUsed {
+        rounds: usize,
+    },
+    PlannerDone {
+        round: usize,
+    },
+    NoImprovement {
+        rounds: usize,
+    },
+    /// The user stopped the run (Ctrl-C) after this many rounds; the final check was not run.
+    Interrupted {
+        after_round: usize,
+    },
 }
 
 impl std::fmt::Display for StopReason {
@@ -95,6 +107,9 @@ impl std::fmt::Display for StopReason {
             }
             StopReason::NoImprovement { rounds } => {
                 write!(f, "no improvement in {rounds} round(s) in a row")
+            }
+            StopReason::Interrupted { after_round } => {
+                write!(f, "interrupted (Ctrl-C) after round {after_round}")
             }
         }
     }

@@ -301,6 +301,8 @@ pub fn example_report() -> RunReport {
         quant_probes: vec![
             QuantProbe {
                 mode: QuantMode::Dynamic,
+                activations: None,
+                kernels: None,
                 latency_ms: 0.95,
                 speedup: 0.97,
                 model_bytes: 1_096_544,
@@ -312,6 +314,8 @@ pub fn example_report() -> RunReport {
             },
             QuantProbe {
                 mode: QuantMode::Static,
+                activations: None,
+                kernels: None,
                 latency_ms: 0.54,
                 speedup: 1.71,
                 model_bytes: 369_812,
@@ -323,6 +327,8 @@ pub fn example_report() -> RunReport {
             },
             QuantProbe {
                 mode: QuantMode::Int4,
+                activations: None,
+                kernels: None,
                 latency_ms: 0.92,
                 speedup: 1.0,
                 model_bytes: 1_096_544,

@@ -120,6 +120,9 @@ pub fn compare_latency(
     settings: &CompareSettings,
 ) -> Result<SpeedComparison> {
     let started = Instant::now();
+    // How many pairs it takes is known only at the end (an interval within the tolerance, or
+    // the time cap): a counter, not a bar.
+    let step = profagent_onnx::progress::step("timing interleaved (A B, B A, ...)", None, "pairs");
     let mut a = Side {
         source: reference,
         session: None,
@@ -167,6 +170,7 @@ pub fn compare_latency(
         };
         log_ratios.push((a_ms.max(1e-9) / b_ms.max(1e-9)).ln());
         let pairs = log_ratios.len();
+        step.set(pairs as u64);
         if pairs < min_pairs {
             continue;
         }
@@ -174,6 +178,10 @@ pub fn compare_latency(
             if (e.high - e.low) / 2.0 <= settings.tolerance {
                 break format!("interval within ±{:.0} %", settings.tolerance * 100.0);
             }
+        }
+        // Ctrl-C: the pairs so far give a wider interval, still an honest one.
+        if profagent_onnx::progress::stop_requested() {
+            break format!("stopped early (interrupted) after {pairs} pairs");
         }
         if started.elapsed() >= settings.time_cap {
             break format!(

@@ -78,15 +78,27 @@ pub fn measure_latency(
     warmup: usize,
     runs: usize,
 ) -> Result<LatencyStats> {
-    for _ in 0..warmup {
+    let batch = inputs
+        .first()
+        .and_then(|(_, t)| t.shape.first())
+        .copied()
+        .unwrap_or(1);
+    let step = profagent_onnx::progress::step(
+        format!("timing batch {batch}"),
+        Some((warmup + runs.max(1)) as u64),
+        "runs",
+    );
+    for run in 0..warmup {
         session.run(inputs)?;
+        step.set(run as u64 + 1);
     }
     let mut samples = Vec::with_capacity(runs.max(1));
-    for _ in 0..runs.max(1) {
+    for run in 0..runs.max(1) {
         let start = Instant::now();
         let outputs = session.run(inputs)?;
         samples.push(start.elapsed().as_secs_f64() * 1e3);
         drop(outputs);
+        step.set((warmup + run) as u64 + 1);
     }
     Ok(LatencyStats::from_samples(samples))
 }

@@ -224,9 +224,16 @@ pub fn profile_model(
     }
     drop(plain);
     let mut profiling = runtime.load_profiling(source, options)?;
-    for _ in 0..settings.warmup + runs {
+    let step = profagent_onnx::progress::step(
+        "profiling per layer",
+        Some((settings.warmup + runs) as u64),
+        "runs",
+    );
+    for run in 0..settings.warmup + runs {
         profiling.run(inputs)?;
+        step.set(run as u64 + 1);
     }
+    drop(step);
     let trace = profiling.finish(settings.warmup)?;
     // When the profiled runs (profiler overhead included) were faster than the plain ones
     // by more than the layer-sum tolerance, the machine had a slow spell during the plain
@@ -416,7 +423,8 @@ fn end_to_end_block(
     let mut on_cpu = Vec::with_capacity(runs);
     let scheduler_before = thread_scheduler_times();
     let wall_start = std::time::Instant::now();
-    for _ in 0..runs {
+    let step = profagent_onnx::progress::step("timing end to end", Some(runs as u64), "runs");
+    for run in 0..runs {
         let cpu_start = thread_scheduler_times();
         let start = std::time::Instant::now();
         plain.run(inputs)?;
@@ -424,7 +432,9 @@ fn end_to_end_block(
         if let (Some(before), Some(after)) = (cpu_start, thread_scheduler_times()) {
             on_cpu.push(after.on_cpu_ns.saturating_sub(before.on_cpu_ns) as f64 / 1e6);
         }
+        step.set(run as u64 + 1);
     }
+    drop(step);
     let wall_ns = wall_start.elapsed().as_nanos() as f64;
     let wait = match (scheduler_before, thread_scheduler_times()) {
         (Some(before), Some(after)) if wall_ns > 0.0 => {

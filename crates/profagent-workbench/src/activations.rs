@@ -16,6 +16,22 @@ pub struct BatchActivations<'a> {
     pub batches: &'a [Batch],
 }
 
+impl BatchActivations<'_> {
+    /// A progress step over every calibration sample.
+    fn step(&self, label: &str) -> profagent_onnx::progress::Step {
+        let total: u64 = self.batches.iter().map(rows).sum();
+        profagent_onnx::progress::step(label, Some(total), "samples")
+    }
+}
+
+/// Samples in a batch: the first input's leading dimension.
+fn rows(batch: &Batch) -> u64 {
+    batch
+        .first()
+        .and_then(|(_, t)| t.shape.first())
+        .map_or(1, |&rows| rows as u64)
+}
+
 impl ActivationSource for BatchActivations<'_> {
     fn channel_stats(
         &mut self,
@@ -29,8 +45,12 @@ impl ActivationSource for BatchActivations<'_> {
             .load(&ModelSource::Bytes(exposed.to_bytes()), self.session)
             .map_err(|e| e.to_string())?;
         let mut acc = StatsAccumulator::new();
+        let step = self.step("gathering activations for importance");
+        let mut done = 0;
         for batch in self.batches {
             let outputs = session.run(batch).map_err(|e| e.to_string())?;
+            done += rows(batch);
+            step.set(done);
             for r in requests {
                 let (_, t) = outputs
                     .iter()
@@ -57,8 +77,12 @@ impl ActivationSource for BatchActivations<'_> {
             .runtime
             .load(&ModelSource::Bytes(exposed.to_bytes()), self.session)
             .map_err(|e| e.to_string())?;
+        let step = self.step("streaming activations for reconstruction");
+        let mut done = 0;
         for batch in self.batches {
             let outputs = session.run(batch).map_err(|e| e.to_string())?;
+            done += rows(batch);
+            step.set(done);
             for (i, v) in values.iter().enumerate() {
                 let (_, t) = outputs
                     .iter()

@@ -1,12 +1,15 @@
 //! Exit codes and error printing.
 //!
-//! 0 ok, 1 budget not met, 2 bad input (the default for errors), 3 runtime failure.
+//! 0 ok, 1 budget not met, 2 bad input (the default for errors), 3 runtime failure, 130
+//! interrupted (Ctrl-C, `crate::progress`).
 use std::process::ExitCode;
 
 pub const OK: u8 = 0;
 pub const BUDGET_NOT_MET: u8 = 1;
 pub const BAD_INPUT: u8 = 2;
 pub const RUNTIME_FAILURE: u8 = 3;
+/// 128 + SIGINT, as shells report a process ended by Ctrl-C.
+pub const INTERRUPTED: u8 = 130;
 
 /// Wrap an error to exit with `RUNTIME_FAILURE` instead of `BAD_INPUT`.
 #[derive(Debug)]

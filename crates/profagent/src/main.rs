@@ -7,6 +7,7 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 mod commands;
 mod config;
 mod exit;
+mod progress;
 
 /// Profile an ONNX model on the runtime it ships with, plan layerwise pruning and
 /// quantization (an LLM or the built-in planner), apply, evaluate, iterate to a budget.
@@ -16,7 +17,8 @@ mod exit;
     after_help = "Defaults for any flag can live in ./profagent.toml (or --config PATH, given \
     before the subcommand): one table per subcommand, keys are long flag names, e.g.\n  \
     [compress]\n  max-acc-drop = 1.0\n  rounds = 4\nFlags on the command line override the file.\n\n\
-    Exit codes: 0 ok, 1 budget not met, 2 bad input, 3 runtime failure."
+    Exit codes: 0 ok, 1 budget not met, 2 bad input, 3 runtime failure, 130 interrupted \
+    (Ctrl-C)."
 )]
 struct Cli {
     /// Print results, notes, warnings and errors only: no progress bars or lines, no
@@ -44,6 +46,9 @@ enum Command {
     Report(commands::report::Args),
     /// Is one model faster than another here? Interleaved timing with a 95 % interval.
     Compare(commands::compare::Args),
+    /// Print a shell completion script, e.g. `profagent completions bash >
+    /// ~/.local/share/bash-completion/completions/profagent`.
+    Completions(commands::completions::Args),
 }
 
 /// The clap command: a flag given twice (profagent.toml, then the command line) keeps its last
@@ -82,6 +87,13 @@ fn main() -> ExitCode {
         Err(e) => e.exit(),
     };
     commands::set_quiet(cli.quiet);
+    progress::install(cli.quiet);
+    // `compress` stops between steps on the first Ctrl-C and writes what it did; the other
+    // commands exit once the file being written is whole.
+    progress::install_interrupt(match cli.command {
+        Command::Compress(_) => progress::OnInterrupt::Stop,
+        _ => progress::OnInterrupt::Exit,
+    });
     let result = match cli.command {
         Command::Profile(a) => commands::profile::run(a),
         Command::Eval(a) => commands::eval::run(a),
@@ -90,6 +102,7 @@ fn main() -> ExitCode {
         Command::Compress(a) => commands::compress::run(*a),
         Command::Report(a) => commands::report::run(a),
         Command::Compare(a) => commands::compare::run(a),
+        Command::Completions(a) => commands::completions::run(a, crate::command()),
     };
     match result {
         Ok(code) => code,

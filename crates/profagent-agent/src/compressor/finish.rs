@@ -181,7 +181,23 @@ pub(super) fn finish(
             model: &s.deployed,
         })
         .collect();
-    let check = bench.final_check(input, baseline, &kept, budget, progress)?;
+    let interrupted = matches!(stop_reason, StopReason::Interrupted { .. });
+    let check = if interrupted {
+        // Stopped by the user: the best model so far, unconfirmed, and the report says so.
+        let round = accepted.last().map(|s| s.round).unwrap_or(0);
+        FinalCheck {
+            round,
+            holdout_baseline: None,
+            holdout_final: None,
+            notes: vec![format!(
+                "interrupted: the holdout check was not run; model.onnx is round {round}'s model ({}), judged on the feedback slice only",
+                if round == 0 { "the input, unchanged" } else { "the last accepted" }
+            )],
+        }
+    } else {
+        let _step = profagent_onnx::progress::step("final check on the holdout slice", None, "");
+        bench.final_check(input, baseline, &kept, budget, progress)?
+    };
     let chosen = accepted
         .iter()
         .rev()
@@ -198,7 +214,10 @@ pub(super) fn finish(
     let reference = check.holdout_baseline.as_ref().unwrap_or(baseline);
     let final_eval = check.holdout_final.as_ref().unwrap_or(&chosen.evaluation);
     let bounds = bounds_objection(budget, final_eval).is_none();
-    let budget_met = if budget.any_target() {
+    // An interrupted run confirmed nothing on the holdout: its budget is not met.
+    let budget_met = if interrupted {
+        false
+    } else if budget.any_target() {
         bounds && targets_reached(budget, reference, final_eval)
     } else {
         bounds
@@ -209,7 +228,11 @@ pub(super) fn finish(
     } else {
         stop_reason.to_string()
     };
-    let layers = bench.layer_rows(input, &chosen.deployed, progress);
+    let layers = if interrupted {
+        Vec::new()
+    } else {
+        bench.layer_rows(input, &chosen.deployed, progress)
+    };
     let result = FinalResult {
         model_path: model_path.display().to_string(),
         sha256: sha256_hex(&final_bytes),

@@ -19,6 +19,7 @@ pub(super) fn baseline<B: Workbench + ?Sized>(
     input: &Model,
     progress: &mut dyn Progress,
 ) -> Result<Evaluation, AgentError> {
+    let _step = profagent_onnx::progress::step("baseline", None, "");
     progress.line("evaluating the baseline on the feedback slice");
     let mut baseline = bench.evaluate(input, Split::Feedback)?;
     baseline.pair_with_itself();
@@ -76,9 +77,16 @@ pub(super) fn probe_quantization<B: Workbench + ?Sized>(
     progress: &mut dyn Progress,
 ) -> Vec<QuantProbe> {
     let mut probes = Vec::new();
-    for mode in [QuantMode::Dynamic, QuantMode::Static, QuantMode::Int4] {
-        if !analysis.context.quant_modes.contains(&mode) {
-            continue;
+    let modes: Vec<QuantMode> = [QuantMode::Dynamic, QuantMode::Static, QuantMode::Int4]
+        .into_iter()
+        .filter(|mode| analysis.context.quant_modes.contains(mode))
+        .collect();
+    let step =
+        profagent_onnx::progress::step("quantization probes", Some(modes.len() as u64), "modes");
+    for (done, mode) in modes.into_iter().enumerate() {
+        step.set(done as u64);
+        if progress.stop_requested() {
+            break;
         }
         // Static quantization is probed with both activation types: ONNX Runtime fuses
         // uint8 and int8 QDQ graphs differently, and which is faster is measured per model.
@@ -238,7 +246,7 @@ pub(super) fn measure_sensitivity<B: Workbench + ?Sized>(
         cost(b).total_cmp(&cost(a)).then(a.id.cmp(&b.id))
     });
     candidates.truncate(max_groups);
-    if candidates.is_empty() {
+    if candidates.is_empty() || progress.stop_requested() {
         return Vec::new();
     }
     progress.line(&format!(
@@ -247,7 +255,16 @@ pub(super) fn measure_sensitivity<B: Workbench + ?Sized>(
         SENSITIVITY_RATIO * 100.0
     ));
     let mut out = Vec::new();
-    for group in candidates {
+    let step = profagent_onnx::progress::step(
+        "pruning sensitivity",
+        Some(candidates.len() as u64),
+        "groups",
+    );
+    for (done, group) in candidates.into_iter().enumerate() {
+        step.set(done as u64);
+        if progress.stop_requested() {
+            break;
+        }
         // A measurement that could not be made, for the report.
         let failed = |current: usize, keep: usize, error: String| GroupSensitivity {
             group: group.id.clone(),

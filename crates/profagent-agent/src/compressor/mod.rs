@@ -38,9 +38,14 @@ pub use profagent_record::StopReason;
 pub use replay::{replay, RecordedBench, ReplayScript};
 pub use workbench::{Analysis, FinalCheck, Kept, Split, Verdict, Workbench};
 
-/// Progress lines for the terminal.
+/// Progress lines for the terminal, and whether the user asked the loop to stop (Ctrl-C).
 pub trait Progress {
     fn line(&mut self, text: &str);
+    /// Polled between measurements and rounds: `true` ends the loop early with
+    /// `StopReason::Interrupted`, skipping the final check, and the report says so.
+    fn stop_requested(&mut self) -> bool {
+        false
+    }
 }
 
 impl<F: FnMut(&str)> Progress for F {
@@ -58,6 +63,9 @@ struct RedactingProgress<'a> {
 impl Progress for RedactingProgress<'_> {
     fn line(&mut self, text: &str) {
         self.inner.line(&self.run_dir.redact(text));
+    }
+    fn stop_requested(&mut self) -> bool {
+        self.inner.stop_requested()
     }
 }
 
@@ -127,6 +135,12 @@ pub fn compress(
     let (rounds, patience) = bench.schedule(options.rounds, options.patience);
     let mut stop_reason = StopReason::RoundsUsed { rounds };
     for round in 1..=rounds {
+        if progress.stop_requested() {
+            stop_reason = StopReason::Interrupted {
+                after_round: round - 1,
+            };
+            break;
+        }
         if budget_met(&options.budget, &baseline, &state.evaluation) {
             stop_reason = StopReason::BudgetMet {
                 after_round: round - 1,
@@ -134,6 +148,8 @@ pub fn compress(
             break;
         }
         let round_started = Instant::now();
+        let _round_step =
+            profagent_onnx::progress::step(format!("round {round}/{rounds}"), None, "");
         let planning = PlanningInput {
             model_name: options.model_name.clone(),
             family: state.analysis.family.clone(),
@@ -208,7 +224,13 @@ pub fn compress(
             break;
         }
     }
-    let stop_reason = bench.stop_reason(stop_reason);
+    let mut stop_reason = bench.stop_reason(stop_reason);
+    // A Ctrl-C during the last round, or after the loop, still ends the run as interrupted.
+    if progress.stop_requested() {
+        stop_reason = StopReason::Interrupted {
+            after_round: report.rounds.len(),
+        };
+    }
     let loop_met = budget_met(&options.budget, &baseline, &state.evaluation);
     let (final_result, layers, model) = finish::finish(
         input,

@@ -292,6 +292,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         },
         inputs: inputs.clone(),
     };
+    // Ctrl-C while the data loaded: nothing measured yet, no run directory made.
+    if profagent_onnx::progress::stop_requested() {
+        eprintln!("interrupted before the run started: nothing written");
+        return Ok(ExitCode::from(crate::exit::INTERRUPTED));
+    }
     let run_dir = RunDir::create(&args.out, settings.secrets())?;
     let options = CompressOptions {
         budget,
@@ -312,12 +317,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             "holdout_images": args.holdout_samples, "samples": dataset.len(),
         }),
     };
-    let terminal = std::io::stderr().is_terminal();
-    let quiet = super::quiet();
-    let mut progress = |line: &str| match (quiet, terminal) {
-        (true, _) => {}
-        (false, true) => eprintln!("» {line}"),
-        (false, false) => eprintln!("{line}"),
+    let mut progress = LoopProgress {
+        quiet: super::quiet(),
+        terminal: std::io::stderr().is_terminal(),
     };
     let compressed = match &mut driver {
         Driver::Plan(planner) => compress(
@@ -361,6 +363,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if let Some(path) = &args.json {
         super::write_json(path, &serde_json::to_string_pretty(&report)?)?;
     }
+    if crate::progress::interrupted() {
+        record_interruption(&run_dir, &report)?;
+        return Ok(ExitCode::from(crate::exit::INTERRUPTED));
+    }
     Ok(ExitCode::from(if met { OK } else { BUDGET_NOT_MET }))
 }
 
@@ -368,6 +374,52 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 enum Driver {
     Plan(Box<dyn Planner>),
     Replay(Box<ReplayScript>),
+}
+
+/// After Ctrl-C: the `interrupted` marker beside the report of what was done, and a line.
+fn record_interruption(run_dir: &RunDir, report: &RunReport) -> anyhow::Result<()> {
+    let marker = run_dir.path(INTERRUPTED_FILE);
+    let stop = report
+        .final_result
+        .as_ref()
+        .map(|f| f.stop_reason.clone())
+        .unwrap_or_default();
+    profagent_onnx::write_atomic(
+        &marker,
+        format!("interrupted by Ctrl-C; stopped: {stop}; report.json holds what was done\n")
+            .as_bytes(),
+    )
+    .with_context(|| format!("cannot write {}", marker.display()))?;
+    eprintln!(
+        "interrupted: {} rounds recorded in {}",
+        report.rounds.len(),
+        run_dir.root().display()
+    );
+    Ok(())
+}
+
+/// Marker file in the run directory of a run stopped by Ctrl-C.
+pub const INTERRUPTED_FILE: &str = "interrupted";
+
+/// The loop's progress lines on stderr (above the bars on a terminal, `» ` first; plain lines
+/// otherwise; none with --quiet), and the Ctrl-C stop request.
+struct LoopProgress {
+    quiet: bool,
+    terminal: bool,
+}
+
+impl profagent_agent::compressor::Progress for LoopProgress {
+    fn line(&mut self, text: &str) {
+        match (self.quiet, self.terminal) {
+            (true, _) => {}
+            (false, true) => crate::progress::line(&format!("» {text}")),
+            (false, false) => eprintln!("{text}"),
+        }
+    }
+
+    fn stop_requested(&mut self) -> bool {
+        profagent_onnx::progress::stop_requested()
+    }
 }
 
 /// Calibration and feedback slice sizes: as asked when the data has room for them plus a

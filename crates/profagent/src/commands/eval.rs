@@ -2,10 +2,9 @@
 //! of a model on a dataset, as a short summary and, with `--json`, an `EvalRecord`.
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::Context;
-use profagent_data::{evaluate_with_progress, Dataset, EvalOptions, EvalRecord};
+use profagent_data::{evaluate, Dataset, EvalOptions, EvalRecord};
 use profagent_runtime::{open_runtime, ModelSource, RuntimeKind, SessionOptions};
 
 use crate::exit::RuntimeFailure;
@@ -100,10 +99,6 @@ pub struct Args {
     pub json: Option<PathBuf>,
 }
 
-/// Below this many samples no progress bar is drawn: the evaluation takes well under a second
-/// (a few hundred CIFAR images per second on 2 cores), and a bar would only flicker.
-const PROGRESS_MIN_SAMPLES: usize = 256;
-
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     profagent_onnx::OutputGuard::of_model(&args.model)
         .input_model(args.reference.as_deref())
@@ -173,29 +168,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Some(boxed) => Some(boxed.as_mut()),
         None => None,
     };
-    let bar = progress_bar(dataset.len());
-    let mut record = evaluate_with_progress(
-        session.as_mut(),
-        reference_session,
-        &dataset,
-        &eval_options,
-        &mut |done, _| {
-            if let Some(bar) = &bar {
-                bar.set_position(done as u64);
-            }
-        },
-    )
-    .map_err(one_line)
-    .with_context(|| {
-        format!(
-            "evaluating '{}' on '{}'",
-            args.model.display(),
-            args.data.display()
-        )
-    })?;
-    if let Some(bar) = bar {
-        bar.finish_and_clear();
-    }
+    // The evaluation and latency runs draw their own progress (crate::progress).
+    let mut record = evaluate(session.as_mut(), reference_session, &dataset, &eval_options)
+        .map_err(one_line)
+        .with_context(|| {
+            format!(
+                "evaluating '{}' on '{}'",
+                args.model.display(),
+                args.data.display()
+            )
+        })?;
     fill_model_facts(&mut record, &args.model, &runtime.version());
 
     for skipped in &record.skipped_items {
@@ -295,28 +277,6 @@ fn print_summary(record: &EvalRecord) {
         println!("peak RSS   {}", profagent_onnx::units::bytes(peak));
     }
     println!("runtime    {}", record.runtime);
-}
-
-/// A progress bar on stderr for long runs, only when stderr is a terminal.
-fn progress_bar(total: usize) -> Option<indicatif::ProgressBar> {
-    use std::io::IsTerminal;
-    if total < PROGRESS_MIN_SAMPLES || !std::io::stderr().is_terminal() || super::quiet() {
-        return None;
-    }
-    let bar = indicatif::ProgressBar::new(total as u64);
-    if let Ok(style) =
-        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} samples ({rate}, eta {eta})")
-    {
-        // indicatif's own {per_sec} prints `305.9126/s`.
-        bar.set_style(style.with_key(
-            "rate",
-            |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
-                let _ = write!(w, "{:.0} samples/s", state.per_sec());
-            },
-        ));
-    }
-    bar.enable_steady_tick(Duration::from_millis(200));
-    Some(bar)
 }
 
 /// Library errors as one line (decoder messages may hold line breaks).

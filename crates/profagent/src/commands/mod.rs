@@ -1,6 +1,7 @@
 //! One module per subcommand: its clap `Args` and a `run` that calls the library crates.
 pub mod check;
 pub mod compare;
+pub mod completions;
 pub mod compress;
 pub mod eval;
 pub mod inputs;
@@ -34,10 +35,10 @@ pub fn quiet() -> bool {
     QUIET.load(std::sync::atomic::Ordering::Relaxed)
 }
 
-/// An informational line on stderr, unless `--quiet`.
+/// An informational line on stderr (above any progress bars), unless `--quiet`.
 pub fn info(line: impl std::fmt::Display) {
     if !quiet() {
-        eprintln!("{line}");
+        crate::progress::line(&line.to_string());
     }
 }
 
