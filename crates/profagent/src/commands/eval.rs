@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use profagent_data::{evaluate_with_progress, Dataset, EvalOptions, EvalRecord};
+use profagent_data::{evaluate_with_progress, EvalOptions, EvalRecord};
 use profagent_runtime::{open_runtime, ModelSource, RuntimeKind, SessionOptions};
 
 use crate::exit::RuntimeFailure;
@@ -56,6 +56,9 @@ pub struct Args {
     /// (the data's own shape is what is fed).
     #[arg(long = "input-shape", value_name = "NAME=DIMS")]
     pub input_shape: Vec<profagent_data::InputShape>,
+
+    #[command(flatten)]
+    pub text: crate::commands::inputs::TextArgs,
 
     /// Reference model (e.g. the uncompressed original) for fidelity metrics.
     #[arg(long, value_name = "MODEL.onnx")]
@@ -127,7 +130,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     .map_err(one_line)?
     .preprocess;
     drop(model);
-    let mut dataset = Dataset::open(&args.data, &preprocess).map_err(one_line)?;
+    let mut dataset = crate::commands::inputs::open_dataset(
+        &args.data,
+        &preprocess,
+        &args.model,
+        &inputs,
+        &args.text,
+    )
+    .map_err(one_line)?;
     if let Some(classes) = &args.classes {
         dataset = dataset.with_classes(classes).map_err(one_line)?;
     }

@@ -94,6 +94,9 @@ pub struct Args {
     #[arg(long = "input-shape", value_name = "NAME=DIMS")]
     pub input_shape: Vec<profagent_data::InputShape>,
 
+    #[command(flatten)]
+    pub text: crate::commands::inputs::TextArgs,
+
     /// Skip the bias correction (done by default when --calib is given).
     #[arg(long)]
     pub no_bias_correction: bool,
@@ -370,11 +373,14 @@ impl Calibration {
             Some(path),
         )?
         .preprocess;
-        let dataset = profagent_data::Dataset::open(path, &preprocess)?.subset(
-            0,
-            Some(args.calib_samples),
-            Some(args.seed),
-        )?;
+        let dataset = crate::commands::inputs::open_dataset(
+            path,
+            &preprocess,
+            &args.model,
+            &inputs,
+            &args.text,
+        )?
+        .subset(0, Some(args.calib_samples), Some(args.seed))?;
         let batches = profagent_data::calibration_batches(&dataset, &inputs, args.calib_batch)?;
         Ok(Calibration { batches })
     }
