@@ -82,6 +82,9 @@ fn zero_head(model: &mut Model, config: &bert::BertConfig, head: usize) {
         .collect();
     for t in model.graph_mut().initializer.iter_mut() {
         let name = t.name().to_string();
+        if !(producers.contains(&name) || outputs.contains(&name) || biases.contains(&name)) {
+            continue;
+        }
         let mut data = tensor::to_f32(t).unwrap();
         let dims = t.dims.clone();
         if producers.contains(&name) {
@@ -90,10 +93,8 @@ fn zero_head(model: &mut Model, config: &bert::BertConfig, head: usize) {
             }
         } else if outputs.contains(&name) {
             data[columns.start * hidden..columns.end * hidden].fill(0.0);
-        } else if biases.contains(&name) {
-            data[columns.clone()].fill(0.0);
         } else {
-            continue;
+            data[columns.clone()].fill(0.0);
         }
         tensor::set_f32(t, &dims, &data);
     }
