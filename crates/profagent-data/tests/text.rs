@@ -101,8 +101,14 @@ fn jsonl_labels_are_all_or_nothing_and_unknown_words_become_unk() {
     // "sat" whole, "dog" unknown.
     assert_eq!(ints(&dataset, 1, "input_ids"), vec![2, 6, 1, 3, 0]);
     let mixed = dir.path().join("m.jsonl");
-    std::fs::write(&mixed, "{\"text\": \"sat\", \"label\": 1}\n{\"text\": \"cat\"}\n").unwrap();
-    let err = Dataset::open_text(&mixed, &options).unwrap_err().to_string();
+    std::fs::write(
+        &mixed,
+        "{\"text\": \"sat\", \"label\": 1}\n{\"text\": \"cat\"}\n",
+    )
+    .unwrap();
+    let err = Dataset::open_text(&mixed, &options)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("1 of 2 lines have a label"), "{err}");
     let bad = dir.path().join("b.jsonl");
     std::fs::write(&bad, "{\"text\": \"sat\"}\nnot json\n").unwrap();
@@ -138,5 +144,8 @@ fn the_tokenizer_and_sequence_length_come_from_the_model_or_the_flags() {
         inputs: unknown,
     };
     let err = Dataset::open_text(&text, &options).unwrap_err().to_string();
-    assert!(err.contains("'pixel_values' is not one a tokenizer fills"), "{err}");
+    assert!(
+        err.contains("'pixel_values' is not one a tokenizer fills"),
+        "{err}"
+    );
 }

@@ -188,7 +188,11 @@ fn prune_removes_heads_and_mlp_units_of_every_layer() {
     // heads at 192 of 256, the MLP at 768 of 1024, the pooler at 192.
     let seq = SEQ_LEN as u64;
     let config = BertConfig::default();
-    assert_eq!(report["macs_before"], expected_macs(&config, seq), "{report}");
+    assert_eq!(
+        report["macs_before"],
+        expected_macs(&config, seq),
+        "{report}"
+    );
     let layer = 4 * seq * 256 * 192 + 2 * seq * seq * 192 + 2 * seq * 256 * 768;
     let after = 4 * layer + 256 * 192 + 192 * 3;
     assert_eq!(report["macs_after"], after, "{report}");
