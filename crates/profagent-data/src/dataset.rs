@@ -128,6 +128,37 @@ impl Dataset {
         Ok(Dataset::from_source(path, source, preprocess))
     }
 
+    /// Opens text data (`.txt` sentences, `.jsonl` with optional labels) tokenized for a text
+    /// model: one array per model input, `options.seq_len` tokens each (see `crate::text`).
+    pub fn open_text(path: &Path, options: &crate::text::TextOptions) -> Result<Dataset> {
+        if !path.exists() {
+            return Err(DataError::NotFound {
+                path: path.to_path_buf(),
+            });
+        }
+        let (arrays, labels) = crate::text::text_arrays(path, options)?;
+        let source = Source::Named { arrays, labels };
+        // Token arrays are used as they are: no preprocessing applies.
+        Ok(Dataset::from_source(
+            path,
+            source,
+            &crate::preprocess::cifar10(),
+        ))
+    }
+
+    /// Opens data for a model: text (`.txt`/`.jsonl`) tokenized with `text` when the model
+    /// reads token ids and `text` is given, anything else as `open` does.
+    pub fn open_for_model(
+        path: &Path,
+        preprocess: &Preprocess,
+        text: Option<&crate::text::TextOptions>,
+    ) -> Result<Dataset> {
+        match text {
+            Some(options) if crate::text::is_text_file(path) => Dataset::open_text(path, options),
+            _ => Dataset::open(path, preprocess),
+        }
+    }
+
     /// A dataset over an explicit list of images (e.g. built by a caller).
     pub fn from_images(
         origin: &Path,

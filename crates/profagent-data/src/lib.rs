@@ -9,6 +9,8 @@
 //!   model, guess from the input shape).
 //! - `inputs`: `--input-shape` values, model inputs made concrete, and the one builder of
 //!   calibration batches (at the model's fixed batch when it has one).
+//! - `text`: `.txt`/`.jsonl` sentences tokenized with a `tokenizer.json` into one array per
+//!   model input (`input_ids`, `attention_mask`, `token_type_ids`), padded to one length.
 //! - `metrics`: top-1/top-5 accuracy, fidelity to a reference model (agreement, KL, cosine).
 //! - `evaluate` + `record`: run a model over a dataset, measure latency and memory, and
 //!   compare two records. This is the only part that touches `profagent-runtime`.
@@ -29,6 +31,7 @@ pub mod record;
 pub mod resize;
 pub mod resolve;
 mod sources;
+pub mod text;
 
 pub use dataset::{Batch, Dataset, ImageEntry, Skipped};
 pub use error::{DataError, Result};
@@ -41,3 +44,4 @@ pub use evaluate::{evaluate, evaluate_with_progress, run_logits, EvalOptions};
 pub use record::{compare, Comparison, EvalRecord, LatencyPoint};
 pub use resize::{Filter, RgbImage};
 pub use resolve::{resolve_preprocess, ResolvedPreprocess};
+pub use text::TextOptions;

@@ -5,10 +5,11 @@
 //! 2. a preprocessing file beside the model (`Preprocess::sidecar_of`: `MODEL.preprocess.json`,
 //!    `preprocessor_config.json`, `preprocess.json`);
 //! 3. tensor data (`.npy`/`.npz`): used as it is, no preprocessing applies;
-//! 4. a guess from the model's image input (NCHW or NHWC, 3 channels, fixed height and width):
+//! 4. a text model (an `input_ids` input): none, the tokenizer makes its inputs;
+//! 5. a guess from the model's image input (NCHW or NHWC, 3 channels, fixed height and width):
 //!    32x32 is CIFAR-10, any other size torchvision's ImageNet recipe scaled to it (resize the
 //!    short side to size/0.875, centre crop);
-//! 5. an error naming the model and the flag to pass.
+//! 6. an error naming the model and the flag to pass.
 //!
 //! The result says where it came from; callers print that line once at start.
 use std::path::Path;
@@ -64,6 +65,12 @@ pub fn resolve_preprocess(
         return Ok(resolved(
             preprocess::cifar10(),
             "none (the data holds tensors, used as they are)".into(),
+        ));
+    }
+    if crate::text::is_text_model(inputs) {
+        return Ok(resolved(
+            preprocess::cifar10(),
+            "none (a text model: its inputs come from the tokenizer)".into(),
         ));
     }
     if let Some((preprocess, origin)) = guess_from_inputs(inputs) {

@@ -1,30 +1,35 @@
-//! Attention heads of a fused-qkv self-attention (timm's `Attention`, and exports that share
-//! its shape): `MatMul(x, Wqkv) [+ bias] → Reshape [.., 3, H, hd] → …attention… → Reshape
-//! [.., H*hd] → MatMul(·, Wproj)`.
+//! Attention heads of a self-attention block, in the two shapes exporters write:
+//! - fused qkv (timm's `Attention`): `MatMul(x, Wqkv) [+ bias] → Reshape [.., 3, H, hd] → …`;
+//! - separate query, key and value (Hugging Face BERT, MiniLM, DistilBERT exports): three
+//!   `MatMul(x, W) [+ bias] → Reshape [.., H, hd]` reading the same `x`.
 //!
-//! The matcher follows the head axis through every node between the two reshapes (Transpose,
-//! Split, Squeeze, Gather, scalar Mul/Div, Softmax, the two attention MatMuls) and only
-//! accepts the pattern when no node on the way mixes heads. Removing head `h` then removes
-//! columns `{s*E + h*hd + d}` of Wqkv and its bias, rows `{h*hd + d}` of Wproj, and rewrites
-//! the head count in the first reshape target and `H*hd` in the second.
+//! Either way the heads meet in `…attention… → Reshape [.., H*hd] → MatMul(·, Wproj)`.
+//!
+//! The matcher follows the head axis through every node between the reshapes (Transpose,
+//! Split, Squeeze, Gather, scalar Mul/Div, an additive mask that is the same for every head,
+//! Softmax, the two attention MatMuls) and only accepts the pattern when no node on the way
+//! mixes heads. Removing head `h` then removes columns `{s*E + h*hd + d}` of Wqkv (`{h*hd + d}`
+//! of each of Wq, Wk, Wv) and their biases, rows `{h*hd + d}` of Wproj, and rewrites the head
+//! count in the first reshape target(s) and `H*hd` in the merging one.
 use std::collections::{HashMap, HashSet};
 
 use profagent_onnx::proto::GraphProto;
 use profagent_onnx::{attr, index::node_label, GraphIndex};
 
-use crate::consts::{resolve_shape_vector, Consts};
+use crate::consts::{resolve_shape_vector, Consts, ShapeElem};
 use crate::group::{AxisMap, Rewrite, Slice, SliceRole};
 
 /// A matched attention block.
 #[derive(Debug, Clone)]
 pub struct HeadsMatch {
-    pub qkv_node: usize,
+    /// The MatMuls projecting into heads: one (fused qkv) or three (query, key, value).
+    pub projections: Vec<usize>,
     pub proj_node: usize,
     pub heads: usize,
     pub head_dim: usize,
     pub slices: Vec<Slice>,
     pub rewrites: Vec<Rewrite>,
-    /// Nodes between the qkv MatMul and the projection that the pattern owns.
+    /// Nodes between the projections and the output projection that the pattern owns.
     pub claimed: HashSet<usize>,
     /// The attention MatMuls between the reshapes (their MACs scale with the head count).
     pub attention_matmuls: Vec<usize>,
@@ -37,97 +42,338 @@ struct Axes {
     head_dim: Option<usize>,
 }
 
-/// Result of trying the pattern at a MatMul: `Ok(None)` when it is not an attention block at
-/// all, `Err(reason)` when it looks like one but something on the way is not understood.
-pub fn match_fused_qkv(
+/// `MatMul(x, W) [+ b] → Reshape(target)`: a projection into heads, before its target is
+/// read as fused or separate.
+struct Projection {
+    matmul: usize,
+    weight: String,
+    columns: usize,
+    /// The bias and the `Add` node reading it.
+    bias: Option<(String, usize)>,
+    reshape: usize,
+    target: Vec<ShapeElem>,
+}
+
+/// The projection starting at MatMul `ni`, if it has that shape.
+fn projection(
     graph: &GraphProto,
     index: &GraphIndex,
     consts: &Consts,
-    qkv_node: usize,
-) -> Result<Option<HeadsMatch>, String> {
-    let node = &graph.node[qkv_node];
+    ni: usize,
+) -> Option<Projection> {
+    let node = &graph.node[ni];
     if node.op_type() != "MatMul" || node.input.len() != 2 {
-        return Ok(None);
+        return None;
     }
-    let Some(weight) = consts.initializer(&node.input[1]) else {
-        return Ok(None);
-    };
+    let weight = consts.initializer(&node.input[1])?;
     if weight.dims.len() != 2 {
-        return Ok(None);
+        return None;
     }
-    let fused = weight.dims[1] as usize;
-    let mut claimed = HashSet::new();
-    let mut value = node.output[0].clone();
-    let mut bias: Option<String> = None;
-    let single_consumer = |v: &str| -> Option<usize> {
-        match index.consumer_nodes(v) {
-            [(n, _)] => Some(*n),
+    let columns = weight.dims[1] as usize;
+    // Exporters read the projected tensor's size (`x.size()[:-1]`): Shape consumers aside,
+    // each value on the way has one consumer.
+    let single_consumer = |v: &str| {
+        let mut others = index
+            .consumer_nodes(v)
+            .iter()
+            .filter(|(n, _)| graph.node[*n].op_type() != "Shape");
+        match (others.next(), others.next()) {
+            (Some((n, _)), None) => Some(*n),
             _ => None,
         }
     };
-    let Some(mut next) = single_consumer(&value) else {
-        return Ok(None);
-    };
+    let mut next = single_consumer(&node.output[0])?;
+    let mut bias = None;
     if graph.node[next].op_type() == "Add" {
         let add = &graph.node[next];
-        let other = add.input.iter().find(|v| **v != value).cloned();
-        match other.and_then(|o| consts.initializer(&o).map(|t| (o, t))) {
-            Some((name, t)) if t.dims == [fused as i64] => bias = Some(name),
-            _ => return Ok(None),
+        let other = add.input.iter().find(|v| **v != node.output[0])?;
+        let t = consts.initializer(other)?;
+        if t.dims != [columns as i64] {
+            return None;
         }
-        claimed.insert(next);
-        value = add.output[0].clone();
-        let Some(n) = single_consumer(&value) else {
-            return Ok(None);
-        };
-        next = n;
+        bias = Some((other.clone(), next));
+        next = single_consumer(&add.output[0])?;
     }
     let reshape = &graph.node[next];
     if reshape.op_type() != "Reshape" {
-        return Ok(None);
+        return None;
     }
-    let Some(target) = resolve_shape_vector(graph, index, consts, &reshape.input[1]) else {
-        return Ok(None);
-    };
-    let rank = target.len();
-    if rank < 3 || target[rank - 3].value != Some(3) {
-        return Ok(None);
-    }
-    let reshape_label = node_label(reshape, next);
-    let (Some(heads), head_dim_elem) = (target[rank - 2].value, target[rank - 1].value) else {
-        return Err(format!(
-            "attention reshape '{reshape_label}' has a dynamic head count"
-        ));
-    };
-    if heads <= 0 || !fused.is_multiple_of(3 * heads as usize) {
-        return Ok(None);
-    }
-    let heads = heads as usize;
-    let head_dim = fused / (3 * heads);
-    if head_dim_elem.is_some_and(|d| d != -1 && d as usize != head_dim) {
-        return Ok(None);
-    }
-    let Some((heads_value, heads_element)) = target[rank - 2].source.clone() else {
-        return Err(format!("head count of '{reshape_label}' is not a constant"));
-    };
-    claimed.insert(next);
-    let embed = heads * head_dim;
+    let target = resolve_shape_vector(graph, index, consts, &reshape.input[1])?;
+    (target.len() >= 3).then_some(Projection {
+        matmul: ni,
+        weight: node.input[1].clone(),
+        columns,
+        bias,
+        reshape: next,
+        target,
+    })
+}
 
-    // Follow the head axis from the first reshape to the second.
-    let mut tracked: HashMap<String, Axes> = HashMap::new();
-    tracked.insert(
-        reshape.output[0].clone(),
-        Axes {
-            rank,
-            head: rank - 2,
-            head_dim: Some(rank - 1),
+/// What the projections split into: head count, head size, and the constant holding the head
+/// count in each reshape target.
+struct Split {
+    heads: usize,
+    head_dim: usize,
+    fused: bool,
+    head_counts: Vec<(String, usize)>,
+}
+
+/// Reads `p`'s reshape target as `[.., 3, H, hd]` (fused) or `[.., H, hd]` (separate).
+/// `Ok(None)`: not a head split; `Err`: a head split the pruner cannot rewrite.
+fn head_split(graph: &GraphProto, p: &Projection) -> Result<Option<(usize, usize, bool)>, String> {
+    let rank = p.target.len();
+    let label = node_label(&graph.node[p.reshape], p.reshape);
+    let head_dim_elem = p.target[rank - 1].value;
+    let fused = p.target[rank - 3].value == Some(3);
+    let Some(heads) = p.target[rank - 2].value else {
+        return if fused {
+            Err(format!(
+                "attention reshape '{label}' has a dynamic head count"
+            ))
+        } else {
+            Ok(None)
+        };
+    };
+    let blocks = if fused { 3 } else { 1 };
+    if heads <= 0 || !p.columns.is_multiple_of(blocks * heads as usize) {
+        return Ok(None);
+    }
+    let head_dim = p.columns / (blocks * heads as usize);
+    match head_dim_elem {
+        None | Some(-1) if fused => {}
+        Some(d) if d > 0 && d as usize == head_dim => {}
+        _ => return Ok(None),
+    }
+    if p.target[rank - 2].source.is_none() {
+        return Err(format!("head count of '{label}' is not a constant"));
+    }
+    Ok(Some((heads as usize, head_dim, fused)))
+}
+
+/// Tries the pattern at MatMul `ni`: `Ok(None)` when it is not the first projection of an
+/// attention block, `Err(reason)` when it looks like one but something on the way is not
+/// understood.
+pub fn match_attention(
+    graph: &GraphProto,
+    index: &GraphIndex,
+    consts: &Consts,
+    ni: usize,
+) -> Result<Option<HeadsMatch>, String> {
+    let Some(first) = projection(graph, index, consts, ni) else {
+        return Ok(None);
+    };
+    let Some((heads, head_dim, fused)) = head_split(graph, &first)? else {
+        return Ok(None);
+    };
+    let projections = if fused {
+        vec![first]
+    } else {
+        // Query, key and value: the MatMuls reading the same input, split the same way.
+        let input = &graph.node[ni].input[0];
+        let mut siblings = Vec::new();
+        for &(other, _) in index.consumer_nodes(input) {
+            let Some(p) = projection(graph, index, consts, other) else {
+                continue;
+            };
+            if let Ok(Some((h, d, false))) = head_split(graph, &p) {
+                if (h, d) == (heads, head_dim) {
+                    siblings.push(p);
+                }
+            }
+        }
+        let topo_position = |n: usize| index.topo.iter().position(|&i| i == n);
+        siblings.sort_by_key(|p| topo_position(p.matmul));
+        if siblings.len() != 3 || siblings[0].matmul != ni {
+            // Not query/key/value, or not the first of them (matched from the first).
+            return Ok(None);
+        }
+        siblings
+    };
+    let split = Split {
+        heads,
+        head_dim,
+        fused,
+        head_counts: projections
+            .iter()
+            .filter_map(|p| p.target[p.target.len() - 2].source.clone())
+            .collect(),
+    };
+    finish_match(graph, index, consts, projections, split)
+}
+
+/// Follows the heads from the projections' reshapes to the merging reshape and the output
+/// projection, and lists what removing a head slices and rewrites.
+fn finish_match(
+    graph: &GraphProto,
+    index: &GraphIndex,
+    consts: &Consts,
+    projections: Vec<Projection>,
+    split: Split,
+) -> Result<Option<HeadsMatch>, String> {
+    let Split {
+        heads,
+        head_dim,
+        fused,
+        head_counts,
+    } = split;
+    let embed = heads * head_dim;
+    let mut claimed = HashSet::new();
+    let mut seeds = Vec::new();
+    for p in &projections {
+        if let Some((_, add)) = &p.bias {
+            claimed.insert(*add);
+        }
+        claimed.insert(p.reshape);
+        let rank = p.target.len();
+        seeds.push((
+            graph.node[p.reshape].output[0].clone(),
+            Axes {
+                rank,
+                head: rank - 2,
+                head_dim: Some(rank - 1),
+            },
+        ));
+    }
+    let start = projections
+        .iter()
+        .filter_map(|p| index.topo.iter().position(|&i| i == p.reshape))
+        .min()
+        .unwrap_or(0);
+    let followed = follow_heads(graph, index, consts, seeds, start, embed, &mut claimed)?;
+    let (merge_node, (embed_value, embed_element)) = followed.merge;
+    let merged = &graph.node[merge_node].output[0];
+    let proj_node = match index.consumer_nodes(merged) {
+        [(p, _)] if graph.node[*p].op_type() == "MatMul" && graph.node[*p].input[0] == *merged => {
+            *p
+        }
+        _ => {
+            return Err(format!(
+                "merged heads after '{}' do not feed one MatMul",
+                node_label(&graph.node[merge_node], merge_node)
+            ))
+        }
+    };
+    let proj = &graph.node[proj_node];
+    let proj_weight = match consts.initializer(&proj.input[1]) {
+        Some(t) if t.dims.len() == 2 && t.dims[0] as usize == embed => proj.input[1].clone(),
+        _ => return Err("output projection weight is not a constant [H*hd, D] matrix".into()),
+    };
+    // A head-count constant may be shared by the projections' reshape targets (one rewrite
+    // serves them all), but by nothing else.
+    let mut target_nodes: HashSet<usize> = HashSet::new();
+    for p in &projections {
+        target_nodes.insert(p.reshape);
+        if let Some((maker, _)) = index.producer_node(graph, &graph.node[p.reshape].input[1]) {
+            target_nodes.insert(maker);
+        }
+    }
+    let mut rewrites: Vec<Rewrite> = Vec::new();
+    for (value, element) in &head_counts {
+        if index
+            .consumer_nodes(value)
+            .iter()
+            .any(|(n, _)| !target_nodes.contains(n))
+        {
+            return Err(format!(
+                "shape constant '{value}' is shared by several nodes"
+            ));
+        }
+        let seen = rewrites.iter().any(|r| {
+            matches!(r, Rewrite::ShapeConst { value: v, element: e, .. } if v == value && e == element)
+        });
+        if !seen {
+            rewrites.push(Rewrite::ShapeConst {
+                value: value.clone(),
+                element: *element,
+                per_unit: 1,
+            });
+        }
+    }
+    if index.consumer_nodes(&embed_value).len() != 1 {
+        return Err(format!(
+            "shape constant '{embed_value}' is shared by several nodes"
+        ));
+    }
+    rewrites.push(Rewrite::ShapeConst {
+        value: embed_value,
+        element: embed_element,
+        per_unit: head_dim as i64,
+    });
+    let map = AxisMap {
+        base: 0,
+        blocks: if fused { 3 } else { 1 },
+        block_stride: embed,
+        unit_len: head_dim,
+    };
+    let mut slices = Vec::new();
+    for p in &projections {
+        slices.push(Slice {
+            tensor: p.weight.clone(),
+            axis: 1,
+            map,
+            role: SliceRole::ProducerWeight,
+            node: p.matmul,
+        });
+        if let Some((bias, add)) = &p.bias {
+            slices.push(Slice {
+                tensor: bias.clone(),
+                axis: 0,
+                map,
+                role: SliceRole::Bias,
+                node: *add,
+            });
+        }
+    }
+    slices.push(Slice {
+        tensor: proj_weight,
+        axis: 0,
+        map: AxisMap {
+            base: 0,
+            blocks: 1,
+            block_stride: 0,
+            unit_len: head_dim,
         },
-    );
-    let start = index.topo.iter().position(|&i| i == next).unwrap_or(0);
+        role: SliceRole::ConsumerWeight,
+        node: proj_node,
+    });
+    Ok(Some(HeadsMatch {
+        projections: projections.iter().map(|p| p.matmul).collect(),
+        proj_node,
+        heads,
+        head_dim,
+        slices,
+        rewrites,
+        claimed,
+        attention_matmuls: followed.attention_matmuls,
+    }))
+}
+
+/// Where the heads were merged and which MatMuls ran per head.
+struct Followed {
+    /// The merging Reshape and the constant (value, element) holding `H*hd` in its target.
+    merge: (usize, (String, usize)),
+    attention_matmuls: Vec<usize>,
+}
+
+/// Follows the head axis from the seeds (the projections' reshape outputs) in topological
+/// order until a Reshape merges heads and head size back into one axis.
+fn follow_heads(
+    graph: &GraphProto,
+    index: &GraphIndex,
+    consts: &Consts,
+    seeds: Vec<(String, Axes)>,
+    start: usize,
+    embed: usize,
+    claimed: &mut HashSet<usize>,
+) -> Result<Followed, String> {
+    let mut tracked: HashMap<String, Axes> = seeds.into_iter().collect();
     let mut merge: Option<(usize, (String, usize))> = None;
     let mut attention_matmuls = Vec::new();
     for &ni in &index.topo[start + 1..] {
         let n = &graph.node[ni];
+        if claimed.contains(&ni) {
+            continue;
+        }
         let ins: Vec<Option<Axes>> = n.input.iter().map(|v| tracked.get(v).copied()).collect();
         let Some(first) = ins.iter().flatten().next().copied() else {
             continue;
@@ -191,7 +437,11 @@ pub fn match_fused_qkv(
             "Mul" | "Div" | "Add" | "Sub" => {
                 let ok = n.input.iter().zip(&ins).all(|(v, a)| match a {
                     Some(a) => *a == first,
-                    None => consts.is_scalar_like(v) || shape_derived(graph, index, consts, v, 0),
+                    None => {
+                        consts.is_scalar_like(v)
+                            || shape_derived(graph, index, consts, v, 0)
+                            || same_for_every_head(graph, index, consts, v, first, 0)
+                    }
                 });
                 if !ok {
                     return fail("combines the heads with a tensor of unknown layout");
@@ -245,87 +495,102 @@ pub fn match_fused_qkv(
             }
         }
     }
-    let Some((merge_node, (embed_value, embed_element))) = merge else {
-        return Err(format!(
-            "no head-merging Reshape found after '{reshape_label}'"
-        ));
-    };
-    let merged = &graph.node[merge_node].output[0];
-    let proj_node = match single_consumer(merged) {
-        Some(p) if graph.node[p].op_type() == "MatMul" && graph.node[p].input[0] == *merged => p,
-        _ => {
-            return Err(format!(
-                "merged heads after '{}' do not feed one MatMul",
-                node_label(&graph.node[merge_node], merge_node)
-            ))
-        }
-    };
-    let proj = &graph.node[proj_node];
-    let proj_weight = match consts.initializer(&proj.input[1]) {
-        Some(t) if t.dims.len() == 2 && t.dims[0] as usize == embed => proj.input[1].clone(),
-        _ => return Err("output projection weight is not a constant [H*hd, D] matrix".into()),
-    };
-    for v in [&heads_value, &embed_value] {
-        if index.consumer_nodes(v).len() != 1 {
-            return Err(format!("shape constant '{v}' is shared by several nodes"));
-        }
+    match merge {
+        Some(merge) => Ok(Followed {
+            merge,
+            attention_matmuls,
+        }),
+        None => Err("no head-merging Reshape found after the attention projections".into()),
     }
-    let qkv_map = AxisMap {
-        base: 0,
-        blocks: 3,
-        block_stride: embed,
-        unit_len: head_dim,
-    };
-    let mut slices = vec![Slice {
-        tensor: node.input[1].clone(),
-        axis: 1,
-        map: qkv_map,
-        role: SliceRole::ProducerWeight,
-        node: qkv_node,
-    }];
-    if let Some(b) = bias {
-        let add = index.consumer_nodes(&node.output[0])[0].0;
-        slices.push(Slice {
-            tensor: b,
-            axis: 0,
-            map: qkv_map,
-            role: SliceRole::Bias,
-            node: add,
-        });
+}
+
+/// True for a tensor added to (or multiplying) the attention scores that is the same for
+/// every head: its axis at the heads' position (aligned from the right) has size 1, as in
+/// BERT's additive mask `(1 − mask[:, None, None, :]) · min`. Followed through Cast and
+/// element-wise ops with scalars down to the `Unsqueeze` that inserts that axis.
+fn same_for_every_head(
+    graph: &GraphProto,
+    index: &GraphIndex,
+    consts: &Consts,
+    value: &str,
+    heads: Axes,
+    depth: usize,
+) -> bool {
+    if depth > 16 {
+        return false;
     }
-    slices.push(Slice {
-        tensor: proj_weight,
-        axis: 0,
-        map: AxisMap {
-            base: 0,
-            blocks: 1,
-            block_stride: 0,
-            unit_len: head_dim,
-        },
-        role: SliceRole::ConsumerWeight,
-        node: proj_node,
-    });
-    Ok(Some(HeadsMatch {
-        qkv_node,
-        proj_node,
-        heads,
-        head_dim,
-        slices,
-        rewrites: vec![
-            Rewrite::ShapeConst {
-                value: heads_value,
-                element: heads_element,
-                per_unit: 1,
-            },
-            Rewrite::ShapeConst {
-                value: embed_value,
-                element: embed_element,
-                per_unit: head_dim as i64,
-            },
-        ],
-        claimed,
-        attention_matmuls,
-    }))
+    let Some((_, node)) = index.producer_node(graph, value) else {
+        return false;
+    };
+    match node.op_type() {
+        "Cast" | "Neg" | "Identity" | "Not" => {
+            same_for_every_head(graph, index, consts, &node.input[0], heads, depth + 1)
+        }
+        "Mul" | "Add" | "Sub" | "Div" | "Where" => {
+            let mut tensors = node.input.iter().filter(|v| !consts.is_scalar_like(v));
+            match (tensors.next(), tensors.next()) {
+                (Some(only), None) => {
+                    same_for_every_head(graph, index, consts, only, heads, depth + 1)
+                }
+                _ => false,
+            }
+        }
+        "Unsqueeze" => {
+            let Some(rank) = value_rank(graph, index, consts, &node.input[0], 0) else {
+                return false;
+            };
+            let Some(axes) = node
+                .input
+                .get(1)
+                .and_then(|v| consts.ints(v))
+                .or_else(|| attr::get_ints(node, "axes"))
+            else {
+                return false;
+            };
+            let out_rank = rank + axes.len();
+            let Some(head) = (heads.head + out_rank).checked_sub(heads.rank) else {
+                return true;
+            };
+            axes.iter().any(|&a| normalize(a, out_rank) == Some(head))
+        }
+        _ => false,
+    }
+}
+
+/// The rank of a graph input (from its declared type), followed through Cast, Unsqueeze and
+/// element-wise ops with scalars.
+fn value_rank(
+    graph: &GraphProto,
+    index: &GraphIndex,
+    consts: &Consts,
+    value: &str,
+    depth: usize,
+) -> Option<usize> {
+    if let Some(input) = graph.input.iter().find(|i| i.name() == value) {
+        use profagent_onnx::proto::type_proto;
+        return match input.r#type.as_ref()?.value.as_ref()? {
+            type_proto::Value::TensorType(t) => Some(t.shape.as_ref()?.dim.len()),
+            _ => None,
+        };
+    }
+    if depth > 16 {
+        return None;
+    }
+    let (_, node) = index.producer_node(graph, value)?;
+    match node.op_type() {
+        "Cast" | "Neg" | "Identity" | "Not" => {
+            value_rank(graph, index, consts, &node.input[0], depth + 1)
+        }
+        "Unsqueeze" => {
+            let axes = node
+                .input
+                .get(1)
+                .and_then(|v| consts.ints(v))
+                .or_else(|| attr::get_ints(node, "axes"))?;
+            Some(value_rank(graph, index, consts, &node.input[0], depth + 1)? + axes.len())
+        }
+        _ => None,
+    }
 }
 
 fn normalize(axis: i64, rank: usize) -> Option<usize> {

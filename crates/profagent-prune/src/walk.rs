@@ -15,7 +15,7 @@ use profagent_onnx::{attr, index::node_label, layer_of_node, GraphIndex, Model};
 use crate::consts::Consts;
 use crate::error::Result;
 use crate::group::{AxisMap, Group, GroupKind, GroupStatus, Probe, Rewrite, Slice, SliceRole};
-use crate::heads::match_fused_qkv;
+use crate::heads::match_attention;
 
 /// Element-wise ops with one tensor input whose output keeps the channel layout.
 const UNARY_PASS: &[&str] = &[
@@ -269,7 +269,10 @@ impl<'g> Walker<'g> {
 
     fn match_attention(&mut self) {
         for ni in self.index.topo.clone() {
-            match match_fused_qkv(self.graph, &self.index, &self.consts, ni) {
+            if self.heads_at.contains_key(&ni) {
+                continue;
+            }
+            match match_attention(self.graph, &self.index, &self.consts, ni) {
                 Ok(Some(m)) => {
                     let space = self.new_space(m.heads, GroupKind::Heads, ni);
                     let layer = self.layer(m.proj_node);
@@ -281,7 +284,9 @@ impl<'g> Walker<'g> {
                     s.scaled = m.attention_matmuls;
                     s.layers.insert(layer);
                     self.claimed.extend(m.claimed);
-                    self.heads_at.insert(ni, space);
+                    for projection in m.projections {
+                        self.heads_at.insert(projection, space);
+                    }
                 }
                 Ok(None) => {}
                 Err(reason) => {

@@ -51,6 +51,26 @@ enum Command {
     Completions(commands::completions::Args),
 }
 
+/// Every MODEL argument (a file, a model folder, `hf:ORG/NAME`) resolved to its .onnx file.
+fn locate_models(command: &mut Command) -> anyhow::Result<()> {
+    use commands::inputs::locate_model;
+    match command {
+        Command::Profile(a) => locate_model(&mut a.model),
+        Command::Eval(a) => {
+            locate_model(&mut a.model)?;
+            a.reference.as_mut().map_or(Ok(()), locate_model)
+        }
+        Command::Quantize(a) => locate_model(&mut a.model),
+        Command::Prune(a) => locate_model(&mut a.model),
+        Command::Compress(a) => locate_model(&mut a.model),
+        Command::Compare(a) => {
+            locate_model(&mut a.reference)?;
+            locate_model(&mut a.candidate)
+        }
+        Command::Report(_) | Command::Completions(_) => Ok(()),
+    }
+}
+
 /// The clap command: a flag given twice (profagent.toml, then the command line) keeps its last
 /// value.
 fn command() -> clap::Command {
@@ -94,7 +114,11 @@ fn main() -> ExitCode {
         Command::Compress(_) => progress::OnInterrupt::Stop,
         _ => progress::OnInterrupt::Exit,
     });
-    let result = match cli.command {
+    let mut command = cli.command;
+    if let Err(err) = locate_models(&mut command) {
+        return exit::report_error(&err);
+    }
+    let result = match command {
         Command::Profile(a) => commands::profile::run(a),
         Command::Eval(a) => commands::eval::run(a),
         Command::Quantize(a) => commands::quantize::run(a),

@@ -33,7 +33,14 @@ fn help_texts_share_flag_names_for_the_same_concepts() {
     let flags: Vec<(&str, BTreeSet<String>)> =
         commands.iter().map(|c| (*c, long_flags(c))).collect();
     for (command, names) in &flags {
-        for common in ["preprocess", "seed", "json", "input-shape"] {
+        for common in [
+            "preprocess",
+            "seed",
+            "json",
+            "input-shape",
+            "tokenizer",
+            "seq-len",
+        ] {
             assert!(
                 names.contains(common),
                 "{command} lacks --{common}: {names:?}"

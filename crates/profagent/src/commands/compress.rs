@@ -37,8 +37,9 @@ pub struct Args {
     #[arg(long, value_name = "RUN_DIR")]
     pub out: PathBuf,
     /// Largest allowed top-1 drop against the input model, in percentage points.
-    #[arg(long, value_name = "POINTS")]
-    pub max_acc_drop: f64,
+    /// Optional with --min-cosine on unlabelled data (top-1 cannot be measured there).
+    #[arg(long, value_name = "POINTS", required_unless_present = "min_cosine")]
+    pub max_acc_drop: Option<f64>,
     /// Batch-1 latency to reach, in milliseconds.
     #[arg(long, value_name = "MS")]
     pub target_latency: Option<f64>,
@@ -109,6 +110,9 @@ pub struct Args {
     /// every command): picks the preprocessing guess for a model with dynamic height/width.
     #[arg(long = "input-shape", value_name = "NAME=DIMS")]
     pub input_shape: Vec<profagent_data::InputShape>,
+
+    #[command(flatten)]
+    pub text: crate::commands::inputs::TextArgs,
     /// Samples used to calibrate static quantization and the pruner's bias correction.
     #[arg(
         long,
@@ -151,6 +155,10 @@ pub struct Args {
     pub json: Option<PathBuf>,
 }
 
+/// The accuracy budget when `--max-acc-drop` is left out (unlabelled data, `--min-cosine`
+/// decides): every point of top-1, i.e. no bound.
+const NO_ACCURACY_BOUND: f64 = 100.0;
+
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     profagent_onnx::OutputGuard::of_model(&args.model)
         .input(Some(args.data.as_path()))
@@ -158,11 +166,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .input(args.llm_config.as_deref())
         .output_dir(args.out.as_path())?
         .output_file(args.json.as_deref())?;
-    if !(args.max_acc_drop >= 0.0 && args.max_acc_drop.is_finite()) {
-        anyhow::bail!(
-            "--max-acc-drop must be a number of points ≥ 0, got {}",
-            args.max_acc_drop
-        );
+    // Without labels no top-1 is measured: only --min-cosine decides, and the accuracy
+    // budget is the whole scale (checked against the data's labels once it is open).
+    let max_acc_drop = args.max_acc_drop.unwrap_or(NO_ACCURACY_BOUND);
+    if !(max_acc_drop >= 0.0 && max_acc_drop.is_finite()) {
+        anyhow::bail!("--max-acc-drop must be a number of points ≥ 0, got {max_acc_drop}");
     }
     if args.runtime != "ort" {
         anyhow::bail!(
@@ -173,7 +181,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let model = profagent_onnx::Model::load(&args.model)
         .with_context(|| format!("loading {}", args.model.display()))?;
     let budget = Budget {
-        max_acc_drop: args.max_acc_drop,
+        max_acc_drop,
         target_latency_ms: args.target_latency,
         target_memory_bytes: args.target_memory.map(|mb| (mb * 1e6) as u64),
         target_speedup: args.target_speedup,
@@ -220,13 +228,25 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Some(&args.data),
     )?;
     let (preprocess, preset) = (resolved.preprocess, resolved.origin);
-    let mut dataset = profagent_data::Dataset::open(&args.data, &preprocess)?;
+    let mut dataset = crate::commands::inputs::open_dataset(
+        &args.data,
+        &preprocess,
+        &args.model,
+        &inputs,
+        &args.text,
+    )?;
     if let Some(classes) = &args.classes {
         dataset = dataset.with_classes(classes)?;
     }
     if !dataset.has_labels() && args.min_cosine.is_none() {
         anyhow::bail!(
             "{} has no labels, so top-1 cannot be measured: pass --min-cosine (e.g. 0.999) to bound how far the outputs may move from the input model's instead",
+            args.data.display()
+        );
+    }
+    if args.max_acc_drop.is_none() && dataset.has_labels() {
+        anyhow::bail!(
+            "{} has labels: pass --max-acc-drop POINTS (the largest top-1 drop allowed) along with --min-cosine",
             args.data.display()
         );
     }

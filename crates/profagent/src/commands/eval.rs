@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
-use profagent_data::{evaluate, Dataset, EvalOptions, EvalRecord};
+use profagent_data::{evaluate, EvalOptions, EvalRecord};
 use profagent_runtime::{open_runtime, ModelSource, RuntimeKind, SessionOptions};
 
 use crate::exit::RuntimeFailure;
@@ -55,6 +55,9 @@ pub struct Args {
     /// (the data's own shape is what is fed).
     #[arg(long = "input-shape", value_name = "NAME=DIMS")]
     pub input_shape: Vec<profagent_data::InputShape>,
+
+    #[command(flatten)]
+    pub text: crate::commands::inputs::TextArgs,
 
     /// Reference model (e.g. the uncompressed original) for fidelity metrics.
     #[arg(long, value_name = "MODEL.onnx")]
@@ -122,7 +125,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     .map_err(one_line)?
     .preprocess;
     drop(model);
-    let mut dataset = Dataset::open(&args.data, &preprocess).map_err(one_line)?;
+    let mut dataset = crate::commands::inputs::open_dataset(
+        &args.data,
+        &preprocess,
+        &args.model,
+        &inputs,
+        &args.text,
+    )
+    .map_err(one_line)?;
     if let Some(classes) = &args.classes {
         dataset = dataset.with_classes(classes).map_err(one_line)?;
     }

@@ -42,3 +42,87 @@ pub fn named_dims(inputs: &[IoInfo], given: &[InputShape]) -> Vec<(String, Vec<i
         })
         .collect()
 }
+
+/// How text data (`.txt` sentences, `.jsonl` with optional labels) becomes a text model's
+/// inputs; flattened into every command that reads data.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct TextArgs {
+    /// Tokenizer for text data (.txt, .jsonl): a Hugging Face tokenizer.json. Default: the
+    /// tokenizer.json beside the model (or above its onnx/ folder).
+    #[arg(long, value_name = "FILE")]
+    pub tokenizer: Option<std::path::PathBuf>,
+
+    /// Tokens per text sample (padded or truncated). Default: the model's fixed sequence
+    /// length, else 128. `profile` also sizes the model's token inputs with it.
+    #[arg(long, value_name = "N")]
+    pub seq_len: Option<usize>,
+}
+
+/// Opens `data` for `model`: text files tokenized for a text model (the tokenizer and the
+/// sequence length announced once), anything else as `Dataset::open` does.
+pub fn open_dataset(
+    data: &Path,
+    preprocess: &profagent_data::Preprocess,
+    model_path: &Path,
+    inputs: &[IoInfo],
+    text: &TextArgs,
+) -> anyhow::Result<profagent_data::Dataset> {
+    use profagent_data::text;
+    if !(text::is_text_model(inputs) && text::is_text_file(data)) {
+        return Ok(profagent_data::Dataset::open(data, preprocess)?);
+    }
+    let options = profagent_data::TextOptions {
+        tokenizer: text::find_tokenizer(model_path, text.tokenizer.as_deref())?,
+        seq_len: text::sequence_length(inputs, text.seq_len)?,
+        inputs: inputs.to_vec(),
+    };
+    let dataset = profagent_data::Dataset::open_text(data, &options)?;
+    super::info(format_args!(
+        "text: {} sentences from {}, tokenized by {} to {} tokens",
+        dataset.len(),
+        data.display(),
+        options.tokenizer.display(),
+        options.seq_len
+    ));
+    Ok(dataset)
+}
+
+/// `--seq-len` as `--input-shape` values for the model's token inputs (`[batch, seq_len]`)
+/// that `given` does not already size: `profile` counts MACs at that length.
+pub fn seq_len_shapes(
+    inputs: &[IoInfo],
+    given: &[InputShape],
+    seq_len: Option<usize>,
+    batch: usize,
+) -> Vec<InputShape> {
+    let Some(seq_len) = seq_len else {
+        return Vec::new();
+    };
+    inputs
+        .iter()
+        .filter(|i| profagent_data::text::is_token_input(&i.name) && i.shape.len() == 2)
+        .filter(|i| {
+            !given
+                .iter()
+                .any(|g| g.name.as_deref() == Some(i.name.as_str()))
+        })
+        .map(|i| InputShape {
+            name: Some(i.name.clone()),
+            dims: vec![i.shape[0].unwrap_or(batch), seq_len],
+        })
+        .collect()
+}
+
+/// Resolves a MODEL argument (an .onnx file, a model folder, or `hf:ORG/NAME` from the local
+/// Hugging Face cache) to its .onnx file, announcing the file when it was not named directly.
+pub fn locate_model(model: &mut std::path::PathBuf) -> anyhow::Result<()> {
+    let located = profagent_onnx::locate_model(model)?;
+    if let Some(named) = &located.named_as {
+        super::info(format_args!(
+            "model: {} (from {named})",
+            located.file.display()
+        ));
+    }
+    *model = located.file;
+    Ok(())
+}

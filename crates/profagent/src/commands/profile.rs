@@ -76,6 +76,9 @@ pub struct Args {
     #[arg(long = "input-shape", value_name = "NAME=DIMS")]
     pub input_shape: Vec<profagent_data::InputShape>,
 
+    #[command(flatten)]
+    pub text: crate::commands::inputs::TextArgs,
+
     /// Profile on real samples instead of synthetic inputs: the first --batch samples of an
     /// image folder, a labels file, a .npy, or an .npz with one array per input name (text
     /// encoders). Their shapes size the model's dynamic dimensions.
@@ -94,8 +97,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .input(args.preprocess.as_deref().map(std::path::Path::new))
         .output_file(args.json.as_deref())?;
     let loaded = Model::load(&args.model).map_err(one_line)?;
-    // Real samples, when given, bring their shapes.
+    // Real samples, when given, bring their shapes; --seq-len sizes token inputs.
     let mut given = args.input_shape.clone();
+    let (declared, _) = profagent_runtime::onnx_io::graph_io(loaded.graph());
+    given.extend(crate::commands::inputs::seq_len_shapes(
+        &declared,
+        &given,
+        args.text.seq_len,
+        usize::try_from(args.batch.max(1)).unwrap_or(1),
+    ));
     let data_feeds = match &args.data {
         Some(path) => {
             let feeds = data_feeds(&args, &loaded, path)?;
@@ -231,7 +241,9 @@ fn data_feeds(
         Some(path),
     )?
     .preprocess;
-    let dataset = profagent_data::Dataset::open(path, &preprocess).map_err(one_line)?;
+    let dataset =
+        crate::commands::inputs::open_dataset(path, &preprocess, &args.model, &inputs, &args.text)
+            .map_err(one_line)?;
     let requested = usize::try_from(args.batch).context("--batch is too large")?;
     let batch = profagent_data::inputs::model_batch(&inputs, requested);
     let loaded = dataset.load_batch(0..batch).map_err(one_line)?;

@@ -94,6 +94,9 @@ pub struct Args {
     #[arg(long = "input-shape", value_name = "NAME=DIMS")]
     pub input_shape: Vec<profagent_data::InputShape>,
 
+    #[command(flatten)]
+    pub text: crate::commands::inputs::TextArgs,
+
     /// Skip the bias correction (done by default when --calib is given).
     #[arg(long)]
     pub no_bias_correction: bool,
@@ -283,6 +286,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 "Prune less (a lower --ratio, --protect the layers involved) or lower --min-cosine",
         },
     )?;
+    let mut report = report;
+    if report.macs_before == 0 {
+        if let Some((before, after)) = macs_at_run_shapes(&args, &model, &pruned, &calibration) {
+            report.macs_before = before;
+            report.macs_after = after;
+        }
+    }
     pruned.save(&output, ExternalData::Auto)?;
     let fidelity_warning = check.as_ref().and_then(fidelity_warning);
     if !json_to_stdout {
@@ -355,6 +365,48 @@ fn print_report(report: &PruneReport) {
     );
 }
 
+/// MACs at batch 1 of the original and the pruned model at the input shapes this run used
+/// (the calibration data's, else --input-shape and --seq-len), for a model whose declared
+/// shapes leave them unknown (a dynamic sequence length); `None` when no shape is known.
+fn macs_at_run_shapes(
+    args: &Args,
+    model: &Model,
+    pruned: &Model,
+    calibration: &Option<Calibration>,
+) -> Option<(u64, u64)> {
+    let shapes: Vec<(String, Vec<i64>)> = match calibration.as_ref().and_then(|c| c.batches.first())
+    {
+        Some(batch) => batch
+            .iter()
+            .map(|(name, tensor)| {
+                let mut dims: Vec<i64> = tensor.shape.iter().map(|&d| d as i64).collect();
+                dims[0] = 1;
+                (name.clone(), dims)
+            })
+            .collect(),
+        None => {
+            let (declared, _) = profagent_runtime::onnx_io::graph_io(model.graph());
+            let mut given = args.input_shape.clone();
+            given.extend(super::inputs::seq_len_shapes(
+                &declared,
+                &given,
+                args.text.seq_len,
+                1,
+            ));
+            super::inputs::named_dims(&declared, &given)
+        }
+    };
+    if shapes.is_empty() {
+        return None;
+    }
+    let macs = |m: &Model| {
+        let fixed = profagent_onnx::fix_input_dims(m, &shapes).ok()?;
+        let profile = profagent_profile::static_profile(&fixed, &Default::default()).ok()?;
+        Some(profile.model.macs)
+    };
+    Some((macs(model)?, macs(pruned)?))
+}
+
 /// Calibration samples loaded from `--calib`, run through ONNX Runtime on demand.
 struct Calibration {
     batches: Vec<Batch>,
@@ -370,11 +422,14 @@ impl Calibration {
             Some(path),
         )?
         .preprocess;
-        let dataset = profagent_data::Dataset::open(path, &preprocess)?.subset(
-            0,
-            Some(args.calib_samples),
-            Some(args.seed),
-        )?;
+        let dataset = crate::commands::inputs::open_dataset(
+            path,
+            &preprocess,
+            &args.model,
+            &inputs,
+            &args.text,
+        )?
+        .subset(0, Some(args.calib_samples), Some(args.seed))?;
         let batches = profagent_data::calibration_batches(&dataset, &inputs, args.calib_batch)?;
         Ok(Calibration { batches })
     }

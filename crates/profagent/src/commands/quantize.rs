@@ -5,7 +5,6 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::Context;
-use profagent_data::Dataset;
 use profagent_onnx::{ExternalData, Model, OutputGuard};
 use profagent_quant::{
     quantize, ActivationType, Batch, Calibration, Mode, QuantReport, QuantSpec, Selection, Target,
@@ -129,6 +128,9 @@ pub struct Args {
     /// for a one-input model (repeatable): used by the check when there is no --calib data.
     #[arg(long = "input-shape", value_name = "NAME=DIMS")]
     pub input_shape: Vec<profagent_data::InputShape>,
+
+    #[command(flatten)]
+    pub text: crate::commands::inputs::TextArgs,
 
     /// Activation range from calibration: minmax, or percentile with --percentile.
     #[arg(long, value_enum, default_value = "minmax")]
@@ -483,11 +485,9 @@ fn calibration_batches(args: &Args, model: &Model, data: &Path) -> anyhow::Resul
         Some(data),
     )?
     .preprocess;
-    let dataset = Dataset::open(data, &preprocess)?.subset(
-        args.calib_offset,
-        Some(args.calib_samples),
-        args.seed,
-    )?;
+    let dataset =
+        crate::commands::inputs::open_dataset(data, &preprocess, &args.model, &inputs, &args.text)?
+            .subset(args.calib_offset, Some(args.calib_samples), args.seed)?;
     if dataset.is_empty() {
         anyhow::bail!(
             "calibration data {} has no samples after --calib-offset {}",

@@ -1,0 +1,2 @@
+//! Fixtures shared by the CLI tests.
+pub mod bert;
