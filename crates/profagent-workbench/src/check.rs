@@ -196,18 +196,40 @@ pub enum CheckError {
     #[error("the check had no inputs to run")]
     NoInputs,
     /// The rewrite runs but falls below its floor (or gives non-finite outputs).
-    #[error("the {what} model does not reproduce the original on {runtime}: mean output cosine {cosine:.4} < {min_cosine} on {samples} {origin} samples (worst sample {worst:.4}, max abs error {max_abs_error:.3e}); nothing was written. {remedy}")]
-    BelowFloor {
-        what: String,
-        runtime: String,
-        cosine: f64,
-        min_cosine: f64,
-        samples: usize,
-        origin: &'static str,
-        worst: f64,
-        max_abs_error: f64,
-        remedy: String,
-    },
+    #[error("{0}")]
+    BelowFloor(Box<Refusal>),
+}
+
+/// A rewrite held below its floor: what was measured, and what the user can do.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Refusal {
+    pub what: String,
+    pub runtime: String,
+    pub cosine: f64,
+    pub min_cosine: f64,
+    pub samples: usize,
+    pub origin: &'static str,
+    pub worst: f64,
+    pub max_abs_error: f64,
+    pub remedy: String,
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the {} model does not reproduce the original on {}: mean output cosine {:.4} < {} on {} {} samples (worst sample {:.4}, max abs error {:.3e}); nothing was written. {}",
+            self.what,
+            self.runtime,
+            self.cosine,
+            self.min_cosine,
+            self.samples,
+            self.origin,
+            self.worst,
+            self.max_abs_error,
+            self.remedy
+        )
+    }
 }
 
 impl CheckError {
@@ -313,7 +335,7 @@ pub fn check_rewrite(
     };
     // NaN (non-finite outputs) fails too.
     if outcome.report.cosine.is_nan() || outcome.report.cosine < floor.min_cosine {
-        return Err(CheckError::BelowFloor {
+        return Err(CheckError::BelowFloor(Box::new(Refusal {
             what: floor.what.to_string(),
             runtime: outcome.runtime,
             cosine: outcome.report.cosine,
@@ -323,7 +345,7 @@ pub fn check_rewrite(
             worst: outcome.report.worst_cosine,
             max_abs_error: outcome.report.max_abs_error,
             remedy: floor.remedy.to_string(),
-        });
+        })));
     }
     Ok(outcome)
 }
