@@ -2,6 +2,7 @@
 //! and `Patch`, the one mechanism every transform uses to edit a graph.
 //!
 //! This crate knows nothing about runtimes, plans or LLMs; every other crate depends on it.
+pub mod activations;
 pub mod attr;
 pub mod builder;
 pub mod error;
@@ -10,6 +11,7 @@ pub mod inputs;
 pub mod locate;
 pub mod model;
 pub mod naming;
+pub mod ops;
 pub mod output;
 pub mod patch;
 pub mod progress;
@@ -18,6 +20,7 @@ pub mod shape;
 pub mod tensor;
 pub mod units;
 
+pub use activations::{expose_values, ActivationSource, ValueVisitor};
 pub use error::{OnnxError, Result};
 pub use index::GraphIndex;
 pub use inputs::fix_input_dims;

@@ -129,6 +129,7 @@ pub fn static_profile(model: &Model, options: &ProfileOptions) -> Result<Profile
         layers,
         nodes,
         coverage,
+        #[cfg(feature = "measured")]
         measurement: None,
         fusion: None,
     })

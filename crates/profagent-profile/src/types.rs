@@ -18,7 +18,8 @@ pub struct Profile {
     /// What the static analysis could not see: a profile with gaps says so.
     pub coverage: Coverage,
     /// How the measured fields were obtained (runtime, machine, spread, memory); absent for a
-    /// static-only profile.
+    /// static-only profile. Only with the `measured` feature.
+    #[cfg(feature = "measured")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub measurement: Option<crate::dynamic::Measurement>,
     /// Which quantized nodes the runtime runs as int8 kernels after its own graph

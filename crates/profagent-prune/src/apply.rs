@@ -61,7 +61,7 @@ impl PruneReport {
 }
 
 /// The layers protected by default: the first Conv and the layers producing graph outputs.
-fn default_protected(model: &Model) -> Result<Vec<String>> {
+pub fn default_protected(model: &Model) -> Result<Vec<String>> {
     let graph = model.graph();
     let index = GraphIndex::new(graph)?;
     let mut out = Vec::new();

@@ -1,9 +1,8 @@
-//! Calibration: per-channel activation statistics over a calibration set, supplied by the
-//! caller through `ActivationSource` (this crate runs no model itself), and the two repairs
+//! Calibration: per-channel activation statistics over a calibration set, streamed by the
+//! caller through `profagent_onnx::ActivationSource` (this crate runs no model itself), and the two repairs
 //! that use them after pruning: BatchNormalization re-estimation and bias correction.
 use std::collections::HashMap;
 
-use profagent_onnx::builder::value_info;
 use profagent_onnx::Model;
 
 /// Which value to measure and its channel axis (like ONNX axes: negative counts from the end).
@@ -22,53 +21,20 @@ pub struct ChannelStats {
     pub var: Vec<f64>,
 }
 
-/// Receives one batch of one streamed value: (index in the requested values, dims, row-major
-/// data). An error stops the stream.
-pub type ValueVisitor<'a> =
-    dyn FnMut(usize, &[usize], &[f32]) -> std::result::Result<(), String> + 'a;
+pub use profagent_onnx::activations::{expose_values, ActivationSource, ValueVisitor};
 
-/// Runs a model on calibration data and measures intermediate values. Implementations
-/// typically call `expose_values`, run the copy on a runtime batch by batch and feed the
-/// outputs to a `StatsAccumulator`.
-pub trait ActivationSource {
-    fn channel_stats(
-        &mut self,
-        model: &Model,
-        requests: &[StatRequest],
-    ) -> std::result::Result<Vec<ChannelStats>, String>;
-
-    /// Runs `model` over the calibration data batch by batch and hands every batch's value of
-    /// each of `values` to `visit(value_index, dims, data)` (row-major), so callers can
-    /// accumulate statistics without holding all activations (layer-wise reconstruction).
-    /// Sources that cannot stream say so; the pruner then skips reconstruction with a warning.
-    fn visit_values(
-        &mut self,
-        model: &Model,
-        values: &[String],
-        visit: &mut ValueVisitor<'_>,
-    ) -> std::result::Result<(), String> {
-        let _ = (model, values, visit);
-        Err("this calibration source cannot stream activations".into())
-    }
-}
-
-/// A copy of `model` whose graph also outputs `values` (float tensors, shape left open).
-pub fn expose_values(model: &Model, values: &[String]) -> Model {
-    let mut copy = model.clone();
-    let graph = copy.graph_mut();
-    for v in values {
-        if !graph.output.iter().any(|o| o.name() == v) {
-            let mut info = value_info(v, &[]);
-            // Unknown rank: drop the shape entirely so runtimes accept any.
-            if let Some(profagent_onnx::proto::type_proto::Value::TensorType(t)) =
-                info.r#type.as_mut().and_then(|t| t.value.as_mut())
-            {
-                t.shape = None;
-            }
-            graph.output.push(info);
-        }
-    }
-    copy
+/// Per-channel statistics of `requests` over everything `source` streams (one pass).
+pub fn channel_stats(
+    source: &mut dyn ActivationSource,
+    model: &Model,
+    requests: &[StatRequest],
+) -> std::result::Result<Vec<ChannelStats>, String> {
+    let values: Vec<String> = requests.iter().map(|r| r.value.clone()).collect();
+    let mut acc = StatsAccumulator::new();
+    source.visit_values(model, &values, &mut |i, dims, data| {
+        acc.add(&requests[i], dims, data)
+    })?;
+    acc.finish(requests)
 }
 
 /// Per-channel running sums of x, |x| and x², and the count per channel.

@@ -122,8 +122,7 @@ fn weighted_scores(
     let stats = if requests.is_empty() {
         Vec::new()
     } else {
-        source
-            .channel_stats(model, &requests)
+        crate::calibrate::channel_stats(source, model, &requests)
             .map_err(PruneError::Calibration)?
     };
     let energy: HashMap<&str, Vec<f64>> = requests
@@ -262,8 +261,7 @@ fn activation_scores(
         }
     }
     requests.dedup_by(|a, b| a.value == b.value);
-    let stats = source
-        .channel_stats(model, &requests)
+    let stats = crate::calibrate::channel_stats(source, model, &requests)
         .map_err(PruneError::Calibration)?;
     let by_value: HashMap<&str, &crate::calibrate::ChannelStats> = requests
         .iter()

@@ -19,9 +19,10 @@ pub mod repair;
 pub mod spec;
 pub mod walk;
 
-pub use apply::{prune, GroupOutcome, PruneReport};
+pub use apply::{default_protected, prune, GroupOutcome, PruneReport};
 pub use calibrate::{
-    expose_values, ActivationSource, ChannelStats, StatRequest, StatsAccumulator, ValueVisitor,
+    channel_stats, expose_values, ActivationSource, ChannelStats, StatRequest, StatsAccumulator,
+    ValueVisitor,
 };
 pub use error::{PruneError, Result};
 pub use group::{Group, GroupKind, GroupStatus};

@@ -83,8 +83,7 @@ pub fn bias_corrections(
     if requests.is_empty() {
         return Ok(HashMap::new());
     }
-    let stats = source
-        .channel_stats(model, &requests)
+    let stats = crate::calibrate::channel_stats(source, model, &requests)
         .map_err(PruneError::Calibration)?;
     let mean_of: HashMap<&str, &Vec<f64>> = requests
         .iter()
@@ -160,8 +159,7 @@ pub fn recalibrate_batchnorm(
                 axis: 1,
             })
             .collect();
-        let stats = source
-            .channel_stats(model, &requests)
+        let stats = crate::calibrate::channel_stats(source, model, &requests)
             .map_err(PruneError::Calibration)?;
         let mut patch = Patch::new();
         let mut names = profagent_onnx::NameGen::new(graph);

@@ -17,40 +17,6 @@ use crate::error::Result;
 use crate::group::{AxisMap, Group, GroupKind, GroupStatus, Probe, Rewrite, Slice, SliceRole};
 use crate::heads::match_attention;
 
-/// Element-wise ops with one tensor input whose output keeps the channel layout.
-const UNARY_PASS: &[&str] = &[
-    "Relu",
-    "LeakyRelu",
-    "Sigmoid",
-    "Tanh",
-    "Erf",
-    "Gelu",
-    "HardSigmoid",
-    "HardSwish",
-    "Elu",
-    "Selu",
-    "Celu",
-    "Softplus",
-    "Softsign",
-    "Identity",
-    "Dropout",
-    "Clip",
-    "Neg",
-    "Abs",
-    "Exp",
-    "Log",
-    "Sqrt",
-    "Reciprocal",
-    "Floor",
-    "Ceil",
-    "Round",
-    "Sin",
-    "Cos",
-    "Mish",
-    "Cast",
-];
-/// Element-wise ops with two tensor inputs (broadcasting).
-const BINARY: &[&str] = &["Add", "Sub", "Mul", "Div", "Max", "Min", "Pow"];
 /// Spatial pooling: channels pass through untouched.
 const POOLING: &[&str] = &[
     "MaxPool",
@@ -316,9 +282,12 @@ impl<'g> Walker<'g> {
         }
         let op = node.op_type();
         let label = self.label(ni);
-        let out = if UNARY_PASS.contains(&op) {
+        // Element-wise ops (the one table, `profagent_onnx::ops`): one input keeps the
+        // channel layout, several couple their inputs' channels.
+        let kind = profagent_onnx::ops::elementwise(op);
+        let out = if kind.is_some_and(|k| k.is_unary()) {
             self.unary(node, &ins, &label)
-        } else if BINARY.contains(&op) {
+        } else if kind.is_some() {
             self.binary(ni, node, &ins, &label)
         } else if POOLING.contains(&op) {
             self.pooling(node, &ins, &label)

@@ -3,13 +3,18 @@
 //! `cargo run --release -p profagent-quant --example quantize_file -- MODEL OUT MODE [CALIB_DIR COUNT OFFSET]`
 //!
 //! MODE is dynamic, dynamic-pc (per-channel), dynamic-std (standard ops), static or int4.
-//! CALIB_DIR is a CIFAR-style image folder (cifar10 preprocessing).
+//! CALIB_DIR is a CIFAR-style image folder (cifar10 preprocessing), run whole batches through
+//! ONNX Runtime by the tests' calibration source (the CLI uses the workbench's).
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 use std::path::Path;
 use std::time::Instant;
 
+use common::Batch;
 use profagent_data::{Dataset, Preprocess};
 use profagent_onnx::{ExternalData, Model};
-use profagent_quant::{quantize, Batch, Mode, QuantSpec, Target};
+use profagent_quant::{quantize, Mode, QuantSpec, Target};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
@@ -48,7 +53,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         None => None,
     };
     let prepared = started.elapsed();
-    let (out, report) = quantize(&model, &spec, batches.as_deref())?;
+    let mut source = batches.as_deref().map(common::source);
+    let calibration: Option<&mut dyn profagent_quant::ActivationSource> = match source.as_mut() {
+        Some(s) => Some(s),
+        None => None,
+    };
+    let (out, report) = quantize(&model, &spec, calibration)?;
     let quantized = started.elapsed();
     out.save(&args[2], ExternalData::Auto)?;
     eprintln!(

@@ -8,8 +8,9 @@
 //! `quantize(model, spec, calibration)` is the one entry point; the `QuantSpec` selects layers
 //! by name, regex or op type (see `select`), and the `QuantReport` says which layers were
 //! quantized and why every other candidate was not. The input model is never modified; a
-//! spec that selects nothing returns an identical copy. This crate never evaluates accuracy:
-//! the only thing it runs is calibration, through `profagent-runtime`.
+//! spec that selects nothing returns an identical copy. This crate never evaluates accuracy
+//! and runs no model: calibration values come through `profagent_onnx::ActivationSource`, the
+//! seam the pruner reads too.
 pub mod calibrate;
 pub mod dynamic;
 pub mod error;
@@ -22,8 +23,9 @@ pub mod select;
 pub mod spec;
 pub mod static_qdq;
 
-pub use calibrate::{Batch, Range};
+pub use calibrate::Range;
 pub use error::{QuantError, Result};
+pub use profagent_onnx::ActivationSource;
 pub use select::Selection;
 pub use spec::{
     ActivationType, Calibration, Mode, QuantReport, QuantSpec, QuantizedLayer, SkippedLayer, Target,
@@ -31,12 +33,12 @@ pub use spec::{
 
 use profagent_onnx::Model;
 
-/// Quantizes a copy of `model` as `spec` says. `calibration` (batches of named inputs) is
-/// needed by static mode only and ignored by the others.
+/// Quantizes a copy of `model` as `spec` says. `calibration` (the model's activations over
+/// calibration data) is needed by static mode only and ignored by the others.
 pub fn quantize(
     model: &Model,
     spec: &QuantSpec,
-    calibration: Option<&[Batch]>,
+    calibration: Option<&mut dyn ActivationSource>,
 ) -> Result<(Model, QuantReport)> {
     match spec.mode {
         Mode::Dynamic => dynamic::quantize_dynamic(model, spec),

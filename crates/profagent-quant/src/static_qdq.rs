@@ -20,7 +20,9 @@ use std::collections::{HashMap, HashSet};
 use profagent_onnx::proto::{GraphProto, NodeProto, TensorProto};
 use profagent_onnx::{attr, tensor, GraphIndex, Model, NameGen, Patch};
 
-use crate::calibrate::{calibrate, Batch, Range};
+use profagent_onnx::ActivationSource;
+
+use crate::calibrate::{calibrate, Range};
 use crate::error::{QuantError, Result};
 use crate::linear::{default_opset, float_initializer, require_opset};
 use crate::numeric::{
@@ -76,7 +78,7 @@ struct Target {
 pub fn quantize_static(
     model: &Model,
     spec: &QuantSpec,
-    batches: Option<&[Batch]>,
+    calibration: Option<&mut dyn ActivationSource>,
 ) -> Result<(Model, QuantReport)> {
     let per_channel = spec.per_channel();
     let found = default_opset(&model.proto);
@@ -86,11 +88,12 @@ pub fn quantize_static(
         PER_TENSOR_OPSET
     };
     if found >= needed {
-        return rewrite_static(model, spec, batches, per_channel);
+        return rewrite_static(model, spec, calibration, per_channel);
     }
     match opset::upgrade(model)? {
         Ok(upgraded) => {
-            let (out, mut report) = rewrite_static(&upgraded.model, spec, batches, per_channel)?;
+            let (out, mut report) =
+                rewrite_static(&upgraded.model, spec, calibration, per_channel)?;
             if report.quantized.is_empty() {
                 return Ok((model.clone(), report));
             }
@@ -98,7 +101,7 @@ pub fn quantize_static(
             Ok((out, report))
         }
         Err(blockers) if per_channel && found >= PER_TENSOR_OPSET => {
-            let (out, mut report) = rewrite_static(model, spec, batches, false)?;
+            let (out, mut report) = rewrite_static(model, spec, calibration, false)?;
             if !report.quantized.is_empty() {
                 report.notes.push(format!(
                     "opset {found}: per-tensor weight scales (per-channel needs opset {PER_CHANNEL_OPSET}, and the model cannot be upgraded automatically: {})",
@@ -107,7 +110,7 @@ pub fn quantize_static(
             }
             Ok((out, report))
         }
-        Err(blockers) => match rewrite_static(model, spec, batches, per_channel) {
+        Err(blockers) => match rewrite_static(model, spec, calibration, per_channel) {
             Err(QuantError::Opset { found, needed, .. }) => Err(QuantError::OpsetUpgrade {
                 found,
                 needed,
@@ -126,7 +129,7 @@ const PER_TENSOR_OPSET: i64 = 10;
 fn rewrite_static(
     model: &Model,
     spec: &QuantSpec,
-    batches: Option<&[Batch]>,
+    calibration: Option<&mut dyn ActivationSource>,
     per_channel: bool,
 ) -> Result<(Model, QuantReport)> {
     if !spec.signed_weights {
@@ -167,7 +170,7 @@ fn rewrite_static(
     if targets.is_empty() {
         return Ok((model.clone(), report));
     }
-    let batches = batches.ok_or(QuantError::NoCalibration)?;
+    let source = calibration.ok_or(QuantError::NoCalibration)?;
     require_opset(
         &model.proto,
         if per_channel {
@@ -187,8 +190,8 @@ fn rewrite_static(
         .cloned()
         .collect();
     calibrated.sort();
-    let ranges = calibrate(model, &calibrated, batches, spec.calibration)?;
-    report.calibration_batches = batches.len();
+    let ranges = calibrate(model, &calibrated, source, spec.calibration)?;
+    report.calibration_batches = source.batches().unwrap_or(0);
 
     let mut names = NameGen::new(graph);
     let mut patch = Patch::new();

@@ -1,10 +1,10 @@
 //! Every mode on models built in code, run through ONNX Runtime: quantizing nothing is the
 //! identity, and each bit width stays within its named error budget against float.
+mod common;
+use common::Batch;
 use profagent_onnx::builder::GraphBuilder;
 use profagent_onnx::Model;
-use profagent_quant::{
-    quantize, ActivationType, Batch, Mode, QuantError, QuantSpec, Selection, Target,
-};
+use profagent_quant::{quantize, ActivationType, Mode, QuantError, QuantSpec, Selection, Target};
 use profagent_runtime::{open_runtime, ModelSource, RuntimeKind, SessionOptions, Tensor};
 
 /// Dynamic int8 weights and activations: ONNX Runtime's own tool reaches cosine ≥ 0.9994 on
@@ -240,8 +240,12 @@ fn static_int8_within_budget_and_relus_folded() {
         return;
     };
     let batches = calibration(&[BATCH, 3, 8, 8]);
-    let (q, report) =
-        quantize(&model, &QuantSpec::new(Mode::Static), Some(&batches)).expect("quantizes");
+    let (q, report) = quantize(
+        &model,
+        &QuantSpec::new(Mode::Static),
+        Some(&mut common::source(&batches)),
+    )
+    .expect("quantizes");
     assert_eq!(report.quantized.len(), 3);
     assert_eq!(report.folded_relus, 2);
     assert!(!q.graph().node.iter().any(|n| n.op_type() == "Relu"));
@@ -277,8 +281,12 @@ fn static_activations_are_uint8_weights_int8_and_within_budget() {
     let model = convnet();
     let x = inputs(&[BATCH, 3, 8, 8], 6);
     let batches = calibration(&[BATCH, 3, 8, 8]);
-    let (q, report) =
-        quantize(&model, &QuantSpec::new(Mode::Static), Some(&batches)).expect("quantizes");
+    let (q, report) = quantize(
+        &model,
+        &QuantSpec::new(Mode::Static),
+        Some(&mut common::source(&batches)),
+    )
+    .expect("quantizes");
     let quantize_nodes = zero_point_types(&q, "QuantizeLinear");
     assert_eq!(quantize_nodes.len(), report.quantized_activations);
     for (node, ty) in &quantize_nodes {
@@ -346,8 +354,12 @@ fn static_activations_are_uint8_weights_int8_and_within_budget() {
 fn static_uint8_runs_as_int8_kernels_in_onnx_runtime() {
     let model = convnet();
     let batches = calibration(&[BATCH, 3, 8, 8]);
-    let (q, _) =
-        quantize(&model, &QuantSpec::new(Mode::Static), Some(&batches)).expect("quantizes");
+    let (q, _) = quantize(
+        &model,
+        &QuantSpec::new(Mode::Static),
+        Some(&mut common::source(&batches)),
+    )
+    .expect("quantizes");
     let runtime = match open_runtime(RuntimeKind::Ort) {
         Ok(r) => r,
         Err(e) => {
@@ -385,7 +397,8 @@ fn static_int8_activations_on_request() {
     let batches = calibration(&[BATCH, 3, 8, 8]);
     let mut spec = QuantSpec::new(Mode::Static);
     spec.activations = ActivationType::Int8;
-    let (q, report) = quantize(&convnet(), &spec, Some(&batches)).expect("quantizes");
+    let (q, report) =
+        quantize(&convnet(), &spec, Some(&mut common::source(&batches))).expect("quantizes");
     assert!(zero_point_types(&q, "QuantizeLinear")
         .iter()
         .all(|(_, ty)| *ty == DataType::Int8 as i32));
@@ -403,7 +416,8 @@ fn static_respects_exclusions() {
     let batches = calibration(&[BATCH, 3, 8, 8]);
     let mut spec = QuantSpec::new(Mode::Static);
     spec.layers.exclude = vec!["layer1".into()];
-    let (_, report) = quantize(&convnet(), &spec, Some(&batches)).expect("quantizes");
+    let (_, report) =
+        quantize(&convnet(), &spec, Some(&mut common::source(&batches))).expect("quantizes");
     let skipped: Vec<&str> = report.skipped.iter().map(|s| s.layer.as_str()).collect();
     assert_eq!(skipped, vec!["layer1.conv2"]);
     assert!(report.skipped[0].reason.contains("excluded by 'layer1'"));

@@ -1,10 +1,12 @@
 //! Static quantization of models below opset 13 (issue 17): upgraded to opset 13 when every op
 //! allows it (attributes that became inputs are moved), else per-tensor scales from opset 10,
 //! else a clear error naming the op that blocks the upgrade.
+mod common;
+use common::Batch;
 use profagent_onnx::attr;
 use profagent_onnx::builder::GraphBuilder;
 use profagent_onnx::Model;
-use profagent_quant::{quantize, Batch, Mode, QuantError, QuantSpec};
+use profagent_quant::{quantize, Mode, QuantError, QuantSpec};
 use profagent_runtime::{open_runtime, ModelSource, RuntimeKind, SessionOptions, Tensor};
 
 /// Same budget as the static tests in error_budget.rs.
@@ -120,8 +122,12 @@ fn weight_dq_axes(model: &Model) -> Vec<Option<i64>> {
 #[test]
 fn opset_9_model_is_upgraded_to_13_and_quantized_per_channel() {
     let model = old_convnet(9, false);
-    let (q, report) = quantize(&model, &QuantSpec::new(Mode::Static), Some(&calibration()))
-        .expect("an opset-9 model quantizes");
+    let (q, report) = quantize(
+        &model,
+        &QuantSpec::new(Mode::Static),
+        Some(&mut common::source(&calibration())),
+    )
+    .expect("an opset-9 model quantizes");
     assert_eq!(report.quantized.len(), 2);
     assert!(
         report.notes.iter().any(|n| n.contains("opset 9 to 13")),
@@ -150,8 +156,12 @@ fn opset_9_model_is_upgraded_to_13_and_quantized_per_channel() {
 #[test]
 fn an_op_that_blocks_the_upgrade_means_per_tensor_from_opset_10_and_an_error_below() {
     let model = old_convnet(11, true);
-    let (q, report) = quantize(&model, &QuantSpec::new(Mode::Static), Some(&calibration()))
-        .expect("opset 11 quantizes per tensor");
+    let (q, report) = quantize(
+        &model,
+        &QuantSpec::new(Mode::Static),
+        Some(&mut common::source(&calibration())),
+    )
+    .expect("opset 11 quantizes per tensor");
     assert_eq!(q.proto.opset_import[0].version, Some(11));
     assert_eq!(weight_dq_axes(&q), vec![None, None], "per-tensor");
     let note = report.notes.join(" ");
@@ -168,7 +178,7 @@ fn an_op_that_blocks_the_upgrade_means_per_tensor_from_opset_10_and_an_error_bel
     let err = quantize(
         &old_convnet(9, true),
         &QuantSpec::new(Mode::Static),
-        Some(&calibration()),
+        Some(&mut common::source(&calibration())),
     )
     .unwrap_err();
     assert!(
@@ -187,7 +197,8 @@ fn nothing_selected_leaves_an_old_model_untouched() {
     let model = old_convnet(9, true);
     let mut spec = QuantSpec::new(Mode::Static);
     spec.layers.exclude = vec!["op:Conv".into(), "op:Gemm".into()];
-    let (q, report) = quantize(&model, &spec, Some(&calibration())).expect("nothing to do");
+    let (q, report) =
+        quantize(&model, &spec, Some(&mut common::source(&calibration()))).expect("nothing to do");
     assert!(report.quantized.is_empty());
     assert_eq!(q.to_bytes(), model.to_bytes());
 }

@@ -21,7 +21,7 @@ pub struct OrtBench {
     pub session: SessionOptions,
     pub feedback: Dataset,
     pub holdout: Dataset,
-    pub calibration: Vec<profagent_quant::Batch>,
+    pub calibration: Vec<crate::activations::Batch>,
     pub eval: EvalOptions,
     pub runtime_name: String,
     /// The original model's bytes: every evaluation's outputs are compared with its outputs on
@@ -34,6 +34,62 @@ pub struct OrtBench {
     /// The model's inputs (shapes as given with --input-shape): timed inputs are built for
     /// them from one real sample, at the model's fixed batch when it has one.
     pub inputs: Vec<profagent_runtime::IoInfo>,
+}
+
+/// The pruner's passes for a validated plan's decisions. The plan resolved every decision to an
+/// exact kept count (`ResolvedPrune::keep`): the pruner keeps that count, so the model is the
+/// network the plan describes. One pass per importance criterion (the pruner scores a whole
+/// spec with one), in the order L1, L2, random. Protection was decided when the plan was
+/// validated (the context's protected layers): the pruner applies the plan as it stands.
+pub fn prune_specs(decisions: &[ResolvedPrune]) -> Vec<profagent_prune::PruneSpec> {
+    let criteria = [
+        (ImportanceCriterion::L1, profagent_prune::Importance::L1),
+        (ImportanceCriterion::L2, profagent_prune::Importance::L2),
+        (
+            ImportanceCriterion::Random,
+            profagent_prune::Importance::Random,
+        ),
+    ];
+    criteria
+        .into_iter()
+        .filter_map(|(criterion, importance)| {
+            let keep: Vec<profagent_prune::KeepRule> = decisions
+                .iter()
+                .filter(|d| d.criterion == criterion)
+                .map(|d| profagent_prune::KeepRule {
+                    group: d.group.clone(),
+                    keep: d.keep,
+                })
+                .collect();
+            if keep.is_empty() {
+                return None;
+            }
+            let mut spec = profagent_prune::PruneSpec::uniform(0.0);
+            spec.importance = importance;
+            spec.keep = keep;
+            spec.protect_first_and_last = false;
+            Some(spec)
+        })
+        .collect()
+}
+
+/// What a plan for `model` may ask of this workbench, before the groups are added: every
+/// quantization mode, but one per model (`quantize` below applies one `QuantSpec`, in the mode
+/// of the plan's first layer), and the layers the pruner protects by default (the first
+/// convolution, the layers producing graph outputs: `profagent_prune::default_protected`), so
+/// a plan protects what `profagent prune` protects.
+pub fn plan_context(model: &Model) -> Result<PlanContext, AgentError> {
+    let mut context = PlanContext::from_model(model);
+    context.quant_modes = [QuantMode::Dynamic, QuantMode::Static, QuantMode::Int4]
+        .into_iter()
+        .collect();
+    context.mixed_quant_modes = false;
+    for layer in
+        profagent_prune::default_protected(model).map_err(|e| step("pruning analysis", e))?
+    {
+        context.protected_layers.insert(layer);
+    }
+    Ok(context)
 }
 
 fn step(step: &str, error: impl std::fmt::Display) -> AgentError {
@@ -75,14 +131,7 @@ impl Workbench for OrtBench {
             .map(|l| (l.name.as_str(), (l.macs, l.params)))
             .collect();
         let groups = profagent_prune::analyze(model).map_err(|e| step("pruning analysis", e))?;
-        let mut context = PlanContext::from_model(model);
-        context.quant_modes = [QuantMode::Dynamic, QuantMode::Static, QuantMode::Int4]
-            .into_iter()
-            .collect();
-        context.mixed_quant_modes = false;
-        for layer in default_protected(model) {
-            context.protected_layers.insert(layer);
-        }
+        let mut context = plan_context(model)?;
         let mut facts = Vec::new();
         for group in &groups {
             let heads =
@@ -134,45 +183,14 @@ impl Workbench for OrtBench {
         model: &Model,
         decisions: &[ResolvedPrune],
     ) -> Result<(Model, serde_json::Value), AgentError> {
-        // The plan resolved every decision to an exact kept count (`ResolvedPrune::keep`):
-        // the pruner keeps that count, so the model is the network the plan describes. One
-        // pass per importance criterion (the pruner scores a whole spec with one).
-        let mut passes: BTreeMap<u8, Vec<&ResolvedPrune>> = BTreeMap::new();
-        for d in decisions {
-            let criterion = match d.criterion {
-                ImportanceCriterion::L1 => 0,
-                ImportanceCriterion::L2 => 1,
-                ImportanceCriterion::Random => 2,
-            };
-            passes.entry(criterion).or_default().push(d);
-        }
         let mut current = model.clone();
         let mut reports = Vec::new();
-        for (criterion, group) in passes {
-            let mut spec = profagent_prune::PruneSpec::uniform(0.0);
-            spec.importance = match criterion {
-                0 => profagent_prune::Importance::L1,
-                1 => profagent_prune::Importance::L2,
-                _ => profagent_prune::Importance::Random,
-            };
-            spec.keep = group
-                .iter()
-                .map(|d| profagent_prune::KeepRule {
-                    group: d.group.clone(),
-                    keep: d.keep,
-                })
-                .collect();
-            // Protection was decided when the plan was validated (the context's protected
-            // layers): the pruner applies the plan as it stands.
-            spec.protect_first_and_last = false;
+        for spec in prune_specs(decisions) {
             // Bias correction on the calibration slice keeps each pruned layer's expected
             // output: without it a 25 % cut of a residual stage can cost tens of points.
-            let mut activations = BatchActivations {
-                runtime: self.runtime.as_ref(),
-                session: &self.session,
-                batches: &self.calibration,
-            };
-            let source: Option<&mut dyn profagent_prune::ActivationSource> =
+            let mut activations =
+                BatchActivations::new(self.runtime.as_ref(), &self.session, &self.calibration);
+            let source: Option<&mut dyn profagent_onnx::ActivationSource> =
                 if self.calibration.is_empty() {
                     None
                 } else {
@@ -219,8 +237,17 @@ impl Workbench for OrtBench {
             profagent_plan::QuantActivations::Uint8 => profagent_quant::ActivationType::Uint8,
             profagent_plan::QuantActivations::Int8 => profagent_quant::ActivationType::Int8,
         };
-        let calibration =
-            (mode == profagent_quant::Mode::Static).then_some(self.calibration.as_slice());
+        // Static ranges stream from the calibration slice within the output budget.
+        let mut activations =
+            BatchActivations::new(self.runtime.as_ref(), &self.session, &self.calibration)
+                .within(crate::activations::OUTPUT_BUDGET_BYTES)
+                .labelled("calibrating static quantization");
+        let calibration: Option<&mut dyn profagent_onnx::ActivationSource> =
+            if mode == profagent_quant::Mode::Static && !self.calibration.is_empty() {
+                Some(&mut activations)
+            } else {
+                None
+            };
         let (quantized, report) = profagent_quant::quantize(model, &spec, calibration)
             .map_err(|e| step("quantize", e))?;
         let mut report = serde_json::to_value(&report).unwrap_or_default();
@@ -459,34 +486,4 @@ impl OrtBench {
             details: serde_json::to_value(&record).unwrap_or_default(),
         })
     }
-}
-
-/// Layers never pruned: the first convolution (it sees raw pixels) and the layers that
-/// produce graph outputs (the classifier), as the pruner protects them too.
-fn default_protected(model: &Model) -> Vec<String> {
-    let graph = model.graph();
-    let mut out = Vec::new();
-    if let Some((index, node)) = graph
-        .node
-        .iter()
-        .enumerate()
-        .find(|(_, n)| n.op_type() == "Conv")
-    {
-        out.push(profagent_onnx::layer_of_node(
-            node.name(),
-            node.op_type(),
-            index,
-        ));
-    }
-    let outputs: Vec<&str> = graph.output.iter().map(|o| o.name()).collect();
-    for (index, node) in graph.node.iter().enumerate() {
-        if node.output.iter().any(|o| outputs.contains(&o.as_str())) {
-            out.push(profagent_onnx::layer_of_node(
-                node.name(),
-                node.op_type(),
-                index,
-            ));
-        }
-    }
-    out
 }

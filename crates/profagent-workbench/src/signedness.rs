@@ -9,7 +9,9 @@
 //! uint8 / int8 above 1); a tie or a slower int8 keeps uint8, what ONNX Runtime's CPU kernels
 //! fuse everywhere.
 use profagent_onnx::Model;
-use profagent_quant::{ActivationType, Batch, QuantReport, QuantSpec};
+use profagent_quant::{ActivationType, QuantReport, QuantSpec};
+
+use crate::activations::{Batch, BatchActivations, OUTPUT_BUDGET_BYTES};
 use profagent_runtime::{
     compare_latency, CompareSettings, ModelSource, Runtime, SessionOptions, SpeedComparison,
     SpeedVerdict, Tensor,
@@ -75,7 +77,10 @@ pub fn quantize_auto(
             activations,
             ..spec.clone()
         };
-        profagent_quant::quantize(model, &spec, Some(calibration)).map_err(|source| {
+        let mut source = BatchActivations::new(timing.runtime, timing.session, calibration)
+            .within(OUTPUT_BUDGET_BYTES)
+            .labelled("calibrating static quantization");
+        profagent_quant::quantize(model, &spec, Some(&mut source)).map_err(|source| {
             SignednessError::Quantize {
                 activations: activations.name(),
                 source,

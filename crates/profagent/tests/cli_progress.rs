@@ -41,7 +41,7 @@ fn commands() -> Vec<(Vec<String>, &'static str)> {
                 "prune",
                 &["-o", "p.onnx", "--ratio", "0.2", "--calib", &data],
             ),
-            "streaming activations for reconstruction",
+            "reconstructing pruned layers",
         ),
         (with_data("eval", &["--data", &data]), "evaluating"),
         (

@@ -7,54 +7,28 @@ use std::sync::OnceLock;
 use super::util::{broadcast_all, broadcast_index, dims_of, dtype_of, invalid, need, product};
 use super::{fact_from_tensor, Dim, Fail, InferFn, InferResult, ValueFact, MAX_FOLDED_ELEMENTS};
 use crate::attr;
+use crate::ops::Elementwise;
 use crate::proto::{tensor_proto::DataType, NodeProto};
 
 const INT64: i32 = DataType::Int64 as i32;
 const BOOL: i32 = DataType::Bool as i32;
 const FLOAT: i32 = DataType::Float as i32;
 
-/// Ops whose single output has the shape and dtype of input 0.
+/// Ops besides the element-wise ones (`crate::ops::ELEMENTWISE`) whose single output has the
+/// shape and dtype of input 0: they mix values along an axis or take a per-channel operand.
 const SAME_AS_INPUT: &[&str] = &[
-    "Relu",
-    "Clip",
-    "Sigmoid",
-    "HardSwish",
-    "HardSigmoid",
-    "Erf",
-    "Gelu",
-    "FastGelu",
-    "Sqrt",
-    "Exp",
-    "Log",
-    "Tanh",
-    "Abs",
-    "Reciprocal",
-    "Floor",
-    "Ceil",
-    "Round",
-    "Sin",
-    "Cos",
-    "Not",
-    "LeakyRelu",
-    "Elu",
-    "Selu",
-    "Softplus",
-    "Softsign",
     "PRelu",
-    "Mish",
-    "Celu",
-    "Sign",
     "Softmax",
     "LogSoftmax",
     "Hardmax",
     "InstanceNormalization",
     "LpNormalization",
     "LRN",
-    "QuickGelu",
     "BiasGelu",
 ];
 
-/// Broadcasting binary/variadic ops with the dtype of input 0 and a folding rule for ints.
+/// Integer folding rules of the broadcasting element-wise ops (`crate::ops::ELEMENTWISE`,
+/// binary and variadic), which take the dtype of input 0; an op without one folds nothing.
 const ARITHMETIC: &[(&str, FoldFn)] = &[
     ("Add", fold_add),
     ("Sub", fold_sub),
@@ -87,11 +61,21 @@ pub(super) fn lookup(op: &str) -> Option<InferFn> {
     static REGISTRY: OnceLock<HashMap<&'static str, InferFn>> = OnceLock::new();
     let registry = REGISTRY.get_or_init(|| {
         let mut r: HashMap<&'static str, InferFn> = HashMap::new();
+        // Element-wise ops from the one table; Cast, Dropout and the ops with a value rule
+        // (Identity, Neg) get their own entries below or in ops_nn.rs.
+        for &(op, kind) in crate::ops::ELEMENTWISE {
+            match kind {
+                Elementwise::Unary => {
+                    r.insert(op, same_as_input);
+                }
+                Elementwise::Binary | Elementwise::Variadic => {
+                    r.insert(op, arithmetic);
+                }
+                Elementwise::Cast | Elementwise::Dropout => {}
+            }
+        }
         for &op in SAME_AS_INPUT {
             r.insert(op, same_as_input);
-        }
-        for &(op, _) in ARITHMETIC {
-            r.insert(op, arithmetic);
         }
         for &(op, _) in COMPARISONS {
             r.insert(op, comparison);

@@ -4,9 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use profagent_onnx::Model;
-use profagent_prune::{
-    expose_values, ActivationSource, ChannelStats, StatRequest, StatsAccumulator, ValueVisitor,
-};
+use profagent_prune::{expose_values, ActivationSource, ValueVisitor};
 use profagent_runtime::{open_runtime, ModelSource, RuntimeKind, SessionOptions, Tensor};
 
 pub const CIFAR_MEAN: [f32; 3] = [0.4914, 0.4822, 0.4465];
@@ -120,25 +118,6 @@ pub struct OrtCalibration {
 }
 
 impl ActivationSource for OrtCalibration {
-    fn channel_stats(
-        &mut self,
-        model: &Model,
-        requests: &[StatRequest],
-    ) -> Result<Vec<ChannelStats>, String> {
-        let values: Vec<String> = requests.iter().map(|r| r.value.clone()).collect();
-        let exposed = expose_values(model, &values);
-        let outputs = run_all(&exposed, &self.batch);
-        let mut acc = StatsAccumulator::new();
-        for r in requests {
-            let (_, t) = outputs
-                .iter()
-                .find(|(n, _)| *n == r.value)
-                .ok_or("missing output")?;
-            acc.add(r, &t.shape, t.as_f32().ok_or("not float")?)?;
-        }
-        acc.finish(requests)
-    }
-
     fn visit_values(
         &mut self,
         model: &Model,

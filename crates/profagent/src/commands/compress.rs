@@ -19,9 +19,6 @@ use profagent_agent::rundir::RunDir;
 
 use crate::exit::{RuntimeFailure, BUDGET_NOT_MET, OK};
 
-/// Samples per calibration batch for a model whose batch dimension is free.
-const CALIBRATION_BATCH: usize = 50;
-
 /// Compress MODEL to a budget: the planner (built-in, or an LLM with --llm) proposes
 /// layerwise pruning and quantization, each round is applied and measured, and the best
 /// model within the accuracy budget is kept. Everything lands in --out: every prompt and
@@ -166,12 +163,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .input(args.llm_config.as_deref())
         .output_dir(args.out.as_path())?
         .output_file(args.json.as_deref())?;
-    // Without labels no top-1 is measured: only --min-cosine decides, and the accuracy
-    // budget is the whole scale (checked against the data's labels once it is open).
-    let max_acc_drop = args.max_acc_drop.unwrap_or(NO_ACCURACY_BOUND);
-    if !(max_acc_drop >= 0.0 && max_acc_drop.is_finite()) {
-        anyhow::bail!("--max-acc-drop must be a number of points ≥ 0, got {max_acc_drop}");
-    }
+    let budget = budget_of(&args)?;
     if args.runtime != "ort" {
         anyhow::bail!(
             "--runtime '{}' is not supported by compress yet; use --runtime ort",
@@ -180,22 +172,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     let model = profagent_onnx::Model::load(&args.model)
         .with_context(|| format!("loading {}", args.model.display()))?;
-    let budget = Budget {
-        max_acc_drop,
-        target_latency_ms: args.target_latency,
-        target_memory_bytes: args.target_memory.map(|mb| (mb * 1e6) as u64),
-        target_speedup: args.target_speedup,
-        target_macs_fraction: args.target_macs,
-        min_cosine: args.min_cosine,
-    };
-    if let Some(f) = args.target_macs {
-        if !(f > 0.0 && f <= 1.0) {
-            anyhow::bail!(
-                "--target-macs is a fraction of the input model's MACs in (0, 1], got {f}"
-            );
-        }
-    }
-
     // Planner: replay, the built-in one, or an LLM.
     let flags = LlmSettings {
         llm: args.llm.clone(),
@@ -209,15 +185,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Some(path) => flags.or(LlmSettings::from_file(path)?),
         None => flags,
     };
-    // A replay follows its recording (the recorded answers are its planner); otherwise the
-    // built-in planner or an LLM plans.
-    let mut driver = match args.replay.as_deref() {
-        Some(dir) => Driver::Replay(Box::new(ReplayScript::read(dir)?)),
-        None => Driver::Plan(match settings.build()? {
-            Some(provider) => Box::new(AnalysisAgent::new(provider)),
-            None => Box::new(BuiltinPlanner::new()),
-        }),
-    };
+    let mut driver = driver_of(&args, &settings)?;
 
     // Data: calibration / feedback / holdout, disjoint.
     let inputs = crate::commands::inputs::model_inputs(&model, &args.input_shape)?;
@@ -262,7 +230,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     let seed = Some(args.seed);
     let (calibration_images, feedback_images) =
-        split_sizes(dataset.len(), args.calib_samples, args.feedback_samples);
+        profagent_workbench::split_sizes(dataset.len(), args.calib_samples, args.feedback_samples);
     if (calibration_images, feedback_images) != (args.calib_samples, args.feedback_samples) {
         eprintln!(
             "note: {} holds {} samples, too few for {} calibration + {} feedback images and a holdout; using {calibration_images} + {feedback_images} and the rest ({}) as holdout",
@@ -282,36 +250,19 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     )?;
     // One builder for every command's calibration batches: at the model's fixed batch when it
     // has one (a batch-1 export gets batches of 1 instead of failing every static probe).
-    let calibration =
-        profagent_data::calibration_batches(&calibration_set, &inputs, CALIBRATION_BATCH)?;
+    let calibration = profagent_data::calibration_batches(
+        &calibration_set,
+        &inputs,
+        profagent_workbench::CALIBRATION_BATCH,
+    )?;
 
-    let runtime = profagent_runtime::open_runtime(profagent_runtime::RuntimeKind::Ort)
-        .map_err(|e| RuntimeFailure(e.into()))?;
-    let mut bench = profagent_workbench::OrtBench {
-        runtime,
-        session: profagent_runtime::SessionOptions {
-            threads: args.threads,
-            ..Default::default()
-        },
-        feedback,
-        holdout,
+    let mut bench = bench_of(
+        &args,
+        &model,
+        [feedback, holdout],
         calibration,
-        eval: profagent_data::EvalOptions {
-            batch_size: 64,
-            latency_batches: vec![1],
-            warmup_runs: 5,
-            timed_runs: 30,
-            ..Default::default()
-        },
-        runtime_name: args.runtime.clone(),
-        reference: model.to_bytes(),
-        reference_logits: [None, None],
-        compare: profagent_runtime::CompareSettings {
-            time_cap: std::time::Duration::from_secs_f64(args.compare_seconds.max(1.0)),
-            ..Default::default()
-        },
-        inputs: inputs.clone(),
-    };
+        inputs.clone(),
+    )?;
     // Ctrl-C while the data loaded: nothing measured yet, no run directory made.
     if profagent_onnx::progress::stop_requested() {
         eprintln!("interrupted before the run started: nothing written");
@@ -442,14 +393,80 @@ impl profagent_agent::compressor::Progress for LoopProgress {
     }
 }
 
-/// Calibration and feedback slice sizes: as asked when the data has room for them plus a
-/// holdout at least as large as the feedback slice, else 20 % / 40 % / 40 % of the data.
-fn split_sizes(samples: usize, calibration: usize, feedback: usize) -> (usize, usize) {
-    if calibration + 2 * feedback <= samples {
-        (calibration, feedback)
-    } else {
-        (samples / 5, samples * 2 / 5)
+/// The workbench of the run: ONNX Runtime with `--threads`, the three slices, the input model
+/// as the reference of every evaluation, and the timing settings.
+fn bench_of(
+    args: &Args,
+    model: &profagent_onnx::Model,
+    [feedback, holdout]: [profagent_data::Dataset; 2],
+    calibration: Vec<profagent_workbench::Batch>,
+    inputs: Vec<profagent_runtime::IoInfo>,
+) -> anyhow::Result<profagent_workbench::OrtBench> {
+    let runtime = profagent_runtime::open_runtime(profagent_runtime::RuntimeKind::Ort)
+        .map_err(|e| RuntimeFailure(e.into()))?;
+    Ok(profagent_workbench::OrtBench {
+        runtime,
+        session: profagent_runtime::SessionOptions {
+            threads: args.threads,
+            ..Default::default()
+        },
+        feedback,
+        holdout,
+        calibration,
+        eval: profagent_data::EvalOptions {
+            batch_size: 64,
+            latency_batches: vec![1],
+            warmup_runs: 5,
+            timed_runs: 30,
+            ..Default::default()
+        },
+        runtime_name: args.runtime.clone(),
+        reference: model.to_bytes(),
+        reference_logits: [None, None],
+        compare: profagent_runtime::CompareSettings {
+            time_cap: std::time::Duration::from_secs_f64(args.compare_seconds.max(1.0)),
+            ..Default::default()
+        },
+        inputs,
+    })
+}
+
+/// The budget from the flags, each checked (a bad value is bad input, named).
+fn budget_of(args: &Args) -> anyhow::Result<Budget> {
+    // Without labels no top-1 is measured: only --min-cosine decides, and the accuracy
+    // budget is the whole scale (checked against the data's labels once it is open).
+    let max_acc_drop = args.max_acc_drop.unwrap_or(NO_ACCURACY_BOUND);
+    if !(max_acc_drop >= 0.0 && max_acc_drop.is_finite()) {
+        anyhow::bail!("--max-acc-drop must be a number of points ≥ 0, got {max_acc_drop}");
     }
+    let budget = Budget {
+        max_acc_drop,
+        target_latency_ms: args.target_latency,
+        target_memory_bytes: args.target_memory.map(|mb| (mb * 1e6) as u64),
+        target_speedup: args.target_speedup,
+        target_macs_fraction: args.target_macs,
+        min_cosine: args.min_cosine,
+    };
+    if let Some(f) = args.target_macs {
+        if !(f > 0.0 && f <= 1.0) {
+            anyhow::bail!(
+                "--target-macs is a fraction of the input model's MACs in (0, 1], got {f}"
+            );
+        }
+    }
+    Ok(budget)
+}
+
+/// What plans the rounds: a recorded run followed again (`--replay`: the recorded answers are
+/// its planner), an LLM, or the built-in planner.
+fn driver_of(args: &Args, settings: &LlmSettings) -> anyhow::Result<Driver> {
+    Ok(match args.replay.as_deref() {
+        Some(dir) => Driver::Replay(Box::new(ReplayScript::read(dir)?)),
+        None => Driver::Plan(match settings.build()? {
+            Some(provider) => Box::new(AnalysisAgent::new(provider)),
+            None => Box::new(BuiltinPlanner::new()),
+        }),
+    })
 }
 
 /// The round table and the final comparison, on stdout (stderr when `to_stderr`).

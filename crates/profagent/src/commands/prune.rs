@@ -139,12 +139,6 @@ pub struct Args {
     pub min_cosine: Option<f64>,
 }
 
-/// Without `--min-cosine`, a pruned model whose mean output cosine to the original is below
-/// this is still written, with a warning: its outputs have moved far enough that accuracy is
-/// lost. The bundled resnet20 (88.0 % top-1 on the 300 bundled images) pruned without
-/// fine-tuning: cosine 0.97 kept 84.3 %, 0.93 kept 83.0 %, 0.86 fell to 70.0 %, 0.58 to 42.0 %.
-pub const PRUNE_WARN_COSINE: f64 = 0.9;
-
 /// What `prune --json` writes: the library report (its fields at the top level, as before)
 /// with the pre-write check and the fidelity warning, if any.
 #[derive(serde::Serialize)]
@@ -154,7 +148,8 @@ struct Summary<'a> {
     /// The output check on the target runtime (absent with --check-runtime none).
     #[serde(skip_serializing_if = "Option::is_none")]
     check: Option<&'a crate::commands::check::CheckOutcome>,
-    /// Set when the outputs moved far from the original's (cosine below `PRUNE_WARN_COSINE`).
+    /// Set when the outputs moved far from the original's (cosine below
+    /// `profagent_workbench::check::PRUNE_WARN_COSINE`).
     fidelity_warning: Option<String>,
 }
 
@@ -255,10 +250,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut source = calibration
         .as_ref()
         .zip(runtime.as_deref())
-        .map(|(c, runtime)| BatchActivations {
-            runtime,
-            session: &session,
-            batches: &c.batches,
+        .map(|(c, runtime)| {
+            BatchActivations::new(runtime, &session, &c.batches)
+                .labelled("gathering calibration activations")
         });
     let (pruned, report) = match source.as_mut() {
         Some(s) => prune(&model, &spec, Some(s as &mut dyn ActivationSource)),
@@ -294,7 +288,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     }
     pruned.save(&output, ExternalData::Auto)?;
-    let fidelity_warning = check.as_ref().and_then(fidelity_warning);
+    let fidelity_warning = check.as_ref().and_then(|c| c.prune_warning());
     if !json_to_stdout {
         print_report(&report);
         if let Some(check) = &check {
@@ -314,19 +308,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         super::write_json(path, &serde_json::to_string_pretty(&summary)?)?;
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// The warning for a pruned model written without `--min-cosine` whose outputs moved far from
-/// the original's (NaN counts as far; the check refuses non-finite outputs before this).
-fn fidelity_warning(check: &crate::commands::check::CheckOutcome) -> Option<String> {
-    let cosine = check.report.cosine;
-    if cosine >= PRUNE_WARN_COSINE {
-        return None;
-    }
-    Some(format!(
-        "the pruned model's outputs moved far from the original (cosine {cosine:.3} on {} {} samples, below {PRUNE_WARN_COSINE}): fine-tune it or prune less; --min-cosine C refuses such a model",
-        check.samples, check.inputs
-    ))
 }
 
 fn print_report(report: &PruneReport) {

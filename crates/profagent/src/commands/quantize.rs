@@ -7,12 +7,16 @@ use std::time::Instant;
 use anyhow::Context;
 use profagent_onnx::{ExternalData, Model, OutputGuard};
 use profagent_quant::{
-    quantize, ActivationType, Batch, Calibration, Mode, QuantReport, QuantSpec, Selection, Target,
+    quantize, ActivationType, Calibration, Mode, QuantReport, QuantSpec, Selection, Target,
 };
 use profagent_runtime::FusionReport;
+use profagent_runtime::{open_runtime, RuntimeKind, SessionOptions};
 use profagent_workbench::signedness::{
     quantize_auto as quantize_auto_measured, ActivationChoice, SignednessError, Timing,
 };
+use profagent_workbench::{Batch, BatchActivations};
+
+use crate::exit::RuntimeFailure;
 
 /// Quantize an ONNX model (dynamic int8, static int8 QDQ, or int4 weight-only).
 ///
@@ -161,15 +165,6 @@ pub struct Args {
     pub check_samples: usize,
 }
 
-/// Smallest output cosine to the float model a quantized model may have on the check runtime.
-pub fn min_cosine(mode: Mode) -> f64 {
-    match mode {
-        Mode::Dynamic => 0.99,
-        Mode::Static => 0.98,
-        Mode::Int4 => 0.95,
-    }
-}
-
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
 pub enum ModeArg {
     Dynamic,
@@ -220,7 +215,29 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             (quantized, report, Some(choice))
         }
         _ => {
-            let (quantized, report) = quantize(&model, &spec, batches.as_deref())
+            // Static ranges come through the activation seam, run on ONNX Runtime within the
+            // output budget.
+            let runtime = match &batches {
+                Some(_) => {
+                    Some(open_runtime(RuntimeKind::Ort).map_err(|e| RuntimeFailure(e.into()))?)
+                }
+                None => None,
+            };
+            let session = SessionOptions::default();
+            let mut source = batches
+                .as_deref()
+                .zip(runtime.as_deref())
+                .map(|(b, runtime)| {
+                    BatchActivations::new(runtime, &session, b)
+                        .within(profagent_workbench::activations::OUTPUT_BUDGET_BYTES)
+                        .labelled("calibrating static quantization")
+                });
+            let calibration: Option<&mut dyn profagent_onnx::ActivationSource> =
+                match source.as_mut() {
+                    Some(s) => Some(s),
+                    None => None,
+                };
+            let (quantized, report) = quantize(&model, &spec, calibration)
                 .with_context(|| format!("cannot quantize {}", args.model.display()))?;
             (quantized, report, None)
         }
@@ -237,25 +254,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         _ => Vec::new(),
     };
-    let check_inputs = if !held_out.is_empty() {
-        Some(crate::commands::check::CheckInputs {
-            batches: &held_out,
-            origin: if spec.mode == Mode::Static {
-                "real held-out (not used for calibration)"
-            } else {
-                "real"
-            },
-            samples: args.check_samples,
-        })
-    } else {
-        batches
-            .as_deref()
-            .map(|b| crate::commands::check::CheckInputs {
-                batches: b,
-                origin: "real calibration (no others in the data)",
-                samples: args.check_samples,
-            })
-    };
+    let check_inputs = crate::commands::check::CheckInputs::for_quantization(
+        spec.mode,
+        &held_out,
+        batches.as_deref(),
+        args.check_samples,
+    );
     let check = crate::commands::check::check_rewrite(
         args.check_runtime,
         &model,
@@ -263,7 +267,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         check_inputs,
         &args.input_shape,
         crate::commands::check::Floor {
-            min_cosine: min_cosine(spec.mode),
+            min_cosine: profagent_workbench::check::quant_min_cosine(spec.mode),
             what: "quantized",
             remedy: "The runtime may mis-execute this rewrite, or the rewrite is too aggressive: exclude the layers involved, try another mode, or pass --check-runtime none to write it anyway",
         },
