@@ -188,46 +188,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut driver = driver_of(&args, &settings)?;
 
     // Data: calibration / feedback / holdout, disjoint.
-    let inputs = crate::commands::inputs::model_inputs(&model, &args.input_shape)?;
-    let resolved = crate::commands::inputs::preprocess(
-        Some(args.preprocess.as_str()),
-        &args.model,
-        &inputs,
-        Some(&args.data),
-    )?;
-    let (preprocess, preset) = (resolved.preprocess, resolved.origin);
-    let mut dataset = crate::commands::inputs::open_dataset(
-        &args.data,
-        &preprocess,
-        &args.model,
-        &inputs,
-        &args.text,
-    )?;
-    if let Some(classes) = &args.classes {
-        dataset = dataset.with_classes(classes)?;
-    }
-    if !dataset.has_labels() && args.min_cosine.is_none() {
-        anyhow::bail!(
-            "{} has no labels, so top-1 cannot be measured: pass --min-cosine (e.g. 0.999) to bound how far the outputs may move from the input model's instead",
-            args.data.display()
-        );
-    }
-    if args.max_acc_drop.is_none() && dataset.has_labels() {
-        anyhow::bail!(
-            "{} has labels: pass --max-acc-drop POINTS (the largest top-1 drop allowed) along with --min-cosine",
-            args.data.display()
-        );
-    }
-    // Class folders that cannot be matched to the model's classes stop here, before any
-    // measurement, rather than scoring near 0 % (the evaluation would refuse them too).
-    let (_, outputs) = profagent_runtime::onnx_io::graph_io(model.graph());
-    if let Some(classes) = outputs
-        .first()
-        .and_then(|o| o.shape.last().copied().flatten())
-        .filter(|_| dataset.has_labels())
-    {
-        dataset.class_indices(classes)?;
-    }
+    let (inputs, preset, dataset) = open_data(&args, &model)?;
     let seed = Some(args.seed);
     let (calibration_images, feedback_images) =
         profagent_workbench::split_sizes(dataset.len(), args.calib_samples, args.feedback_samples);
@@ -339,6 +300,59 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(crate::exit::INTERRUPTED));
     }
     Ok(ExitCode::from(if met { OK } else { BUDGET_NOT_MET }))
+}
+
+/// The model's inputs, the preprocessing announced and the dataset with its classes matched,
+/// checked against the budget (labels need `--max-acc-drop`, unlabelled data `--min-cosine`).
+fn open_data(
+    args: &Args,
+    model: &profagent_onnx::Model,
+) -> anyhow::Result<(
+    Vec<profagent_runtime::IoInfo>,
+    String,
+    profagent_data::Dataset,
+)> {
+    let inputs = crate::commands::inputs::model_inputs(model, &args.input_shape)?;
+    let resolved = crate::commands::inputs::preprocess(
+        Some(args.preprocess.as_str()),
+        &args.model,
+        &inputs,
+        Some(&args.data),
+    )?;
+    let (preprocess, preset) = (resolved.preprocess, resolved.origin);
+    let mut dataset = crate::commands::inputs::open_dataset(
+        &args.data,
+        &preprocess,
+        &args.model,
+        &inputs,
+        &args.text,
+    )?;
+    if let Some(classes) = &args.classes {
+        dataset = dataset.with_classes(classes)?;
+    }
+    if !dataset.has_labels() && args.min_cosine.is_none() {
+        anyhow::bail!(
+            "{} has no labels, so top-1 cannot be measured: pass --min-cosine (e.g. 0.999) to bound how far the outputs may move from the input model's instead",
+            args.data.display()
+        );
+    }
+    if args.max_acc_drop.is_none() && dataset.has_labels() {
+        anyhow::bail!(
+            "{} has labels: pass --max-acc-drop POINTS (the largest top-1 drop allowed) along with --min-cosine",
+            args.data.display()
+        );
+    }
+    // Class folders that cannot be matched to the model's classes stop here, before any
+    // measurement, rather than scoring near 0 % (the evaluation would refuse them too).
+    let (_, outputs) = profagent_runtime::onnx_io::graph_io(model.graph());
+    if let Some(classes) = outputs
+        .first()
+        .and_then(|o| o.shape.last().copied().flatten())
+        .filter(|_| dataset.has_labels())
+    {
+        dataset.class_indices(classes)?;
+    }
+    Ok((inputs, preset, dataset))
 }
 
 /// What plans the rounds: a planner, or a recorded run followed again.
