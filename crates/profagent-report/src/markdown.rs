@@ -93,34 +93,8 @@ fn summary(out: &mut String, report: &RunReport) {
     let overview = tables::overview(report);
     key_value_list(out, &overview);
     if let Some(result) = &report.final_result {
-        let mut headline = Vec::new();
-        let images = result.holdout_final.as_ref().map(|e| e.images).unwrap_or(0);
-        match result.acc_drop {
-            Some(drop) => headline.push(format!(
-                "top-1 {}",
-                format::change(drop, result.drop_interval.as_ref(), images)
-            )),
-            None if report.baseline.top1.is_none() => {
-                headline.push("no labels: accuracy not measured, judged on output fidelity".into())
-            }
-            None => {}
-        }
-        match (&result.speed, result.speedup) {
-            (Some(speed), _) => headline.push(format::speed(speed)),
-            (None, Some(speedup)) if speedup >= 1.0 => {
-                headline.push(format!("{speedup:.2}x faster (no interval)"))
-            }
-            (None, Some(speedup)) => headline.push(format!(
-                "{speedup:.2}x, i.e. {:.2}x slower (no interval)",
-                1.0 / speedup.max(f64::MIN_POSITIVE)
-            )),
-            (None, None) => {}
-        }
-        if let Some(reduction) = result.size_reduction {
-            headline.push(format!("{:.0} % smaller", reduction * 100.0));
-        }
-        if !headline.is_empty() {
-            let _ = writeln!(out, "\n**Result: {}.**", headline.join("; "));
+        if let Some(line) = tables::result_line(report) {
+            let _ = writeln!(out, "\n**Result: {line}.**");
         }
         for note in &result.fallback {
             let _ = writeln!(out, "\n> Note: {}", one_line(note));

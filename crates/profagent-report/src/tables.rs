@@ -63,6 +63,9 @@ pub fn overview(report: &RunReport) -> Table {
             "Outcome".into(),
             format!("budget {met} ({})", result.stop_reason),
         ]);
+        if let Some(line) = result_line(report) {
+            table.push(vec!["Result".into(), line]);
+        }
         table.push(vec!["Final model".into(), result.model_path.clone()]);
     } else {
         table.push(vec![
@@ -82,6 +85,40 @@ pub fn overview(report: &RunReport) -> Table {
         ]);
     }
     table
+}
+
+/// The final model against the input in one line (top-1 change, speed, size), every ratio in
+/// words ("1.6x slower"), with its interval: the Markdown headline and the overview's Result
+/// row, so the two cannot disagree.
+pub fn result_line(report: &RunReport) -> Option<String> {
+    let result = report.final_result.as_ref()?;
+    let mut headline = Vec::new();
+    let images = result.holdout_final.as_ref().map(|e| e.images).unwrap_or(0);
+    match result.acc_drop {
+        Some(drop) => headline.push(format!(
+            "top-1 {}",
+            format::change(drop, result.drop_interval.as_ref(), images)
+        )),
+        None if report.baseline.top1.is_none() => {
+            headline.push("no labels: accuracy not measured, judged on output fidelity".into())
+        }
+        None => {}
+    }
+    match (&result.speed, result.speedup) {
+        (Some(speed), _) => headline.push(format::speed(speed)),
+        (None, Some(speedup)) if speedup >= 1.0 => {
+            headline.push(format!("{speedup:.2}x faster (no interval)"))
+        }
+        (None, Some(speedup)) => headline.push(format!(
+            "{speedup:.2}x, i.e. {:.2}x slower (no interval)",
+            1.0 / speedup.max(f64::MIN_POSITIVE)
+        )),
+        (None, None) => {}
+    }
+    if let Some(reduction) = result.size_reduction {
+        headline.push(format!("{:.0} % smaller", reduction * 100.0));
+    }
+    (!headline.is_empty()).then(|| headline.join("; "))
 }
 
 pub fn budget_text(report: &RunReport) -> String {

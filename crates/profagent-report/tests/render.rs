@@ -410,3 +410,70 @@ fn minimal_report_renders() {
         "no per-layer section without per-layer data"
     );
 }
+
+/// The text of the element that starts at the first `marker` (up to its closing `</{tag}>`).
+fn element_after<'a>(dom: &'a str, marker: &str, tag: &str) -> Option<&'a str> {
+    let start = dom.find(marker)?;
+    let end = dom[start..].find(&format!("</{tag}>"))?;
+    Some(&dom[start..start + end])
+}
+
+/// Issue 22: a run whose final model is slower than its input says "slower" in the headline
+/// card and in the overview, never "faster", as Chromium renders the page; and no element
+/// calls a mode the fastest unless its probe measured the highest speedup.
+#[test]
+fn a_slower_final_model_reads_slower_in_headless_chromium() {
+    let Some(chromium) = chromium() else {
+        eprintln!(
+            "skipped: /usr/bin/chromium not found (apt-get install -y chromium, or set CHROMIUM)"
+        );
+        return;
+    };
+    let mut report = example_report();
+    let result = report.final_result.as_mut().unwrap();
+    let speed = result.speed.as_mut().unwrap();
+    speed.speedup.value = 0.62;
+    speed.speedup.low = 0.58;
+    speed.speedup.high = 0.66;
+    speed.candidate_ms.value = speed.reference_ms / 0.62;
+    result.speedup = Some(0.62);
+    result.budget_met = false;
+    let dir = tempfile::tempdir().unwrap();
+    let written = write_reports(dir.path(), &report).unwrap();
+    let dom = run_chromium(
+        &chromium,
+        &written.html,
+        &dir.path().join("profile-slower"),
+        &["--dump-dom".into()],
+    );
+    let card = element_after(&dom, "Speed vs input, batch 1", "div")
+        .and_then(|_| {
+            let at = dom.find("Speed vs input, batch 1")?;
+            let value = dom[at..].find("class=\"value")?;
+            element_after(&dom[at + value..], "class=\"value", "div")
+        })
+        .expect("the speed card");
+    assert!(card.contains("slower"), "headline card: {card}");
+    assert!(!card.contains("faster"), "headline card: {card}");
+    let overview = element_after(&dom, "<section id=\"overview\">", "section").unwrap();
+    assert!(
+        overview.contains("slower") && !overview.contains("x faster"),
+        "overview: {overview}"
+    );
+    // "fastest" only next to the mode whose probe measured the highest speedup.
+    let fastest = report
+        .quant_probes
+        .iter()
+        .filter(|p| p.error.is_none())
+        .max_by(|a, b| a.speedup.total_cmp(&b.speedup))
+        .map(|p| p.mode.to_string())
+        .unwrap();
+    for (at, _) in dom.match_indices("fastest") {
+        let sentence_start = dom[..at].rfind(['>', '.']).map_or(0, |i| i + 1);
+        let sentence = &dom[sentence_start..at + "fastest".len() + 40.min(dom.len() - at - 7)];
+        assert!(
+            sentence.to_lowercase().contains(&fastest),
+            "'fastest' not about the fastest probe ({fastest}): {sentence}"
+        );
+    }
+}
