@@ -48,7 +48,10 @@ impl<'a, T> View<'a, T> {
 /// `c[.. m×n, row stride rsc] = alpha·A·B + beta·c` for f32 (`A` m×k, `B` k×n).
 fn sgemm(alpha: f32, a: View<f32>, b: View<f32>, beta: f32, c: &mut [f32], rsc: usize) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
-    assert!(b.rows == k && a.in_bounds() && b.in_bounds(), "sgemm operands");
+    assert!(
+        b.rows == k && a.in_bounds() && b.in_bounds(),
+        "sgemm operands"
+    );
     assert!(m == 0 || n == 0 || (rsc >= n && (m - 1) * rsc + n <= c.len()));
     if m == 0 || n == 0 || k == 0 {
         return;
@@ -80,7 +83,10 @@ fn sgemm(alpha: f32, a: View<f32>, b: View<f32>, beta: f32, c: &mut [f32], rsc: 
 /// `c[.. m×n, row stride rsc] = alpha·A·B + beta·c` for f64 (`A` m×k, `B` k×n).
 fn dgemm(alpha: f64, a: View<f64>, b: View<f64>, beta: f64, c: &mut [f64], rsc: usize) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
-    assert!(b.rows == k && a.in_bounds() && b.in_bounds(), "dgemm operands");
+    assert!(
+        b.rows == k && a.in_bounds() && b.in_bounds(),
+        "dgemm operands"
+    );
     assert!(m == 0 || n == 0 || (rsc >= n && (m - 1) * rsc + n <= c.len()));
     if m == 0 || n == 0 || k == 0 {
         return;
@@ -469,7 +475,13 @@ pub fn solve_ridge(
 /// Ridge least squares from normal equations: `(G + Λ) W = C` for `W` (`n × m`), `G` the
 /// `n×n` Gram matrix of the inputs, `C = XᵀY` (`n × m`, row-major) against the targets `Y`,
 /// `Λ` the ridge on every feature but `unpenalised`. `None` when not positive definite.
-pub fn solve_normal(gram: &[f64], n: usize, unpenalised: &[usize], cross: &[f64], m: usize) -> Option<Vec<f64>> {
+pub fn solve_normal(
+    gram: &[f64],
+    n: usize,
+    unpenalised: &[usize],
+    cross: &[f64],
+    m: usize,
+) -> Option<Vec<f64>> {
     let all: Vec<usize> = (0..n).collect();
     let (l, _) = factor_kept(gram, n, &all, unpenalised)?;
     let mut b = cross.to_vec();

@@ -202,7 +202,11 @@ fn gram_matches_the_dense_product_across_tiles_and_blocks() {
         for j in (0..n).step_by(7) {
             let want: f64 = data.iter().map(|r| r[i] as f64 * r[j] as f64).sum();
             // f32 products summed in f32 over at most ROW_BLOCK rows.
-            assert!((m[i * n + j] - want).abs() < 1e-4, "({i},{j}): {} vs {want}", m[i * n + j]);
+            assert!(
+                (m[i * n + j] - want).abs() < 1e-4,
+                "({i},{j}): {} vs {want}",
+                m[i * n + j]
+            );
         }
     }
 }

@@ -107,6 +107,11 @@ impl Job {
     }
 }
 
+/// Weight/bias deltas (original shapes) keyed by (node, input slot).
+pub type Deltas = HashMap<(usize, usize), Vec<f32>>;
+/// Makes the pruned model with the given deltas applied (sequential reconstruction runs it).
+pub type Rebuild<'a> = dyn Fn(&Deltas) -> Result<Model> + 'a;
+
 /// Where reconstruction spent its time (seconds of wall time) and how many passes over the
 /// calibration data it made.
 #[derive(Debug, Default, Clone, Serialize)]
@@ -124,7 +129,7 @@ pub struct ReconstructTiming {
 /// the layers it refitted, and where its time went.
 #[derive(Debug, Default)]
 pub struct Reconstruction {
-    pub deltas: HashMap<(usize, usize), Vec<f32>>,
+    pub deltas: Deltas,
     pub layers: Vec<String>,
     pub timing: ReconstructTiming,
 }
@@ -473,7 +478,7 @@ pub fn reconstruct(
     removed: &HashMap<String, Vec<usize>>,
     source: &mut dyn ActivationSource,
     target: ReconstructTarget,
-    rebuild: &dyn Fn(&HashMap<(usize, usize), Vec<f32>>) -> Result<Model>,
+    rebuild: &Rebuild<'_>,
     warnings: &mut Vec<String>,
 ) -> Result<Reconstruction> {
     let jobs = jobs(model, groups, removed, warnings)?;
@@ -523,18 +528,16 @@ pub fn reconstruct(
 /// The result of refitting one consumer.
 enum Outcome {
     /// Weight and bias deltas in the original shapes.
-    Fit { weight: Vec<f32>, bias: Vec<f32> },
+    Fit {
+        weight: Vec<f32>,
+        bias: Vec<f32>,
+    },
     Singular,
     NoRows,
 }
 
 /// Adds one consumer's outcome to `out` (a warning when it was not refitted).
-fn record(
-    out: &mut Reconstruction,
-    job: &Job,
-    outcome: Outcome,
-    warnings: &mut Vec<String>,
-) {
+fn record(out: &mut Reconstruction, job: &Job, outcome: Outcome, warnings: &mut Vec<String>) {
     match outcome {
         Outcome::Fit { weight, bias } => {
             out.deltas.insert((job.node, job.weight_slot), weight);
@@ -600,12 +603,7 @@ impl Weights {
 
     /// Deltas from a solution over the `kept` features: `solution(p, o)` is the new value of
     /// kept feature `kept[p]` for output `o`.
-    fn deltas(
-        &self,
-        job: &Job,
-        kept: &[usize],
-        solution: impl Fn(usize, usize) -> f64,
-    ) -> Outcome {
+    fn deltas(&self, job: &Job, kept: &[usize], solution: impl Fn(usize, usize) -> f64) -> Outcome {
         let features = job.channels * job.kernel_len();
         let mut weight = vec![0f32; self.weights.len()];
         let mut bias = vec![0f32; job.outputs];
@@ -641,7 +639,11 @@ fn fit_independent(model: &Model, job: &Job, gram: Gram) -> Result<Outcome> {
     let gram = gram.finish();
     let w = Weights::load(model, job)?;
     let kept = job.kept();
-    let unpenalised: Vec<usize> = if w.bias.is_some() { vec![n - 1] } else { vec![] };
+    let unpenalised: Vec<usize> = if w.bias.is_some() {
+        vec![n - 1]
+    } else {
+        vec![]
+    };
     let targets: Vec<Vec<f64>> = (0..job.outputs)
         .map(|o| (0..n).map(|f| w.get(job, o, f)).collect())
         .collect();
@@ -669,7 +671,11 @@ fn fit_normal(model: &Model, job: &Job, mut gram: Gram) -> Result<Outcome> {
             kept.len()
         )));
     }
-    let unpenalised: Vec<usize> = if w.bias.is_some() { vec![n - 1] } else { vec![] };
+    let unpenalised: Vec<usize> = if w.bias.is_some() {
+        vec![n - 1]
+    } else {
+        vec![]
+    };
     let m = job.outputs;
     let Some(solution) = solve_normal(&gram, n, &unpenalised, &cross, m) else {
         return Ok(Outcome::Singular);

@@ -6,15 +6,15 @@
 //! pass of the dense model stores `Y` (f32, `ROWS_PER_SAMPLE` rows per sample and consumer);
 //! then one pass of the pruned model per wave accumulates `X̃ᵀX̃` and `X̃ᵀY`, running only the
 //! part of the graph the wave's inputs need (`truncated`).
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
 use profagent_onnx::{GraphIndex, Model, Patch};
 use rayon::prelude::*;
 
 use super::{
-    fit_normal, inputs_of, passes, picks, record, streamed, Job, Layout,
-    Reconstruction, RowSink, Weights, ROWS_PER_SAMPLE,
+    fit_normal, inputs_of, passes, picks, record, streamed, Job, Layout, Rebuild, Reconstruction,
+    RowSink, Weights, ROWS_PER_SAMPLE,
 };
 use crate::calibrate::{expose_values, ActivationSource};
 use crate::error::{PruneError, Result};
@@ -45,11 +45,10 @@ impl RowSink for Paired<'_> {
 fn waves<'j>(model: &Model, jobs: &[&'j Job]) -> Result<Vec<Vec<&'j Job>>> {
     let graph = model.graph();
     let index = GraphIndex::new(graph)?;
-    let is_job: HashMap<usize, ()> = jobs.iter().map(|j| (j.node, ())).collect();
+    let is_job: HashSet<usize> = jobs.iter().map(|j| j.node).collect();
     let mut reach = vec![0usize; graph.node.len()];
-    let upstream = |reach: &[usize], value: &str| {
-        index.producer.get(value).map_or(0, |&(p, _)| reach[p])
-    };
+    let upstream =
+        |reach: &[usize], value: &str| index.producer.get(value).map_or(0, |&(p, _)| reach[p]);
     for &ni in &index.topo {
         let r = graph.node[ni]
             .input
@@ -57,7 +56,7 @@ fn waves<'j>(model: &Model, jobs: &[&'j Job]) -> Result<Vec<Vec<&'j Job>>> {
             .map(|v| upstream(&reach, v))
             .max()
             .unwrap_or(0);
-        reach[ni] = r + usize::from(is_job.contains_key(&ni));
+        reach[ni] = r + usize::from(is_job.contains(&ni));
     }
     let mut by_level: Vec<Vec<&Job>> = Vec::new();
     for &job in jobs {
@@ -185,7 +184,7 @@ pub(super) fn reconstruct(
     model: &Model,
     jobs: &[&Job],
     source: &mut dyn ActivationSource,
-    rebuild: &dyn Fn(&HashMap<(usize, usize), Vec<f32>>) -> Result<Model>,
+    rebuild: &Rebuild<'_>,
     warnings: &mut Vec<String>,
 ) -> Result<Reconstruction> {
     let mut out = Reconstruction::default();

@@ -108,7 +108,11 @@ pub struct Args {
     /// one pass over --calib) or `sequential` (layer after layer on the pruned model's own
     /// inputs to the dense outputs, which also corrects upstream error; one pass per layer
     /// wave). docs/benchmarks.md compares them.
-    #[arg(long, default_value = "independent", value_name = "independent|sequential")]
+    #[arg(
+        long,
+        default_value = "independent",
+        value_name = "independent|sequential"
+    )]
     pub reconstruct: ReconstructTarget,
 
     /// Re-estimate BatchNorm running statistics on --calib data after pruning (off by default:
