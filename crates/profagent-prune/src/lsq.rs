@@ -45,7 +45,8 @@ impl<'a, T> View<'a, T> {
     }
 }
 
-/// `c[.. m×n, row stride rsc] = alpha·A·B + beta·c` for f32 (`A` m×k, `B` k×n).
+/// `c[.. m×n, row stride rsc] = alpha·A·B + beta·c` for f32 (`A` m×k, `B` k×n); with `k = 0`
+/// it leaves `c` as it is (callers pass `beta = 1` whenever `k` can be 0).
 fn sgemm(alpha: f32, a: View<f32>, b: View<f32>, beta: f32, c: &mut [f32], rsc: usize) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     assert!(
@@ -80,7 +81,8 @@ fn sgemm(alpha: f32, a: View<f32>, b: View<f32>, beta: f32, c: &mut [f32], rsc: 
     }
 }
 
-/// `c[.. m×n, row stride rsc] = alpha·A·B + beta·c` for f64 (`A` m×k, `B` k×n).
+/// `c[.. m×n, row stride rsc] = alpha·A·B + beta·c` for f64 (`A` m×k, `B` k×n); `k = 0` as
+/// in `sgemm`.
 fn dgemm(alpha: f64, a: View<f64>, b: View<f64>, beta: f64, c: &mut [f64], rsc: usize) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     assert!(

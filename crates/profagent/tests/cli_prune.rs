@@ -360,7 +360,10 @@ fn reconstruct_sequential_refits_in_waves_and_bad_targets_are_refused() {
         if target == "independent" {
             assert_eq!(passes, 1, "{json}");
         } else {
-            assert!(passes > 2, "sequential refits layer waves one pass each: {json}");
+            assert!(
+                passes > 2,
+                "sequential refits layer waves one pass each: {json}"
+            );
         }
         let mut names: Vec<String> = json["reconstructed"]
             .as_array()
