@@ -1,15 +1,21 @@
 //! Fusion coverage in the profile: the runtime's `FusionReport` (which quantized nodes run as
 //! int8 kernels, which stay float between dequantize and quantize, which layout ops were
 //! inserted) merged into the layers, and its text for the terminal.
+#[cfg(feature = "measured")]
 use std::collections::BTreeMap;
 
+#[cfg(feature = "measured")]
 use profagent_runtime::{FusionReport, KernelPrecision};
 
-use crate::types::{LayerKernels, Profile};
+use crate::types::LayerKernels;
+#[cfg(feature = "measured")]
+use crate::types::Profile;
 
+#[cfg(feature = "measured")]
 /// How many layer names a line of the text lists before it says how many there are in all.
 const LISTED_LAYERS: usize = 40;
 
+#[cfg(feature = "measured")]
 /// Stores `report` in `profile` and fills each layer's `kernels` from its quantized nodes.
 pub fn merge_fusion(profile: &mut Profile, report: &FusionReport) {
     let mut by_layer: BTreeMap<&str, LayerKernels> = BTreeMap::new();
@@ -43,6 +49,7 @@ pub fn kernels_cell(kernels: &LayerKernels) -> String {
     cell
 }
 
+#[cfg(feature = "measured")]
 /// The fusion lines of `profile profile` (empty when the model has no quantized nodes or
 /// fusion was not measured): the summary, the layers per int8 kernel, and the float islands.
 pub fn render_fusion(profile: &Profile) -> String {
@@ -88,6 +95,7 @@ pub fn render_fusion(profile: &Profile) -> String {
     out
 }
 
+#[cfg(feature = "measured")]
 fn listed(names: &[&str]) -> String {
     let mut text = names
         .iter()

@@ -19,6 +19,7 @@ pub mod types;
 #[cfg(feature = "measured")]
 pub use dynamic::{merge_measured, render_measurement, Measurement};
 pub use error::{ProfileError, Result};
+#[cfg(feature = "measured")]
 pub use fusion::{merge_fusion, render_fusion};
 pub use rank::{assign_latency_ranks, latency_order, RANK_TIE_TOLERANCE};
 pub use static_cost::{static_profile, ProfileOptions};

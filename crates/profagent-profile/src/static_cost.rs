@@ -131,6 +131,7 @@ pub fn static_profile(model: &Model, options: &ProfileOptions) -> Result<Profile
         coverage,
         #[cfg(feature = "measured")]
         measurement: None,
+        #[cfg(feature = "measured")]
         fusion: None,
     })
 }

@@ -24,6 +24,8 @@ pub struct Profile {
     pub measurement: Option<crate::dynamic::Measurement>,
     /// Which quantized nodes the runtime runs as int8 kernels after its own graph
     /// optimisation (absent for a static-only profile or a runtime that cannot show it).
+    /// Only with the `measured` feature.
+    #[cfg(feature = "measured")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fusion: Option<profagent_runtime::FusionReport>,
 }

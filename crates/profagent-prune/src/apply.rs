@@ -51,6 +51,9 @@ pub struct PruneReport {
     pub biases_corrected: usize,
     /// Layers whose weights were refitted on calibration data (layer-wise reconstruction).
     pub reconstructed: Vec<String>,
+    /// Where reconstruction spent its time (absent when it did not run).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reconstruct_timing: Option<crate::reconstruct::ReconstructTiming>,
     pub warnings: Vec<String>,
 }
 
@@ -225,18 +228,29 @@ pub fn prune(
     };
     let mut corrections = corrections;
     let mut reconstructed = Vec::new();
+    let mut reconstruct_timing = None;
     if spec.reconstruct && !chosen.is_empty() {
         if let Some(source) = reborrow(&mut calib) {
+            // The pruned model with the bias corrections and the deltas fitted so far
+            // (sequential reconstruction runs it).
+            let rebuild = |deltas: &HashMap<(usize, usize), Vec<f32>>| {
+                let mut all = corrections.clone();
+                all.extend(deltas.iter().map(|(k, v)| (*k, v.clone())));
+                Ok(rewrite(model, &chosen, &removed_by_group, &all)?.0)
+            };
             let fit = crate::reconstruct::reconstruct(
                 model,
                 &chosen,
                 &removed_by_group,
                 source,
+                spec.reconstruct_target,
+                &rebuild,
                 &mut warnings,
             )?;
             // A refitted layer's bias already absorbs the removed channels' mean.
             corrections.extend(fit.deltas);
             reconstructed = fit.layers;
+            reconstruct_timing = Some(fit.timing);
         }
     }
     let biases_corrected = corrections
@@ -265,6 +279,7 @@ pub fn prune(
         bn_recalibrated,
         biases_corrected,
         reconstructed,
+        reconstruct_timing,
         warnings,
     };
     Ok((pruned, report))

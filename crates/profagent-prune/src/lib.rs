@@ -14,6 +14,7 @@ pub mod error;
 pub mod group;
 pub mod heads;
 pub mod importance;
+pub mod lsq;
 pub mod reconstruct;
 pub mod repair;
 pub mod spec;
@@ -26,5 +27,6 @@ pub use calibrate::{
 };
 pub use error::{PruneError, Result};
 pub use group::{Group, GroupKind, GroupStatus};
-pub use spec::{Importance, KeepRule, PruneSpec, RatioRule};
+pub use reconstruct::ReconstructTiming;
+pub use spec::{Importance, KeepRule, PruneSpec, RatioRule, ReconstructTarget};
 pub use walk::analyze;

@@ -13,30 +13,40 @@
 //! through `ActivationSource::visit_values` (at most `ROWS_PER_SAMPLE` rows per sample and
 //! batch, so a Conv costs `(C_in·k·k + 1)²` numbers, never its activations); the normal
 //! equations `(G_KK + λI) W' = G_K· W` are solved by Cholesky. `λ = RIDGE · trace(G_KK)/|K|`.
-//! Targets are the dense model's inputs ("independent" reconstruction); upstream consumers
-//! are themselves fitted to dense outputs, so each layer sees inputs close to the dense ones.
+//! Two targets (`ReconstructTarget`): `independent` fits each layer on the dense model's
+//! inputs (one pass over the data for every consumer); `sequential` fits the layers in
+//! topological waves on the pruned model's own inputs (already-refitted upstream layers
+//! included) against the dense model's outputs, which also corrects the error accumulated
+//! upstream (`sequential.rs`; one pass per wave).
+//!
+//! Cost: the Gram updates and solves are blocked f32/f64 matrix products (`lsq`); the
+//! consumers of one pass are solved in parallel. `ReconstructTiming` says where time went.
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::Instant;
 
 use profagent_onnx::{attr, tensor, GraphIndex, Model};
+use rayon::prelude::*;
+use serde::Serialize;
 
 use crate::calibrate::ActivationSource;
 use crate::error::{PruneError, Result};
 use crate::group::{Group, SliceRole};
 use crate::importance::find_tensor;
+use crate::lsq::{solve_normal, solve_ridge, Gram};
 use crate::repair::bias_slot;
+pub use crate::spec::ReconstructTarget;
 use crate::walk::layer_name;
+
+mod sequential;
 
 /// Rows (Conv output positions or tokens) sampled per calibration sample and consumer.
 pub const ROWS_PER_SAMPLE: usize = 32;
-/// Ridge strength relative to the mean diagonal of the kept Gram block.
-pub const RIDGE: f64 = 1e-5;
+pub use crate::lsq::RIDGE;
 /// Gram matrices accumulated in one pass over the calibration data (bytes); more consumers
 /// take more passes.
 pub const GRAM_BUDGET_BYTES: usize = 512 << 20;
 /// Consumers with more input features than this (Gram of 512 MiB) are not reconstructed.
 pub const MAX_FEATURES: usize = 8192;
-/// Rows gathered before one Gram update (amortises the passes over the matrix).
-const ROW_BLOCK: usize = 64;
 
 /// How a consumer turns its input into rows of features.
 #[derive(Debug, Clone)]
@@ -83,14 +93,45 @@ impl Job {
     fn features(&self) -> usize {
         self.channels * self.kernel_len() + usize::from(self.bias.is_some())
     }
+
+    /// Features kept after pruning (indices into `0..features()`, the bias column last).
+    fn kept(&self) -> Vec<usize> {
+        let kk = self.kernel_len();
+        let mut kept: Vec<usize> = (0..self.channels * kk)
+            .filter(|f| !self.removed.contains(&(f / kk)))
+            .collect();
+        if self.bias.is_some() {
+            kept.push(self.channels * kk);
+        }
+        kept
+    }
+}
+
+/// Weight/bias deltas (original shapes) keyed by (node, input slot).
+pub type Deltas = HashMap<(usize, usize), Vec<f32>>;
+/// Makes the pruned model with the given deltas applied (sequential reconstruction runs it).
+pub type Rebuild<'a> = dyn Fn(&Deltas) -> Result<Model> + 'a;
+
+/// Where reconstruction spent its time (seconds of wall time) and how many passes over the
+/// calibration data it made.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct ReconstructTiming {
+    pub passes: usize,
+    /// Running the model on the runtime (calibration batches, exposed activations).
+    pub runtime_s: f64,
+    /// Sampling rows (im2col) and Gram/cross-product updates.
+    pub gram_s: f64,
+    /// Cholesky factorisations and triangular solves.
+    pub solve_s: f64,
 }
 
 /// What reconstruction did: weight/bias deltas (original shapes) keyed by (node, input slot),
-/// the layers it refitted, and warnings (layers left to bias correction, with the reason).
+/// the layers it refitted, and where its time went.
 #[derive(Debug, Default)]
 pub struct Reconstruction {
-    pub deltas: HashMap<(usize, usize), Vec<f32>>,
+    pub deltas: Deltas,
     pub layers: Vec<String>,
+    pub timing: ReconstructTiming,
 }
 
 /// The consumers of the removed units that reconstruction can refit, and a warning per
@@ -263,74 +304,6 @@ fn job_for(
     Ok(job)
 }
 
-/// Accumulates the upper triangle of `XᵀX` (f64) from rows of features.
-struct Gram {
-    n: usize,
-    matrix: Vec<f64>,
-    block: Vec<f64>,
-    pending: usize,
-    rows: u64,
-}
-
-impl Gram {
-    fn new(n: usize) -> Self {
-        Gram {
-            n,
-            matrix: vec![0.0; n * n],
-            block: vec![0.0; ROW_BLOCK * n],
-            pending: 0,
-            rows: 0,
-        }
-    }
-
-    /// The next row to fill (zeroed).
-    fn row(&mut self) -> &mut [f64] {
-        if self.pending == ROW_BLOCK {
-            self.flush();
-        }
-        let n = self.n;
-        let row = &mut self.block[self.pending * n..(self.pending + 1) * n];
-        row.fill(0.0);
-        self.pending += 1;
-        self.rows += 1;
-        row
-    }
-
-    fn flush(&mut self) {
-        let n = self.n;
-        let rows = &self.block[..self.pending * n];
-        for i in 0..n {
-            let mut a = [0.0; ROW_BLOCK];
-            for (r, v) in a.iter_mut().enumerate().take(self.pending) {
-                *v = rows[r * n + i];
-            }
-            let target = &mut self.matrix[i * n + i..(i + 1) * n];
-            for (r, &ar) in a.iter().enumerate().take(self.pending) {
-                if ar == 0.0 {
-                    continue;
-                }
-                let src = &rows[r * n + i..(r + 1) * n];
-                for (t, &x) in target.iter_mut().zip(src) {
-                    *t += ar * x;
-                }
-            }
-        }
-        self.pending = 0;
-    }
-
-    /// The full symmetric matrix.
-    fn finish(mut self) -> Vec<f64> {
-        self.flush();
-        let n = self.n;
-        for i in 0..n {
-            for j in 0..i {
-                self.matrix[i * n + j] = self.matrix[j * n + i];
-            }
-        }
-        self.matrix
-    }
-}
-
 /// Evenly spaced picks of at most `cap` out of `total`, starting at an offset that moves
 /// with `batch` so successive batches sample different positions.
 fn picks(total: usize, cap: usize, batch: usize) -> impl Iterator<Item = usize> {
@@ -339,10 +312,36 @@ fn picks(total: usize, cap: usize, batch: usize) -> impl Iterator<Item = usize> 
     (offset..total).step_by(stride)
 }
 
-/// Adds one batch of `job`'s input (`dims`, row-major `data`) to its Gram matrix.
+/// Where sampled rows go: a Gram matrix, or a Gram matrix paired with stored targets.
+trait RowSink {
+    /// The next row to fill (zeroed), `None` when the sink can take no more.
+    fn next_row(&mut self) -> Option<&mut [f32]>;
+}
+
+impl RowSink for Gram {
+    fn next_row(&mut self) -> Option<&mut [f32]> {
+        Some(self.row())
+    }
+}
+
+/// Output size of one convolution axis.
+fn conv_span(size: usize, k: usize, s: usize, p0: usize, p1: usize, d: usize) -> usize {
+    let padded = size + p0 + p1;
+    let reach = d * (k - 1) + 1;
+    if padded < reach {
+        0
+    } else {
+        (padded - reach) / s + 1
+    }
+}
+
+/// Samples rows of one batch of `job`'s input (`dims`, row-major `data`, `channels` input
+/// channels: all of them in the dense model, the kept ones in the pruned model) into `sink`:
+/// features `channel·k·k + position`, then 1 for the bias column.
 fn accumulate(
     job: &Job,
-    gram: &mut Gram,
+    channels: usize,
+    sink: &mut dyn RowSink,
     dims: &[usize],
     data: &[f32],
     batch: usize,
@@ -355,25 +354,23 @@ fn accumulate(
         ));
     }
     let bias = job.bias.is_some();
-    let n = gram.n;
+    let unpaired = || format!("calibration rows of '{}' do not pair up", job.layer);
     match &job.layout {
         Layout::Linear => {
             let c = *dims.last().unwrap_or(&0);
-            if c != job.channels || dims.len() < 2 {
+            if c != channels || dims.len() < 2 {
                 return Err(format!(
-                    "input of '{}' has shape {dims:?}, expected {} channels last",
-                    job.layer, job.channels
+                    "input of '{}' has shape {dims:?}, expected {channels} channels last",
+                    job.layer
                 ));
             }
             let total = data.len() / c;
             let cap = ROWS_PER_SAMPLE * dims[0];
             for r in picks(total, cap, batch) {
-                let row = gram.row();
-                for (t, &x) in row.iter_mut().zip(&data[r * c..(r + 1) * c]) {
-                    *t = x as f64;
-                }
+                let row = sink.next_row().ok_or_else(unpaired)?;
+                row[..c].copy_from_slice(&data[r * c..(r + 1) * c]);
                 if bias {
-                    row[n - 1] = 1.0;
+                    row[c] = 1.0;
                 }
             }
         }
@@ -389,30 +386,21 @@ fn accumulate(
                     job.layer
                 ));
             };
-            if c != job.channels {
+            if c != channels {
                 return Err(format!(
-                    "input of '{}' has {c} channels, its weight expects {}",
-                    job.layer, job.channels
+                    "input of '{}' has {c} channels, expected {channels}",
+                    job.layer
                 ));
             }
-            let span = |size: usize, k: usize, s: usize, p0: usize, p1: usize, d: usize| {
-                let padded = size + p0 + p1;
-                let reach = d * (k - 1) + 1;
-                if padded < reach {
-                    0
-                } else {
-                    (padded - reach) / s + 1
-                }
-            };
-            let ho = span(h, kernel[0], strides[0], pads[0], pads[2], dilations[0]);
-            let wo = span(w, kernel[1], strides[1], pads[1], pads[3], dilations[1]);
+            let ho = conv_span(h, kernel[0], strides[0], pads[0], pads[2], dilations[0]);
+            let wo = conv_span(w, kernel[1], strides[1], pads[1], pads[3], dilations[1]);
             let kk = kernel[0] * kernel[1];
             let total = batch_size * ho * wo;
             let cap = ROWS_PER_SAMPLE * batch_size;
             for pos in picks(total, cap, batch) {
                 let (img, rest) = (pos / (ho * wo), pos % (ho * wo));
                 let (oy, ox) = (rest / wo, rest % wo);
-                let row = gram.row();
+                let row = sink.next_row().ok_or_else(unpaired)?;
                 for ky in 0..kernel[0] {
                     let y = (oy * strides[0] + ky * dilations[0]) as isize - pads[0] as isize;
                     if y < 0 || y >= h as isize {
@@ -424,14 +412,14 @@ fn accumulate(
                             continue;
                         }
                         let p = ky * kernel[1] + kx;
+                        let base = img * c * h * w + y as usize * w + x as usize;
                         for ch in 0..c {
-                            let v = data[((img * c + ch) * h + y as usize) * w + x as usize];
-                            row[ch * kk + p] = v as f64;
+                            row[ch * kk + p] = data[base + ch * h * w];
                         }
                     }
                 }
                 if bias {
-                    row[n - 1] = 1.0;
+                    row[c * kk] = 1.0;
                 }
             }
         }
@@ -439,396 +427,273 @@ fn accumulate(
     Ok(())
 }
 
-/// Dot product with four partial sums (lets the compiler use SIMD lanes).
-fn dot(a: &[f64], b: &[f64]) -> f64 {
-    let mut acc = [0.0; 4];
-    let (ca, cb) = (a.chunks_exact(4), b.chunks_exact(4));
-    let (ra, rb) = (ca.remainder(), cb.remainder());
-    for (x, y) in ca.zip(cb) {
-        for l in 0..4 {
-            acc[l] += x[l] * y[l];
+/// Groups `jobs` into passes whose Gram matrices fit `GRAM_BUDGET_BYTES` together.
+fn passes<'j>(jobs: &[&'j Job]) -> Vec<Vec<&'j Job>> {
+    let mut passes: Vec<Vec<&Job>> = Vec::new();
+    let mut bytes = 0;
+    for &job in jobs {
+        let need = job.features() * job.features() * 8;
+        match passes.last_mut() {
+            Some(p) if bytes + need <= GRAM_BUDGET_BYTES => p.push(job),
+            _ => {
+                passes.push(vec![job]);
+                bytes = 0;
+            }
         }
+        bytes += need;
     }
-    let tail: f64 = ra.iter().zip(rb).map(|(x, y)| x * y).sum();
-    acc[0] + acc[1] + acc[2] + acc[3] + tail
+    passes
 }
 
-/// In-place Cholesky of a symmetric positive definite `n×n` matrix (lower triangle, rows
-/// contiguous); false when it is not positive definite.
-fn cholesky(a: &mut [f64], n: usize) -> bool {
-    for j in 0..n {
-        let row_j = &mut a[j * n..(j + 1) * n];
-        let d = row_j[j] - dot(&row_j[..j], &row_j[..j]);
-        if d.is_nan() || d <= 0.0 {
-            return false;
-        }
-        let d = d.sqrt();
-        row_j[j] = d;
-        for i in j + 1..n {
-            let (upper, lower) = a.split_at_mut(i * n);
-            let row_j = &upper[j * n..j * n + j];
-            let row_i = &mut lower[..n];
-            row_i[j] = (row_i[j] - dot(&row_i[..j], row_j)) / d;
+/// The distinct inputs of `jobs`, in order.
+fn inputs_of(jobs: &[&Job]) -> Vec<String> {
+    let mut values: Vec<String> = Vec::new();
+    for job in jobs {
+        if !values.contains(&job.input) {
+            values.push(job.input.clone());
         }
     }
-    true
+    values
 }
 
-/// Solves `L Lᵀ x = b` in place, `L` from `cholesky`; both sweeps read rows of `L`.
-fn cholesky_solve(l: &[f64], n: usize, b: &mut [f64]) {
-    for i in 0..n {
-        let row = &l[i * n..i * n + i];
-        b[i] = (b[i] - dot(row, &b[..i])) / l[i * n + i];
-    }
-    for i in (0..n).rev() {
-        b[i] /= l[i * n + i];
-        let x = b[i];
-        let row = &l[i * n..i * n + i];
-        for (bk, &lik) in b[..i].iter_mut().zip(row) {
-            *bk -= lik * x;
+/// A calibration error, or the warning that the source cannot stream (reconstruction is then
+/// skipped): `Ok(true)` to go on, `Ok(false)` to stop without reconstruction.
+fn streamed(visited: std::result::Result<(), String>, warnings: &mut Vec<String>) -> Result<bool> {
+    match visited {
+        Ok(()) => Ok(true),
+        Err(e) if e.contains("cannot stream") => {
+            warnings.push(format!("no reconstruction: {e}"));
+            Ok(false)
         }
+        Err(e) => Err(PruneError::Calibration(e)),
     }
 }
 
-/// Ridge least squares from a Gram matrix: for each column `t` of `targets` (`n × m`, the
-/// original weights over every feature), the weights over `kept` features minimising
-/// `||X t − X_K w||² + λ||w||²`; `unpenalised` features (the bias column) get no ridge.
-/// `None` when the system is not positive definite.
-pub fn solve_ridge(
-    gram: &[f64],
-    n: usize,
-    kept: &[usize],
-    unpenalised: &[usize],
-    targets: &[Vec<f64>],
-) -> Option<Vec<Vec<f64>>> {
-    let k = kept.len();
-    let mut a = vec![0.0; k * k];
-    for (r, &i) in kept.iter().enumerate() {
-        for (c, &j) in kept.iter().enumerate() {
-            a[r * k + c] = gram[i * n + j];
-        }
-    }
-    let penalised: Vec<usize> = (0..k)
-        .filter(|&r| !unpenalised.contains(&kept[r]))
-        .collect();
-    let trace: f64 = penalised.iter().map(|&r| a[r * k + r]).sum();
-    let lambda = RIDGE * trace / penalised.len().max(1) as f64;
-    let lambda = if lambda > 0.0 { lambda } else { RIDGE };
-    for &r in &penalised {
-        a[r * k + r] += lambda;
-    }
-    if !cholesky(&mut a, k) {
-        return None;
-    }
-    // A x = G_K· t = A t_K + G_KR t_R − Λ t_K, so x = t_K + A⁻¹ (G_KR t_R − Λ t_K): the
-    // right-hand side only reads the removed features' columns.
-    let mut is_kept = vec![false; n];
-    for &i in kept {
-        is_kept[i] = true;
-    }
-    let removed: Vec<usize> = (0..n).filter(|&i| !is_kept[i]).collect();
-    let mut ridge = vec![0.0; k];
-    for &r in &penalised {
-        ridge[r] = lambda;
-    }
-    let mut out = Vec::with_capacity(targets.len());
-    for t in targets {
-        let t_removed: Vec<f64> = removed.iter().map(|&j| t[j]).collect();
-        let mut b: Vec<f64> = kept
-            .iter()
-            .enumerate()
-            .map(|(r, &i)| {
-                let row = &gram[i * n..(i + 1) * n];
-                let cross: f64 = removed
-                    .iter()
-                    .zip(&t_removed)
-                    .map(|(&j, w)| row[j] * w)
-                    .sum();
-                cross - ridge[r] * t[i]
-            })
-            .collect();
-        cholesky_solve(&a, k, &mut b);
-        for (x, &i) in b.iter_mut().zip(kept) {
-            *x += t[i];
-        }
-        if b.iter().any(|v| !v.is_finite()) {
-            return None;
-        }
-        out.push(b);
-    }
-    Some(out)
-}
-
-/// Refits every consumer of the removed units on calibration data from `source`.
+/// Refits every consumer of the removed units on calibration data from `source`, against the
+/// dense model's inputs (`Independent`) or in waves on the pruned model's own inputs
+/// (`Sequential`; `rebuild` turns the deltas fitted so far into that pruned model).
 pub fn reconstruct(
     model: &Model,
     groups: &[&Group],
     removed: &HashMap<String, Vec<usize>>,
     source: &mut dyn ActivationSource,
+    target: ReconstructTarget,
+    rebuild: &Rebuild<'_>,
     warnings: &mut Vec<String>,
 ) -> Result<Reconstruction> {
     let jobs = jobs(model, groups, removed, warnings)?;
-    let mut out = Reconstruction::default();
-    // Passes over the calibration data, each within the Gram budget.
-    let mut passes: Vec<Vec<&Job>> = Vec::new();
-    let mut bytes = 0;
-    for job in &jobs {
-        let need = job.features() * job.features() * 8;
-        if passes.is_empty() || bytes + need > GRAM_BUDGET_BYTES {
-            passes.push(Vec::new());
-            bytes = 0;
-        }
-        bytes += need;
-        if let Some(p) = passes.last_mut() {
-            p.push(job);
-        }
+    let refs: Vec<&Job> = jobs.iter().collect();
+    if target == ReconstructTarget::Sequential {
+        return sequential::reconstruct(model, &refs, source, rebuild, warnings);
     }
+    let mut out = Reconstruction::default();
     let step = profagent_onnx::progress::step(
         "reconstructing pruned layers",
-        Some(jobs.len() as u64),
+        Some(refs.len() as u64),
         "layers",
     );
     let mut refitted = 0;
-    for pass in passes {
-        let mut values: Vec<String> = Vec::new();
-        for job in &pass {
-            if !values.contains(&job.input) {
-                values.push(job.input.clone());
-            }
-        }
+    for pass in passes(&refs) {
+        let values = inputs_of(&pass);
         let mut grams: Vec<Gram> = pass.iter().map(|j| Gram::new(j.features())).collect();
         let mut batches = vec![0usize; values.len()];
+        let mut gram_s = 0.0;
+        let start = Instant::now();
         let visited = source.visit_values(model, &values, &mut |vi, dims, data| {
+            let t = Instant::now();
             let value = values.get(vi).ok_or("unknown value index")?;
             for (job, gram) in pass.iter().zip(grams.iter_mut()) {
                 if &job.input == value {
-                    accumulate(job, gram, dims, data, batches[vi])?;
+                    accumulate(job, job.channels, gram, dims, data, batches[vi])?;
                 }
             }
             batches[vi] += 1;
+            gram_s += t.elapsed().as_secs_f64();
             Ok(())
         });
-        if let Err(e) = visited {
-            if e.contains("cannot stream") {
-                warnings.push(format!("no reconstruction: {e}"));
-                return Ok(Reconstruction::default());
-            }
-            return Err(PruneError::Calibration(e));
+        out.timing.passes += 1;
+        out.timing.gram_s += gram_s;
+        out.timing.runtime_s += start.elapsed().as_secs_f64() - gram_s;
+        if !streamed(visited, warnings)? {
+            return Ok(Reconstruction::default());
         }
-        for (job, gram) in pass.into_iter().zip(grams) {
+        let start = Instant::now();
+        let fits: Vec<(&Job, Result<Outcome>)> = pass
+            .into_par_iter()
+            .zip(grams)
+            .map(|(job, gram)| (job, fit_independent(model, job, gram)))
+            .collect();
+        out.timing.solve_s += start.elapsed().as_secs_f64();
+        for (job, fit) in fits {
             refitted += 1;
             step.set(refitted);
-            if gram.rows == 0 {
-                warnings.push(format!(
-                    "layer '{}' was not reconstructed (no calibration rows)",
-                    job.layer
-                ));
-                continue;
-            }
-            refit(model, job, gram.finish(), &mut out, warnings)?;
+            record(&mut out, job, fit?, warnings);
         }
     }
     Ok(out)
 }
 
-/// Solves one consumer and records its weight and bias deltas.
-fn refit(
-    model: &Model,
-    job: &Job,
-    gram: Vec<f64>,
-    out: &mut Reconstruction,
-    warnings: &mut Vec<String>,
-) -> Result<()> {
-    let graph = model.graph();
-    let layer_error =
-        |reason: String| PruneError::InvalidResult(format!("{}: {reason}", job.layer));
-    let w = find_tensor(graph, &job.weight)
-        .ok_or_else(|| layer_error(format!("weight '{}' not found", job.weight)))?;
-    let weights = tensor::to_f32(w)?;
-    let kk = job.kernel_len();
-    let n = job.features();
-    let features = job.channels * kk;
-    // Flat index of W[o, feature] in the weight tensor.
-    let at = |o: usize, f: usize| -> usize {
-        if job.in_axis == 0 {
-            f * job.outputs + o
-        } else {
-            o * features + f
-        }
-    };
-    if weights.len() != job.outputs * features {
-        return Err(layer_error(format!(
-            "weight '{}' has {} values, expected {}",
-            job.weight,
-            weights.len(),
-            job.outputs * features
-        )));
-    }
-    let bias = match job.bias {
-        Some((bn, slot)) => {
-            let name = &graph.node[bn].input[slot];
-            let t = find_tensor(graph, name)
-                .ok_or_else(|| layer_error(format!("bias '{name}' not found")))?;
-            Some(tensor::to_f32(t)?)
-        }
-        None => None,
-    };
-    let mut kept: Vec<usize> = (0..features)
-        .filter(|f| !job.removed.contains(&(f / kk)))
-        .collect();
-    let unpenalised: Vec<usize> = if bias.is_some() { vec![n - 1] } else { vec![] };
-    kept.extend(&unpenalised);
-    let targets: Vec<Vec<f64>> = (0..job.outputs)
-        .map(|o| {
-            let mut t: Vec<f64> = (0..features).map(|f| weights[at(o, f)] as f64).collect();
-            if let Some(b) = &bias {
-                t.push(b[o] as f64);
+/// The result of refitting one consumer.
+enum Outcome {
+    /// Weight and bias deltas in the original shapes.
+    Fit {
+        weight: Vec<f32>,
+        bias: Vec<f32>,
+    },
+    Singular,
+    NoRows,
+}
+
+/// Adds one consumer's outcome to `out` (a warning when it was not refitted).
+fn record(out: &mut Reconstruction, job: &Job, outcome: Outcome, warnings: &mut Vec<String>) {
+    match outcome {
+        Outcome::Fit { weight, bias } => {
+            out.deltas.insert((job.node, job.weight_slot), weight);
+            if let Some(slot) = job.bias {
+                out.deltas.insert(slot, bias);
             }
-            t
-        })
-        .collect();
-    let Some(solution) = solve_ridge(&gram, n, &kept, &unpenalised, &targets) else {
-        warnings.push(format!(
+            out.layers.push(job.layer.clone());
+        }
+        Outcome::Singular => warnings.push(format!(
             "layer '{}' was not reconstructed (its calibration Gram matrix is singular); bias correction only",
             job.layer
-        ));
-        return Ok(());
-    };
-    let mut weight_delta = vec![0f32; weights.len()];
-    let mut bias_delta = vec![0f32; job.outputs];
-    for (o, x) in solution.iter().enumerate() {
-        for (&f, &v) in kept.iter().zip(x) {
-            if f < features {
-                weight_delta[at(o, f)] = (v - weights[at(o, f)] as f64) as f32;
-            } else if let Some(b) = &bias {
-                bias_delta[o] = (v - b[o] as f64) as f32;
+        )),
+        Outcome::NoRows => warnings.push(format!(
+            "layer '{}' was not reconstructed (no calibration rows)",
+            job.layer
+        )),
+    }
+}
+
+/// A consumer's original weights and bias.
+struct Weights {
+    pub weights: Vec<f32>,
+    pub bias: Option<Vec<f32>>,
+}
+
+impl Weights {
+    fn load(model: &Model, job: &Job) -> Result<Self> {
+        let graph = model.graph();
+        let layer_error =
+            |reason: String| PruneError::InvalidResult(format!("{}: {reason}", job.layer));
+        let w = find_tensor(graph, &job.weight)
+            .ok_or_else(|| layer_error(format!("weight '{}' not found", job.weight)))?;
+        let weights = tensor::to_f32(w)?;
+        let features = job.channels * job.kernel_len();
+        if weights.len() != job.outputs * features {
+            return Err(layer_error(format!(
+                "weight '{}' has {} values, expected {}",
+                job.weight,
+                weights.len(),
+                job.outputs * features
+            )));
+        }
+        let bias = match job.bias {
+            Some((bn, slot)) => {
+                let name = &graph.node[bn].input[slot];
+                let t = find_tensor(graph, name)
+                    .ok_or_else(|| layer_error(format!("bias '{name}' not found")))?;
+                Some(tensor::to_f32(t)?)
             }
+            None => None,
+        };
+        Ok(Weights { weights, bias })
+    }
+
+    /// The original value of feature `f` (the bias column last) for output `o`.
+    fn get(&self, job: &Job, o: usize, f: usize) -> f64 {
+        let features = job.channels * job.kernel_len();
+        match &self.bias {
+            Some(b) if f == features => b[o] as f64,
+            _ => self.weights[at(job, o, f)] as f64,
         }
     }
-    out.deltas.insert((job.node, job.weight_slot), weight_delta);
-    if let Some(slot) = job.bias {
-        out.deltas.insert(slot, bias_delta);
+
+    /// Deltas from a solution over the `kept` features: `solution(p, o)` is the new value of
+    /// kept feature `kept[p]` for output `o`.
+    fn deltas(&self, job: &Job, kept: &[usize], solution: impl Fn(usize, usize) -> f64) -> Outcome {
+        let features = job.channels * job.kernel_len();
+        let mut weight = vec![0f32; self.weights.len()];
+        let mut bias = vec![0f32; job.outputs];
+        for o in 0..job.outputs {
+            for (p, &f) in kept.iter().enumerate() {
+                let delta = (solution(p, o) - self.get(job, o, f)) as f32;
+                if f < features {
+                    weight[at(job, o, f)] = delta;
+                } else {
+                    bias[o] = delta;
+                }
+            }
+        }
+        Outcome::Fit { weight, bias }
     }
-    out.layers.push(job.layer.clone());
-    Ok(())
+}
+
+/// Flat index of `W[o, feature]` in the weight tensor.
+fn at(job: &Job, o: usize, f: usize) -> usize {
+    if job.in_axis == 0 {
+        f * job.outputs + o
+    } else {
+        o * job.channels * job.kernel_len() + f
+    }
+}
+
+/// Solves one consumer against the dense model's inputs (its own weights as the target).
+fn fit_independent(model: &Model, job: &Job, gram: Gram) -> Result<Outcome> {
+    if gram.rows == 0 {
+        return Ok(Outcome::NoRows);
+    }
+    let n = gram.n;
+    let gram = gram.finish();
+    let w = Weights::load(model, job)?;
+    let kept = job.kept();
+    let unpenalised: Vec<usize> = if w.bias.is_some() {
+        vec![n - 1]
+    } else {
+        vec![]
+    };
+    let targets: Vec<Vec<f64>> = (0..job.outputs)
+        .map(|o| (0..n).map(|f| w.get(job, o, f)).collect())
+        .collect();
+    let Some(solution) = solve_ridge(&gram, n, &kept, &unpenalised, &targets) else {
+        return Ok(Outcome::Singular);
+    };
+    Ok(w.deltas(job, &kept, |p, o| solution[o][p]))
+}
+
+/// Solves one consumer from its normal equations `(G + Λ) W = C` over the kept features
+/// (sequential targets); the bias column, last, takes no ridge.
+fn fit_normal(model: &Model, job: &Job, mut gram: Gram) -> Result<Outcome> {
+    if gram.rows == 0 {
+        return Ok(Outcome::NoRows);
+    }
+    let n = gram.n;
+    let cross = gram.take_cross();
+    let gram = gram.finish();
+    let w = Weights::load(model, job)?;
+    let kept = job.kept();
+    if kept.len() != n {
+        return Err(PruneError::InvalidResult(format!(
+            "{}: {n} features in the pruned model, {} kept",
+            job.layer,
+            kept.len()
+        )));
+    }
+    let unpenalised: Vec<usize> = if w.bias.is_some() {
+        vec![n - 1]
+    } else {
+        vec![]
+    };
+    let m = job.outputs;
+    let Some(solution) = solve_normal(&gram, n, &unpenalised, &cross, m) else {
+        return Ok(Outcome::Singular);
+    };
+    Ok(w.deltas(job, &kept, |p, o| solution[p * m + o]))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ridge_solve_matches_a_direct_solve() {
-        // Three features, the third = first + second: dropping it is exactly representable.
-        let rows: Vec<[f64; 3]> = (0..50)
-            .map(|i| {
-                let a = ((i * 37) % 11) as f64 - 5.0;
-                let b = ((i * 17) % 7) as f64 - 3.0;
-                [a, b, a + b]
-            })
-            .collect();
-        let mut gram = vec![0.0; 9];
-        for r in &rows {
-            for i in 0..3 {
-                for j in 0..3 {
-                    gram[i * 3 + j] += r[i] * r[j];
-                }
-            }
-        }
-        let target = vec![0.5, -1.0, 2.0];
-        let w = solve_ridge(&gram, 3, &[0, 1], &[], &[target]).unwrap();
-        // X t = a·(0.5 + 2) + b·(−1 + 2)
-        assert!((w[0][0] - 2.5).abs() < 1e-3, "{:?}", w);
-        assert!((w[0][1] - 1.0).abs() < 1e-3, "{:?}", w);
-    }
-
-    /// Gaussian elimination with partial pivoting on a dense copy (the reference).
-    fn direct_solve(mut a: Vec<Vec<f64>>, mut b: Vec<f64>) -> Vec<f64> {
-        let n = b.len();
-        for c in 0..n {
-            let p = (c..n)
-                .max_by(|&i, &j| a[i][c].abs().total_cmp(&a[j][c].abs()))
-                .unwrap();
-            a.swap(c, p);
-            b.swap(c, p);
-            for r in c + 1..n {
-                let f = a[r][c] / a[c][c];
-                let pivot = a[c].clone();
-                for (x, p) in a[r].iter_mut().zip(&pivot).skip(c) {
-                    *x -= f * p;
-                }
-                b[r] -= f * b[c];
-            }
-        }
-        let mut x = vec![0.0; n];
-        for i in (0..n).rev() {
-            let s: f64 = (i + 1..n).map(|k| a[i][k] * x[k]).sum();
-            x[i] = (b[i] - s) / a[i][i];
-        }
-        x
-    }
-
-    #[test]
-    fn ridge_solve_matches_dense_normal_equations() {
-        // 7 features (the last a bias column of ones), 40 pseudo-random rows; keep 4 + bias.
-        let n = 7;
-        let mut state = 12345u64;
-        let mut next = || {
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1);
-            ((state >> 33) as f64 / (1u64 << 31) as f64) - 0.5
-        };
-        let mut gram = vec![0.0; n * n];
-        for _ in 0..40 {
-            let row: Vec<f64> = (0..n)
-                .map(|i| if i == n - 1 { 1.0 } else { next() })
-                .collect();
-            for i in 0..n {
-                for j in 0..n {
-                    gram[i * n + j] += row[i] * row[j];
-                }
-            }
-        }
-        let kept = [0, 2, 3, 5, 6];
-        let target: Vec<f64> = (0..n).map(|_| next()).collect();
-        let got = solve_ridge(&gram, n, &kept, &[6], std::slice::from_ref(&target)).unwrap();
-        let penalised = [0, 2, 3, 5];
-        let lambda = RIDGE * penalised.iter().map(|&i| gram[i * n + i]).sum::<f64>()
-            / penalised.len() as f64;
-        let a: Vec<Vec<f64>> = kept
-            .iter()
-            .map(|&i| {
-                kept.iter()
-                    .map(|&j| gram[i * n + j] + if i == j && i != 6 { lambda } else { 0.0 })
-                    .collect()
-            })
-            .collect();
-        let b: Vec<f64> = kept
-            .iter()
-            .map(|&i| (0..n).map(|j| gram[i * n + j] * target[j]).sum())
-            .collect();
-        let want = direct_solve(a, b);
-        for (g, w) in got[0].iter().zip(&want) {
-            assert!((g - w).abs() < 1e-9, "{:?} vs {want:?}", got[0]);
-        }
-    }
-
-    #[test]
-    fn gram_matches_the_dense_product() {
-        let mut g = Gram::new(3);
-        let data = [[1.0, 2.0, 3.0], [-1.0, 0.5, 0.0], [2.0, 2.0, -2.0]];
-        for _ in 0..5 {
-            for r in &data {
-                g.row().copy_from_slice(r);
-            }
-        }
-        let m = g.finish();
-        for i in 0..3 {
-            for j in 0..3 {
-                let want: f64 = data.iter().map(|r| r[i] * r[j]).sum::<f64>() * 5.0;
-                assert!((m[i * 3 + j] - want).abs() < 1e-9);
-            }
-        }
-    }
 
     #[test]
     fn picks_are_bounded_and_spread() {

@@ -45,6 +45,32 @@ impl std::str::FromStr for Importance {
     }
 }
 
+/// What layer-wise reconstruction fits each refitted layer to (see `reconstruct`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ReconstructTarget {
+    /// Each layer on the dense model's inputs, to its own dense outputs (one pass).
+    #[default]
+    Independent,
+    /// Layer by layer in topological waves, on the pruned model's own inputs (earlier layers
+    /// already refitted) to the dense model's outputs: also corrects the error accumulated
+    /// upstream (one pass over the calibration data per wave).
+    Sequential,
+}
+
+impl std::str::FromStr for ReconstructTarget {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "independent" => Ok(ReconstructTarget::Independent),
+            "sequential" => Ok(ReconstructTarget::Sequential),
+            _ => Err(format!(
+                "unknown reconstruction target '{s}': use independent or sequential"
+            )),
+        }
+    }
+}
+
 /// A ratio for groups whose id or producer layer fully matches `pattern` (a regex).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RatioRule {
@@ -110,6 +136,10 @@ pub struct PruneSpec {
     /// calibration source; see `reconstruct`). Reconstructed layers take no bias correction.
     #[serde(default = "yes")]
     pub reconstruct: bool,
+    /// What reconstruction fits to: the dense inputs (independent) or the pruned model's own
+    /// inputs, layer after layer (sequential).
+    #[serde(default)]
+    pub reconstruct_target: ReconstructTarget,
 }
 
 fn one() -> usize {
@@ -134,6 +164,7 @@ impl PruneSpec {
             bias_correction: true,
             recalibrate_bn: false,
             reconstruct: true,
+            reconstruct_target: ReconstructTarget::default(),
         }
     }
 

@@ -1,12 +1,14 @@
 //! Layer-wise reconstruction on small graphs built in code, where the answer is known: the
 //! removed unit is an exact multiple of a kept one (unit 0 = 0.1 · unit 5 after ReLU), so the
 //! consumer refitted on calibration data must reproduce the dense outputs on *other* inputs,
-//! while plain pruning (with or without bias correction) cannot.
+//! while plain pruning (with or without bias correction) cannot; both reconstruction targets
+//! (independent, sequential) must. On a chain of convolutions losing real channels,
+//! sequential reconstruction must end at least as close to the dense outputs as independent.
 mod common;
 
 use profagent_onnx::builder::GraphBuilder;
 use profagent_onnx::{tensor, Model};
-use profagent_prune::{analyze, prune, GroupKind, KeepRule, PruneSpec};
+use profagent_prune::{analyze, prune, GroupKind, KeepRule, PruneSpec, ReconstructTarget};
 use profagent_runtime::Tensor;
 
 /// Reconstruction after removing an exactly redundant unit: largest output difference,
@@ -78,9 +80,14 @@ fn rel_diff(a: &[f32], b: &[f32]) -> f32 {
     diff / scale
 }
 
-/// Prunes unit 0 of the group of `kind` three ways and returns the relative output
-/// differences on held-out inputs: (plain, bias correction only, reconstruction).
-fn three_ways(model: &Model, kind: GroupKind, sample: &[usize]) -> (f32, f32, f32) {
+/// Sequential over independent reconstruction: relative RMS output error on held-out inputs,
+/// at most this ratio (sequential must be at least as close to the dense model).
+const SEQUENTIAL_MAX_ERROR_RATIO: f64 = 1.0;
+
+/// Prunes unit 0 of the group of `kind` four ways and returns the relative output
+/// differences on held-out inputs: (plain, bias correction only, independent reconstruction,
+/// sequential reconstruction).
+fn four_ways(model: &Model, kind: GroupKind, sample: &[usize]) -> (f32, f32, f32, f32) {
     let groups = analyze(model).unwrap();
     let group = groups
         .iter()
@@ -99,9 +106,15 @@ fn three_ways(model: &Model, kind: GroupKind, sample: &[usize]) -> (f32, f32, f3
         keep: group.units - 1,
     }];
     let mut results = Vec::new();
-    for (bias_correction, reconstruct) in [(false, false), (true, false), (true, true)] {
+    for (bias_correction, reconstruct, target) in [
+        (false, false, ReconstructTarget::Independent),
+        (true, false, ReconstructTarget::Independent),
+        (true, true, ReconstructTarget::Independent),
+        (true, true, ReconstructTarget::Sequential),
+    ] {
         spec.bias_correction = bias_correction;
         spec.reconstruct = reconstruct;
+        spec.reconstruct_target = target;
         let mut source = common::OrtCalibration {
             batch: calib.clone(),
         };
@@ -120,7 +133,7 @@ fn three_ways(model: &Model, kind: GroupKind, sample: &[usize]) -> (f32, f32, f3
         );
         results.push(rel_diff(&dense, &common::run(&pruned, &held_out)));
     }
-    (results[0], results[1], results[2])
+    (results[0], results[1], results[2], results[3])
 }
 
 #[test]
@@ -143,11 +156,12 @@ fn conv_consumer_of_a_redundant_channel_is_reconstructed_exactly() {
     make_twin(&mut model, &w1, 0);
     make_twin(&mut model, &b1, 0);
     scale_unit0(&mut model, &w2, 1, 0.5);
-    let (plain, bias, recon) = three_ways(&model, GroupKind::Channel, &[3, 9, 9]);
-    eprintln!("conv: relative max output difference: plain {plain:.2e}, bias correction {bias:.2e}, reconstruction {recon:.2e}");
+    let (plain, bias, recon, seq) = four_ways(&model, GroupKind::Channel, &[3, 9, 9]);
+    eprintln!("conv: relative max output difference: plain {plain:.2e}, bias correction {bias:.2e}, reconstruction {recon:.2e}, sequential {seq:.2e}");
     assert!(plain > PLAIN_MIN_REL_DIFF, "plain {plain}");
     assert!(bias > PLAIN_MIN_REL_DIFF, "bias correction {bias}");
     assert!(recon < RECONSTRUCTED_MAX_REL_DIFF, "reconstruction {recon}");
+    assert!(seq < RECONSTRUCTED_MAX_REL_DIFF, "sequential {seq}");
 }
 
 #[test]
@@ -169,9 +183,72 @@ fn mlp_down_projection_of_a_redundant_unit_is_reconstructed_exactly() {
     make_twin(&mut model, &w1, 1);
     make_twin(&mut model, &b1, 0);
     scale_unit0(&mut model, &w2, 0, 0.5);
-    let (plain, bias, recon) = three_ways(&model, GroupKind::Mlp, &[5, 8]);
-    eprintln!("mlp: relative max output difference: plain {plain:.2e}, bias correction {bias:.2e}, reconstruction {recon:.2e}");
+    let (plain, bias, recon, seq) = four_ways(&model, GroupKind::Mlp, &[5, 8]);
+    eprintln!("mlp: relative max output difference: plain {plain:.2e}, bias correction {bias:.2e}, reconstruction {recon:.2e}, sequential {seq:.2e}");
     assert!(plain > PLAIN_MIN_REL_DIFF, "plain {plain}");
     assert!(bias > PLAIN_MIN_REL_DIFF, "bias correction {bias}");
     assert!(recon < RECONSTRUCTED_MAX_REL_DIFF, "reconstruction {recon}");
+    assert!(seq < RECONSTRUCTED_MAX_REL_DIFF, "sequential {seq}");
+}
+
+/// Root mean square of `a − b` over that of `a`.
+fn rel_rms(a: &[f32], b: &[f32]) -> f64 {
+    assert_eq!(a.len(), b.len());
+    let sq = |it: &mut dyn Iterator<Item = f64>| it.map(|v| v * v).sum::<f64>();
+    let diff = sq(&mut a.iter().zip(b).map(|(x, y)| (x - y) as f64));
+    (diff / sq(&mut a.iter().map(|&x| x as f64))).sqrt()
+}
+
+#[test]
+fn sequential_reconstruction_of_a_conv_chain_is_at_least_as_close_as_independent() {
+    // conv1 3→8 → ReLU → conv2 8→8 → ReLU → conv3 8→4; both inner groups lose 3 of 8
+    // channels (random weights: nothing is redundant), so conv2 and conv3 are refitted and
+    // conv3's input carries conv2's remaining error.
+    let mut b = GraphBuilder::new(17);
+    let x = b.input("input", &[-1, 3, 8, 8]);
+    let c1 = b.conv("/conv1", &x, 3, 8, 3, 1, 1);
+    let r1 = b.unary("Relu", "/relu1", &c1);
+    let c2 = b.conv("/conv2", &r1, 8, 8, 3, 1, 1);
+    let r2 = b.unary("Relu", "/relu2", &c2);
+    let _ = b.conv("/conv3", &r2, 8, 4, 3, 1, 1);
+    b.graph.node.last_mut().unwrap().output[0] = "out".into();
+    b.output("out", &[-1, 4, 8, 8]);
+    let model = b.finish();
+    let groups = analyze(&model).unwrap();
+    let keep: Vec<KeepRule> = groups
+        .iter()
+        .filter(|g| g.kind == GroupKind::Channel && g.is_prunable())
+        .map(|g| KeepRule {
+            group: g.id.clone(),
+            keep: g.units - 3,
+        })
+        .collect();
+    assert_eq!(keep.len(), 2, "conv1's and conv2's channels are prunable");
+    let mut data = GraphBuilder::new(101);
+    let calib = Tensor::f32(vec![96, 3, 8, 8], data.rand_vec(96 * 192, 1.0));
+    let held_out = Tensor::f32(vec![32, 3, 8, 8], data.rand_vec(32 * 192, 1.0));
+    let dense = common::run(&model, &held_out);
+    let mut spec = PruneSpec::uniform(0.0);
+    spec.protect_first_and_last = false;
+    spec.keep = keep;
+    let mut error = |reconstruct: bool, target: ReconstructTarget| {
+        spec.reconstruct = reconstruct;
+        spec.reconstruct_target = target;
+        let mut source = common::OrtCalibration {
+            batch: calib.clone(),
+        };
+        let (pruned, report) = prune(&model, &spec, Some(&mut source)).unwrap();
+        let want = if reconstruct { 2 } else { 0 };
+        assert_eq!(report.reconstructed.len(), want, "{:?}", report.warnings);
+        rel_rms(&dense, &common::run(&pruned, &held_out))
+    };
+    let bias_only = error(false, ReconstructTarget::Independent);
+    let independent = error(true, ReconstructTarget::Independent);
+    let sequential = error(true, ReconstructTarget::Sequential);
+    eprintln!("conv chain, relative RMS output error on held-out inputs: bias correction {bias_only:.4}, independent {independent:.4}, sequential {sequential:.4}");
+    assert!(independent < bias_only, "{independent} vs {bias_only}");
+    assert!(
+        sequential <= independent * SEQUENTIAL_MAX_ERROR_RATIO,
+        "sequential {sequential} vs independent {independent}"
+    );
 }

@@ -336,3 +336,48 @@ fn prune_patterns_accept_the_re_prefix_of_quantize() {
         groups(&["--ratio", "0.5", "--protect", "layer1\\..*"])
     );
 }
+
+/// Issue 19: `--reconstruct sequential` refits the same layers as the default (independent)
+/// in several passes over the calibration data (one per wave of layers) and reports them;
+/// an unknown target is bad input (exit 2, naming the choices).
+#[test]
+fn reconstruct_sequential_refits_in_waves_and_bad_targets_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut layers = Vec::new();
+    for target in ["independent", "sequential"] {
+        let out = prune_resnet20(
+            dir.path(),
+            &["--ratio", "0.1", "--reconstruct", target, "--json", "-"],
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(json["spec"]["reconstruct_target"], target, "{json}");
+        let passes = json["reconstruct_timing"]["passes"].as_u64().unwrap();
+        if target == "independent" {
+            assert_eq!(passes, 1, "{json}");
+        } else {
+            assert!(
+                passes > 2,
+                "sequential refits layer waves one pass each: {json}"
+            );
+        }
+        let mut names: Vec<String> = json["reconstructed"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_string())
+            .collect();
+        names.sort();
+        layers.push(names);
+    }
+    assert_eq!(layers[0], layers[1]);
+    assert!(!layers[0].is_empty());
+    let out = prune_resnet20(dir.path(), &["--ratio", "0.1", "--reconstruct", "both"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("independent or sequential"), "{stderr}");
+}

@@ -9,6 +9,7 @@ use anyhow::{bail, Context};
 use profagent_onnx::{ExternalData, Model, OutputGuard};
 use profagent_prune::{
     analyze, prune, ActivationSource, GroupStatus, Importance, PruneReport, PruneSpec, RatioRule,
+    ReconstructTarget,
 };
 use profagent_runtime::{open_runtime, RuntimeKind, SessionOptions};
 
@@ -105,6 +106,18 @@ pub struct Args {
     /// reading removed channels are refitted by ridge least squares to their dense outputs.
     #[arg(long)]
     pub no_reconstruct: bool,
+
+    /// What the reconstruction fits: `independent` (each layer on the dense model's inputs,
+    /// one pass over --calib) or `sequential` (layer after layer on the pruned model's own
+    /// inputs to the dense outputs, which also corrects upstream error; one pass per layer
+    /// wave). docs/benchmarks-reconstruct.md compares them: independent is as accurate at a
+    /// fraction of the cost, so it is the default.
+    #[arg(
+        long,
+        default_value = "independent",
+        value_name = "independent|sequential"
+    )]
+    pub reconstruct: ReconstructTarget,
 
     /// Re-estimate BatchNorm running statistics on --calib data after pruning (off by default:
     /// small calibration sets can shift statistics learned on augmented training data).
@@ -237,6 +250,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         bias_correction: !args.no_bias_correction,
         recalibrate_bn: args.recalibrate_bn,
         reconstruct: !args.no_reconstruct,
+        reconstruct_target: args.reconstruct,
     };
     let calibration = match &args.calib {
         Some(path) => Some(Calibration::open(&args, &model, path)?),
@@ -344,6 +358,12 @@ fn print_report(report: &PruneReport) {
         report.biases_corrected,
         report.reconstructed.len()
     );
+    if let Some(t) = &report.reconstruct_timing {
+        println!(
+            "reconstruction: {} passes over the calibration data, {:.1} s running the model, {:.1} s sampling rows and Gram updates, {:.1} s solving",
+            t.passes, t.runtime_s, t.gram_s, t.solve_s
+        );
+    }
 }
 
 /// MACs at batch 1 of the original and the pruned model at the input shapes this run used
