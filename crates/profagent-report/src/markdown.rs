@@ -2,7 +2,6 @@
 //! in a terminal (column-aligned tables, short sections, no HTML).
 use std::fmt::Write;
 
-use crate::format;
 use crate::model::{RoundRecord, RunReport};
 use crate::tables::{self, Align, Table};
 
