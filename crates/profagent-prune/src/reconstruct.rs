@@ -483,15 +483,16 @@ pub fn reconstruct(
 ) -> Result<Reconstruction> {
     let jobs = jobs(model, groups, removed, warnings)?;
     let refs: Vec<&Job> = jobs.iter().collect();
-    if target == ReconstructTarget::Sequential {
-        return sequential::reconstruct(model, &refs, source, rebuild, warnings);
-    }
-    let mut out = Reconstruction::default();
+    // Both targets count refitted layers on one step.
     let step = profagent_onnx::progress::step(
         "reconstructing pruned layers",
         Some(refs.len() as u64),
         "layers",
     );
+    if target == ReconstructTarget::Sequential {
+        return sequential::reconstruct(model, &refs, source, rebuild, &step, warnings);
+    }
+    let mut out = Reconstruction::default();
     let mut refitted = 0;
     for pass in passes(&refs) {
         let values = inputs_of(&pass);

@@ -185,9 +185,11 @@ pub(super) fn reconstruct(
     jobs: &[&Job],
     source: &mut dyn ActivationSource,
     rebuild: &Rebuild<'_>,
+    step: &profagent_onnx::progress::Step,
     warnings: &mut Vec<String>,
 ) -> Result<Reconstruction> {
     let mut out = Reconstruction::default();
+    let mut refitted = 0;
     if jobs.is_empty() {
         return Ok(out);
     }
@@ -256,6 +258,8 @@ pub(super) fn reconstruct(
                 .collect();
             out.timing.solve_s += start.elapsed().as_secs_f64();
             for (job, fit) in fits {
+                refitted += 1;
+                step.set(refitted);
                 record(&mut out, job, fit?, warnings);
             }
         }
