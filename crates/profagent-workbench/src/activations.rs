@@ -47,7 +47,20 @@ impl<'a> BatchActivations<'a> {
         }
     }
 
-    /// Names the progress step ("calibrating static quantization", ...).
+    /// The quantizer's calibration: batches within `OUTPUT_BUDGET_BYTES` per run, under the
+    /// "calibrating static quantization" step (`quantize --calib`, `--activations auto` and
+    /// `compress` all read ranges this way).
+    pub fn for_quantization(
+        runtime: &'a dyn Runtime,
+        session: &'a SessionOptions,
+        batches: &'a [Batch],
+    ) -> Self {
+        Self::new(runtime, session, batches)
+            .within(OUTPUT_BUDGET_BYTES)
+            .labelled("calibrating static quantization")
+    }
+
+    /// Names the progress step ("gathering calibration activations", ...).
     pub fn labelled(mut self, label: &'static str) -> Self {
         self.label = label;
         self

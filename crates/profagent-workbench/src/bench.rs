@@ -238,10 +238,11 @@ impl Workbench for OrtBench {
             profagent_plan::QuantActivations::Int8 => profagent_quant::ActivationType::Int8,
         };
         // Static ranges stream from the calibration slice within the output budget.
-        let mut activations =
-            BatchActivations::new(self.runtime.as_ref(), &self.session, &self.calibration)
-                .within(crate::activations::OUTPUT_BUDGET_BYTES)
-                .labelled("calibrating static quantization");
+        let mut activations = BatchActivations::for_quantization(
+            self.runtime.as_ref(),
+            &self.session,
+            &self.calibration,
+        );
         let calibration: Option<&mut dyn profagent_onnx::ActivationSource> =
             if mode == profagent_quant::Mode::Static && !self.calibration.is_empty() {
                 Some(&mut activations)

@@ -11,7 +11,7 @@
 use profagent_onnx::Model;
 use profagent_quant::{ActivationType, QuantReport, QuantSpec};
 
-use crate::activations::{Batch, BatchActivations, OUTPUT_BUDGET_BYTES};
+use crate::activations::{Batch, BatchActivations};
 use profagent_runtime::{
     compare_latency, CompareSettings, ModelSource, Runtime, SessionOptions, SpeedComparison,
     SpeedVerdict, Tensor,
@@ -77,9 +77,8 @@ pub fn quantize_auto(
             activations,
             ..spec.clone()
         };
-        let mut source = BatchActivations::new(timing.runtime, timing.session, calibration)
-            .within(OUTPUT_BUDGET_BYTES)
-            .labelled("calibrating static quantization");
+        let mut source =
+            BatchActivations::for_quantization(timing.runtime, timing.session, calibration);
         profagent_quant::quantize(model, &spec, Some(&mut source)).map_err(|source| {
             SignednessError::Quantize {
                 activations: activations.name(),

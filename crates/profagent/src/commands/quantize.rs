@@ -227,11 +227,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             let mut source = batches
                 .as_deref()
                 .zip(runtime.as_deref())
-                .map(|(b, runtime)| {
-                    BatchActivations::new(runtime, &session, b)
-                        .within(profagent_workbench::activations::OUTPUT_BUDGET_BYTES)
-                        .labelled("calibrating static quantization")
-                });
+                .map(|(b, runtime)| BatchActivations::for_quantization(runtime, &session, b));
             let calibration: Option<&mut dyn profagent_onnx::ActivationSource> =
                 match source.as_mut() {
                     Some(s) => Some(s),
