@@ -70,6 +70,12 @@ pub fn request_stop() {
     STOP.store(true, Ordering::SeqCst);
 }
 
+/// Withdraws a stop request: a host that runs several commands in one process (the Python
+/// package) clears it before each, so one interrupted call does not stop the next.
+pub fn clear_stop() {
+    STOP.store(false, Ordering::SeqCst);
+}
+
 /// Whether `request_stop` was called.
 pub fn stop_requested() -> bool {
     STOP.load(Ordering::SeqCst)

@@ -28,10 +28,16 @@ impl std::error::Error for RuntimeFailure {}
 /// every key-like value is masked (an endpoint may echo the key in its error body).
 pub fn report_error(err: &anyhow::Error) -> ExitCode {
     eprintln!("error: {}", error_line(err));
+    ExitCode::from(code_of(err))
+}
+
+/// The exit code of an error: `RUNTIME_FAILURE` when wrapped in `RuntimeFailure`, else
+/// `BAD_INPUT`.
+pub fn code_of(err: &anyhow::Error) -> u8 {
     if err.downcast_ref::<RuntimeFailure>().is_some() {
-        ExitCode::from(RUNTIME_FAILURE)
+        RUNTIME_FAILURE
     } else {
-        ExitCode::from(BAD_INPUT)
+        BAD_INPUT
     }
 }
 

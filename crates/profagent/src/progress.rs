@@ -176,9 +176,10 @@ pub fn install_interrupt(on_first: OnInterrupt) {
     }
 }
 
-/// Whether Ctrl-C was pressed.
+/// Whether Ctrl-C was pressed (in the binary), or the host of an embedded run (the Python
+/// package) asked the command to stop.
 pub fn interrupted() -> bool {
-    PRESSES.load(Ordering::SeqCst) > 0
+    PRESSES.load(Ordering::SeqCst) > 0 || profagent_onnx::progress::stop_requested()
 }
 
 #[cfg(test)]
