@@ -24,7 +24,7 @@ OUT = Path("quickstart-run")
 # Small slices so the example runs in about a minute on 2 cores; the MACs target makes every
 # decision deterministic (no speed verdicts), so the CLI repeats it exactly.
 SETTINGS = dict(
-    target_macs=0.5,
+    target_macs=0.9,
     no_probe=True,
     calib_samples=16,
     feedback_samples=48,

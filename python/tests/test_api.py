@@ -27,7 +27,7 @@ IMAGES = ROOT / "examples" / "cifar10-sample"
 # The CLI test suite's deterministic compress run (crates/profagent/tests/cli_compress.rs):
 # the MACs objective (no speed verdicts), pruning only, small slices.
 COMPRESS_FLAGS = {
-    "target_macs": 0.5,
+    "target_macs": 0.9,
     "no_probe": True,
     "calib_samples": 16,
     "feedback_samples": 48,
@@ -119,14 +119,28 @@ def test_console_script_is_the_cli():
     assert missing.stderr == reference.stderr
 
 
+def static_costs(profile):
+    """A profile without its measurements: the keys that hold timings, ranks by time and
+    memory are left out of every row."""
+    measured = ("latency", "rss", "measurement")
+
+    def keep(row):
+        return {k: v for k, v in row.items() if not any(m in k for m in measured)}
+
+    return (
+        keep(profile["model"]),
+        [keep(row) for row in profile["layers"]],
+        [keep(row) for row in profile["nodes"]],
+        profile["coverage"],
+    )
+
+
 def test_profile_equals_cli(tmp_path):
     ours = profagent.profile(MODEL, runs=2, warmup=1, threads=1)
     theirs = cli_json(tmp_path, "profile", MODEL, "--runs", 2, "--warmup", 1, "--threads", 1)
-    # Static part: parameters, MACs, bytes per layer and node; the measured part has timings.
-    for key in ("model", "layers", "nodes"):
-        if key in theirs:
-            assert ours[key] == theirs[key], key
     assert set(ours) == set(theirs)
+    assert static_costs(ours) == static_costs(theirs)
+    assert ours["model"]["macs"] > 0 and len(ours["layers"]) == ours["model"]["layer_count"]
 
 
 def test_quantize_writes_the_same_model_as_cli(tmp_path):

@@ -185,6 +185,7 @@ fn dispatch(argv: Vec<OsString>, binary: bool) -> Result<ExitCode, Parsed> {
     };
     let cli = Cli::from_arg_matches(&matches).map_err(Parsed::Clap)?;
     commands::set_quiet(cli.quiet);
+    commands::set_embedded(!binary);
     progress::install(cli.quiet);
     if binary {
         // `compress` stops between steps on the first Ctrl-C and writes what it did; the other

@@ -42,6 +42,14 @@ pub fn info(line: impl std::fmt::Display) {
     }
 }
 
+static EMBEDDED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Run by a host process (`crate::run_embedded`): the `--json` file is the host's own
+/// temporary file, read back as the call's result, so "wrote PATH" is not announced.
+pub fn set_embedded(embedded: bool) {
+    EMBEDDED.store(embedded, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// Whether `--json PATH` names stdout (`-`), as in every command.
 pub fn json_to_stdout(path: Option<&std::path::Path>) -> bool {
     path.is_some_and(|p| p.as_os_str() == "-")
@@ -56,7 +64,9 @@ pub fn write_json(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
     } else {
         profagent_onnx::write_atomic(path, text.as_bytes())
             .with_context(|| format!("cannot write {}", path.display()))?;
-        info(format_args!("wrote {}", path.display()));
+        if !EMBEDDED.load(std::sync::atomic::Ordering::Relaxed) {
+            info(format_args!("wrote {}", path.display()));
+        }
     }
     Ok(())
 }
