@@ -12,7 +12,9 @@
 
 # %%
 import json
-import sys
+import shutil
+import subprocess
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -22,16 +24,18 @@ import profagent
 HERE = Path(__file__).resolve().parent
 OUT = Path("quickstart-run")
 # Small slices so the example runs in well under a minute on 2 cores. The MACs target (no
-# speed verdicts) and every prunable group probed for sensitivity (ResNet-20 has 10; the
-# default probes the 16 slowest) make every decision independent of timings, so the CLI
-# repeats the run exactly.
+# speed verdicts), every prunable group probed for sensitivity (ResNet-20 has 10; the default
+# probes the 16 slowest) and one round planned by the MACs allocation (later rounds rank groups
+# by measured latency) make every decision independent of timings, so the CLI repeats the run
+# exactly. One round is a first step towards 95 % of the MACs: the budget is not met (the
+# CLI's exit code 1, BudgetNotMetError here); raise `rounds` for a real run.
 SETTINGS = dict(
-    target_macs=0.9,
+    target_macs=0.95,
     no_probe=True,
     calib_samples=16,
     feedback_samples=48,
     holdout_samples=16,
-    rounds=2,
+    rounds=1,
     compare_seconds=1,
 )
 
@@ -117,13 +121,28 @@ print(f"final: budget {'met' if final['budget_met'] else 'not met'}; "
       f"size reduction {final.get('size_reduction')}")
 print(f"model: {final['model_path']}  sha256 {final['sha256']}")
 
+# %% [markdown]
+# ## The same run from the command line
+# The `profagent` command the wheel installed, with the same settings and seed: its `--json`
+# holds the same rounds, plans, sizes, MACs and final model.
+
 # %%
-if cli_data is not None:
+if cli_data is not None and shutil.which("profagent"):
     flags = []
     for key, value in SETTINGS.items():
         flags += [f"--{key.replace('_', '-')}"] + ([] if value is True else [str(value)])
-    print("\nthe same run from the command line (its --json holds the same rounds and sha256):")
-    print(" ".join(["profagent", "compress", str(model), *cli_data, "--out", "cli-run",
-                    "--max-acc-drop", "60", "--seed", "0", *flags, "--json", "-"]))
-sys.stdout.flush()
-json.dumps(report)  # a plain dict: serialisable as it is
+    with tempfile.TemporaryDirectory() as scratch:
+        command = ["profagent", "--quiet", "compress", str(model), *cli_data, "--out",
+                   f"{scratch}/run", "--max-acc-drop", "60", "--seed", "0", *flags,
+                   "--json", f"{scratch}/cli.json"]
+        print("\n$ " + " ".join(command))
+        subprocess.run(command, stdout=subprocess.DEVNULL, check=False)
+        cli = json.loads(Path(f"{scratch}/cli.json").read_text())
+
+    def numbers(r):
+        return [(x["round"], x["accepted"], x["plan"], x["evaluation"]["model_bytes"],
+                 x["evaluation"]["macs"], x["evaluation"]["top1"]) for x in r["rounds"]]
+
+    print(f"CLI --json: rounds, plans, sizes, MACs, top-1 the same: "
+          f"{numbers(cli) == numbers(report)}; final model the same (sha256): "
+          f"{cli['final']['sha256'] == report['final']['sha256']}")

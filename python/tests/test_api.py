@@ -25,16 +25,19 @@ CLI = os.environ.get("PROFAGENT_CLI") or shutil.which("profagent")
 MODEL = ROOT / "examples" / "resnet20_cifar10.onnx"
 IMAGES = ROOT / "examples" / "cifar10-sample"
 # A compress run whose decisions do not depend on timings: the MACs objective (no speed
-# verdicts), pruning only, and every prunable group probed for sensitivity (ResNet-20 has 10,
-# the default probes 16: which groups the heaviest-by-latency selection picks no longer
-# depends on the noise of per-layer timings), small slices.
+# verdicts), pruning only, every prunable group probed for sensitivity (ResNet-20 has 10, the
+# default probes 16, so the heaviest-by-latency selection picks all of them whatever the
+# timing noise), and one round planned by the built-in planner's MACs allocation (a first
+# step towards 95 %: the budget is not met after it, exit code 1). Later rounds, or a target
+# so close that the allocation declines, rank groups by measured per-layer latency and can
+# differ between two runs of the CLI itself.
 COMPRESS_FLAGS = {
-    "target_macs": 0.9,
+    "target_macs": 0.95,
     "no_probe": True,
     "calib_samples": 16,
     "feedback_samples": 48,
     "holdout_samples": 16,
-    "rounds": 2,
+    "rounds": 1,
     "compare_seconds": 1,
 }
 MAX_ACC_DROP = 60
@@ -47,10 +50,30 @@ def cli(*args, check=True):
     return run
 
 
-def cli_json(tmp_path, *args):
+def cli_json(tmp_path, *args, codes=(0,)):
     path = tmp_path / "cli.json"
-    cli(*args, "--json", path)
+    run = cli(*args, "--json", path, check=False)
+    assert run.returncode in codes, f"{args}: exit {run.returncode}\n{run.stderr}"
     return json.loads(path.read_text())
+
+
+def compress_report(**arguments):
+    """`profagent.compress` expected to end with the budget not met (see COMPRESS_FLAGS): the
+    report comes with the exception, whose message is the CLI's last verdict line."""
+    with pytest.raises(profagent.BudgetNotMetError) as caught:
+        profagent.compress(MODEL, max_acc_drop=MAX_ACC_DROP, **COMPRESS_FLAGS, **arguments)
+    report = caught.value.report
+    assert caught.value.exit_code == 1 and report["final"]["budget_met"] is False
+    assert str(caught.value) == f"budget not met; stopped: {report['final']['stop_reason']}"
+    return report
+
+
+def cli_compress(tmp_path):
+    return cli_json(
+        tmp_path, "compress", MODEL, "--data", IMAGES, "--out", tmp_path / "cli",
+        "--preprocess", "cifar10", "--max-acc-drop", MAX_ACC_DROP, "--seed", 0,
+        *flags(COMPRESS_FLAGS), codes=(1,),
+    )
 
 
 def flags(options):
@@ -163,15 +186,8 @@ def test_static_quantize_on_arrays_equals_image_folder(tmp_path):
 
 
 def test_compress_builtin_planner_equals_cli(tmp_path):
-    ours = profagent.compress(
-        MODEL, data=IMAGES, out=tmp_path / "api", max_acc_drop=MAX_ACC_DROP,
-        preprocess="cifar10", **COMPRESS_FLAGS,
-    )
-    theirs = cli_json(
-        tmp_path, "compress", MODEL, "--data", IMAGES, "--out", tmp_path / "cli",
-        "--preprocess", "cifar10", "--max-acc-drop", MAX_ACC_DROP, "--seed", 0,
-        *flags(COMPRESS_FLAGS),
-    )
+    ours = compress_report(data=IMAGES, out=tmp_path / "api", preprocess="cifar10")
+    theirs = cli_compress(tmp_path)
     assert decisions(ours) == decisions(theirs)
     assert any(r["accepted"] for r in ours["rounds"]), "nothing accepted: the test checks little"
     assert ours == json.loads((tmp_path / "api" / "report.json").read_text())
@@ -180,28 +196,9 @@ def test_compress_builtin_planner_equals_cli(tmp_path):
 def test_compress_on_numpy_arrays_gives_the_cli_plan_on_the_images(tmp_path):
     x, y = cifar10_arrays()
     assert x.shape == (len(y), 3, 32, 32)
-    ours = profagent.compress(
-        MODEL, data=(x, y), out=tmp_path / "arrays", max_acc_drop=MAX_ACC_DROP,
-        **COMPRESS_FLAGS,
-    )
-    theirs = cli_json(
-        tmp_path, "compress", MODEL, "--data", IMAGES, "--out", tmp_path / "cli",
-        "--preprocess", "cifar10", "--max-acc-drop", MAX_ACC_DROP, "--seed", 0,
-        *flags(COMPRESS_FLAGS),
-    )
+    ours = compress_report(data=(x, y), out=tmp_path / "arrays")
+    theirs = cli_compress(tmp_path)
     assert decisions(ours) == decisions(theirs)
-
-
-def test_budget_not_met_raises_with_the_report(tmp_path):
-    with pytest.raises(profagent.BudgetNotMetError) as caught:
-        profagent.compress(
-            MODEL, data=IMAGES, out=tmp_path / "run", max_acc_drop=MAX_ACC_DROP,
-            preprocess="cifar10", **dict(COMPRESS_FLAGS, target_macs=0.01, rounds=1),
-        )
-    report = caught.value.report
-    assert report["final"]["budget_met"] is False
-    assert str(caught.value) == f"budget not met; stopped: {report['final']['stop_reason']}"
-    assert caught.value.exit_code == 1
 
 
 def test_errors_carry_the_cli_message(tmp_path):
