@@ -88,7 +88,7 @@ else:
         cli_data = ("--data", str(HERE / "cifar10-sample"), "--preprocess", "cifar10")
         data = (x, y)
     except ImportError:  # no pillow: the image folder itself
-        data, cli_data = HERE / "cifar10-sample", None
+        data, cli_data = HERE / "cifar10-sample", ("--data", str(HERE / "cifar10-sample"))
         SETTINGS["preprocess"] = "cifar10"
     print(f"compressing {model.name} (bundled) on the bundled CIFAR-10 images")
     run = dict(data=data, max_acc_drop=60, out=OUT / "run", **SETTINGS)
