@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The Python package end to end: builds the wheel with maturin (python/), installs it into a
+# The Python package end to end: builds the wheel with maturin (python/, linted by clippy with
+# -D warnings while it compiles), installs it into a
 # fresh virtual environment with pytest and pillow from PyPI, and runs python/tests against the
 # `profagent` binary built by cargo (results must equal the CLI's --json).
 #
@@ -23,7 +24,14 @@ echo "== cargo build -p profagent (the CLI the results are compared with)" >&2
 cargo build -q -p profagent --bin profagent
 cli="$CARGO_TARGET_DIR/debug/profagent"
 
-echo "== maturin build --profile $profile" >&2
+echo "== maturin build --profile $profile (python/ linted by clippy on the way)" >&2
+# python/ is outside the workspace, so `cargo clippy --workspace` does not lint it, and a
+# separate `cargo clippy --manifest-path python/Cargo.toml` re-checks every dependency (about 10
+# minutes on 2 cores). Instead clippy is the compiler of the binding crate (cargo runs
+# RUSTC_WORKSPACE_WRAPPER for workspace members only) in the wheel build itself, with
+# `-D warnings`: the dependencies are the ones already built.
+RUSTC_WORKSPACE_WRAPPER="$(rustup which clippy-driver)" \
+CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__" \
 "$py" -m maturin build -q --manifest-path python/Cargo.toml --profile "$profile" \
   --interpreter "$py" --out "$work/wheels"
 wheel=$(ls "$work"/wheels/profagent-*.whl)
