@@ -153,8 +153,8 @@ def static_costs(profile):
 
     return (
         keep(profile["model"]),
-        [keep(row) for row in profile["layers"]],
-        [keep(row) for row in profile["nodes"]],
+        sorted((keep(row) for row in profile["layers"]), key=lambda row: row["name"]),
+        sorted((keep(row) for row in profile["nodes"]), key=lambda row: row["name"]),
         profile["coverage"],
     )
 
