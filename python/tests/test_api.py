@@ -185,6 +185,24 @@ def test_static_quantize_on_arrays_equals_image_folder(tmp_path):
     assert sha256(tmp_path / "arrays.onnx") == sha256(tmp_path / "folder.onnx")
 
 
+def test_prune_writes_the_same_model_as_cli(tmp_path):
+    ours = profagent.prune(MODEL, tmp_path / "ours.onnx", ratio=0.25, round_to=4)
+    theirs = cli_json(tmp_path, "prune", MODEL, "-o", tmp_path / "cli.onnx", "--ratio", 0.25,
+                      "--round-to", 4)
+    assert sha256(tmp_path / "ours.onnx") == sha256(tmp_path / "cli.onnx")
+    assert set(ours) == set(theirs)
+
+
+def test_evaluate_on_arrays_scores_as_the_cli_on_the_images(tmp_path):
+    x, y = cifar10_arrays()
+    ours = profagent.evaluate(MODEL, data=(x, y), latency_runs=1)
+    theirs = cli_json(tmp_path, "eval", MODEL, "--data", IMAGES, "--preprocess", "cifar10",
+                      "--latency-runs", 1)
+    for key in ("top1", "top5", "nll", "samples", "macs", "params"):
+        assert ours[key] == theirs[key], key
+    assert ours["samples"] == len(y) and ours["top1"] > 0.5
+
+
 def test_compress_builtin_planner_equals_cli(tmp_path):
     ours = compress_report(data=IMAGES, out=tmp_path / "api", preprocess="cifar10")
     theirs = cli_compress(tmp_path)
