@@ -139,6 +139,7 @@ pub(crate) fn l1_decision(
     PruneDecision {
         target: group.id.clone(),
         ratio,
+        keep: None,
         unit: if group.heads.is_some() {
             PruneUnit::Heads
         } else {
@@ -446,17 +447,24 @@ impl BuiltinPlanner {
                     .unwrap_or(g.channels)
             })
             .collect();
+        // Channels each candidate had when its sensitivity was measured (the input's, or the
+        // accepted model's it was re-measured on): its cost curve starts there.
+        let from: Vec<usize> = candidates
+            .iter()
+            .zip(&original)
+            .map(|(g, o)| g.probed_from.unwrap_or(*o).max(g.channels))
+            .collect();
         // Expected drop of candidate `i` with `extra` more channels removed than now, relative
-        // to the current model (what has been removed already is spent).
+        // to the current model (what has been removed since the measurement is spent).
         let expected = |i: usize, extra: usize| {
             let g = candidates[i];
             let curve = |removed: usize| {
-                let gone = removed as f64 / original[i] as f64;
+                let gone = removed as f64 / from[i] as f64;
                 // Measured drops near zero are noise, not free channels.
                 let s = g.sensitivity.unwrap_or(0.0).max(SENSITIVITY_FLOOR);
                 self.calibration * s * (gone / probed(g)).powi(2)
             };
-            let before = original[i].saturating_sub(g.channels);
+            let before = from[i].saturating_sub(g.channels);
             curve(before + extra) - curve(before)
         };
         // The round may spend at most ROUND_BUDGET_SHARE of the budget left (times the step's
@@ -473,10 +481,10 @@ impl BuiltinPlanner {
             for i in 0..candidates.len() {
                 let g = candidates[i];
                 let increment = (original[i] / 16).max(1);
-                // Never beyond the measured range: at most the probed fraction of the baseline
-                // channels in all (the sensitivity says nothing about deeper cuts).
-                let gone = original[i].saturating_sub(g.channels) + removed[i] + increment;
-                if gone as f64 > probed(g) * original[i] as f64 + 1e-9 || gone >= original[i] {
+                // Never beyond the measured range: at most the probed fraction of the channels
+                // it was measured at (the sensitivity says nothing about deeper cuts).
+                let gone = from[i].saturating_sub(g.channels) + removed[i] + increment;
+                if gone as f64 > probed(g) * from[i] as f64 + 1e-9 || gone >= from[i] {
                     continue;
                 }
                 let cost = expected(i, removed[i] + increment) - expected(i, removed[i]);

@@ -76,6 +76,7 @@ fn input(target_speedup: f64, probes: Vec<QuantProbe>) -> PlanningInput {
         },
         history: vec![],
         rounds_left: 3,
+        patience: 2,
     }
 }
 

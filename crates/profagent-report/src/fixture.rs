@@ -71,6 +71,7 @@ fn prune(target: &str, ratio: f64, rationale: &str) -> PruneDecision {
     PruneDecision {
         target: target.into(),
         ratio,
+        keep: None,
         unit: PruneUnit::Channels,
         criterion: ImportanceCriterion::L1,
         round_to: 1,
@@ -171,6 +172,7 @@ fn round_one() -> RoundRecord {
         acc_drop: Some(3.15),
         accepted: false,
         verdict: "rolled back: top-1 drop 3.15 pp exceeds the budget of 1.00 pp".into(),
+        sensitivity: Vec::new(),
         seconds: 41.7,
     }
 }
@@ -212,6 +214,7 @@ fn round_two() -> RoundRecord {
         acc_drop: Some(0.40),
         accepted: true,
         verdict: "accepted: top-1 drop 0.40 pp within 1.00 pp; 1.88x faster".into(),
+        sensitivity: Vec::new(),
         seconds: 38.2,
     }
 }
@@ -249,6 +252,7 @@ fn round_three() -> RoundRecord {
         accepted: true,
         verdict: "accepted: top-1 drop 0.75 pp within 1.00 pp; 2.00x faster; budget met, stopping"
             .into(),
+        sensitivity: Vec::new(),
         seconds: 36.9,
     }
 }

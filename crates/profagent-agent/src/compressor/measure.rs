@@ -319,7 +319,10 @@ pub(super) fn measure_sensitivity<B: Workbench + ?Sized>(
                     .zip(baseline.loss)
                     .map(|(after, before)| after - before),
                 expected_drop: None,
-                cosine_loss: e.cosine.map(|c| 1.0 - c),
+                // Against the model probed (the input's cosine is 1): what this group adds.
+                cosine_loss: e
+                    .cosine
+                    .map(|c| (baseline.cosine.unwrap_or(1.0) - c).max(0.0)),
                 images: Some(e.images),
                 points_per_nat: None,
                 error: None,
@@ -350,6 +353,41 @@ pub(super) fn measure_sensitivity<B: Workbench + ?Sized>(
     out
 }
 
+/// `measure_sensitivity` on an accepted round's float model, against that model's own float
+/// evaluation (evaluated here when `reference` is `None`, i.e. the round's deployed model is
+/// quantized): what pruning each group further costs now, not on the input model. A failed
+/// reference evaluation is a warning and nothing is re-measured.
+pub(super) fn remeasure<B: Workbench + ?Sized>(
+    bench: &mut B,
+    model: &Model,
+    analysis: &Analysis,
+    reference: Option<&Evaluation>,
+    max_groups: usize,
+    progress: &mut dyn Progress,
+) -> Vec<GroupSensitivity> {
+    if max_groups == 0 || progress.stop_requested() {
+        return Vec::new();
+    }
+    let evaluated;
+    let reference = match reference {
+        Some(r) => r,
+        None => match bench.evaluate(model, Split::Feedback) {
+            Ok(e) => {
+                evaluated = e;
+                &evaluated
+            }
+            Err(e) => {
+                progress.line(&format!(
+                    "warning: pruning sensitivity not re-measured ({e}): planners keep the earlier measurements"
+                ));
+                return Vec::new();
+            }
+        },
+    };
+    progress.line("re-measuring pruning sensitivity on the accepted model");
+    measure_sensitivity(bench, model, analysis, reference, max_groups, progress)
+}
+
 /// Fills `expected_drop`: one group's top-1 difference on a few hundred images moves by whole
 /// images (±0.5 points is noise), while its loss increase is continuous. Fitting drop ≈ k × loss
 /// increase over all measured groups (least squares through the origin, k ≥ 0) and reading each
@@ -374,8 +412,26 @@ fn fit_expected_drops(measured: &mut [GroupSensitivity]) {
 /// Copies measured sensitivities onto the planner's group facts (by group id; groups that were
 /// not measured keep `None`).
 pub(super) fn apply_sensitivity(groups: &mut [GroupFacts], measured: &[GroupSensitivity]) {
+    apply_measurements(groups, &[(0, measured.to_vec())]);
+}
+
+/// Copies each group's latest successful sensitivity measurement onto the planner's facts:
+/// `measurements` are `(round whose model was probed, results)`, oldest first, so a
+/// re-measurement after an accepted round replaces the input model's.
+pub(super) fn apply_measurements(
+    groups: &mut [GroupFacts],
+    measurements: &[(usize, Vec<GroupSensitivity>)],
+) {
     for group in groups {
-        if let Some(m) = measured.iter().find(|m| m.group == group.id) {
+        let latest = measurements.iter().rev().find_map(|(round, measured)| {
+            measured
+                .iter()
+                .find(|m| m.group == group.id && m.error.is_none())
+                .map(|m| (*round, m))
+        });
+        if let Some((round, m)) = latest {
+            group.measured_round = Some(round);
+            group.probed_from = Some(m.current);
             group.sensitivity = m.expected_drop.or(m.drop);
             group.measured_drop = m.drop;
             group.probed_images = m.images;
@@ -384,6 +440,16 @@ pub(super) fn apply_sensitivity(groups: &mut [GroupFacts], measured: &[GroupSens
             group.fitted_drop = m.points_per_nat.and(m.expected_drop);
             group.fidelity_loss = m.cosine_loss;
         }
+    }
+}
+
+/// Each group's units in the input model, from the input's analysis (`original`).
+pub(super) fn set_original_channels(groups: &mut [GroupFacts], original: &[GroupFacts]) {
+    for group in groups {
+        group.original_channels = original
+            .iter()
+            .find(|o| o.id == group.id)
+            .map(|o| o.channels);
     }
 }
 

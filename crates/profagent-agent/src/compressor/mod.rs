@@ -132,6 +132,8 @@ pub fn compress(
     let mut accepted: Vec<State> = vec![initial];
     let mut history: Vec<RoundSummary> = Vec::new();
     let mut idle_rounds = 0;
+    // Every sensitivity measurement, oldest first: (round whose model was probed, results).
+    let mut measurements = vec![(0, report.sensitivity.clone())];
     let (rounds, patience) = bench.schedule(options.rounds, options.patience);
     let mut stop_reason = StopReason::RoundsUsed { rounds };
     for round in 1..=rounds {
@@ -163,6 +165,7 @@ pub fn compress(
             budget: options.budget.clone(),
             history: history.clone(),
             rounds_left: rounds - round,
+            patience: patience.min(rounds),
         };
         run_dir.write_json(&format!("rounds/round-{round:02}/input.json"), &planning)?;
         progress.line(&format!(
@@ -198,9 +201,21 @@ pub fn compress(
                 {
                     state = next;
                     if !plan.pruning().is_empty() {
+                        let originals = &accepted[0].analysis.groups;
                         state.analysis = bench.analyze(&state.float)?;
                         input_latency.apply(&mut state.analysis);
-                        measure::apply_sensitivity(&mut state.analysis.groups, &report.sensitivity);
+                        // Planners extend cost curves from the model they prune next.
+                        record.sensitivity = bench.remeasure_sensitivity(
+                            round,
+                            &state.float,
+                            &state.analysis,
+                            state.quantization.is_empty().then_some(&state.evaluation),
+                            options.sensitivity_groups.div_ceil(2),
+                            progress,
+                        );
+                        measurements.push((round, record.sensitivity.clone()));
+                        measure::apply_measurements(&mut state.analysis.groups, &measurements);
+                        measure::set_original_channels(&mut state.analysis.groups, originals);
                     }
                     accepted.push(state.clone());
                 }
@@ -306,6 +321,9 @@ fn prepare(
     };
     let sensitivity = bench.sensitivity(input, &analysis, &baseline, sensitivity_groups, progress);
     measure::apply_sensitivity(&mut analysis.groups, &sensitivity);
+    for group in &mut analysis.groups {
+        group.original_channels = Some(group.channels);
+    }
     let report = RunReport {
         format: REPORT_FORMAT.into(),
         tool_version: env!("CARGO_PKG_VERSION").into(),
@@ -358,6 +376,7 @@ fn round_record(round: usize, planner: String, proposal: &Proposal) -> RoundReco
         accepted: false,
         decision: None,
         verdict: String::new(),
+        sensitivity: Vec::new(),
         seconds: 0.0,
     }
 }

@@ -163,6 +163,22 @@ impl Workbench for RecordedBench<'_> {
         self.script.source.sensitivity.clone()
     }
 
+    /// The re-measurement recorded after that round (none: nothing is measured again).
+    fn remeasure_sensitivity(
+        &mut self,
+        round: usize,
+        _model: &Model,
+        _analysis: &Analysis,
+        _reference: Option<&Evaluation>,
+        _max_groups: usize,
+        _progress: &mut dyn Progress,
+    ) -> Vec<GroupSensitivity> {
+        self.script
+            .round(round)
+            .map(|r| r.sensitivity.clone())
+            .unwrap_or_default()
+    }
+
     /// As many rounds as were recorded, and no early stop: the recorded verdicts decide.
     fn schedule(&self, _rounds: usize, _patience: usize) -> (usize, usize) {
         (self.script.source.rounds.len(), usize::MAX)
