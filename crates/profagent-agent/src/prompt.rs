@@ -371,7 +371,7 @@ fn measured_on(g: &GroupFacts) -> String {
 fn write_groups(p: &mut String, input: &PlanningInput) {
     let any_ms = input.groups.iter().any(|g| g.latency_ms.is_some());
     let any_scaled = input.layers.iter().any(|l| l.latency_scaled);
-    let mut groups: Vec<_> = input.groups.iter().collect();
+    let (mut groups, frozen): (Vec<_>, Vec<_>) = input.groups.iter().partition(|g| g.prunable);
     groups.sort_by(|a, b| {
         let key = |g: &GroupFacts| g.latency_ms.unwrap_or(g.macs as f64 * 1e-9);
         key(b).total_cmp(&key(a)).then(a.id.cmp(&b.id))
@@ -379,7 +379,7 @@ fn write_groups(p: &mut String, input: &PlanningInput) {
     let _ = writeln!(
         p,
         "\nPrunable groups (all {}){}:",
-        input.groups.len(),
+        groups.len(),
         if any_ms {
             ", slowest first; ms = summed latency of the layers the group touches (its producers and the layers that read its channels)"
         } else {
@@ -414,9 +414,6 @@ fn write_groups(p: &mut String, input: &PlanningInput) {
     let dash = || "-".to_string();
     for g in groups {
         let mut note = Vec::new();
-        if !g.prunable {
-            note.push("NOT PRUNABLE".to_string());
-        }
         if g.residual {
             note.push(
                 "residual stream (skip-connection Add: pruning thins every block on it)".into(),
@@ -455,6 +452,15 @@ fn write_groups(p: &mut String, input: &PlanningInput) {
                 .unwrap_or_else(dash),
             measured_on(g),
             note.join("; "),
+        );
+    }
+    if !frozen.is_empty() {
+        let mut ids: Vec<&str> = frozen.iter().map(|g| g.id.as_str()).collect();
+        ids.sort_unstable();
+        let _ = writeln!(
+            p,
+            "Not prunable (the pruner cannot follow their channels, or they are the model's input or output; do not target them): {}",
+            ids.join(", ")
         );
     }
 }
