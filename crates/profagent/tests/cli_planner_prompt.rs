@@ -27,37 +27,57 @@ fn row<'p>(prompt: &'p str, header: &[&str], group: &str, column: &str) -> &'p s
     line.split('|').nth(at).unwrap().trim()
 }
 
-/// The prompt with run-to-run measurements replaced: decimals, the "measured on" cells, the
-/// order of table rows (measured latency orders them).
-fn normalized(prompt: &str, measured_on: usize) -> String {
+/// The prompt with run-to-run measurements replaced: decimals, speed verdicts, the group
+/// table's measured columns (which groups were probed follows their measured latency), the
+/// heaviest-layer rows (chosen by measured latency: only their count stays), and the order of
+/// table rows (measured latency orders them).
+fn normalized(prompt: &str) -> String {
     let decimals = regex::Regex::new(r"[+-]?\d+\.\d+").unwrap();
+    let verdicts = regex::Regex::new(r"\b(faster|SLOWER|not distinguishable)\b").unwrap();
     let mut out = Vec::new();
-    let mut table: Vec<String> = Vec::new();
-    let flush = |table: &mut Vec<String>, out: &mut Vec<String>| {
-        table.sort();
-        out.append(table);
+    let mut rows: Vec<String> = Vec::new();
+    let mut table = "";
+    let flush = |table: &str, rows: &mut Vec<String>, out: &mut Vec<String>| {
+        if table == "layer" && !rows.is_empty() {
+            out.push(format!("[{} layer rows]", rows.len()));
+            rows.clear();
+        }
+        rows.sort();
+        out.append(rows);
     };
     for line in prompt.lines() {
-        let mut line = decimals.replace_all(line, "[x]").into_owned();
-        let is_row = line.contains(" | ")
-            && !line.contains("group id |")
-            && !line.starts_with("layer |")
-            && !line.starts_with("round |");
-        if line.contains(" | ") && line.split(" | ").count() > measured_on && is_row {
-            let mut cells: Vec<&str> = line.split(" | ").collect();
-            if cells.len() == 14 {
-                cells[measured_on] = "[measured on]";
-            }
-            line = cells.join(" | ");
-        }
-        if is_row {
-            table.push(line);
-        } else {
-            flush(&mut table, &mut out);
+        let line = decimals.replace_all(line, "[x]");
+        let line = verdicts.replace_all(&line, "[verdict]").into_owned();
+        let header = [
+            ("group id |", "group"),
+            ("layer |", "layer"),
+            ("round |", "round"),
+        ]
+        .into_iter()
+        .find(|(h, _)| line.starts_with(h));
+        if let Some((_, name)) = header {
+            flush(table, &mut rows, &mut out);
+            table = name;
             out.push(line);
+            continue;
         }
+        let is_row = !table.is_empty() && line.contains(" | ");
+        if !is_row {
+            flush(table, &mut rows, &mut out);
+            table = "";
+            out.push(line);
+            continue;
+        }
+        let mut cells: Vec<String> = line.split(" | ").map(str::to_string).collect();
+        if table == "group" && cells.len() == 14 {
+            // ms .. measured on: measurements.
+            for cell in &mut cells[5..13] {
+                *cell = "[m]".into();
+            }
+        }
+        rows.push(cells.join(" | "));
     }
-    flush(&mut table, &mut out);
+    flush(table, &mut rows, &mut out);
     out.join("\n")
 }
 
@@ -195,6 +215,5 @@ fn the_prompt_after_one_accepted_round_is_a_dashboard() {
         .expect("round 1 in the history");
     assert!(history.contains("| yes |"), "{history}");
 
-    let measured_on = header.iter().position(|h| *h == "measured on").unwrap();
-    insta::assert_snapshot!(normalized(&prompt, measured_on));
+    insta::assert_snapshot!(normalized(&prompt));
 }
