@@ -181,6 +181,8 @@ pub struct BuiltinPlanner {
     last_round_judged: usize,
     /// Quantization modes already proposed: a rejected mode is not proposed again.
     tried_quant: BTreeSet<QuantMode>,
+    /// The quantization mode the last plan proposed (`discard_last` un-tries it).
+    last_quant: Option<QuantMode>,
     /// Channels of each group when the planner first saw it (the baseline).
     original_channels: BTreeMap<String, usize>,
     /// Factor on every expected pruning drop, learnt from measured rounds: a round that lost
@@ -205,6 +207,7 @@ impl Default for BuiltinPlanner {
             last_groups: Vec::new(),
             last_round_judged: 0,
             tried_quant: BTreeSet::new(),
+            last_quant: None,
             original_channels: BTreeMap::new(),
             calibration: 1.0,
             last_expected: 0.0,
@@ -260,9 +263,20 @@ impl BuiltinPlanner {
         }
     }
 
+    /// Forgets the last proposal: another planner's plan was applied instead, so its outcome
+    /// says nothing about this planner's estimates or groups.
+    pub fn discard_last(&mut self) {
+        self.last_groups.clear();
+        self.last_expected = 0.0;
+        if let Some(mode) = self.last_quant.take() {
+            self.tried_quant.remove(&mode);
+        }
+    }
+
     /// The plan for this round (pure given the planner's state).
     pub fn plan(&mut self, input: &PlanningInput, context: &PlanContext) -> CompressionPlan {
         self.learn(input);
+        self.last_quant = None;
         self.last_groups.clear();
         self.last_expected = 0.0;
         self.last_start_drop = input.drop_of(input.current.top1);
@@ -452,7 +466,17 @@ impl BuiltinPlanner {
         let from: Vec<usize> = candidates
             .iter()
             .zip(&original)
-            .map(|(g, o)| g.probed_from.unwrap_or(*o).max(g.channels))
+            .map(|(g, o)| {
+                match g.heads {
+                    // Heads groups are probed in heads; this allocation counts channels.
+                    Some(heads) => g
+                        .probed_from
+                        .map(|from| from * g.channels / heads.max(1))
+                        .unwrap_or(*o),
+                    None => g.probed_from.unwrap_or(*o),
+                }
+                .max(g.channels)
+            })
             .collect();
         // Expected drop of candidate `i` with `extra` more channels removed than now, relative
         // to the current model (what has been removed since the measurement is spent).
@@ -635,6 +659,7 @@ impl BuiltinPlanner {
             },
         };
         self.tried_quant.insert(best.mode);
+        self.last_quant = Some(best.mode);
         Some(CompressionPlan {
             rationale: format!(
                 "{} quantization measured {} against the input, {:.1} % smaller, {}{}; {why}",
@@ -718,12 +743,14 @@ impl Planner for BuiltinPlanner {
                 failure: None,
                 attempts: 1,
                 rejected_issues: Vec::new(),
+                used: None,
             },
             Err(e) => Proposal {
                 plan: None,
                 failure: Some(e.to_string()),
                 attempts: 1,
                 rejected_issues: Vec::new(),
+                used: None,
             },
         })
     }

@@ -68,10 +68,11 @@ pub struct GroupFacts {
     /// Older than the last accepted pruning round means stale: measured on a wider model.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub measured_round: Option<usize>,
-    /// The group's units when it was probed (`probed_ratio` is a fraction of these).
+    /// The group's units (heads for a heads group, else channels) when it was probed
+    /// (`probed_ratio` is a fraction of these).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub probed_from: Option<usize>,
-    /// The group's units in the input model (`channels` is what is left now).
+    /// The group's channels in the input model (`channels` is what is left now).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub original_channels: Option<usize>,
     /// True when the group's channels are a residual stream: two or more producers write them
@@ -81,6 +82,14 @@ pub struct GroupFacts {
     pub residual: bool,
     pub prunable: bool,
     pub note: Option<String>,
+}
+
+impl GroupFacts {
+    /// The units the group is pruned in, now: heads for an attention-heads group, else
+    /// channels (`probed_from` counts the same units).
+    pub fn units(&self) -> usize {
+        self.heads.unwrap_or(self.channels)
+    }
 }
 
 /// One earlier round in a few fields.

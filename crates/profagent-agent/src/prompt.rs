@@ -359,7 +359,7 @@ fn measured_on(g: &GroupFacts) -> String {
         format!("round {round}")
     };
     match g.probed_from {
-        Some(from) if from != g.channels => format!("{model} (STALE: {from} units then)"),
+        Some(from) if from != g.units() => format!("{model} (STALE: {from} units then)"),
         _ => model,
     }
 }

@@ -175,7 +175,8 @@ pub fn compress(
         let proposal = planner.propose(round, &planning, &state.analysis.context, &mut |e| {
             run_dir.record(e)
         })?;
-        let mut record = round_record(round, planner.describe(), &proposal);
+        let used = proposal.used.clone().unwrap_or_else(|| planner.describe());
+        let mut record = round_record(round, used, &proposal);
         let outcome = match &proposal.plan {
             None => {
                 record.verdict = "no valid plan: nothing applied".into();

@@ -56,7 +56,17 @@ pub fn replay(
     run_dir: &RunDir,
     progress: &mut dyn Progress,
 ) -> Result<Compressed, AgentError> {
-    let mut planner = replay_planner(Path::new(&script.source_dir))?;
+    let recorded_planner = replay_planner(Path::new(&script.source_dir))?;
+    // A guarded run is replayed guarded: the built-in proposals are recomputed from the
+    // recorded measurements, so the same plans are chosen.
+    let mut planner: Box<dyn crate::planner::Planner> =
+        if script.source.planner.ends_with(crate::guard::GUARD_SUFFIX) {
+            Box::new(crate::guard::GuardedPlanner::new(Box::new(
+                recorded_planner,
+            )))
+        } else {
+            Box::new(recorded_planner)
+        };
     let mut recorded = RecordedBench {
         inner: bench,
         script,
@@ -69,7 +79,7 @@ pub fn replay(
     compress(
         input,
         &options,
-        &mut planner,
+        planner.as_mut(),
         &mut recorded,
         run_dir,
         progress,
