@@ -302,9 +302,13 @@ fn prepare(
     run_dir.write_json("input/layers.json", &analysis.layers)?;
     run_dir.write_json("input/groups.json", &analysis.groups)?;
     let baseline = bench.baseline(input, progress)?;
-    let quant_probes = if options.probe_quantization {
+    // Quantization keeps MACs: with a MACs-only budget its probes would only cost time.
+    let quant_probes = if options.probe_quantization && !options.budget.macs_only() {
         bench.quant_probes(input, &analysis, &baseline, progress)
     } else {
+        if options.budget.macs_only() {
+            progress.line("MACs-only budget: quantization (which keeps MACs) is not probed");
+        }
         Vec::new()
     };
     // When one measured quantization mode alone already meets the budget, the built-in
