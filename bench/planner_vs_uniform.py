@@ -2,11 +2,12 @@
 issue 19's uniform L1/L2/random baselines with and without reconstruction).
 
     python3 bench/planner_vs_uniform.py --profagent target/release/profagent \
-        [--models resnet18_cifar10,vit_tiny_cifar10] [--out docs/benchmarks-planner.md]
+        [--models resnet18_cifar10:0.6,vit_tiny_cifar10:0.6,resnet20_cifar10:0.8] \
+        [--out docs/benchmarks-planner.md]
 
 Data: the CIFAR-10 test set split in two by index. Odd indices (5,000 images) are all the
 planner run sees: `profagent compress MODEL --data <odd half> --target-macs 0.6 --max-acc-drop 1`
-with the built-in planner (its own seeded split into calibration, feedback and holdout). Even
+(MODEL:FRACTION sets another MACs target for that model) with the built-in planner (its own seeded split into calibration, feedback and holdout). Even
 indices (5,000 images) score every model here, images neither calibration nor feedback used.
 
 Baselines: `profagent prune --ratio R` with L1, L2 and random importance, each with the default
@@ -116,7 +117,7 @@ def matched_ratio(tool, model, target, work):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--profagent", required=True)
-    ap.add_argument("--models", default="resnet18_cifar10,vit_tiny_cifar10")
+    ap.add_argument("--models", default="resnet18_cifar10:0.6,vit_tiny_cifar10:0.6,resnet20_cifar10:0.8")
     ap.add_argument("--target-macs", type=float, default=0.6)
     ap.add_argument("--max-acc-drop", type=float, default=1.0)
     ap.add_argument("--out")
@@ -140,13 +141,15 @@ def main():
              f"{len(CALIB)} calibration images from the odd half, with the default reconstruction and with "
              "`--no-reconstruct` (bias correction only). No fine-tuning. p: exact two-sided McNemar test of "
              "the planner's model against that row on the same scoring images.", ""]
-    for name in args.models.split(","):
+    for spec in args.models.split(","):
+        name, _, fraction = spec.partition(":")
+        target_macs = float(fraction) if fraction else args.target_macs
         model = os.path.join(MODELS, name + ".onnx")
         dense_macs = macs(tool, model)
         dense = correct(model, x, y)
         run_dir = os.path.join(work, "compress_" + name)
-        p = run([tool, "compress", model, "--data", seen, "--preset", "cifar10", "--target-macs",
-                 str(args.target_macs), "--max-acc-drop", str(args.max_acc_drop), "--out", run_dir])
+        run([tool, "compress", model, "--data", seen, "--preset", "cifar10", "--target-macs",
+             str(target_macs), "--max-acc-drop", str(args.max_acc_drop), "--out", run_dir])
         report = json.load(open(os.path.join(run_dir, "report.json")))
         accepted = [r for r in report["rounds"] if r.get("accepted")]
         planned = os.path.join(run_dir, "model.onnx")
@@ -161,7 +164,7 @@ def main():
                     prune(tool, model, out, ratio, importance, calib, reconstruct)
                     label = f"uniform {importance} r={ratio:.3f}" + ("" if reconstruct else " (no reconstruction)")
                     rows.append((label, macs(tool, out), correct(out, x, y)))
-        lines += [f"## {name}", "",
+        lines += [f"## {name} (`--target-macs {target_macs}`)", "",
                   f"Planner run: {len(accepted)} accepted round(s) of {len(report['rounds'])}; stop: "
                   f"{report['final_result'].get('stop_reason')}; its own holdout: "
                   f"{json.dumps(report['final_result'].get('holdout_final', {}).get('top1'))} % vs "
