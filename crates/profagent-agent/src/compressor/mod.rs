@@ -152,21 +152,8 @@ pub fn compress(
         let round_started = Instant::now();
         let _round_step =
             profagent_onnx::progress::step(format!("round {round}/{rounds}"), None, "");
-        let planning = PlanningInput {
-            model_name: options.model_name.clone(),
-            family: state.analysis.family.clone(),
-            runtime: options.runtime.clone(),
-            baseline: baseline.clone(),
-            current: state.evaluation.clone(),
-            current_quantization: describe_quantization(&state.quantization),
-            layers: state.analysis.layers.clone(),
-            groups: state.analysis.groups.clone(),
-            quant_probes: report.quant_probes.clone(),
-            budget: options.budget.clone(),
-            history: history.clone(),
-            rounds_left: rounds - round,
-            patience: patience.min(rounds),
-        };
+        let mut planning = planning_input(options, &state, &baseline, &report, &history);
+        (planning.rounds_left, planning.patience) = (rounds - round, patience.min(rounds));
         run_dir.write_json(&format!("rounds/round-{round:02}/input.json"), &planning)?;
         progress.line(&format!(
             "round {round}/{rounds}: planning with {}",
@@ -202,21 +189,15 @@ pub fn compress(
                 {
                     state = next;
                     if !plan.pruning().is_empty() {
-                        let originals = &accepted[0].analysis.groups;
-                        state.analysis = bench.analyze(&state.float)?;
-                        input_latency.apply(&mut state.analysis);
-                        // Planners extend cost curves from the model they prune next.
-                        record.sensitivity = bench.remeasure_sensitivity(
+                        let originals = accepted[0].analysis.groups.clone();
+                        let refresh = Refresh {
                             round,
-                            &state.float,
-                            &state.analysis,
-                            state.quantization.is_empty().then_some(&state.evaluation),
-                            options.sensitivity_groups.div_ceil(2),
-                            progress,
-                        );
-                        measurements.push((round, record.sensitivity.clone()));
-                        measure::apply_measurements(&mut state.analysis.groups, &measurements);
-                        measure::set_original_channels(&mut state.analysis.groups, originals);
+                            originals: &originals,
+                            input_latency: &input_latency,
+                            max_groups: options.sensitivity_groups.div_ceil(2),
+                        };
+                        record.sensitivity =
+                            refresh.apply(&mut state, &mut measurements, bench, progress)?;
                     }
                     accepted.push(state.clone());
                 }
@@ -269,6 +250,69 @@ pub fn compress(
         report: run_dir.redacted(report)?,
         model,
     })
+}
+
+/// What planners get for a round from `state` (rounds left and patience filled by the caller).
+fn planning_input(
+    options: &CompressOptions,
+    state: &State,
+    baseline: &Evaluation,
+    report: &RunReport,
+    history: &[RoundSummary],
+) -> PlanningInput {
+    PlanningInput {
+        model_name: options.model_name.clone(),
+        family: state.analysis.family.clone(),
+        runtime: options.runtime.clone(),
+        baseline: baseline.clone(),
+        current: state.evaluation.clone(),
+        current_quantization: describe_quantization(&state.quantization),
+        layers: state.analysis.layers.clone(),
+        groups: state.analysis.groups.clone(),
+        quant_probes: report.quant_probes.clone(),
+        budget: options.budget.clone(),
+        history: history.to_vec(),
+        rounds_left: 0,
+        patience: 0,
+    }
+}
+
+/// What is refreshed after an accepted pruning round: the analysis of the pruned float model
+/// (per-layer latency carried from the input's measurement) and the pruning sensitivity
+/// re-measured on it, so planners extend cost curves from the model they prune next.
+struct Refresh<'a> {
+    round: usize,
+    /// The input's groups (their units in the input model).
+    originals: &'a [crate::facts::GroupFacts],
+    input_latency: &'a measure::InputLatency,
+    max_groups: usize,
+}
+
+impl Refresh<'_> {
+    /// Refreshes `state.analysis`; returns the re-measured sensitivities (for the round's
+    /// record), also appended to `measurements`.
+    fn apply(
+        &self,
+        state: &mut State,
+        measurements: &mut Vec<(usize, Vec<crate::facts::GroupSensitivity>)>,
+        bench: &mut dyn Workbench,
+        progress: &mut dyn Progress,
+    ) -> Result<Vec<crate::facts::GroupSensitivity>, AgentError> {
+        state.analysis = bench.analyze(&state.float)?;
+        self.input_latency.apply(&mut state.analysis);
+        let sensitivity = bench.remeasure_sensitivity(
+            self.round,
+            &state.float,
+            &state.analysis,
+            state.quantization.is_empty().then_some(&state.evaluation),
+            self.max_groups,
+            progress,
+        );
+        measurements.push((self.round, sensitivity.clone()));
+        measure::apply_measurements(&mut state.analysis.groups, measurements);
+        measure::set_original_channels(&mut state.analysis.groups, self.originals);
+        Ok(sensitivity)
+    }
 }
 
 /// How a round ended for the loop.
