@@ -138,9 +138,8 @@ pub fn accuracy_left(input: &PlanningInput) -> f64 {
 /// Why `estimate` cannot fit the budget (its expected drop exceeds the accuracy budget left),
 /// or `None`.
 pub fn over_budget(estimate: &PlanEstimate, input: &PlanningInput) -> Option<String> {
-    if input.baseline.top1.is_none() {
-        return None;
-    }
+    // Without labels there is no accuracy budget to exceed.
+    input.baseline.top1?;
     let left = accuracy_left(input);
     (estimate.expected_drop > left).then(|| {
         format!(
