@@ -117,7 +117,14 @@ impl Workbench for OrtBench {
             .iter()
             .map(|l| LayerFacts {
                 name: l.name.clone(),
-                op_type: l.op_types.first().cloned().unwrap_or_default(),
+                // The op that does the layer's arithmetic names it (an attention block's
+                // first op is often a Shape).
+                op_type: ["Conv", "ConvTranspose", "Gemm", "MatMul", "Attention"]
+                    .into_iter()
+                    .find(|op| l.op_types.iter().any(|t| t == op))
+                    .map(str::to_string)
+                    .or_else(|| l.op_types.first().cloned())
+                    .unwrap_or_default(),
                 params: l.params,
                 macs: l.macs,
                 latency_ms: l.latency_ms,
