@@ -114,6 +114,11 @@ pub enum Verdict {
     Skipped(String),
 }
 
+/// The pattern that selects exactly the layer (or node) `name`, not the layers under it.
+pub fn exact(name: &str) -> String {
+    format!("re:{}", regex::escape(name))
+}
+
 impl Selection {
     /// Compiles the patterns and checks that every name and regex matches some node.
     pub fn resolve(&self, graph: &GraphProto) -> Result<Resolved> {
