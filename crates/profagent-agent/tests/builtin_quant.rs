@@ -52,6 +52,7 @@ fn probe(mode: QuantMode, speedup: f64, cosine: f64) -> QuantProbe {
         cosine: Some(cosine),
         error: None,
         kernels: None,
+        layers: Vec::new(),
     }
 }
 

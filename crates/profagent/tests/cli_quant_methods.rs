@@ -85,7 +85,10 @@ fn calibration_auto_keeps_the_most_faithful_method() {
     assert!(chosen_cosine >= best - 1e-5, "{chosen}: {cosines:?}");
     // The written model is the chosen one: the check (same samples) reads its cosine.
     let checked = json["check"]["report"]["cosine"].as_f64().unwrap();
-    assert!((checked - chosen_cosine).abs() < 1e-9, "{checked} vs {cosines:?}");
+    assert!(
+        (checked - chosen_cosine).abs() < 1e-9,
+        "{checked} vs {cosines:?}"
+    );
 }
 
 #[test]
