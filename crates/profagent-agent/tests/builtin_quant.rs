@@ -182,5 +182,9 @@ fn a_mixed_probe_is_planned_with_its_per_layer_modes() {
     let quantization = plan.quantization.expect("a quantization plan");
     assert_eq!(quantization.default.mode, QuantMode::Dynamic);
     assert_eq!(quantization.layers, vec![conv]);
-    assert!(plan.rationale.starts_with("mixed: dynamic"), "{}", plan.rationale);
+    assert!(
+        plan.rationale.starts_with("mixed: dynamic"),
+        "{}",
+        plan.rationale
+    );
 }
