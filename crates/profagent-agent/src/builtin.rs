@@ -683,7 +683,8 @@ impl BuiltinPlanner {
             ),
             quantization: Some(QuantizationPlan {
                 default: best.setting(),
-                layers: Vec::new(),
+                // A mixed probe's per-layer modes: the plan applies what was measured.
+                layers: best.layers.clone(),
                 rationale: format!(
                     "{} : the best measured mode by {}",
                     best.label(),

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use profagent_onnx::Model;
-use profagent_plan::{QuantActivations, QuantMode, QuantSetting};
+use profagent_plan::{LayerQuantization, QuantActivations, QuantMode, QuantSetting};
 
 use super::{Analysis, Kept, Progress, Split, Workbench};
 use crate::error::AgentError;
@@ -104,7 +104,69 @@ pub(super) fn probe_quantization<B: Workbench + ?Sized>(
             ));
         }
     }
+    if let Some((setting, layers, overrides)) = mixed_setting(analysis, &probes) {
+        if !progress.stop_requested() {
+            probes.extend(probe_layers(
+                bench, input, baseline, progress, setting, layers, overrides,
+            ));
+        }
+    }
     probes
+}
+
+/// At most one mixed probe, only where measurement says it can pay: a model with
+/// convolutions that static mode quantizes and MatMul/Gemm layers whose dynamic probe was
+/// measurably faster than the input (a conv + transformer model such as a ViT with its patch
+/// embedding) gets static convolutions, with the static probe's faster activation type, and
+/// dynamic MatMuls. Any other model gets no extra probe.
+type Mixed = (
+    QuantSetting,
+    BTreeMap<String, QuantSetting>,
+    Vec<LayerQuantization>,
+);
+
+fn mixed_setting(analysis: &Analysis, probes: &[QuantProbe]) -> Option<Mixed> {
+    use profagent_stats::SpeedVerdict;
+    let ok = |mode: QuantMode| {
+        probes
+            .iter()
+            .filter(move |p| p.mode == mode && p.error.is_none() && p.layers.is_empty())
+    };
+    ok(QuantMode::Dynamic).find(|p| p.verdict() == Some(SpeedVerdict::Faster))?;
+    let activations = ok(QuantMode::Static)
+        .max_by(|a, b| a.speedup.total_cmp(&b.speedup))?
+        .activations
+        .unwrap_or_default();
+    let setting = QuantSetting {
+        activations,
+        ..QuantSetting::new(QuantMode::Dynamic)
+    };
+    let mut layers = BTreeMap::new();
+    let mut overrides = Vec::new();
+    for (name, info) in &analysis.context.layers {
+        let conv = info.op_types.iter().any(|op| op == "Conv");
+        if conv && info.quant_modes.contains(&QuantMode::Static) {
+            layers.insert(
+                name.clone(),
+                QuantSetting {
+                    activations,
+                    ..QuantSetting::new(QuantMode::Static)
+                },
+            );
+            overrides.push(LayerQuantization {
+                layer: name.clone(),
+                mode: QuantMode::Static,
+                per_channel: true,
+                signed_weights: true,
+                rationale: "convolution: static int8 (dynamic mode leaves convolutions in float)"
+                    .into(),
+            });
+        } else if info.quant_modes.contains(&QuantMode::Dynamic) {
+            layers.insert(name.clone(), setting);
+        }
+    }
+    let dynamic = layers.len() - overrides.len();
+    (!overrides.is_empty() && dynamic > 0).then_some((setting, layers, overrides))
 }
 
 /// Probes one setting on every layer it applies to (`None` when it applies to none).
@@ -117,7 +179,6 @@ fn probe_one<B: Workbench + ?Sized>(
     setting: QuantSetting,
 ) -> Option<QuantProbe> {
     let mode = setting.mode;
-    let activations = (mode == QuantMode::Static).then_some(setting.activations);
     let layers: BTreeMap<String, QuantSetting> = analysis
         .context
         .layers
@@ -128,6 +189,31 @@ fn probe_one<B: Workbench + ?Sized>(
     if layers.is_empty() {
         return None;
     }
+    probe_layers(
+        bench,
+        input,
+        baseline,
+        progress,
+        setting,
+        layers,
+        Vec::new(),
+    )
+}
+
+/// Probes `layers` (the plan's resolved per-layer settings); `overrides` are the layers whose
+/// mode differs from `setting`'s, recorded on the probe so a plan can reproduce it.
+fn probe_layers<B: Workbench + ?Sized>(
+    bench: &mut B,
+    input: &Model,
+    baseline: &Evaluation,
+    progress: &mut dyn Progress,
+    setting: QuantSetting,
+    layers: BTreeMap<String, QuantSetting>,
+    overrides: Vec<LayerQuantization>,
+) -> Option<QuantProbe> {
+    let mode = setting.mode;
+    let activations =
+        (mode == QuantMode::Static || !overrides.is_empty()).then_some(setting.activations);
     let failed = |error: String| QuantProbe {
         mode,
         activations,
@@ -140,13 +226,19 @@ fn probe_one<B: Workbench + ?Sized>(
         cosine: None,
         error: Some(error),
         kernels: None,
+        layers: overrides.clone(),
     };
     progress.line(&format!(
         "probing {} quantization",
         failed(String::new()).label()
     ));
     let p = match probe(bench, input, &layers, baseline) {
-        Ok(p) => QuantProbe { activations, ..p },
+        Ok(p) => QuantProbe {
+            mode,
+            activations,
+            layers: overrides.clone(),
+            ..p
+        },
         Err(e) => failed(e.to_string()),
     };
     let label = p.label();
@@ -211,6 +303,7 @@ fn probe<B: Workbench + ?Sized>(
             .get("int8_kernels")
             .and_then(|k| k.as_str())
             .map(str::to_string),
+        layers: Vec::new(),
     })
 }
 
