@@ -131,6 +131,9 @@ fn the_prompt_after_one_accepted_round_is_a_dashboard() {
         report["rounds"][0]["accepted"], true,
         "round 1 must be accepted for this test to check anything:\n{stderr}"
     );
+    // LLM planners run guarded by default; each round names whose plan was applied.
+    assert_eq!(report["planner"], "ollama:scripted (guarded by builtin)");
+    assert_eq!(report["rounds"][0]["planner"], "ollama:scripted (guarded by builtin)");
     let prompt = std::fs::read_to_string(out.join("rounds/round-02/prompt-1.md"))
         .unwrap_or_else(|e| panic!("no round-2 prompt ({e}):\n{stderr}"));
     let header: Vec<&str> = prompt
