@@ -184,7 +184,11 @@ def main():
                     help="also print ONNX Runtime's profiler time per op type at batch 1")
     ap.add_argument("--extra", action="append", default=[],
                     help="NAME=ARGS: one more profagent variant of the static models, e.g. "
-                         "'ours-int8=--activations int8'")
+                         "'ours-int8=--activations int8', 'ours-mse=--calibration mse'")
+    ap.add_argument("--extra-dynamic", action="append", default=[],
+                    help="NAME=ARGS: one more profagent variant of the dynamic models, e.g. "
+                         "'ours-mixed=--layer-mode op:Conv=static' (calibration data is added "
+                         "when ARGS name static)")
     a = ap.parse_args()
     work = tempfile.mkdtemp(prefix="quant_fusion_")
     calib, x_eval, y_eval = cifar(a.calib_count, a.eval_count)
@@ -207,11 +211,13 @@ def main():
             argv = [a.baseline_tool] + base[1:]
             argv[4] = path
             variants.append(("ours@baseline", path, run_quiet(argv)))
-        for extra in a.extra if mode == "static" else []:
+        for extra in a.extra if mode == "static" else a.extra_dynamic:
             name, _, args = extra.partition("=")
             path = os.path.join(work, f"{key}_{name}.onnx")
             argv = base[:]
             argv[4] = path
+            if mode != "static" and "static" in args:
+                argv += ["--calib", calib_npy, "--calib-count", str(len(calib))]
             variants.append((name, path, run_quiet(argv + args.split())))
         if mode == "static":
             for tag, qtype in (("ort-u8", "QUInt8"), ("ort-s8", "QInt8")):

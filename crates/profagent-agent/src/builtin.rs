@@ -139,6 +139,7 @@ pub(crate) fn l1_decision(
     PruneDecision {
         target: group.id.clone(),
         ratio,
+        keep: None,
         unit: if group.heads.is_some() {
             PruneUnit::Heads
         } else {
@@ -180,6 +181,8 @@ pub struct BuiltinPlanner {
     last_round_judged: usize,
     /// Quantization modes already proposed: a rejected mode is not proposed again.
     tried_quant: BTreeSet<QuantMode>,
+    /// The quantization mode the last plan proposed (`discard_last` un-tries it).
+    last_quant: Option<QuantMode>,
     /// Channels of each group when the planner first saw it (the baseline).
     original_channels: BTreeMap<String, usize>,
     /// Factor on every expected pruning drop, learnt from measured rounds: a round that lost
@@ -204,6 +207,7 @@ impl Default for BuiltinPlanner {
             last_groups: Vec::new(),
             last_round_judged: 0,
             tried_quant: BTreeSet::new(),
+            last_quant: None,
             original_channels: BTreeMap::new(),
             calibration: 1.0,
             last_expected: 0.0,
@@ -259,9 +263,20 @@ impl BuiltinPlanner {
         }
     }
 
+    /// Forgets the last proposal: another planner's plan was applied instead, so its outcome
+    /// says nothing about this planner's estimates or groups.
+    pub fn discard_last(&mut self) {
+        self.last_groups.clear();
+        self.last_expected = 0.0;
+        if let Some(mode) = self.last_quant.take() {
+            self.tried_quant.remove(&mode);
+        }
+    }
+
     /// The plan for this round (pure given the planner's state).
     pub fn plan(&mut self, input: &PlanningInput, context: &PlanContext) -> CompressionPlan {
         self.learn(input);
+        self.last_quant = None;
         self.last_groups.clear();
         self.last_expected = 0.0;
         self.last_start_drop = input.drop_of(input.current.top1);
@@ -446,17 +461,34 @@ impl BuiltinPlanner {
                     .unwrap_or(g.channels)
             })
             .collect();
+        // Channels each candidate had when its sensitivity was measured (the input's, or the
+        // accepted model's it was re-measured on): its cost curve starts there.
+        let from: Vec<usize> = candidates
+            .iter()
+            .zip(&original)
+            .map(|(g, o)| {
+                match g.heads {
+                    // Heads groups are probed in heads; this allocation counts channels.
+                    Some(heads) => g
+                        .probed_from
+                        .map(|from| from * g.channels / heads.max(1))
+                        .unwrap_or(*o),
+                    None => g.probed_from.unwrap_or(*o),
+                }
+                .max(g.channels)
+            })
+            .collect();
         // Expected drop of candidate `i` with `extra` more channels removed than now, relative
-        // to the current model (what has been removed already is spent).
+        // to the current model (what has been removed since the measurement is spent).
         let expected = |i: usize, extra: usize| {
             let g = candidates[i];
             let curve = |removed: usize| {
-                let gone = removed as f64 / original[i] as f64;
+                let gone = removed as f64 / from[i] as f64;
                 // Measured drops near zero are noise, not free channels.
                 let s = g.sensitivity.unwrap_or(0.0).max(SENSITIVITY_FLOOR);
                 self.calibration * s * (gone / probed(g)).powi(2)
             };
-            let before = original[i].saturating_sub(g.channels);
+            let before = from[i].saturating_sub(g.channels);
             curve(before + extra) - curve(before)
         };
         // The round may spend at most ROUND_BUDGET_SHARE of the budget left (times the step's
@@ -473,10 +505,10 @@ impl BuiltinPlanner {
             for i in 0..candidates.len() {
                 let g = candidates[i];
                 let increment = (original[i] / 16).max(1);
-                // Never beyond the measured range: at most the probed fraction of the baseline
-                // channels in all (the sensitivity says nothing about deeper cuts).
-                let gone = original[i].saturating_sub(g.channels) + removed[i] + increment;
-                if gone as f64 > probed(g) * original[i] as f64 + 1e-9 || gone >= original[i] {
+                // Never beyond the measured range: at most the probed fraction of the channels
+                // it was measured at (the sensitivity says nothing about deeper cuts).
+                let gone = from[i].saturating_sub(g.channels) + removed[i] + increment;
+                if gone as f64 > probed(g) * from[i] as f64 + 1e-9 || gone >= from[i] {
                     continue;
                 }
                 let cost = expected(i, removed[i] + increment) - expected(i, removed[i]);
@@ -627,6 +659,7 @@ impl BuiltinPlanner {
             },
         };
         self.tried_quant.insert(best.mode);
+        self.last_quant = Some(best.mode);
         Some(CompressionPlan {
             rationale: format!(
                 "{} quantization measured {} against the input, {:.1} % smaller, {}{}; {why}",
@@ -650,7 +683,8 @@ impl BuiltinPlanner {
             ),
             quantization: Some(QuantizationPlan {
                 default: best.setting(),
-                layers: Vec::new(),
+                // A mixed probe's per-layer modes: the plan applies what was measured.
+                layers: best.layers.clone(),
                 rationale: format!(
                     "{} : the best measured mode by {}",
                     best.label(),
@@ -710,12 +744,14 @@ impl Planner for BuiltinPlanner {
                 failure: None,
                 attempts: 1,
                 rejected_issues: Vec::new(),
+                used: None,
             },
             Err(e) => Proposal {
                 plan: None,
                 failure: Some(e.to_string()),
                 attempts: 1,
                 rejected_issues: Vec::new(),
+                used: None,
             },
         })
     }

@@ -60,9 +60,21 @@ pub struct GroupFacts {
     /// `None` when too few groups were measured to fit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fitted_drop: Option<f64>,
-    /// Output cosine lost (1 - cosine with the original model) in the same measurement.
+    /// Output cosine lost in the same measurement (the cosine with the original model of the
+    /// model the group was probed on, minus the probed model's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fidelity_loss: Option<f64>,
+    /// Round whose model the sensitivity was measured on (0: the input model, before round 1).
+    /// Older than the last accepted pruning round means stale: measured on a wider model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub measured_round: Option<usize>,
+    /// The group's units (heads for a heads group, else channels) when it was probed
+    /// (`probed_ratio` is a fraction of these).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probed_from: Option<usize>,
+    /// The group's channels in the input model (`channels` is what is left now).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original_channels: Option<usize>,
     /// True when the group's channels are a residual stream: two or more producers write them
     /// and an `Add` of two such tensors (a skip connection) couples them, so pruning it thins
     /// every block on the stream at once.
@@ -70,6 +82,14 @@ pub struct GroupFacts {
     pub residual: bool,
     pub prunable: bool,
     pub note: Option<String>,
+}
+
+impl GroupFacts {
+    /// The units the group is pruned in, now: heads for an attention-heads group, else
+    /// channels (`probed_from` counts the same units).
+    pub fn units(&self) -> usize {
+        self.heads.unwrap_or(self.channels)
+    }
 }
 
 /// One earlier round in a few fields.
@@ -113,6 +133,9 @@ pub struct PlanningInput {
     pub budget: Budget,
     pub history: Vec<RoundSummary>,
     pub rounds_left: usize,
+    /// Rounds in a row without an accepted candidate that end the run (0: not stated).
+    #[serde(default)]
+    pub patience: usize,
 }
 
 impl PlanningInput {

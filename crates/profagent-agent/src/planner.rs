@@ -27,6 +27,10 @@ pub struct Proposal {
     /// The validator's errors on the answers that were rejected before the last one.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rejected_issues: Vec<PlanIssue>,
+    /// Whose plan `plan` is when it is not the planner's own answer (the guardrail replaced
+    /// it: "builtin (guardrail: why)"); `None`: the planner's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub used: Option<String>,
 }
 
 /// Where planners record each exchange.
@@ -117,6 +121,22 @@ impl Planner for AnalysisAgent {
             let outcome = parse_plan(&completion.text).and_then(|plan| validate(&plan, context));
             match outcome {
                 Ok(validated) => {
+                    // Estimated before it is applied: a plan the measured sensitivities say
+                    // cannot keep the accuracy budget goes back while repairs are left.
+                    let over = crate::estimate::over_budget(
+                        &crate::estimate::estimate(&validated, input),
+                        input,
+                    )
+                    .filter(|_| attempt <= self.max_repairs);
+                    if let Some(problem) = over {
+                        entry.verdict = "over_budget".into();
+                        entry.error = Some(problem.clone());
+                        record(&entry)?;
+                        messages.push(ChatMessage::new(Role::Assistant, completion.text));
+                        messages.push(ChatMessage::new(Role::User, repair_prompt(&problem)));
+                        last_problem = problem;
+                        continue;
+                    }
                     entry.verdict = "valid".into();
                     entry.issues = validated.warnings().to_vec();
                     record(&entry)?;
@@ -125,6 +145,7 @@ impl Planner for AnalysisAgent {
                         failure: None,
                         attempts: attempt,
                         rejected_issues,
+                        used: None,
                     });
                 }
                 Err(error) => {
@@ -150,6 +171,7 @@ impl Planner for AnalysisAgent {
             )),
             attempts: self.max_repairs + 1,
             rejected_issues,
+            used: None,
         })
     }
 }

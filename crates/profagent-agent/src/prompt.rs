@@ -4,11 +4,11 @@ use std::fmt::Write;
 
 use crate::facts::{
     GroupFacts, LayerFacts, PairedAccuracy, PlanningInput, SpeedComparison, SpeedVerdict,
+    ACCURACY_CONFIDENCE,
 };
 
 /// Rows per table: enough to show where time goes without flooding a 4k-token window.
 pub const MAX_LAYER_ROWS: usize = 12;
-pub const MAX_GROUP_ROWS: usize = 16;
 pub const MAX_HISTORY_ROWS: usize = 6;
 
 pub const SYSTEM_PROMPT: &str = "You are a model-compression engineer. You plan structured pruning and post-training quantization of an ONNX model for CPU inference, from measured profiles. You answer with exactly one JSON object that follows the given schema, nothing else.";
@@ -18,10 +18,10 @@ pub const SYSTEM_PROMPT: &str = "You are a model-compression engineer. You plan 
 const FORMAT: &str = r#"Answer format (JSON, no comments):
 {"schema_version": 1,
  "rationale": "why, in 1-3 sentences",
- "pruning": [{"target": "<group id>", "ratio": 0.25, "unit": "channels"|"heads", "criterion": "l1"|"l2"|"random", "round_to": 8, "rationale": "..."}],
+ "pruning": [{"target": "<group id>", "ratio": 0.25 or "keep": 48, "unit": "channels"|"heads", "criterion": "l1"|"l2"|"random", "round_to": 8, "rationale": "..."}],
  "quantization": {"default": {"mode": "none"|"dynamic"|"static"|"int4", "per_channel": true, "signed_weights": true},
                   "layers": [{"layer": "<layer name>", "mode": "none", "rationale": "..."}], "rationale": "..."}}
-Rules: ratio is the fraction of the group's CURRENT channels to remove, 0 < ratio <= 0.9; use only group ids and layer names from the tables; omit "quantization" to keep the current quantization; an empty "pruning" list prunes nothing."#;
+Rules: give either ratio (the fraction of the group's CURRENT units to remove, 0 < ratio <= 0.9, kept count rounded to round_to) or keep (the exact number of units to keep, at least 10 % of the current ones), not both; use only group ids and layer names from the tables; omit "quantization" to keep the current quantization; an empty "pruning" list prunes nothing."#;
 
 fn mb(bytes: u64) -> f64 {
     bytes as f64 / 1e6
@@ -102,6 +102,9 @@ pub fn build_prompt(input: &PlanningInput) -> String {
         goals.join("; "),
         input.rounds_left
     );
+
+    write_budget_left(&mut p, input);
+    write_rules(&mut p, input);
 
     let any_layer_ms = input.layers.iter().any(|l| l.latency_ms.is_some());
     let any_scaled = input.layers.iter().any(|l| l.latency_scaled);
@@ -246,21 +249,137 @@ fn latency_source(any_measured: bool, any_scaled: bool) -> &'static str {
     }
 }
 
-/// The prunable-groups table: cost (MACs, measured ms), and the sensitivity measurement with
-/// what it is: the measured top-1 drop on n images (one image is 100/n points) and the
-/// loss-fitted estimate, each labelled, at the ratio actually probed.
+/// What is left of the budget on every axis it names, from the current model's measurements:
+/// the planner should not have to subtract.
+fn write_budget_left(p: &mut String, input: &PlanningInput) {
+    let b = &input.budget;
+    let (base, now) = (&input.baseline, &input.current);
+    let mut rows = Vec::new();
+    let drop = input.drop_of(now.top1);
+    if base.top1.is_some() {
+        rows.push(format!(
+            "top-1: {drop:.2} points below the input on the feedback images so far; {:.2} of the {:.2} allowed left",
+            (b.max_acc_drop - drop).max(0.0),
+            b.max_acc_drop
+        ));
+    }
+    if let Some(min) = b.min_cosine {
+        let cos = now.cosine.unwrap_or(1.0);
+        rows.push(format!(
+            "output cosine: {cos:.5} now, at least {min} required; {:.5} of cosine left to lose",
+            (cos - min).max(0.0)
+        ));
+    }
+    if let (Some(f), Some(n), Some(base_macs)) = (b.target_macs_fraction, now.macs, base.macs) {
+        let share = n as f64 / base_macs.max(1) as f64;
+        let missing = (n as f64 - f * base_macs as f64).max(0.0);
+        rows.push(format!(
+            "MACs: {:.1} % of the input's now ({:.1} MMACs), target at most {:.1} %: {}",
+            share * 100.0,
+            n as f64 / 1e6,
+            f * 100.0,
+            if missing > 0.0 {
+                format!(
+                    "{:.1} MMACs more to remove ({:.1} % of what is left)",
+                    missing / 1e6,
+                    100.0 * missing / n.max(1) as f64
+                )
+            } else {
+                "met".into()
+            }
+        ));
+    }
+    if let Some(x) = b.target_speedup {
+        rows.push(format!(
+            "speed: {} against the input now, target at least {x:.2}x",
+            now.speed
+                .as_ref()
+                .map(speed_text)
+                .unwrap_or_else(|| format!("{:.2}x", base.latency_ms / now.latency_ms.max(1e-9)))
+        ));
+    }
+    if let Some(ms) = b.target_latency_ms {
+        rows.push(format!(
+            "latency: {:.2} ms now, target at most {ms:.2} ms",
+            now.latency_ms
+        ));
+    }
+    if let Some(bytes) = b.target_memory_bytes {
+        rows.push(format!(
+            "size: {:.2} MB now, target at most {:.2} MB",
+            mb(now.model_bytes),
+            mb(bytes)
+        ));
+    }
+    let _ = writeln!(p, "\nBudget left (current model against the input):");
+    for row in rows {
+        let _ = writeln!(p, "- {row}");
+    }
+}
+
+/// How the loop judges a plan and when it stops, so a planner can plan for it.
+fn write_rules(p: &mut String, input: &PlanningInput) {
+    let images = input.baseline.images.max(1);
+    let _ = writeln!(
+        p,
+        "\nLoop rules: your plan is applied to the CURRENT model (pruning first, then quantization of the pruned float model) and measured on the same {images} feedback images (one image = {:.2} top-1 points, so differences of a few images are noise). It is accepted only if the {:.0} % upper confidence bound of its paired top-1 drop against the input stays within the budget{} and it improves on the current model{}; otherwise it is rolled back. The run stops as soon as every target is met, when the rounds run out{}, or when you propose no change. Estimates in the group table are linear in the ratio only near the probed ratio: cutting far beyond it has not been measured.",
+        100.0 / images as f64,
+        ACCURACY_CONFIDENCE * 100.0,
+        if input.budget.min_cosine.is_some() {
+            " and its output cosine keeps the bound"
+        } else {
+            ""
+        },
+        match input.budget.objective() {
+            profagent_record::Objective::Macs => " by at least 0.5 % of the MACs",
+            profagent_record::Objective::Size => " by at least 2 % of the size",
+            profagent_record::Objective::Speed => " in measured speed (interleaved timing)",
+        },
+        if input.patience > 0 {
+            format!(
+                ", after {} round(s) in a row with nothing accepted",
+                input.patience
+            )
+        } else {
+            String::new()
+        }
+    );
+}
+
+/// Where a group's sensitivity comes from: "input" (measured before round 1 on the input
+/// model), "round N" (re-measured on round N's accepted model), with "STALE" when the group
+/// has lost units since (the measurement describes a wider group).
+fn measured_on(g: &GroupFacts) -> String {
+    let Some(round) = g.measured_round else {
+        return "-".into();
+    };
+    let model = if round == 0 {
+        "input".to_string()
+    } else {
+        format!("round {round}")
+    };
+    match g.probed_from {
+        Some(from) if from != g.units() => format!("{model} (STALE: {from} units then)"),
+        _ => model,
+    }
+}
+
+/// The prunable-groups table, every group: units now and in the input, cost (MACs, measured
+/// ms, and both per unit), and the sensitivity measurement with what it is: the measured top-1
+/// drop on n images (one image is 100/n points) and the loss-fitted estimate, each labelled,
+/// at the ratio actually probed and on the model it was probed on.
 fn write_groups(p: &mut String, input: &PlanningInput) {
     let any_ms = input.groups.iter().any(|g| g.latency_ms.is_some());
     let any_scaled = input.layers.iter().any(|l| l.latency_scaled);
-    let mut groups: Vec<_> = input.groups.iter().collect();
+    let (mut groups, frozen): (Vec<_>, Vec<_>) = input.groups.iter().partition(|g| g.prunable);
     groups.sort_by(|a, b| {
         let key = |g: &GroupFacts| g.latency_ms.unwrap_or(g.macs as f64 * 1e-9);
         key(b).total_cmp(&key(a)).then(a.id.cmp(&b.id))
     });
     let _ = writeln!(
         p,
-        "\nPrunable groups (of {}){}:",
-        input.groups.len(),
+        "\nPrunable groups (all {}){}:",
+        groups.len(),
         if any_ms {
             ", slowest first; ms = summed latency of the layers the group touches (its producers and the layers that read its channels)"
         } else {
@@ -278,7 +397,7 @@ fn write_groups(p: &mut String, input: &PlanningInput) {
     if probed {
         let _ = writeln!(
             p,
-            "Sensitivity, measured once on the INPUT model before round 1 with only that group pruned (probed = fraction of its units removed then): {}; fitted drop = the group's cross-entropy increase times a points-per-nat slope fitted over all measured groups (an ESTIMATE, smoother than one group's measured drop; - = too few groups to fit); cosine lost = 1 - mean output cosine with the input model. Drops are in top-1 points; - = not measured.",
+            "Sensitivity, measured with only that group pruned (probed = fraction of its units removed then; measured on = the model it was probed on: the input model before round 1, or an accepted round's model, STALE when the group has lost units since): {}; fitted drop = the group's cross-entropy increase times a points-per-nat slope fitted over all groups measured together (an ESTIMATE, smoother than one group's measured drop; - = too few groups to fit); cosine lost = output cosine with the input model lost by that pruning. Drops are in top-1 points against the model probed; - = not measured.",
             match images {
                 Some(n) if n > 0 => format!(
                     "measured drop = top-1 lost on {n} feedback images (one image = {:.2} points, so a difference of a few images is noise)",
@@ -290,14 +409,11 @@ fn write_groups(p: &mut String, input: &PlanningInput) {
     }
     let _ = writeln!(
         p,
-        "group id | channels | heads | params | MMACs | ms | probed | measured drop | fitted drop | cosine lost | note"
+        "group id | units now/input | heads | params | MMACs | ms | MMACs/unit | ms/unit | probed | measured drop | fitted drop | cosine lost | measured on | note"
     );
     let dash = || "-".to_string();
-    for g in groups.iter().take(MAX_GROUP_ROWS) {
+    for g in groups {
         let mut note = Vec::new();
-        if !g.prunable {
-            note.push("NOT PRUNABLE".to_string());
-        }
         if g.residual {
             note.push(
                 "residual stream (skip-connection Add: pruning thins every block on it)".into(),
@@ -306,15 +422,22 @@ fn write_groups(p: &mut String, input: &PlanningInput) {
         if let Some(n) = g.note.as_deref().filter(|n| !n.is_empty()) {
             note.push(n.to_string());
         }
+        // Heads groups are cut in heads: their cost per unit is per head.
+        let units = g.heads.unwrap_or(g.channels).max(1) as f64;
         let _ = writeln!(
             p,
-            "{} | {} | {} | {} | {:.1} | {} | {} | {} | {} | {} | {}",
+            "{} | {}/{} | {} | {} | {:.1} | {} | {:.3} | {} | {} | {} | {} | {} | {} | {}",
             g.id,
             g.channels,
+            g.original_channels.unwrap_or(g.channels),
             g.heads.map(|h| h.to_string()).unwrap_or_else(dash),
             g.params,
             g.macs as f64 / 1e6,
             g.latency_ms.map(|v| format!("{v:.3}")).unwrap_or_else(dash),
+            g.macs as f64 / 1e6 / units,
+            g.latency_ms
+                .map(|v| format!("{:.4}", v / units))
+                .unwrap_or_else(dash),
             g.probed_ratio
                 .map(|r| format!("{:.0} %", r * 100.0))
                 .unwrap_or_else(dash),
@@ -327,7 +450,17 @@ fn write_groups(p: &mut String, input: &PlanningInput) {
             g.fidelity_loss
                 .map(|l| format!("{l:.5}"))
                 .unwrap_or_else(dash),
+            measured_on(g),
             note.join("; "),
+        );
+    }
+    if !frozen.is_empty() {
+        let mut ids: Vec<&str> = frozen.iter().map(|g| g.id.as_str()).collect();
+        ids.sort_unstable();
+        let _ = writeln!(
+            p,
+            "Not prunable (the pruner cannot follow their channels, or they are the model's input or output; do not target them): {}",
+            ids.join(", ")
         );
     }
 }

@@ -121,6 +121,7 @@ fn input(
         budget,
         history,
         rounds_left: 3,
+        patience: 2,
     }
 }
 

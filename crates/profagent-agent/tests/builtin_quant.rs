@@ -52,6 +52,7 @@ fn probe(mode: QuantMode, speedup: f64, cosine: f64) -> QuantProbe {
         cosine: Some(cosine),
         error: None,
         kernels: None,
+        layers: Vec::new(),
     }
 }
 
@@ -76,6 +77,7 @@ fn input(target_speedup: f64, probes: Vec<QuantProbe>) -> PlanningInput {
         },
         history: vec![],
         rounds_left: 3,
+        patience: 2,
     }
 }
 
@@ -154,4 +156,36 @@ fn the_plan_takes_the_activation_type_of_the_faster_static_probe() {
             plan.rationale
         );
     }
+}
+
+/// Issue 18 item 4: a mixed probe (dynamic MatMuls, static convolutions) chosen on its
+/// measurement becomes a plan whose per-layer list reproduces exactly the modes probed.
+#[test]
+fn a_mixed_probe_is_planned_with_its_per_layer_modes() {
+    let conv = profagent_plan::LayerQuantization {
+        layer: "patch_embed.proj".into(),
+        mode: QuantMode::Static,
+        per_channel: true,
+        signed_weights: true,
+        rationale: "convolution".into(),
+    };
+    let mixed = QuantProbe {
+        activations: Some(QuantActivations::Uint8),
+        layers: vec![conv.clone()],
+        ..probe(QuantMode::Dynamic, 2.4, 0.99985)
+    };
+    let probes = vec![
+        probe(QuantMode::Dynamic, 2.0, 0.99985),
+        probe(QuantMode::Static, 0.8, 0.9999),
+        mixed,
+    ];
+    let plan = BuiltinPlanner::new().plan(&input(4.0, probes), &PlanContext::new());
+    let quantization = plan.quantization.expect("a quantization plan");
+    assert_eq!(quantization.default.mode, QuantMode::Dynamic);
+    assert_eq!(quantization.layers, vec![conv]);
+    assert!(
+        plan.rationale.starts_with("mixed: dynamic"),
+        "{}",
+        plan.rationale
+    );
 }

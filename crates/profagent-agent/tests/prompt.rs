@@ -99,6 +99,7 @@ fn input() -> PlanningInput {
         },
         history: vec![],
         rounds_left: 3,
+        patience: 2,
     }
 }
 
@@ -154,7 +155,10 @@ fn measured_and_fitted_sensitivity_are_separate_labelled_columns() {
     assert!(prompt.contains("1000 feedback images"), "{prompt}");
     assert!(prompt.contains("one image = 0.10 points"), "{prompt}");
     assert!(prompt.contains("ESTIMATE"), "{prompt}");
-    assert!(prompt.contains("INPUT model before round 1"), "{prompt}");
+    assert!(
+        prompt.contains("the input model before round 1"),
+        "{prompt}"
+    );
     // Residual streams are marked.
     assert!(row(&prompt, "layer2.0.conv2")
         .last()
@@ -244,4 +248,74 @@ fn history_rows_carry_the_paired_change_and_the_speed_verdict() {
         prompt.contains("change against the input -0.40"),
         "{prompt}"
     );
+}
+
+/// The prompt as a dashboard: every group (not only the first 16) with its units now and in
+/// the input, cost per unit, and where its sensitivity was measured (re-measured after a round,
+/// or STALE when the group lost units since); the budget left on each axis; the loop's rules;
+/// `keep: N` in the answer format.
+#[test]
+fn the_dashboard_lists_every_group_the_budget_left_and_the_rules() {
+    let mut input = input();
+    input.current.macs = Some(444_000_000); // 80 % of the input's
+    input.current.top1 = Some(92.6);
+    input.patience = 2;
+    // layer2.0.conv1 lost units in round 1 and was re-measured on round 1's model;
+    // layer2.0.conv2 lost units but still carries the input's measurement.
+    input.groups[0].channels = 96;
+    input.groups[0].original_channels = Some(128);
+    input.groups[0].probed_from = Some(96);
+    input.groups[0].measured_round = Some(1);
+    input.groups[1].channels = 112;
+    input.groups[1].original_channels = Some(128);
+    input.groups[1].probed_from = Some(128);
+    input.groups[1].measured_round = Some(0);
+    for i in 0..30 {
+        input.groups.push(GroupFacts {
+            id: format!("extra.{i}"),
+            channels: 64,
+            macs: 1_000_000 + i,
+            prunable: true,
+            ..Default::default()
+        });
+    }
+    let prompt = build_prompt(&input);
+    let header: Vec<String> = prompt
+        .lines()
+        .find(|l| l.starts_with("group id |"))
+        .expect("group table header")
+        .split('|')
+        .map(|c| c.trim().to_string())
+        .collect();
+    let column = |name: &str| header.iter().position(|h| h == name).unwrap();
+    let conv1 = row(&prompt, "layer2.0.conv1");
+    assert_eq!(conv1[column("units now/input")], "96/128");
+    assert_eq!(conv1[column("measured on")], "round 1");
+    assert_eq!(conv1[column("ms/unit")], format!("{:.4}", 1.25 / 96.0));
+    let conv2 = row(&prompt, "layer2.0.conv2");
+    assert_eq!(
+        conv2[column("measured on")],
+        "input (STALE: 128 units then)"
+    );
+    let heads = row(&prompt, "blocks.0.attn.qkv#heads");
+    assert_eq!(heads[column("MMACs/unit")], format!("{:.3}", 10.0 / 3.0));
+    for i in 0..30 {
+        row(&prompt, &format!("extra.{i}"));
+    }
+    assert!(prompt.contains("Prunable groups (all 33)"), "{prompt}");
+    // Budget left: 0.40 of 1.00 points spent; MACs at 80 % of the input's against 60 %.
+    assert!(prompt.contains("0.60 of the 1.00 allowed left"), "{prompt}");
+    assert!(
+        prompt.contains("MACs: 80.0 % of the input's now (444.0 MMACs), target at most 60.0 %: 111.0 MMACs more to remove"),
+        "{prompt}"
+    );
+    // The loop's rules.
+    assert!(prompt.contains("Loop rules:"), "{prompt}");
+    assert!(
+        prompt.contains("after 2 round(s) in a row with nothing accepted"),
+        "{prompt}"
+    );
+    assert!(prompt.contains("one image = 0.10 top-1 points"), "{prompt}");
+    assert!(prompt.contains("by at least 0.5 % of the MACs"), "{prompt}");
+    assert!(prompt.contains(r#""keep": 48"#), "{prompt}");
 }

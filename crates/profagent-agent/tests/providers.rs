@@ -114,6 +114,7 @@ fn input() -> PlanningInput {
         },
         history: vec![],
         rounds_left: 2,
+        patience: 2,
     }
 }
 

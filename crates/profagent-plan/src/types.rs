@@ -55,9 +55,16 @@ pub struct CompressionPlan {
 pub struct PruneDecision {
     /// A prunable group id, or the name of a layer that belongs to exactly one group.
     pub target: String,
-    /// Fraction of the group's current channels (or heads) to remove, in (0, 1).
+    /// Fraction of the group's current channels (or heads) to remove, in (0, 1). Give this or
+    /// `keep`, not both.
+    #[serde(default)]
     #[schemars(range(min = 0.0, max = 0.9))]
     pub ratio: f64,
+    /// Exact number of channels (or heads) to keep instead of a ratio: "keep 48 of 64" where a
+    /// ratio would need 0.25; `round_to` does not apply to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub keep: Option<usize>,
     /// What gets removed: output channels (convolutions, MLP width) or whole attention heads.
     #[serde(default)]
     pub unit: PruneUnit,

@@ -237,7 +237,21 @@ fn resolve_prune(
         return None;
     }
     let ratio = decision.ratio;
-    if !ratio.is_finite() || ratio <= 0.0 || ratio > context.max_prune_ratio {
+    if decision.keep.is_some() && ratio != 0.0 {
+        issues.push(error(
+            IssueCode::RatioOutOfRange,
+            location,
+            format!(
+                "'{}' gives both a ratio ({ratio}) and keep ({}): give one of them",
+                decision.target,
+                decision.keep.unwrap_or_default()
+            ),
+        ));
+        return None;
+    }
+    if decision.keep.is_none()
+        && (!ratio.is_finite() || ratio <= 0.0 || ratio > context.max_prune_ratio)
+    {
         issues.push(error(
             IssueCode::RatioOutOfRange,
             location,
@@ -277,7 +291,26 @@ fn resolve_prune(
             "round_to is ignored when pruning heads".to_string(),
         ));
     }
-    let keep = kept_after(current, ratio, round_to);
+    let (keep, ratio) = match decision.keep {
+        None => (kept_after(current, ratio, round_to), ratio),
+        Some(keep) => {
+            let removed = current.saturating_sub(keep) as f64 / current.max(1) as f64;
+            if keep > current || removed > context.max_prune_ratio + 1e-9 {
+                issues.push(error(
+                    IssueCode::RatioOutOfRange,
+                    location,
+                    format!(
+                        "keep {keep} for '{}' is out of range: the group has {current} {}, and at most {} of them may be removed in one round",
+                        decision.target,
+                        unit_name(decision.unit),
+                        context.max_prune_ratio
+                    ),
+                ));
+                return None;
+            }
+            (keep, removed)
+        }
+    };
     let minimum = match decision.unit {
         PruneUnit::Channels => group.min_channels.max(1),
         PruneUnit::Heads => 1,

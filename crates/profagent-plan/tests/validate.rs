@@ -41,6 +41,7 @@ fn prune(target: &str, ratio: f64) -> PruneDecision {
     PruneDecision {
         target: target.into(),
         ratio,
+        keep: None,
         unit: PruneUnit::Channels,
         criterion: ImportanceCriterion::L1,
         round_to: 1,
@@ -248,4 +249,47 @@ fn plans_longer_than_the_schema_bounds_are_errors() {
         )),
         "schema lacks the pruning bound"
     );
+}
+
+/// `keep: N` resolves to exactly N units (no rounding), heads included; it cannot be combined
+/// with a ratio, exceed the group, or remove more than one round may.
+#[test]
+fn keep_counts_resolve_exactly_and_bad_counts_are_errors() {
+    let mut plan = CompressionPlan::empty("exact counts");
+    let mut channels = prune("layer1.0.conv1", 0.0);
+    channels.keep = Some(44);
+    channels.round_to = 8; // does not apply to an exact count
+    plan.pruning.push(channels);
+    let mut heads = prune("blocks.0.attn", 0.0);
+    heads.unit = PruneUnit::Heads;
+    heads.keep = Some(2);
+    plan.pruning.push(heads);
+    let validated = validate(&plan, &context()).expect("valid");
+    let resolved: Vec<(usize, usize, f64)> = validated
+        .pruning()
+        .iter()
+        .map(|r| (r.current, r.keep, r.ratio))
+        .collect();
+    assert_eq!((resolved[0].0, resolved[0].1), (64, 44));
+    assert!((resolved[0].2 - 20.0 / 64.0).abs() < 1e-12);
+    assert_eq!((resolved[1].0, resolved[1].1), (3, 2));
+
+    // Parsed from an answer without a ratio.
+    let parsed = parse_plan(
+        r#"{"schema_version": 1, "rationale": "r", "pruning": [{"target": "layer1.0.conv1", "keep": 48, "rationale": "x"}]}"#,
+    )
+    .expect("parses");
+    let validated = validate(&parsed, &context()).expect("valid");
+    assert_eq!(validated.pruning()[0].keep, 48);
+
+    for (ratio, keep) in [(0.25, 48), (0.0, 65), (0.0, 4), (0.0, 0)] {
+        let mut plan = CompressionPlan::empty("bad");
+        let mut d = prune("layer1.0.conv1", ratio);
+        d.keep = Some(keep);
+        plan.pruning.push(d);
+        assert!(
+            !codes(&plan).is_empty(),
+            "ratio {ratio} with keep {keep} must be an error"
+        );
+    }
 }

@@ -167,6 +167,7 @@ fn draw_plan(context: &PlanContext, draw: &mut Draw, limit: usize) -> ValidatedP
             let decision = PruneDecision {
                 target: id.clone(),
                 ratio: draw.ratio(),
+                keep: None,
                 unit: if info.heads.is_some() {
                     PruneUnit::Heads
                 } else {
@@ -362,6 +363,7 @@ fn issue_16_64_channels_at_035_round_to_8_keep_48_in_plan_and_model() {
     plan.pruning.push(PruneDecision {
         target: "layer1.conv1".into(),
         ratio: 0.35,
+        keep: None,
         unit: PruneUnit::Channels,
         criterion: ImportanceCriterion::L1,
         round_to: 8,

@@ -4,8 +4,8 @@
 //! (`profagent_onnx::ActivationSource`): the caller runs the model over its calibration data on
 //! a runtime and streams each run's values here (`profagent_workbench::BatchActivations` on ONNX
 //! Runtime, which splits large batches so the returned activations stay within a byte budget).
-//! This crate runs no model. Each tensor's values update its statistics: min/max, or a bounded
-//! sample for percentiles (every value would not fit in memory for large activations, so each
+//! This crate runs no model. Each tensor's values update its statistics: min/max, a histogram
+//! merged over batches for entropy and MSE (`histogram`), or a bounded sample for percentiles (every value would not fit in memory for large activations, so each
 //! sample, a row along the first axis, contributes at most `SAMPLES_PER_ROW` evenly strided
 //! values per tensor, whatever the batch it came in).
 use std::collections::HashMap;
@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use profagent_onnx::{ActivationSource, Model};
 
 use crate::error::{QuantError, Result};
+use crate::histogram::{Criterion, Histogram};
 use crate::spec::Calibration;
 
 /// Values kept per tensor and sample (row along the first axis) for percentile calibration:
@@ -32,6 +33,7 @@ struct Stats {
     hi: f32,
     seen: bool,
     samples: Vec<f32>,
+    histogram: Option<Histogram>,
 }
 
 /// Streams `tensors` (float activations or inputs of `model`) from `source` and returns the
@@ -50,7 +52,18 @@ pub fn calibrate(
         }
     }
     let keep_samples = matches!(method, Calibration::Percentile { .. });
-    let mut stats: Vec<Stats> = tensors.iter().map(|_| Stats::default()).collect();
+    let criterion = match method {
+        Calibration::Entropy => Some(Criterion::Entropy),
+        Calibration::Mse => Some(Criterion::Mse),
+        _ => None,
+    };
+    let mut stats: Vec<Stats> = tensors
+        .iter()
+        .map(|_| Stats {
+            histogram: criterion.map(|_| Histogram::default()),
+            ..Stats::default()
+        })
+        .collect();
     source
         .visit_values(model, tensors, &mut |i, dims, data| {
             let rows = dims.first().copied().unwrap_or(1).max(1);
@@ -72,6 +85,10 @@ pub fn calibrate(
         let range = match method {
             Calibration::MinMax => Range { lo: s.lo, hi: s.hi },
             Calibration::Percentile { percentile } => percentile_range(&mut s.samples, percentile),
+            Calibration::Entropy | Calibration::Mse => match (&s.histogram, criterion) {
+                (Some(h), Some(c)) => h.range(c),
+                _ => Range { lo: s.lo, hi: s.hi },
+            },
         };
         ranges.insert(name.clone(), range);
     }
@@ -93,6 +110,9 @@ fn update(s: &mut Stats, data: &[f32], samples: Option<usize>) {
         s.hi = s.hi.max(hi);
     } else {
         (s.lo, s.hi, s.seen) = (lo, hi, true);
+    }
+    if let Some(h) = s.histogram.as_mut() {
+        h.add(data);
     }
     if let Some(samples) = samples {
         let stride = data.len().div_ceil(samples).max(1);

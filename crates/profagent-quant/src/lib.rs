@@ -6,7 +6,8 @@
 //! - int4 weight-only (`Mode::Int4`): `MatMulNBits` blocks.
 //!
 //! `quantize(model, spec, calibration)` is the one entry point; the `QuantSpec` selects layers
-//! by name, regex or op type (see `select`), and the `QuantReport` says which layers were
+//! by name, regex or op type (see `select`), and may give layers modes of their own
+//! (`QuantSpec::layer_modes`, applied by `mixed`), and the `QuantReport` says which layers were
 //! quantized and why every other candidate was not. The input model is never modified; a
 //! spec that selects nothing returns an identical copy. This crate never evaluates accuracy
 //! and runs no model: calibration values come through `profagent_onnx::ActivationSource`, the
@@ -14,8 +15,10 @@
 pub mod calibrate;
 pub mod dynamic;
 pub mod error;
+pub mod histogram;
 pub mod int4;
 pub mod linear;
+pub mod mixed;
 pub mod numeric;
 pub mod opset;
 mod rewrite;
@@ -28,7 +31,8 @@ pub use error::{QuantError, Result};
 pub use profagent_onnx::ActivationSource;
 pub use select::Selection;
 pub use spec::{
-    ActivationType, Calibration, Mode, QuantReport, QuantSpec, QuantizedLayer, SkippedLayer, Target,
+    ActivationType, Calibration, LayerMode, Mode, QuantReport, QuantSpec, QuantizedLayer,
+    SkippedLayer, Target,
 };
 
 use profagent_onnx::Model;
@@ -40,6 +44,9 @@ pub fn quantize(
     spec: &QuantSpec,
     calibration: Option<&mut dyn ActivationSource>,
 ) -> Result<(Model, QuantReport)> {
+    if !spec.layer_modes.is_empty() {
+        return mixed::quantize_mixed(model, spec, calibration);
+    }
     match spec.mode {
         Mode::Dynamic => dynamic::quantize_dynamic(model, spec),
         Mode::Static => static_qdq::quantize_static(model, spec, calibration),

@@ -6,7 +6,9 @@
 //!   an exact node name; a layer name also selects the layers below it (`layer1` selects
 //!   `layer1.0.conv1`);
 //! - `re:blocks\.[0-3]\..*`: a regular expression that must match a whole layer or node name;
-//! - `op:MatMul`: every node of that op type.
+//! - `op:MatMul`: every node of that op type;
+//! - `node:NAME`: the node of that exact name only (an unnamed node is `Op#index`), what a
+//!   mixed-mode quantization gives each of its passes.
 //!
 //! An empty include list means "every supported layer". Exclusions win over inclusions.
 //! A name or regex that matches no node of the graph is an error: a typo must not silently
@@ -30,6 +32,7 @@ enum Pattern {
     Name(String),
     Regex(Regex),
     OpType(String),
+    Node(String),
 }
 
 impl Pattern {
@@ -43,6 +46,12 @@ impl Pattern {
                 return Err(bad("names no op type (write e.g. op:MatMul)".into()));
             }
             return Ok(Pattern::OpType(op.to_string()));
+        }
+        if let Some(node) = text.strip_prefix("node:") {
+            if node.is_empty() {
+                return Err(bad("names no node (write e.g. node:/fc/Gemm)".into()));
+            }
+            return Ok(Pattern::Node(node.to_string()));
         }
         if let Some(re) = text.strip_prefix("re:") {
             let anchored = format!("^(?:{re})$");
@@ -66,6 +75,7 @@ impl Pattern {
             }
             Pattern::Regex(re) => re.is_match(layer) || re.is_match(node),
             Pattern::OpType(op) => op_type == op,
+            Pattern::Node(name) => node == name,
         }
     }
 }
@@ -102,6 +112,11 @@ pub struct Resolved {
 pub enum Verdict {
     Selected,
     Skipped(String),
+}
+
+/// The pattern that selects exactly the layer (or node) `name`, not the layers under it.
+pub fn exact(name: &str) -> String {
+    format!("re:{}", regex::escape(name))
 }
 
 impl Selection {

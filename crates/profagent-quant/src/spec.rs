@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::select::Selection;
 
 /// The quantization scheme.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// int8 weights, activations quantized on the fly at run time (MatMul/Gemm only).
@@ -76,6 +76,23 @@ pub enum Calibration {
     /// The `percentile` and `100 - percentile` quantiles of the observed values (clips rare
     /// outliers; 99.99 is a good start).
     Percentile { percentile: f64 },
+    /// The range minimizing the KL divergence between the activation histogram and its 8-bit
+    /// quantization (TensorRT's and onnxruntime's entropy calibration; see `histogram`).
+    Entropy,
+    /// The range minimizing the expected squared quantization error (clipping plus rounding)
+    /// of the activation histogram.
+    Mse,
+}
+
+impl Calibration {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Calibration::MinMax => "minmax",
+            Calibration::Percentile { .. } => "percentile",
+            Calibration::Entropy => "entropy",
+            Calibration::Mse => "mse",
+        }
+    }
 }
 
 /// Everything `quantize` needs besides the model.
@@ -108,6 +125,50 @@ pub struct QuantSpec {
     /// (`accuracy_level` 4), which is what makes it fast on CPUs with VNNI.
     #[serde(default = "default_true")]
     pub int4_int8_compute: bool,
+    /// Per-layer modes that differ from `mode` (e.g. static convolutions with `op:MatMul`
+    /// dynamic and a sensitive layer in float). For each quantizable node the *last* entry
+    /// whose pattern matches decides its mode; a node no entry matches follows `mode` and
+    /// `layers`. Empty: one mode for the whole model. See `mixed`.
+    #[serde(default)]
+    pub layer_modes: Vec<LayerMode>,
+}
+
+/// One per-layer mode: the nodes `pattern` selects (same forms as `Selection`) get `mode`,
+/// `None` keeps them in float.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LayerMode {
+    pub pattern: String,
+    pub mode: Option<Mode>,
+}
+
+impl LayerMode {
+    /// Parses `PATTERN=MODE` (MODE: none, float, dynamic, static or int4; the pattern may
+    /// itself hold `=`, the last one separates).
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let Some((pattern, mode)) = text.rsplit_once('=') else {
+            return Err(format!(
+                "'{text}' is not PATTERN=MODE (e.g. fc=dynamic, op:MatMul=dynamic, layer1.0.conv1=none)"
+            ));
+        };
+        let mode = match mode.trim() {
+            "none" | "float" => None,
+            "dynamic" => Some(Mode::Dynamic),
+            "static" => Some(Mode::Static),
+            "int4" => Some(Mode::Int4),
+            other => {
+                return Err(format!(
+                    "'{text}': unknown mode '{other}' (none, dynamic, static or int4)"
+                ))
+            }
+        };
+        if pattern.is_empty() {
+            return Err(format!("'{text}' names no layer before '='"));
+        }
+        Ok(LayerMode {
+            pattern: pattern.to_string(),
+            mode,
+        })
+    }
 }
 
 fn default_true() -> bool {
@@ -132,7 +193,19 @@ impl QuantSpec {
             activations: ActivationType::Uint8,
             block_size: default_block_size(),
             int4_int8_compute: true,
+            layer_modes: Vec::new(),
         }
+    }
+
+    /// The modes this spec may write: `mode` and every per-layer mode (float excluded).
+    pub fn modes(&self) -> Vec<Mode> {
+        let mut modes = vec![self.mode];
+        for m in self.layer_modes.iter().filter_map(|l| l.mode) {
+            if !modes.contains(&m) {
+                modes.push(m);
+            }
+        }
+        modes
     }
 
     /// The effective per-channel choice.

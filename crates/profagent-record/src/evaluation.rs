@@ -246,15 +246,31 @@ pub struct QuantProbe {
     /// quantized nodes run as int8 kernels ..."), when the workbench can tell.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kernels: Option<String>,
+    /// Layers probed in a mode other than `mode` (a mixed probe, e.g. static convolutions
+    /// with dynamic MatMuls); a plan reproduces the probe with them as its per-layer list.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub layers: Vec<profagent_plan::LayerQuantization>,
 }
 
 impl QuantProbe {
     /// `static (uint8 activations)`, or the mode alone.
     pub fn label(&self) -> String {
-        match self.activations {
+        let base = match self.activations {
             Some(activations) => format!("{} ({} activations)", self.mode, activations.as_str()),
             None => self.mode.to_string(),
+        };
+        if self.layers.is_empty() {
+            return base;
         }
+        let mut modes: Vec<(profagent_plan::QuantMode, usize)> = Vec::new();
+        for layer in &self.layers {
+            match modes.iter_mut().find(|(m, _)| *m == layer.mode) {
+                Some((_, n)) => *n += 1,
+                None => modes.push((layer.mode, 1)),
+            }
+        }
+        let others: Vec<String> = modes.iter().map(|(m, n)| format!("{n} {m}")).collect();
+        format!("mixed: {base}, {}", others.join(", "))
     }
 
     /// The plan setting that reproduces this probe.

@@ -162,6 +162,11 @@ pub struct RoundRecord {
     /// Why accepted or rejected.
     #[serde(default)]
     pub verdict: String,
+    /// Pruning sensitivity re-measured on this round's model after it was accepted (the
+    /// groups planners are likely to touch next, each pruned alone from the accepted model and
+    /// compared with it on the feedback slice); empty when nothing was re-measured.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sensitivity: Vec<crate::GroupSensitivity>,
     #[serde(default)]
     pub seconds: f64,
 }

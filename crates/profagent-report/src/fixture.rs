@@ -71,6 +71,7 @@ fn prune(target: &str, ratio: f64, rationale: &str) -> PruneDecision {
     PruneDecision {
         target: target.into(),
         ratio,
+        keep: None,
         unit: PruneUnit::Channels,
         criterion: ImportanceCriterion::L1,
         round_to: 1,
@@ -171,6 +172,7 @@ fn round_one() -> RoundRecord {
         acc_drop: Some(3.15),
         accepted: false,
         verdict: "rolled back: top-1 drop 3.15 pp exceeds the budget of 1.00 pp".into(),
+        sensitivity: Vec::new(),
         seconds: 41.7,
     }
 }
@@ -212,6 +214,7 @@ fn round_two() -> RoundRecord {
         acc_drop: Some(0.40),
         accepted: true,
         verdict: "accepted: top-1 drop 0.40 pp within 1.00 pp; 1.88x faster".into(),
+        sensitivity: Vec::new(),
         seconds: 38.2,
     }
 }
@@ -249,6 +252,7 @@ fn round_three() -> RoundRecord {
         accepted: true,
         verdict: "accepted: top-1 drop 0.75 pp within 1.00 pp; 2.00x faster; budget met, stopping"
             .into(),
+        sensitivity: Vec::new(),
         seconds: 36.9,
     }
 }
@@ -303,6 +307,7 @@ pub fn example_report() -> RunReport {
                 mode: QuantMode::Dynamic,
                 activations: None,
                 kernels: None,
+                layers: Vec::new(),
                 latency_ms: 0.95,
                 speedup: 0.97,
                 model_bytes: 1_096_544,
@@ -316,6 +321,7 @@ pub fn example_report() -> RunReport {
                 mode: QuantMode::Static,
                 activations: None,
                 kernels: None,
+                layers: Vec::new(),
                 latency_ms: 0.54,
                 speedup: 1.71,
                 model_bytes: 369_812,
@@ -329,6 +335,7 @@ pub fn example_report() -> RunReport {
                 mode: QuantMode::Int4,
                 activations: None,
                 kernels: None,
+                layers: Vec::new(),
                 latency_ms: 0.92,
                 speedup: 1.0,
                 model_bytes: 1_096_544,

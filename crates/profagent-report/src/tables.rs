@@ -460,7 +460,10 @@ pub fn decisions(round: &RoundRecord) -> Table {
             .unwrap_or_default();
         table.push(vec![
             decision.target.clone(),
-            format!("{:.0} %", decision.ratio * 100.0),
+            match decision.keep {
+                Some(keep) => format!("keep {keep}"),
+                None => format!("{:.0} %", decision.ratio * 100.0),
+            },
             resolved,
             criterion,
             decision.rationale.clone(),

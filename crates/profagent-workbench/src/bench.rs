@@ -74,8 +74,8 @@ pub fn prune_specs(decisions: &[ResolvedPrune]) -> Vec<profagent_prune::PruneSpe
 }
 
 /// What a plan for `model` may ask of this workbench, before the groups are added: every
-/// quantization mode, but one per model (`quantize` below applies one `QuantSpec`, in the mode
-/// of the plan's first layer), and the layers the pruner protects by default (the first
+/// quantization mode, mixed per layer (`quantize` below gives the quantizer the plan's mode of
+/// every layer: `QuantSpec::layer_modes`), and the layers the pruner protects by default (the first
 /// convolution, the layers producing graph outputs: `profagent_prune::default_protected`), so
 /// a plan protects what `profagent prune` protects.
 pub fn plan_context(model: &Model) -> Result<PlanContext, AgentError> {
@@ -83,7 +83,7 @@ pub fn plan_context(model: &Model) -> Result<PlanContext, AgentError> {
     context.quant_modes = [QuantMode::Dynamic, QuantMode::Static, QuantMode::Int4]
         .into_iter()
         .collect();
-    context.mixed_quant_modes = false;
+    context.mixed_quant_modes = true;
     for layer in
         profagent_prune::default_protected(model).map_err(|e| step("pruning analysis", e))?
     {
@@ -117,7 +117,14 @@ impl Workbench for OrtBench {
             .iter()
             .map(|l| LayerFacts {
                 name: l.name.clone(),
-                op_type: l.op_types.first().cloned().unwrap_or_default(),
+                // The op that does the layer's arithmetic names it (an attention block's
+                // first op is often a Shape).
+                op_type: ["Conv", "ConvTranspose", "Gemm", "MatMul", "Attention"]
+                    .into_iter()
+                    .find(|op| l.op_types.iter().any(|t| t == op))
+                    .map(str::to_string)
+                    .or_else(|| l.op_types.first().cloned())
+                    .unwrap_or_default(),
                 params: l.params,
                 macs: l.macs,
                 latency_ms: l.latency_ms,
@@ -217,17 +224,34 @@ impl Workbench for OrtBench {
         let Some(first) = layers.values().next().copied() else {
             return Ok((model.clone(), serde_json::Value::Null));
         };
-        let mode = match first.mode {
-            QuantMode::Dynamic => profagent_quant::Mode::Dynamic,
-            QuantMode::Static => profagent_quant::Mode::Static,
-            QuantMode::Int4 => profagent_quant::Mode::Int4,
-            QuantMode::None => return Ok((model.clone(), serde_json::Value::Null)),
+        let mode_of = |mode: QuantMode| match mode {
+            QuantMode::Dynamic => Some(profagent_quant::Mode::Dynamic),
+            QuantMode::Static => Some(profagent_quant::Mode::Static),
+            QuantMode::Int4 => Some(profagent_quant::Mode::Int4),
+            QuantMode::None => None,
         };
+        let Some(mode) = mode_of(first.mode) else {
+            return Ok((model.clone(), serde_json::Value::Null));
+        };
+        // Every layer the plan quantizes, each exactly (not the layers under it), in the
+        // first layer's mode unless it has its own: the quantizer runs one pass per mode.
         let mut spec = profagent_quant::QuantSpec::new(mode);
         spec.layers = profagent_quant::Selection {
-            include: layers.keys().cloned().collect(),
+            include: layers
+                .keys()
+                .map(|l| profagent_quant::select::exact(l))
+                .collect(),
             exclude: Vec::new(),
         };
+        spec.layer_modes = layers
+            .iter()
+            .filter(|(_, s)| s.mode != first.mode)
+            .map(|(layer, s)| profagent_quant::LayerMode {
+                pattern: profagent_quant::select::exact(layer),
+                mode: mode_of(s.mode),
+            })
+            .collect();
+        let uses_static = spec.modes().contains(&profagent_quant::Mode::Static);
         // Int4 blocks its scales; dynamic and static take the plan's choice (per-channel
         // weight scales cost nothing in ONNX Runtime's int8 kernels and can matter a lot for
         // fidelity: random-weight Swin-B keeps cosine 0.9997 per channel, 0.9755 per tensor).
@@ -244,7 +268,7 @@ impl Workbench for OrtBench {
             &self.calibration,
         );
         let calibration: Option<&mut dyn profagent_onnx::ActivationSource> =
-            if mode == profagent_quant::Mode::Static && !self.calibration.is_empty() {
+            if uses_static && !self.calibration.is_empty() {
                 Some(&mut activations)
             } else {
                 None

@@ -10,6 +10,8 @@
 //!   from batches run through a runtime; `profagent prune --calib` uses it too.
 //! - `signedness`: `quantize --activations auto`: static QDQ with uint8 and int8 activations
 //!   timed against each other (interleaved), int8 kept only when measurably faster.
+//! - `calibration`: `quantize --calibration auto`: static QDQ with each range method, each
+//!   checked against the float model on real samples, the most faithful kept.
 //! - `check`: the pre-write output check of `quantize` and `prune` on the target runtime, with
 //!   the named per-mode cosine budgets.
 //! - `split`: how `compress` divides its data into calibration, feedback and holdout.
@@ -18,6 +20,7 @@
 //! crate measures, applies and holds the commands' fixed rules (budgets, slice sizes).
 pub mod activations;
 pub mod bench;
+pub mod calibration;
 pub mod check;
 pub mod signedness;
 pub mod split;

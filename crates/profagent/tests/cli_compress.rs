@@ -4,6 +4,9 @@
 //! accepted round falls below `--min-cosine`. And (issue 16) the kept counts in report.json
 //! are the shapes of the written model.onnx, with the built-in planner and with an LLM plan
 //! served by a local scripted OpenAI-compatible server.
+#[path = "support/plan_server.rs"]
+mod plan_server;
+
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -269,7 +272,7 @@ fn compress_applies_an_llm_plan_with_the_plans_kept_counts() {
              "round_to": 1, "rationale": "32 channels: 22.4 rounds to 22"}
         ]
     });
-    let server = serve_plan(plan.to_string());
+    let server = plan_server::serve_plans(vec![plan.to_string()]);
     let input =
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/resnet20_cifar10.onnx");
     let dir = tempfile::tempdir().unwrap();
@@ -299,64 +302,3 @@ fn compress_applies_an_llm_plan_with_the_plans_kept_counts() {
     .collect();
     assert_eq!(kept, expected, "{}", String::from_utf8_lossy(&run.stderr));
 }
-
-/// A local OpenAI-compatible chat server answering every request with `content`, for at most
-/// `PLAN_SERVER_DEADLINE`; returns its base URL.
-fn serve_plan(content: String) -> String {
-    use std::io::{Read, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    listener.set_nonblocking(true).unwrap();
-    let body = serde_json::json!({
-        "id": "chatcmpl-test", "object": "chat.completion", "model": "scripted",
-        "choices": [{"index": 0, "finish_reason": "stop",
-                     "message": {"role": "assistant", "content": content}}]
-    })
-    .to_string();
-    std::thread::spawn(move || {
-        let started = std::time::Instant::now();
-        while started.elapsed() < PLAN_SERVER_DEADLINE {
-            let Ok((mut stream, _)) = listener.accept() else {
-                std::thread::sleep(std::time::Duration::from_millis(5));
-                continue;
-            };
-            stream.set_nonblocking(false).ok();
-            stream
-                .set_read_timeout(Some(std::time::Duration::from_secs(5)))
-                .ok();
-            // Read the headers, then as many body bytes as Content-Length says.
-            let mut request = Vec::new();
-            let mut chunk = [0u8; 8192];
-            let mut wanted = None;
-            while let Ok(n) = stream.read(&mut chunk) {
-                if n == 0 {
-                    break;
-                }
-                request.extend_from_slice(&chunk[..n]);
-                if wanted.is_none() {
-                    if let Some(end) = request.windows(4).position(|w| w == b"\r\n\r\n") {
-                        let head = String::from_utf8_lossy(&request[..end]).to_lowercase();
-                        let length = head
-                            .lines()
-                            .find_map(|l| l.strip_prefix("content-length:"))
-                            .and_then(|v| v.trim().parse::<usize>().ok())
-                            .unwrap_or(0);
-                        wanted = Some(end + 4 + length);
-                    }
-                }
-                if wanted.is_some_and(|w| request.len() >= w) {
-                    break;
-                }
-            }
-            let reply = format!(
-                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = stream.write_all(reply.as_bytes());
-        }
-    });
-    format!("http://127.0.0.1:{port}/v1")
-}
-
-/// How long the scripted plan server answers (a broken client cannot hang the suite).
-const PLAN_SERVER_DEADLINE: std::time::Duration = std::time::Duration::from_secs(120);

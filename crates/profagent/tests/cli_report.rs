@@ -171,6 +171,7 @@ fn reads_the_agent_report_json() {
             accepted: true,
             decision: Some(profagent_agent::judge::Decision::Accepted),
             verdict: "accepted".into(),
+            sensitivity: Vec::new(),
             seconds: 3.0,
         }],
         final_result: Some(agent::FinalResult {

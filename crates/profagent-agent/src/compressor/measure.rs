@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use profagent_onnx::Model;
-use profagent_plan::{QuantActivations, QuantMode, QuantSetting};
+use profagent_plan::{LayerQuantization, QuantActivations, QuantMode, QuantSetting};
 
 use super::{Analysis, Kept, Progress, Split, Workbench};
 use crate::error::AgentError;
@@ -104,7 +104,69 @@ pub(super) fn probe_quantization<B: Workbench + ?Sized>(
             ));
         }
     }
+    if let Some((setting, layers, overrides)) = mixed_setting(analysis, &probes) {
+        if !progress.stop_requested() {
+            probes.extend(probe_layers(
+                bench, input, baseline, progress, setting, layers, overrides,
+            ));
+        }
+    }
     probes
+}
+
+/// At most one mixed probe, only where measurement says it can pay: a model with
+/// convolutions that static mode quantizes and MatMul/Gemm layers whose dynamic probe was
+/// measurably faster than the input (a conv + transformer model such as a ViT with its patch
+/// embedding) gets static convolutions, with the static probe's faster activation type, and
+/// dynamic MatMuls. Any other model gets no extra probe.
+type Mixed = (
+    QuantSetting,
+    BTreeMap<String, QuantSetting>,
+    Vec<LayerQuantization>,
+);
+
+fn mixed_setting(analysis: &Analysis, probes: &[QuantProbe]) -> Option<Mixed> {
+    use profagent_stats::SpeedVerdict;
+    let ok = |mode: QuantMode| {
+        probes
+            .iter()
+            .filter(move |p| p.mode == mode && p.error.is_none() && p.layers.is_empty())
+    };
+    ok(QuantMode::Dynamic).find(|p| p.verdict() == Some(SpeedVerdict::Faster))?;
+    let activations = ok(QuantMode::Static)
+        .max_by(|a, b| a.speedup.total_cmp(&b.speedup))?
+        .activations
+        .unwrap_or_default();
+    let setting = QuantSetting {
+        activations,
+        ..QuantSetting::new(QuantMode::Dynamic)
+    };
+    let mut layers = BTreeMap::new();
+    let mut overrides = Vec::new();
+    for (name, info) in &analysis.context.layers {
+        let conv = info.op_types.iter().any(|op| op == "Conv");
+        if conv && info.quant_modes.contains(&QuantMode::Static) {
+            layers.insert(
+                name.clone(),
+                QuantSetting {
+                    activations,
+                    ..QuantSetting::new(QuantMode::Static)
+                },
+            );
+            overrides.push(LayerQuantization {
+                layer: name.clone(),
+                mode: QuantMode::Static,
+                per_channel: true,
+                signed_weights: true,
+                rationale: "convolution: static int8 (dynamic mode leaves convolutions in float)"
+                    .into(),
+            });
+        } else if info.quant_modes.contains(&QuantMode::Dynamic) {
+            layers.insert(name.clone(), setting);
+        }
+    }
+    let dynamic = layers.len() - overrides.len();
+    (!overrides.is_empty() && dynamic > 0).then_some((setting, layers, overrides))
 }
 
 /// Probes one setting on every layer it applies to (`None` when it applies to none).
@@ -117,7 +179,6 @@ fn probe_one<B: Workbench + ?Sized>(
     setting: QuantSetting,
 ) -> Option<QuantProbe> {
     let mode = setting.mode;
-    let activations = (mode == QuantMode::Static).then_some(setting.activations);
     let layers: BTreeMap<String, QuantSetting> = analysis
         .context
         .layers
@@ -128,6 +189,31 @@ fn probe_one<B: Workbench + ?Sized>(
     if layers.is_empty() {
         return None;
     }
+    probe_layers(
+        bench,
+        input,
+        baseline,
+        progress,
+        setting,
+        layers,
+        Vec::new(),
+    )
+}
+
+/// Probes `layers` (the plan's resolved per-layer settings); `overrides` are the layers whose
+/// mode differs from `setting`'s, recorded on the probe so a plan can reproduce it.
+fn probe_layers<B: Workbench + ?Sized>(
+    bench: &mut B,
+    input: &Model,
+    baseline: &Evaluation,
+    progress: &mut dyn Progress,
+    setting: QuantSetting,
+    layers: BTreeMap<String, QuantSetting>,
+    overrides: Vec<LayerQuantization>,
+) -> Option<QuantProbe> {
+    let mode = setting.mode;
+    let activations =
+        (mode == QuantMode::Static || !overrides.is_empty()).then_some(setting.activations);
     let failed = |error: String| QuantProbe {
         mode,
         activations,
@@ -140,13 +226,19 @@ fn probe_one<B: Workbench + ?Sized>(
         cosine: None,
         error: Some(error),
         kernels: None,
+        layers: overrides.clone(),
     };
     progress.line(&format!(
         "probing {} quantization",
         failed(String::new()).label()
     ));
     let p = match probe(bench, input, &layers, baseline) {
-        Ok(p) => QuantProbe { activations, ..p },
+        Ok(p) => QuantProbe {
+            mode,
+            activations,
+            layers: overrides.clone(),
+            ..p
+        },
         Err(e) => failed(e.to_string()),
     };
     let label = p.label();
@@ -211,6 +303,7 @@ fn probe<B: Workbench + ?Sized>(
             .get("int8_kernels")
             .and_then(|k| k.as_str())
             .map(str::to_string),
+        layers: Vec::new(),
     })
 }
 
@@ -319,7 +412,10 @@ pub(super) fn measure_sensitivity<B: Workbench + ?Sized>(
                     .zip(baseline.loss)
                     .map(|(after, before)| after - before),
                 expected_drop: None,
-                cosine_loss: e.cosine.map(|c| 1.0 - c),
+                // Against the model probed (the input's cosine is 1): what this group adds.
+                cosine_loss: e
+                    .cosine
+                    .map(|c| (baseline.cosine.unwrap_or(1.0) - c).max(0.0)),
                 images: Some(e.images),
                 points_per_nat: None,
                 error: None,
@@ -350,6 +446,41 @@ pub(super) fn measure_sensitivity<B: Workbench + ?Sized>(
     out
 }
 
+/// `measure_sensitivity` on an accepted round's float model, against that model's own float
+/// evaluation (evaluated here when `reference` is `None`, i.e. the round's deployed model is
+/// quantized): what pruning each group further costs now, not on the input model. A failed
+/// reference evaluation is a warning and nothing is re-measured.
+pub(super) fn remeasure<B: Workbench + ?Sized>(
+    bench: &mut B,
+    model: &Model,
+    analysis: &Analysis,
+    reference: Option<&Evaluation>,
+    max_groups: usize,
+    progress: &mut dyn Progress,
+) -> Vec<GroupSensitivity> {
+    if max_groups == 0 || progress.stop_requested() {
+        return Vec::new();
+    }
+    let evaluated;
+    let reference = match reference {
+        Some(r) => r,
+        None => match bench.evaluate(model, Split::Feedback) {
+            Ok(e) => {
+                evaluated = e;
+                &evaluated
+            }
+            Err(e) => {
+                progress.line(&format!(
+                    "warning: pruning sensitivity not re-measured ({e}): planners keep the earlier measurements"
+                ));
+                return Vec::new();
+            }
+        },
+    };
+    progress.line("re-measuring pruning sensitivity on the accepted model");
+    measure_sensitivity(bench, model, analysis, reference, max_groups, progress)
+}
+
 /// Fills `expected_drop`: one group's top-1 difference on a few hundred images moves by whole
 /// images (±0.5 points is noise), while its loss increase is continuous. Fitting drop ≈ k × loss
 /// increase over all measured groups (least squares through the origin, k ≥ 0) and reading each
@@ -374,8 +505,26 @@ fn fit_expected_drops(measured: &mut [GroupSensitivity]) {
 /// Copies measured sensitivities onto the planner's group facts (by group id; groups that were
 /// not measured keep `None`).
 pub(super) fn apply_sensitivity(groups: &mut [GroupFacts], measured: &[GroupSensitivity]) {
+    apply_measurements(groups, &[(0, measured.to_vec())]);
+}
+
+/// Copies each group's latest successful sensitivity measurement onto the planner's facts:
+/// `measurements` are `(round whose model was probed, results)`, oldest first, so a
+/// re-measurement after an accepted round replaces the input model's.
+pub(super) fn apply_measurements(
+    groups: &mut [GroupFacts],
+    measurements: &[(usize, Vec<GroupSensitivity>)],
+) {
     for group in groups {
-        if let Some(m) = measured.iter().find(|m| m.group == group.id) {
+        let latest = measurements.iter().rev().find_map(|(round, measured)| {
+            measured
+                .iter()
+                .find(|m| m.group == group.id && m.error.is_none())
+                .map(|m| (*round, m))
+        });
+        if let Some((round, m)) = latest {
+            group.measured_round = Some(round);
+            group.probed_from = Some(m.current);
             group.sensitivity = m.expected_drop.or(m.drop);
             group.measured_drop = m.drop;
             group.probed_images = m.images;
@@ -384,6 +533,16 @@ pub(super) fn apply_sensitivity(groups: &mut [GroupFacts], measured: &[GroupSens
             group.fitted_drop = m.points_per_nat.and(m.expected_drop);
             group.fidelity_loss = m.cosine_loss;
         }
+    }
+}
+
+/// Each group's units in the input model, from the input's analysis (`original`).
+pub(super) fn set_original_channels(groups: &mut [GroupFacts], original: &[GroupFacts]) {
+    for group in groups {
+        group.original_channels = original
+            .iter()
+            .find(|o| o.id == group.id)
+            .map(|o| o.channels);
     }
 }
 

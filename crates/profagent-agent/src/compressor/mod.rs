@@ -132,6 +132,8 @@ pub fn compress(
     let mut accepted: Vec<State> = vec![initial];
     let mut history: Vec<RoundSummary> = Vec::new();
     let mut idle_rounds = 0;
+    // Every sensitivity measurement, oldest first: (round whose model was probed, results).
+    let mut measurements = vec![(0, report.sensitivity.clone())];
     let (rounds, patience) = bench.schedule(options.rounds, options.patience);
     let mut stop_reason = StopReason::RoundsUsed { rounds };
     for round in 1..=rounds {
@@ -150,20 +152,8 @@ pub fn compress(
         let round_started = Instant::now();
         let _round_step =
             profagent_onnx::progress::step(format!("round {round}/{rounds}"), None, "");
-        let planning = PlanningInput {
-            model_name: options.model_name.clone(),
-            family: state.analysis.family.clone(),
-            runtime: options.runtime.clone(),
-            baseline: baseline.clone(),
-            current: state.evaluation.clone(),
-            current_quantization: describe_quantization(&state.quantization),
-            layers: state.analysis.layers.clone(),
-            groups: state.analysis.groups.clone(),
-            quant_probes: report.quant_probes.clone(),
-            budget: options.budget.clone(),
-            history: history.clone(),
-            rounds_left: rounds - round,
-        };
+        let mut planning = planning_input(options, &state, &baseline, &report, &history);
+        (planning.rounds_left, planning.patience) = (rounds - round, patience.min(rounds));
         run_dir.write_json(&format!("rounds/round-{round:02}/input.json"), &planning)?;
         progress.line(&format!(
             "round {round}/{rounds}: planning with {}",
@@ -172,7 +162,8 @@ pub fn compress(
         let proposal = planner.propose(round, &planning, &state.analysis.context, &mut |e| {
             run_dir.record(e)
         })?;
-        let mut record = round_record(round, planner.describe(), &proposal);
+        let used = proposal.used.clone().unwrap_or_else(|| planner.describe());
+        let mut record = round_record(round, used, &proposal);
         let outcome = match &proposal.plan {
             None => {
                 record.verdict = "no valid plan: nothing applied".into();
@@ -198,9 +189,15 @@ pub fn compress(
                 {
                     state = next;
                     if !plan.pruning().is_empty() {
-                        state.analysis = bench.analyze(&state.float)?;
-                        input_latency.apply(&mut state.analysis);
-                        measure::apply_sensitivity(&mut state.analysis.groups, &report.sensitivity);
+                        let originals = accepted[0].analysis.groups.clone();
+                        let refresh = Refresh {
+                            round,
+                            originals: &originals,
+                            input_latency: &input_latency,
+                            max_groups: options.sensitivity_groups.div_ceil(2),
+                        };
+                        record.sensitivity =
+                            refresh.apply(&mut state, &mut measurements, bench, progress)?;
                     }
                     accepted.push(state.clone());
                 }
@@ -255,6 +252,69 @@ pub fn compress(
     })
 }
 
+/// What planners get for a round from `state` (rounds left and patience filled by the caller).
+fn planning_input(
+    options: &CompressOptions,
+    state: &State,
+    baseline: &Evaluation,
+    report: &RunReport,
+    history: &[RoundSummary],
+) -> PlanningInput {
+    PlanningInput {
+        model_name: options.model_name.clone(),
+        family: state.analysis.family.clone(),
+        runtime: options.runtime.clone(),
+        baseline: baseline.clone(),
+        current: state.evaluation.clone(),
+        current_quantization: describe_quantization(&state.quantization),
+        layers: state.analysis.layers.clone(),
+        groups: state.analysis.groups.clone(),
+        quant_probes: report.quant_probes.clone(),
+        budget: options.budget.clone(),
+        history: history.to_vec(),
+        rounds_left: 0,
+        patience: 0,
+    }
+}
+
+/// What is refreshed after an accepted pruning round: the analysis of the pruned float model
+/// (per-layer latency carried from the input's measurement) and the pruning sensitivity
+/// re-measured on it, so planners extend cost curves from the model they prune next.
+struct Refresh<'a> {
+    round: usize,
+    /// The input's groups (their units in the input model).
+    originals: &'a [crate::facts::GroupFacts],
+    input_latency: &'a measure::InputLatency,
+    max_groups: usize,
+}
+
+impl Refresh<'_> {
+    /// Refreshes `state.analysis`; returns the re-measured sensitivities (for the round's
+    /// record), also appended to `measurements`.
+    fn apply(
+        &self,
+        state: &mut State,
+        measurements: &mut Vec<(usize, Vec<crate::facts::GroupSensitivity>)>,
+        bench: &mut dyn Workbench,
+        progress: &mut dyn Progress,
+    ) -> Result<Vec<crate::facts::GroupSensitivity>, AgentError> {
+        state.analysis = bench.analyze(&state.float)?;
+        self.input_latency.apply(&mut state.analysis);
+        let sensitivity = bench.remeasure_sensitivity(
+            self.round,
+            &state.float,
+            &state.analysis,
+            state.quantization.is_empty().then_some(&state.evaluation),
+            self.max_groups,
+            progress,
+        );
+        measurements.push((self.round, sensitivity.clone()));
+        measure::apply_measurements(&mut state.analysis.groups, measurements);
+        measure::set_original_channels(&mut state.analysis.groups, self.originals);
+        Ok(sensitivity)
+    }
+}
+
 /// How a round ended for the loop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum RoundOutcome {
@@ -286,9 +346,13 @@ fn prepare(
     run_dir.write_json("input/layers.json", &analysis.layers)?;
     run_dir.write_json("input/groups.json", &analysis.groups)?;
     let baseline = bench.baseline(input, progress)?;
-    let quant_probes = if options.probe_quantization {
+    // Quantization keeps MACs: with a MACs-only budget its probes would only cost time.
+    let quant_probes = if options.probe_quantization && !options.budget.macs_only() {
         bench.quant_probes(input, &analysis, &baseline, progress)
     } else {
+        if options.budget.macs_only() {
+            progress.line("MACs-only budget: quantization (which keeps MACs) is not probed");
+        }
         Vec::new()
     };
     // When one measured quantization mode alone already meets the budget, the built-in
@@ -306,6 +370,9 @@ fn prepare(
     };
     let sensitivity = bench.sensitivity(input, &analysis, &baseline, sensitivity_groups, progress);
     measure::apply_sensitivity(&mut analysis.groups, &sensitivity);
+    for group in &mut analysis.groups {
+        group.original_channels = Some(group.channels);
+    }
     let report = RunReport {
         format: REPORT_FORMAT.into(),
         tool_version: env!("CARGO_PKG_VERSION").into(),
@@ -358,6 +425,7 @@ fn round_record(round: usize, planner: String, proposal: &Proposal) -> RoundReco
         accepted: false,
         decision: None,
         verdict: String::new(),
+        sensitivity: Vec::new(),
         seconds: 0.0,
     }
 }

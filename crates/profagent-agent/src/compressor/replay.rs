@@ -56,7 +56,17 @@ pub fn replay(
     run_dir: &RunDir,
     progress: &mut dyn Progress,
 ) -> Result<Compressed, AgentError> {
-    let mut planner = replay_planner(Path::new(&script.source_dir))?;
+    let recorded_planner = replay_planner(Path::new(&script.source_dir))?;
+    // A guarded run is replayed guarded: the built-in proposals are recomputed from the
+    // recorded measurements, so the same plans are chosen.
+    let mut planner: Box<dyn crate::planner::Planner> =
+        if script.source.planner.ends_with(crate::guard::GUARD_SUFFIX) {
+            Box::new(crate::guard::GuardedPlanner::new(Box::new(
+                recorded_planner,
+            )))
+        } else {
+            Box::new(recorded_planner)
+        };
     let mut recorded = RecordedBench {
         inner: bench,
         script,
@@ -69,7 +79,7 @@ pub fn replay(
     compress(
         input,
         &options,
-        &mut planner,
+        planner.as_mut(),
         &mut recorded,
         run_dir,
         progress,
@@ -161,6 +171,22 @@ impl Workbench for RecordedBench<'_> {
         _progress: &mut dyn Progress,
     ) -> Vec<GroupSensitivity> {
         self.script.source.sensitivity.clone()
+    }
+
+    /// The re-measurement recorded after that round (none: nothing is measured again).
+    fn remeasure_sensitivity(
+        &mut self,
+        round: usize,
+        _model: &Model,
+        _analysis: &Analysis,
+        _reference: Option<&Evaluation>,
+        _max_groups: usize,
+        _progress: &mut dyn Progress,
+    ) -> Vec<GroupSensitivity> {
+        self.script
+            .round(round)
+            .map(|r| r.sensitivity.clone())
+            .unwrap_or_default()
     }
 
     /// As many rounds as were recorded, and no early stop: the recorded verdicts decide.

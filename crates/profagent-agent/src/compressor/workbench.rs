@@ -153,6 +153,23 @@ pub trait Workbench {
         measure::measure_sensitivity(self, input, analysis, baseline, max_groups, progress)
     }
 
+    /// After accepted round `round`: the `max_groups` heaviest prunable groups of `model` (the
+    /// round's float model) each pruned alone and measured against `reference`, the model's
+    /// own float evaluation on the feedback slice (`None`: the round's model is quantized, so
+    /// its float model is evaluated first). `measure::remeasure`.
+    fn remeasure_sensitivity(
+        &mut self,
+        round: usize,
+        model: &Model,
+        analysis: &Analysis,
+        reference: Option<&Evaluation>,
+        max_groups: usize,
+        progress: &mut dyn Progress,
+    ) -> Vec<GroupSensitivity> {
+        let _ = round;
+        measure::remeasure(self, model, analysis, reference, max_groups, progress)
+    }
+
     /// Rounds the loop may run and rounds without an accepted candidate before it stops.
     fn schedule(&self, rounds: usize, patience: usize) -> (usize, usize) {
         (rounds, patience.max(1))

@@ -13,6 +13,7 @@ use profagent_agent::builtin::BuiltinPlanner;
 use profagent_agent::compressor::{compress, replay, CompressOptions, ReplayScript};
 use profagent_agent::config::LlmSettings;
 use profagent_agent::facts::Budget;
+use profagent_agent::guard::GuardedPlanner;
 use profagent_agent::planner::{AnalysisAgent, Planner};
 use profagent_agent::report::RunReport;
 use profagent_agent::rundir::RunDir;
@@ -135,6 +136,12 @@ pub struct Args {
     /// Skip measuring each quantization mode before planning.
     #[arg(long)]
     pub no_probe: bool,
+    /// Apply an LLM's plans as proposed. By default each LLM plan is compared, by its estimate
+    /// from the measured sensitivities, with the built-in planner's proposal for the same
+    /// round, and the built-in one is applied instead when the LLM's is predicted to break the
+    /// accuracy budget, does clearly less, or is missing (the round record says so).
+    #[arg(long)]
+    pub no_guardrail: bool,
     /// Before planning, prune each of this many of the heaviest groups alone (25 %) and
     /// measure its top-1 cost on the feedback slice; planners rank groups by it (0: skip).
     #[arg(long, default_value_t = 16, value_name = "N")]
@@ -477,7 +484,8 @@ fn driver_of(args: &Args, settings: &LlmSettings) -> anyhow::Result<Driver> {
     Ok(match args.replay.as_deref() {
         Some(dir) => Driver::Replay(Box::new(ReplayScript::read(dir)?)),
         None => Driver::Plan(match settings.build()? {
-            Some(provider) => Box::new(AnalysisAgent::new(provider)),
+            Some(provider) if args.no_guardrail => Box::new(AnalysisAgent::new(provider)),
+            Some(provider) => Box::new(GuardedPlanner::new(Box::new(AnalysisAgent::new(provider)))),
             None => Box::new(BuiltinPlanner::new()),
         }),
     })

@@ -7,10 +7,12 @@ use std::time::Instant;
 use anyhow::Context;
 use profagent_onnx::{ExternalData, Model, OutputGuard};
 use profagent_quant::{
-    quantize, ActivationType, Calibration, Mode, QuantReport, QuantSpec, Selection, Target,
+    quantize, ActivationType, Calibration, LayerMode, Mode, QuantReport, QuantSpec, Selection,
+    Target,
 };
 use profagent_runtime::FusionReport;
 use profagent_runtime::{open_runtime, RuntimeKind, SessionOptions};
+use profagent_workbench::calibration::{quantize_auto_calibration, CalibrationChoice};
 use profagent_workbench::signedness::{
     quantize_auto as quantize_auto_measured, ActivationChoice, SignednessError, Timing,
 };
@@ -38,6 +40,7 @@ use crate::exit::RuntimeFailure;
     profagent quantize vit.onnx -o vit_int8.onnx --mode dynamic\n  \
     profagent quantize resnet.onnx -o resnet_qdq.onnx --mode static --calib data/ --calib-samples 500\n  \
     profagent quantize vit.onnx -o vit_int8.onnx --mode dynamic --exclude 're:blocks\\.0\\..*' --exclude head\n  \
+    profagent quantize net.onnx -o net_q.onnx --mode static --calib data/ --layer-mode op:MatMul=dynamic --layer-mode fc=none\n  \
     profagent quantize llm.onnx -o llm_int4.onnx --mode int4 --block-size 64")]
 pub struct Args {
     /// The float ONNX model (never modified).
@@ -62,6 +65,13 @@ pub struct Args {
     /// forms as --include).
     #[arg(long, value_name = "PATTERN")]
     pub exclude: Vec<String>,
+
+    /// Give layers matching PATTERN their own mode (repeatable; MODE: none, dynamic, static or
+    /// int4; the last matching one wins; layers no --layer-mode matches follow --mode and
+    /// --include/--exclude). E.g. `--mode static --layer-mode op:MatMul=dynamic --layer-mode
+    /// fc=none`: static convolutions, dynamic MatMuls, fc in float.
+    #[arg(long = "layer-mode", value_name = "PATTERN=MODE", value_parser = LayerMode::parse)]
+    pub layer_mode: Vec<LayerMode>,
 
     /// One weight scale per output channel (the default in dynamic and static mode).
     #[arg(long, conflicts_with = "per_tensor")]
@@ -136,8 +146,17 @@ pub struct Args {
     #[command(flatten)]
     pub text: crate::commands::inputs::TextArgs,
 
-    /// Activation range from calibration: minmax, or percentile with --percentile.
-    #[arg(long, value_enum, default_value = "minmax")]
+    /// Activation range from calibration: minmax; percentile (with --percentile); entropy (the
+    /// range minimizing the KL divergence of the histogram and its 8-bit version, as TensorRT
+    /// and onnxruntime do it); mse (the range minimizing the histogram's squared quantization
+    /// error); auto: each of them, checked against the float model on --check-samples samples
+    /// calibration did not see, the highest output cosine kept.
+    #[arg(
+        long,
+        value_enum,
+        default_value = "minmax",
+        value_name = "minmax|percentile|entropy|mse|auto"
+    )]
     pub calibration: CalibrationArg,
 
     /// Percentile for --calibration percentile.
@@ -189,6 +208,9 @@ pub enum TargetArg {
 pub enum CalibrationArg {
     Minmax,
     Percentile,
+    Entropy,
+    Mse,
+    Auto,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -200,62 +222,49 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .output_file(args.json.as_deref())?;
     let model = Model::load(&args.model)?;
     let spec = spec_of(&args);
-    let batches = match (spec.mode, &args.calib) {
-        (Mode::Static, Some(data)) => Some(calibration_batches(&args, &model, data)?),
-        (Mode::Static, None) => anyhow::bail!("static mode needs calibration data: pass --calib DATA (an image folder or a .npy/.npz file)"),
-        (_, Some(_)) => {
-            eprintln!("note: --calib is only used by --mode static; ignoring it");
+    let is_static = spec.modes().contains(&Mode::Static);
+    let batches = match (is_static, &args.calib) {
+        (true, Some(data)) => Some(calibration_batches(&args, &model, data)?),
+        (true, None) => anyhow::bail!("static mode needs calibration data: pass --calib DATA (an image folder or a .npy/.npz file)"),
+        (false, Some(_)) => {
+            eprintln!("note: --calib is only used by static quantization; ignoring it");
             None
         }
         _ => None,
     };
-    let (quantized, report, choice) = match (&batches, args.activations) {
-        (Some(calibration), ActivationsArg::Auto) if spec.mode == Mode::Static => {
-            let (quantized, report, choice) = quantize_auto(&args, &model, &spec, calibration)?;
-            (quantized, report, Some(choice))
-        }
-        _ => {
-            // Static ranges come through the activation seam, run on ONNX Runtime within the
-            // output budget.
-            let runtime = match &batches {
-                Some(_) => {
-                    Some(open_runtime(RuntimeKind::Ort).map_err(|e| RuntimeFailure(e.into()))?)
-                }
-                None => None,
-            };
-            let session = SessionOptions::default();
-            let mut source = batches
-                .as_deref()
-                .zip(runtime.as_deref())
-                .map(|(b, runtime)| BatchActivations::for_quantization(runtime, &session, b));
-            let calibration: Option<&mut dyn profagent_onnx::ActivationSource> =
-                match source.as_mut() {
-                    Some(s) => Some(s),
-                    None => None,
-                };
-            let (quantized, report) = quantize(&model, &spec, calibration)
-                .with_context(|| format!("cannot quantize {}", args.model.display()))?;
-            (quantized, report, None)
-        }
-    };
-    let spec = QuantSpec {
-        activations: choice.as_ref().map_or(spec.activations, |c| c.chosen),
-        ..spec
-    };
     // Checked on samples that calibration did not see when the data has them (calibrating
     // and checking on the same images would hide bad ranges), else on the calibration ones.
+    let wants_held_out = args.check_runtime != crate::commands::check::CheckRuntime::None
+        || matches!(args.calibration, CalibrationArg::Auto);
     let held_out = match &args.calib {
-        Some(data) if args.check_runtime != crate::commands::check::CheckRuntime::None => {
-            check_batches(&args, &model, data, spec.mode == Mode::Static)?
-        }
+        Some(data) if wants_held_out => check_batches(&args, &model, data, is_static)?,
         _ => Vec::new(),
     };
     let check_inputs = crate::commands::check::CheckInputs::for_quantization(
-        spec.mode,
+        if is_static { Mode::Static } else { spec.mode },
         &held_out,
         batches.as_deref(),
         args.check_samples,
     );
+    let chosen = quantize_chosen(
+        &args,
+        &model,
+        spec,
+        batches.as_deref(),
+        check_inputs.as_ref(),
+    )?;
+    let Chosen {
+        model: quantized,
+        report,
+        spec,
+        activations: choice,
+        calibration: calibration_choice,
+    } = chosen;
+    let min_cosine = spec
+        .modes()
+        .into_iter()
+        .map(profagent_workbench::check::quant_min_cosine)
+        .fold(f64::INFINITY, f64::min);
     let check = crate::commands::check::check_rewrite(
         args.check_runtime,
         &model,
@@ -263,7 +272,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         check_inputs,
         &args.input_shape,
         crate::commands::check::Floor {
-            min_cosine: profagent_workbench::check::quant_min_cosine(spec.mode),
+            min_cosine,
             what: "quantized",
             remedy: "The runtime may mis-execute this rewrite, or the rewrite is too aggressive: exclude the layers involved, try another mode, or pass --check-runtime none to write it anyway",
         },
@@ -283,6 +292,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     summary.check = check;
     summary.fusion = fusion;
     summary.activations_choice = choice;
+    summary.calibration_choice = calibration_choice;
     match args.json.as_deref() {
         Some(path) if path.as_os_str() == "-" => {
             println!("{}", serde_json::to_string_pretty(&summary)?)
@@ -296,6 +306,84 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         None => print_summary(&summary, &report),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The quantized model with the spec it was written with and the measured choices.
+struct Chosen {
+    model: Model,
+    report: QuantReport,
+    spec: QuantSpec,
+    activations: Option<ActivationChoice>,
+    calibration: Option<CalibrationChoice>,
+}
+
+/// Quantizes as `spec` says, first choosing the calibration method (`--calibration auto`, on
+/// the check samples) and then the activation type (`--activations auto`) when asked.
+fn quantize_chosen(
+    args: &Args,
+    model: &Model,
+    mut spec: QuantSpec,
+    batches: Option<&[Batch]>,
+    check: Option<&crate::commands::check::CheckInputs<'_>>,
+) -> anyhow::Result<Chosen> {
+    let context = || format!("cannot quantize {}", args.model.display());
+    let runtime = match batches {
+        Some(_) => Some(open_runtime(RuntimeKind::Ort).map_err(|e| RuntimeFailure(e.into()))?),
+        None => None,
+    };
+    let mut chosen = Chosen {
+        model: model.clone(),
+        report: QuantReport::default(),
+        spec: spec.clone(),
+        activations: None,
+        calibration: None,
+    };
+    if let (Some(calibration), Some(runtime), CalibrationArg::Auto) =
+        (batches, runtime.as_deref(), args.calibration)
+    {
+        let check = check.ok_or_else(|| {
+            anyhow::anyhow!("--calibration auto needs real samples to compare the methods on: pass --calib DATA")
+        })?;
+        super::info(format_args!(
+            "quantizing with each calibration method, checking each on {} samples",
+            check.samples
+        ));
+        let (quantized, report, choice) =
+            quantize_auto_calibration(model, &spec, runtime, calibration, check)
+                .with_context(context)?;
+        spec.calibration = profagent_workbench::calibration::AUTO_METHODS
+            .into_iter()
+            .find(|m| m.name() == choice.chosen)
+            .unwrap_or_default();
+        (chosen.model, chosen.report) = (quantized, report);
+        chosen.calibration = Some(choice);
+    }
+    match (batches, args.activations) {
+        (Some(calibration), ActivationsArg::Auto) => {
+            let (quantized, report, choice) = quantize_auto(args, model, &spec, calibration)?;
+            spec.activations = choice.chosen;
+            (chosen.model, chosen.report) = (quantized, report);
+            chosen.activations = Some(choice);
+        }
+        _ if chosen.calibration.is_some() => {}
+        _ => {
+            // Static ranges come through the activation seam, run on ONNX Runtime within the
+            // output budget.
+            let session = SessionOptions::default();
+            let mut source = batches
+                .zip(runtime.as_deref())
+                .map(|(b, runtime)| BatchActivations::for_quantization(runtime, &session, b));
+            let calibration: Option<&mut dyn profagent_onnx::ActivationSource> =
+                match source.as_mut() {
+                    Some(s) => Some(s),
+                    None => None,
+                };
+            (chosen.model, chosen.report) =
+                quantize(model, &spec, calibration).with_context(context)?;
+        }
+    }
+    chosen.spec = spec;
+    Ok(chosen)
 }
 
 /// `--activations auto`: both static models, timed against each other on ONNX Runtime at
@@ -443,6 +531,10 @@ fn spec_of(args: &Args) -> QuantSpec {
         CalibrationArg::Percentile => Calibration::Percentile {
             percentile: args.percentile,
         },
+        CalibrationArg::Entropy => Calibration::Entropy,
+        CalibrationArg::Mse => Calibration::Mse,
+        // Replaced by the measured choice (`quantize_chosen`).
+        CalibrationArg::Auto => Calibration::MinMax,
     };
     spec.activations = match args.activations {
         ActivationsArg::Uint8 => ActivationType::Uint8,
@@ -451,6 +543,7 @@ fn spec_of(args: &Args) -> QuantSpec {
         ActivationsArg::Auto => ActivationType::Uint8,
     };
     spec.block_size = args.block_size;
+    spec.layer_modes = args.layer_mode.clone();
     spec
 }
 
@@ -521,6 +614,9 @@ struct Summary {
     /// `--activations auto`: the type kept and the timing it was chosen on.
     #[serde(skip_serializing_if = "Option::is_none")]
     activations_choice: Option<ActivationChoice>,
+    /// `--calibration auto`: the method kept and each method's output cosine.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    calibration_choice: Option<CalibrationChoice>,
 }
 
 impl Summary {
@@ -552,6 +648,7 @@ impl Summary {
             check: None,
             fusion: None,
             activations_choice: None,
+            calibration_choice: None,
         }
     }
 }
@@ -595,6 +692,9 @@ fn print_summary(summary: &Summary, report: &QuantReport) {
     }
     if let Some(check) = &summary.check {
         println!("  {}", check.line());
+    }
+    if let Some(choice) = &summary.calibration_choice {
+        println!("  {}", choice.line());
     }
     if let Some(choice) = &summary.activations_choice {
         println!("  {}", choice.line());

@@ -1,0 +1,206 @@
+//! Issue 20: estimates before applying and the guardrail for weak planners. A plan's predicted
+//! MACs and top-1 drop come from the measured sensitivities (`estimate`); an LLM plan predicted
+//! to break the accuracy budget goes back to the LLM while repairs are left; and the guarded
+//! planner applies the built-in proposal instead of an LLM plan that is predicted to break the
+//! budget, does clearly less, or is missing, and says so.
+use profagent_agent::estimate::{estimate, expected_group_drop, over_budget};
+use profagent_agent::facts::*;
+use profagent_agent::guard::{prefer_builtin, GuardedPlanner};
+use profagent_agent::planner::{AnalysisAgent, Planner};
+use profagent_agent::provider::replay::ReplayProvider;
+use profagent_plan::{validate, CompressionPlan, GroupInfo, PlanContext, ValidatedPlan};
+
+fn evaluation(top1: f64, macs: u64) -> Evaluation {
+    Evaluation {
+        top5: None,
+        latency_batch: None,
+        peak_memory_bytes: None,
+        params: None,
+        top1: Some(top1),
+        top1_interval: None,
+        latency_ms: 10.0,
+        speed: None,
+        accuracy_change: None,
+        correct: None,
+        worst_cosine: None,
+        model_bytes: 1_000_000,
+        images: 1000,
+        loss: None,
+        macs: Some(macs),
+        cosine: None,
+        agreement: None,
+        details: serde_json::Value::Null,
+    }
+}
+
+/// Three 128-channel groups of 100 MMACs each: "cheap" costs 0.2 points at 25 %, "dear" 4.0,
+/// "unmeasured" has no measurement.
+fn input() -> PlanningInput {
+    let group = |id: &str, drop: Option<f64>| GroupFacts {
+        id: id.into(),
+        channels: 128,
+        params: 10_000,
+        macs: 100_000_000,
+        latency_ms: Some(1.0),
+        sensitivity: drop,
+        measured_drop: drop,
+        probed_ratio: drop.map(|_| 0.25),
+        probed_from: drop.map(|_| 128),
+        measured_round: drop.map(|_| 0),
+        probed_images: Some(1000),
+        prunable: true,
+        ..Default::default()
+    };
+    PlanningInput {
+        model_name: "sketch".into(),
+        family: "convolutional".into(),
+        runtime: "onnxruntime".into(),
+        baseline: evaluation(90.0, 400_000_000),
+        current: evaluation(90.0, 400_000_000),
+        current_quantization: "none".into(),
+        layers: vec![],
+        groups: vec![
+            group("cheap", Some(0.2)),
+            group("dear", Some(4.0)),
+            group("unmeasured", None),
+        ],
+        quant_probes: vec![],
+        budget: Budget {
+            max_acc_drop: 1.0,
+            target_latency_ms: None,
+            target_memory_bytes: None,
+            target_speedup: None,
+            target_macs_fraction: Some(0.6),
+            min_cosine: None,
+        },
+        history: vec![],
+        rounds_left: 3,
+        patience: 2,
+    }
+}
+
+fn context(input: &PlanningInput) -> PlanContext {
+    let mut context = PlanContext::new();
+    for g in &input.groups {
+        context
+            .groups
+            .insert(g.id.clone(), GroupInfo::new(g.channels, vec![g.id.clone()]));
+    }
+    context
+}
+
+fn plan(decisions: &[(&str, usize)], input: &PlanningInput) -> ValidatedPlan {
+    let text = serde_json::json!({
+        "schema_version": 1,
+        "rationale": "test",
+        "pruning": decisions.iter().map(|(g, keep)| serde_json::json!({
+            "target": g, "keep": keep, "rationale": "test"})).collect::<Vec<_>>()
+    });
+    let plan: CompressionPlan = serde_json::from_value(text).unwrap();
+    validate(&plan, &context(input)).unwrap()
+}
+
+#[test]
+fn estimates_follow_the_measured_curve_and_name_unmeasured_groups() {
+    let input = input();
+    // 32 of 128 is the probed 25 %: exactly the measured drop; 64 is twice the range: 4x.
+    assert!((expected_group_drop(&input.groups[0], 32).unwrap() - 0.2).abs() < 1e-12);
+    assert!((expected_group_drop(&input.groups[0], 64).unwrap() - 0.8).abs() < 1e-12);
+    assert_eq!(expected_group_drop(&input.groups[2], 32), None);
+    let e = estimate(
+        &plan(&[("cheap", 96), ("dear", 112), ("unmeasured", 64)], &input),
+        &input,
+    );
+    // 25 % + 12.5 % + 50 % of 100 MMACs each.
+    assert_eq!(e.macs_removed, 87_500_000);
+    assert_eq!(e.macs_after, Some(312_500_000));
+    assert!((e.macs_fraction_after.unwrap() - 0.78125).abs() < 1e-12);
+    assert!((e.latency_saved_ms.unwrap() - 0.875).abs() < 1e-12);
+    assert!((e.expected_drop - (0.2 + 1.0)).abs() < 1e-12, "{e:?}");
+    assert_eq!(e.unmeasured, vec!["unmeasured".to_string()]);
+    assert!(e
+        .describe()
+        .contains("not measured, so not counted: unmeasured"));
+    // A group pruned since its measurement continues along its curve.
+    let mut pruned = input.groups[0].clone();
+    pruned.channels = 96;
+    assert!((expected_group_drop(&pruned, 32).unwrap() - (0.8 - 0.2)).abs() < 1e-12);
+    // Over budget: 1.2 points expected, 1.0 left.
+    assert!(over_budget(&e, &input).is_some());
+    let fits = estimate(&plan(&[("cheap", 96)], &input), &input);
+    assert_eq!(over_budget(&fits, &input), None);
+}
+
+#[test]
+fn the_guard_prefers_a_fitting_builtin_plan_and_says_why() {
+    let input = input();
+    let builtin = plan(&[("cheap", 80)], &input); // 0.56 expected, 37.5 MMACs
+                                                  // The LLM's plan is predicted to break the budget: replaced.
+    let greedy = plan(&[("dear", 64)], &input); // 16 expected
+    let why = prefer_builtin(Some(&greedy), &builtin, &input).expect("replaced");
+    assert!(why.contains("beyond the 1.00 points left"), "{why}");
+    // Both fit, the LLM's does far less: replaced; within the margin: kept.
+    let timid = plan(&[("cheap", 120)], &input);
+    assert!(prefer_builtin(Some(&timid), &builtin, &input).is_some());
+    let close = plan(&[("cheap", 82)], &input);
+    assert_eq!(prefer_builtin(Some(&close), &builtin, &input), None);
+    // A fitting LLM plan that does more than the built-in one stands.
+    let bold = plan(&[("cheap", 72)], &input);
+    assert_eq!(prefer_builtin(Some(&bold), &builtin, &input), None);
+    // Stopping early while the built-in plan fits, or no valid plan: replaced.
+    let stop = validate(&CompressionPlan::empty("stop"), &context(&input)).unwrap();
+    assert!(prefer_builtin(Some(&stop), &builtin, &input).is_some());
+    assert!(prefer_builtin(None, &builtin, &input).is_some());
+    // An LLM plan on an unmeasured group is not second-guessed by estimate.
+    let unknown = plan(&[("unmeasured", 120)], &input);
+    assert_eq!(prefer_builtin(Some(&unknown), &builtin, &input), None);
+}
+
+/// An over-budget answer goes back once with the estimate; the repaired answer is used; the
+/// guarded planner applies the LLM's plan when it is good and records whose plan it used.
+#[test]
+fn an_over_budget_answer_is_repaired_before_it_is_applied() {
+    let input = input();
+    let context = context(&input);
+    let answer = |group: &str, keep: usize| {
+        serde_json::json!({"schema_version": 1, "rationale": "r",
+            "pruning": [{"target": group, "keep": keep, "rationale": "r"}]})
+        .to_string()
+    };
+    let provider = ReplayProvider::new("scripted", vec![answer("dear", 64), answer("cheap", 72)]);
+    let mut agent = GuardedPlanner::new(Box::new(AnalysisAgent::new(Box::new(provider))));
+    let mut transcript = Vec::new();
+    let proposal = agent
+        .propose(1, &input, &context, &mut |e| {
+            transcript.push(e.clone());
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(proposal.attempts, 2);
+    assert_eq!(transcript[0].verdict, "over_budget");
+    assert!(transcript[1]
+        .messages
+        .last()
+        .unwrap()
+        .content
+        .contains("expected top-1 drop 16.00 points"));
+    let plan = proposal.plan.expect("a plan");
+    assert_eq!(plan.pruning()[0].group, "cheap");
+    assert_eq!(plan.pruning()[0].keep, 72);
+    assert_eq!(proposal.used, None, "the LLM's own plan was used");
+    assert!(agent.describe().ends_with("(guarded by builtin)"));
+
+    // An LLM that insists on the over-budget plan: after the repairs it is the built-in plan
+    // that gets applied, named as such.
+    let provider = ReplayProvider::new("scripted", vec![answer("dear", 64); 3]);
+    let mut agent = GuardedPlanner::new(Box::new(AnalysisAgent::new(Box::new(provider))));
+    let proposal = agent.propose(1, &input, &context, &mut |_| Ok(())).unwrap();
+    let used = proposal.used.expect("the guard replaced the plan");
+    assert!(used.starts_with("builtin (guardrail:"), "{used}");
+    assert!(proposal
+        .plan
+        .unwrap()
+        .pruning()
+        .iter()
+        .all(|p| p.group != "dear" || p.keep > 64));
+}
