@@ -121,10 +121,12 @@ def main():
     ap.add_argument("--target-macs", type=float, default=0.6)
     ap.add_argument("--max-acc-drop", type=float, default=1.0)
     ap.add_argument("--out")
+    ap.add_argument("--work", help="working folder; runs and pruned models already in it are reused")
     args = ap.parse_args()
     tool = args.profagent
-    work = tempfile.mkdtemp(prefix="profagent_planner_")
-    seen = seen_folder(work)
+    work = args.work or tempfile.mkdtemp(prefix="profagent_planner_")
+    os.makedirs(work, exist_ok=True)
+    seen = os.path.join(work, "seen") if os.path.isdir(os.path.join(work, "seen")) else seen_folder(work)
     c, _ = cifar(CALIB)
     calib = os.path.join(work, "calib.npy")
     np.save(calib, c)
@@ -148,8 +150,10 @@ def main():
         dense_macs = macs(tool, model)
         dense = correct(model, x, y)
         run_dir = os.path.join(work, "compress_" + name)
-        run([tool, "compress", model, "--data", seen, "--preset", "cifar10", "--target-macs",
-             str(target_macs), "--max-acc-drop", str(args.max_acc_drop), "--out", run_dir])
+        done = os.path.join(run_dir, "report.json")
+        if not (os.path.exists(done) and json.load(open(done)).get("final")):
+            run([tool, "compress", model, "--data", seen, "--preset", "cifar10", "--target-macs",
+                 str(target_macs), "--max-acc-drop", str(args.max_acc_drop), "--out", run_dir])
         report = json.load(open(os.path.join(run_dir, "report.json")))
         accepted = [r for r in report["rounds"] if r.get("accepted")]
         planned = os.path.join(run_dir, "model.onnx")
@@ -161,14 +165,16 @@ def main():
             for importance in ["l1", "l2", "random"]:
                 for reconstruct in [True, False]:
                     out = os.path.join(work, f"{name}_{importance}_{reconstruct}.onnx")
-                    prune(tool, model, out, ratio, importance, calib, reconstruct)
+                    if not os.path.exists(out):
+                        prune(tool, model, out, ratio, importance, calib, reconstruct)
                     label = f"uniform {importance} r={ratio:.3f}" + ("" if reconstruct else " (no reconstruction)")
                     rows.append((label, macs(tool, out), correct(out, x, y)))
+        final = report["final"]
+        own = lambda e: "%.2f %%" % e["top1"] if e and e.get("top1") is not None else "-"
         lines += [f"## {name} (`--target-macs {target_macs}`)", "",
                   f"Planner run: {len(accepted)} accepted round(s) of {len(report['rounds'])}; stop: "
-                  f"{report['final_result'].get('stop_reason')}; its own holdout: "
-                  f"{json.dumps(report['final_result'].get('holdout_final', {}).get('top1'))} % vs "
-                  f"{json.dumps(report['final_result'].get('holdout_baseline', {}).get('top1'))} % dense.", "",
+                  f"{final.get('stop_reason')}; on its own holdout ({(final.get('holdout_final') or {}).get('images')} "
+                  f"images): {own(final.get('holdout_final'))} vs {own(final.get('holdout_baseline'))} dense.", "",
                   "| model | MACs (of dense) | top-1 % on 5,000 unseen | vs dense | vs planner: p (only planner right / only this right) |",
                   "|---|---|---|---|---|"]
         for label, m, ok in rows:
