@@ -246,7 +246,10 @@ def test_ctrl_c_stops_compress_with_the_report_of_what_was_done(tmp_path):
     run = tmp_path / "run"
     script = tmp_path / "interrupt.py"
     script.write_text(
-        "import sys, profagent\n"
+        "import signal, sys, profagent\n"
+        # A shell starts background jobs with SIGINT ignored and Python keeps an inherited
+        # SIG_IGN: restore the interactive default, as in a terminal or notebook.
+        "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
         "try:\n"
         f"    profagent.compress({str(MODEL)!r}, data={str(IMAGES)!r}, out={str(run)!r},\n"
         "        preprocess='cifar10', max_acc_drop=1, compare_seconds=1)\n"
