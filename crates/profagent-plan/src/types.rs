@@ -63,7 +63,9 @@ pub struct PruneDecision {
     /// Exact number of channels (or heads) to keep instead of a ratio: "keep 48 of 64" where a
     /// ratio would need 0.25; `round_to` does not apply to it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1))]
+    // Absent when a ratio is given: an optional integer, not a nullable one (structured-output
+    // endpoints and grammar converters take plain types more reliably than type arrays).
+    #[schemars(with = "u32", range(min = 1))]
     pub keep: Option<usize>,
     /// What gets removed: output channels (convolutions, MLP width) or whole attention heads.
     #[serde(default)]
