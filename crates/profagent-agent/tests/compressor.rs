@@ -40,12 +40,15 @@ struct FakeBench {
     evaluations: usize,
     /// The models `layer_latencies` profiled (their edit logs), in order.
     profiled: Vec<String>,
+    /// A layer the profiler measures 100x slower than its MACs say.
+    slow_layer: Option<&'static str>,
 }
 
 fn fake_bench() -> FakeBench {
     FakeBench {
         evaluations: 0,
         profiled: Vec::new(),
+        slow_layer: None,
     }
 }
 
@@ -157,10 +160,15 @@ impl Workbench for FakeBench {
             .iter()
             .map(|&(id, initial, macs)| {
                 let fraction = Self::channels(model, id, initial) as f64 / initial as f64;
+                let slow = if self.slow_layer == Some(id) {
+                    100.0
+                } else {
+                    1.0
+                };
                 (
                     id.to_string(),
                     "Conv".to_string(),
-                    macs as f64 * fraction / 100.0,
+                    slow * macs as f64 * fraction / 100.0,
                 )
             })
             .collect())
@@ -733,4 +741,41 @@ fn a_stop_request_ends_the_loop_as_interrupted_without_the_final_check() {
         assert_eq!(on_disk.final_result.unwrap().stop, result.stop);
         assert!(run_dir.path("model.onnx").is_file());
     }
+}
+
+/// With a MACs-only budget the groups whose sensitivity is measured are the heaviest by MACs,
+/// not by measured latency (which moves with timing noise between two runs of one seed); with a
+/// speed target the measured latency ranks them.
+#[test]
+fn a_macs_budget_probes_the_heaviest_groups_by_macs_not_by_timing() {
+    let probed = |budget: Budget| {
+        let dir = tempfile::tempdir().unwrap();
+        let run_dir = RunDir::create(&dir.path().join("run"), vec![]).unwrap();
+        let mut bench = fake_bench();
+        bench.slow_layer = Some("g4"); // the fewest MACs, but timed slowest
+        let mut opts = options();
+        opts.sensitivity_groups = 2;
+        opts.rounds = 1;
+        opts.budget = budget;
+        let report = compress(
+            &input_model(),
+            &opts,
+            &mut BuiltinPlanner::new(),
+            &mut bench,
+            &run_dir,
+            &mut |_: &str| {},
+        )
+        .unwrap()
+        .report;
+        let mut groups: Vec<String> = report.sensitivity.iter().map(|s| s.group.clone()).collect();
+        groups.sort();
+        groups
+    };
+    let mut macs_only = options().budget;
+    macs_only.target_speedup = None;
+    macs_only.target_macs_fraction = Some(0.5);
+    assert_eq!(probed(macs_only), ["g0", "g1"]);
+    let mut speed = options().budget;
+    speed.max_acc_drop = 0.05; // no quantization probe alone meets it: sensitivity is measured
+    assert!(probed(speed).contains(&"g4".to_string()));
 }

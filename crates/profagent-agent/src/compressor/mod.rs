@@ -195,6 +195,7 @@ pub fn compress(
                             originals: &originals,
                             input_latency: &input_latency,
                             max_groups: options.sensitivity_groups.div_ceil(2),
+                            budget: &options.budget,
                         };
                         record.sensitivity =
                             refresh.apply(&mut state, &mut measurements, bench, progress)?;
@@ -277,6 +278,19 @@ fn planning_input(
     }
 }
 
+/// The analysis sensitivity measurements pick their groups from (the heaviest first): with a
+/// MACs-only budget, heaviest by MACs, not by measured latency, so that the groups probed, and
+/// the plans built on them, do not change with timing noise between two runs of the same seed.
+fn ranked_for(budget: &crate::facts::Budget, analysis: &Analysis) -> Analysis {
+    let mut ranked = analysis.clone();
+    if budget.macs_only() {
+        for group in &mut ranked.groups {
+            group.latency_ms = None;
+        }
+    }
+    ranked
+}
+
 /// What is refreshed after an accepted pruning round: the analysis of the pruned float model
 /// (per-layer latency carried from the input's measurement) and the pruning sensitivity
 /// re-measured on it, so planners extend cost curves from the model they prune next.
@@ -286,6 +300,7 @@ struct Refresh<'a> {
     originals: &'a [crate::facts::GroupFacts],
     input_latency: &'a measure::InputLatency,
     max_groups: usize,
+    budget: &'a crate::facts::Budget,
 }
 
 impl Refresh<'_> {
@@ -303,7 +318,7 @@ impl Refresh<'_> {
         let sensitivity = bench.remeasure_sensitivity(
             self.round,
             &state.float,
-            &state.analysis,
+            &ranked_for(self.budget, &state.analysis),
             state.quantization.is_empty().then_some(&state.evaluation),
             self.max_groups,
             progress,
@@ -368,7 +383,13 @@ fn prepare(
     } else {
         options.sensitivity_groups
     };
-    let sensitivity = bench.sensitivity(input, &analysis, &baseline, sensitivity_groups, progress);
+    let sensitivity = bench.sensitivity(
+        input,
+        &ranked_for(&options.budget, &analysis),
+        &baseline,
+        sensitivity_groups,
+        progress,
+    );
     measure::apply_sensitivity(&mut analysis.groups, &sensitivity);
     for group in &mut analysis.groups {
         group.original_channels = Some(group.channels);
