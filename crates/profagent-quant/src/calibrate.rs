@@ -96,15 +96,9 @@ pub fn calibrate(
 }
 
 fn update(s: &mut Stats, data: &[f32], samples: Option<usize>) {
-    let (lo, hi) = data
-        .iter()
-        .filter(|v| v.is_finite())
-        .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| {
-            (lo.min(v), hi.max(v))
-        });
-    if lo > hi {
+    let Some((lo, hi)) = crate::histogram::finite_range(data) else {
         return;
-    }
+    };
     if s.seen {
         s.lo = s.lo.min(lo);
         s.hi = s.hi.max(hi);
@@ -112,7 +106,7 @@ fn update(s: &mut Stats, data: &[f32], samples: Option<usize>) {
         (s.lo, s.hi, s.seen) = (lo, hi, true);
     }
     if let Some(h) = s.histogram.as_mut() {
-        h.add(data);
+        h.add_within(data, (lo, hi));
     }
     if let Some(samples) = samples {
         let stride = data.len().div_ceil(samples).max(1);

@@ -61,18 +61,28 @@ pub enum Criterion {
     Mse,
 }
 
+/// The smallest and largest finite values of `data`, or `None` when it has none.
+pub fn finite_range(data: &[f32]) -> Option<(f32, f32)> {
+    let (lo, hi) = data
+        .iter()
+        .filter(|v| v.is_finite())
+        .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| {
+            (lo.min(v), hi.max(v))
+        });
+    (lo <= hi).then_some((lo, hi))
+}
+
 impl Histogram {
     /// Adds `data` (non-finite values are ignored).
     pub fn add(&mut self, data: &[f32]) {
-        let (lo, hi) = data
-            .iter()
-            .filter(|v| v.is_finite())
-            .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| {
-                (lo.min(v), hi.max(v))
-            });
-        if lo > hi {
-            return;
+        if let Some(range) = finite_range(data) {
+            self.add_within(data, range);
         }
+    }
+
+    /// Adds `data` whose finite values span `(lo, hi)` (`finite_range(data)`, computed once by
+    /// a caller that needs it too).
+    pub fn add_within(&mut self, data: &[f32], (lo, hi): (f32, f32)) {
         self.lo = self.lo.min(lo);
         self.hi = self.hi.max(hi);
         let magnitude = lo.abs().max(hi.abs());
