@@ -457,13 +457,18 @@ fn measured_sensitivity_keeps_the_fragile_group_out_of_the_first_pruning_round()
 
 /// The loop with the built-in planner on the fake workbench, in a throw-away run directory.
 fn run_builtin(opts: &CompressOptions) -> RunReport {
+    run_builtin_on(&mut fake_bench(), opts)
+}
+
+/// `run_builtin` on a given (configured) fake workbench.
+fn run_builtin_on(bench: &mut FakeBench, opts: &CompressOptions) -> RunReport {
     let dir = tempfile::tempdir().unwrap();
     let run_dir = RunDir::create(&dir.path().join("run"), vec![]).unwrap();
     compress(
         &input_model(),
         opts,
         &mut BuiltinPlanner::new(),
-        &mut fake_bench(),
+        bench,
         &run_dir,
         &mut |_: &str| {},
     )
@@ -749,24 +754,13 @@ fn a_stop_request_ends_the_loop_as_interrupted_without_the_final_check() {
 #[test]
 fn a_macs_budget_probes_the_heaviest_groups_by_macs_not_by_timing() {
     let probed = |budget: Budget| {
-        let dir = tempfile::tempdir().unwrap();
-        let run_dir = RunDir::create(&dir.path().join("run"), vec![]).unwrap();
         let mut bench = fake_bench();
         bench.slow_layer = Some("g4"); // the fewest MACs, but timed slowest
         let mut opts = options();
         opts.sensitivity_groups = 2;
         opts.rounds = 1;
         opts.budget = budget;
-        let report = compress(
-            &input_model(),
-            &opts,
-            &mut BuiltinPlanner::new(),
-            &mut bench,
-            &run_dir,
-            &mut |_: &str| {},
-        )
-        .unwrap()
-        .report;
+        let report = run_builtin_on(&mut bench, &opts);
         let mut groups: Vec<String> = report.sensitivity.iter().map(|s| s.group.clone()).collect();
         groups.sort();
         groups
