@@ -190,6 +190,21 @@ def imagenet(indices):
     return np.ascontiguousarray(np.stack(xs).astype(np.float32).transpose(0, 3, 1, 2)), np.array(ys)
 
 
+def predictions(path, x, threads=2, batch=200):
+    """Top-1 class of every sample of `x` under the model at `path` (ONNX Runtime, CPU)."""
+    o = ort.SessionOptions()
+    o.intra_op_num_threads = threads
+    s = ort.InferenceSession(path, o, providers=["CPUExecutionProvider"])
+    name = s.get_inputs()[0].name
+    return np.concatenate([s.run(None, {name: x[i:i + batch]})[0].argmax(1) for i in range(0, len(x), batch)])
+
+
+def profagent_macs(tool, path):
+    """The model's MACs at batch 1 as `profagent profile --json` counts them."""
+    out = subprocess.run([tool, "profile", path, "--json", "-"], capture_output=True, text=True, check=True).stdout
+    return json.loads(out)["model"]["macs"]
+
+
 def fidelity(out, ref):
     cos = np.sum(out * ref, 1) / (np.linalg.norm(out, axis=1) * np.linalg.norm(ref, axis=1) + 1e-30)
     return float(np.mean(cos)), float(np.mean(out.argmax(1) == ref.argmax(1)) * 100)

@@ -29,10 +29,10 @@ import sys
 import tempfile
 
 import numpy as np
-import onnxruntime as ort
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import SHARED, cifar, rel  # noqa: E402
+from common import SHARED, cifar, predictions, rel  # noqa: E402
+from common import profagent_macs as macs  # noqa: E402
 
 MODELS = os.path.join(SHARED, "models")
 ROOT = os.path.join(SHARED, "data", "cifar10-test")
@@ -64,18 +64,8 @@ def run(argv):
     return p
 
 
-def macs(tool, path):
-    out = run([tool, "profile", path, "--json", "-"]).stdout
-    return json.loads(out)["model"]["macs"]
-
-
 def correct(path, x, y):
-    o = ort.SessionOptions()
-    o.intra_op_num_threads = 2
-    s = ort.InferenceSession(path, o, providers=["CPUExecutionProvider"])
-    name = s.get_inputs()[0].name
-    pred = np.concatenate([s.run(None, {name: x[i:i + 200]})[0].argmax(1) for i in range(0, len(x), 200)])
-    return pred == y
+    return predictions(path, x) == y
 
 
 def mcnemar(a, b):

@@ -17,7 +17,6 @@ figure. The markdown is printed and, with --out, written (never edit that file b
 """
 import argparse
 import datetime
-import json
 import os
 import re
 import subprocess
@@ -25,10 +24,10 @@ import sys
 import tempfile
 
 import numpy as np
-import onnxruntime as ort
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import SHARED, cifar, rel  # noqa: E402
+from common import SHARED, cifar, predictions, rel  # noqa: E402
+from common import profagent_macs as macs  # noqa: E402
 
 MODELS = os.path.join(SHARED, "models")
 CALIB = [i for i in range(10000) if i % 10 == 5][:512]
@@ -54,17 +53,7 @@ def timed(argv):
 
 
 def top1(path, x, y):
-    o = ort.SessionOptions()
-    o.intra_op_num_threads = 2
-    s = ort.InferenceSession(path, o, providers=["CPUExecutionProvider"])
-    name = s.get_inputs()[0].name
-    pred = np.concatenate([s.run(None, {name: x[i:i + 200]})[0].argmax(1) for i in range(0, len(x), 200)])
-    return 100.0 * float((pred == y).mean())
-
-
-def macs(tool, path):
-    out = subprocess.run([tool, "profile", path, "--json", "-"], capture_output=True, text=True, check=True).stdout
-    return json.loads(out)["model"]["macs"]
+    return 100.0 * float((predictions(path, x) == y).mean())
 
 
 VARIANTS = [("bias correction only", ["--no-reconstruct"]),
