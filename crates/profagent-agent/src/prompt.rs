@@ -259,7 +259,7 @@ fn write_budget_left(p: &mut String, input: &PlanningInput) {
     if base.top1.is_some() {
         rows.push(format!(
             "top-1: {drop:.2} points below the input on the feedback images so far; {:.2} of the {:.2} allowed left",
-            (b.max_acc_drop - drop).max(0.0),
+            crate::estimate::accuracy_left(input),
             b.max_acc_drop
         ));
     }

@@ -189,10 +189,9 @@ pub fn compress(
                 {
                     state = next;
                     if !plan.pruning().is_empty() {
-                        let originals = accepted[0].analysis.groups.clone();
                         let refresh = Refresh {
                             round,
-                            originals: &originals,
+                            originals: &accepted[0].analysis.groups,
                             input_latency: &input_latency,
                             max_groups: options.sensitivity_groups.div_ceil(2),
                             budget: &options.budget,
@@ -281,14 +280,18 @@ fn planning_input(
 /// The analysis sensitivity measurements pick their groups from (the heaviest first): with a
 /// MACs-only budget, heaviest by MACs, not by measured latency, so that the groups probed, and
 /// the plans built on them, do not change with timing noise between two runs of the same seed.
-fn ranked_for(budget: &crate::facts::Budget, analysis: &Analysis) -> Analysis {
-    let mut ranked = analysis.clone();
-    if budget.macs_only() {
-        for group in &mut ranked.groups {
-            group.latency_ms = None;
-        }
+fn ranked_for<'a>(
+    budget: &crate::facts::Budget,
+    analysis: &'a Analysis,
+) -> std::borrow::Cow<'a, Analysis> {
+    if !budget.macs_only() {
+        return std::borrow::Cow::Borrowed(analysis);
     }
-    ranked
+    let mut ranked = analysis.clone();
+    for group in &mut ranked.groups {
+        group.latency_ms = None;
+    }
+    std::borrow::Cow::Owned(ranked)
 }
 
 /// What is refreshed after an accepted pruning round: the analysis of the pruned float model
