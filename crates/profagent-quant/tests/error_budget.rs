@@ -1,7 +1,9 @@
 //! Every mode on models built in code, run through ONNX Runtime: quantizing nothing is the
 //! identity, and each bit width stays within its named error budget against float.
 mod common;
+mod outputs;
 use common::Batch;
+use outputs::{cosine, run};
 use profagent_onnx::builder::GraphBuilder;
 use profagent_onnx::Model;
 use profagent_quant::{quantize, ActivationType, Mode, QuantError, QuantSpec, Selection, Target};
@@ -65,34 +67,6 @@ fn inputs(shape: &[usize], seed: u64) -> Tensor {
     let mut b = GraphBuilder::new(seed);
     let n: usize = shape.iter().product();
     Tensor::f32(shape.to_vec(), b.rand_vec(n, 1.5))
-}
-
-/// Runs `model` on `x`; None (and a printed reason) when ONNX Runtime is not installed.
-fn run(model: &Model, x: &Tensor) -> Option<Vec<f32>> {
-    let runtime = match open_runtime(RuntimeKind::Ort) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("skipping: ONNX Runtime unavailable: {e}");
-            return None;
-        }
-    };
-    let mut session = runtime
-        .load(
-            &ModelSource::Bytes(model.to_bytes()),
-            &SessionOptions::default(),
-        )
-        .expect("quantized model loads in ONNX Runtime");
-    let out = session
-        .run(&[("input".to_string(), x.clone())])
-        .expect("runs");
-    Some(out[0].1.as_f32().expect("float logits").to_vec())
-}
-
-fn cosine(a: &[f32], b: &[f32]) -> f64 {
-    let dot: f64 = a.iter().zip(b).map(|(x, y)| *x as f64 * *y as f64).sum();
-    let na: f64 = a.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
-    let nb: f64 = b.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
-    dot / (na * nb)
 }
 
 fn calibration(shape: &[usize]) -> Vec<Batch> {

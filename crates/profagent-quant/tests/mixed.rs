@@ -1,13 +1,15 @@
 //! Mixed per-layer modes: the quantized graph, read back node by node, holds exactly the mode
 //! each layer was given, and runs within the static error budget on ONNX Runtime.
 mod common;
+mod outputs;
 use std::collections::BTreeMap;
 
 use common::Batch;
+use outputs::{cosine, run};
 use profagent_onnx::builder::GraphBuilder;
 use profagent_onnx::{GraphIndex, Model};
 use profagent_quant::{quantize, LayerMode, Mode, QuantError, QuantSpec};
-use profagent_runtime::{open_runtime, ModelSource, RuntimeKind, SessionOptions, Tensor};
+use profagent_runtime::Tensor;
 
 /// Static int8 with some layers dynamic or float: no more error than all-static (see
 /// error_budget.rs `INT8_STATIC_MIN_COSINE`).
@@ -45,27 +47,6 @@ fn inputs(seed: u64) -> Tensor {
     let mut b = GraphBuilder::new(seed);
     let shape = [BATCH, 3, 8, 8];
     Tensor::f32(shape.to_vec(), b.rand_vec(shape.iter().product(), 1.5))
-}
-
-fn run(model: &Model, x: &Tensor) -> Option<Vec<f32>> {
-    let runtime = open_runtime(RuntimeKind::Ort).ok()?;
-    let mut session = runtime
-        .load(
-            &ModelSource::Bytes(model.to_bytes()),
-            &SessionOptions::default(),
-        )
-        .expect("loads in ONNX Runtime");
-    let out = session
-        .run(&[("input".to_string(), x.clone())])
-        .expect("runs");
-    Some(out[0].1.as_f32().expect("float").to_vec())
-}
-
-fn cosine(a: &[f32], b: &[f32]) -> f64 {
-    let dot: f64 = a.iter().zip(b).map(|(x, y)| *x as f64 * *y as f64).sum();
-    let na: f64 = a.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
-    let nb: f64 = b.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
-    dot / (na * nb)
 }
 
 /// The mode each compute layer of a quantized graph runs in, read from the graph alone:

@@ -2,12 +2,14 @@
 //! allows it (attributes that became inputs are moved), else per-tensor scales from opset 10,
 //! else a clear error naming the op that blocks the upgrade.
 mod common;
+mod outputs;
 use common::Batch;
+use outputs::{cosine, run};
 use profagent_onnx::attr;
 use profagent_onnx::builder::GraphBuilder;
 use profagent_onnx::Model;
 use profagent_quant::{quantize, Mode, QuantError, QuantSpec};
-use profagent_runtime::{open_runtime, ModelSource, RuntimeKind, SessionOptions, Tensor};
+use profagent_runtime::Tensor;
 
 /// Same budget as the static tests in error_budget.rs.
 const INT8_STATIC_MIN_COSINE: f64 = 0.995;
@@ -76,33 +78,6 @@ fn calibration() -> Vec<Batch> {
     (0..4)
         .map(|s| vec![("input".to_string(), inputs(200 + s))])
         .collect()
-}
-
-fn run(model: &Model, x: &Tensor) -> Option<Vec<f32>> {
-    let runtime = match open_runtime(RuntimeKind::Ort) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("skipping: ONNX Runtime unavailable: {e}");
-            return None;
-        }
-    };
-    let mut session = runtime
-        .load(
-            &ModelSource::Bytes(model.to_bytes()),
-            &SessionOptions::default(),
-        )
-        .expect("loads in ONNX Runtime");
-    let out = session
-        .run(&[("input".to_string(), x.clone())])
-        .expect("runs");
-    Some(out[0].1.as_f32().expect("float output").to_vec())
-}
-
-fn cosine(a: &[f32], b: &[f32]) -> f64 {
-    let dot: f64 = a.iter().zip(b).map(|(x, y)| *x as f64 * *y as f64).sum();
-    let na: f64 = a.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
-    let nb: f64 = b.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
-    dot / (na * nb)
 }
 
 fn weight_dq_axes(model: &Model) -> Vec<Option<i64>> {
