@@ -737,6 +737,7 @@ impl Planner for BuiltinPlanner {
                 .unwrap_or_else(|e| e.issues().to_vec()),
             structured: true,
             seconds: 0.0,
+            tool_calls: Vec::new(),
         })?;
         Ok(match outcome {
             Ok(plan) => Proposal {

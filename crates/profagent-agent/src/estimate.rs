@@ -148,3 +148,48 @@ pub fn over_budget(estimate: &PlanEstimate, input: &PlanningInput) -> Option<Str
         )
     })
 }
+
+/// Name of the estimate tool offered to LLM planners that can call tools.
+pub const ESTIMATE_TOOL: &str = "estimate_plan";
+
+/// The estimate as a tool: its arguments are a candidate plan (the plan schema).
+pub fn estimate_tool_spec(plan_schema: &serde_json::Value) -> crate::provider::ToolSpec {
+    crate::provider::ToolSpec {
+        name: ESTIMATE_TOOL,
+        description: "Estimate a candidate compression plan before answering: it is validated \
+            against the model and, if valid, you get the MACs and parameters it removes, the \
+            model's MACs after it as a fraction of the input's, the latency it saves (from the \
+            measured per-group milliseconds), its expected top-1 drop (first-order estimate from \
+            the measured sensitivities) and whether that exceeds the accuracy budget left. Call \
+            it with candidate plans (a few per round), then answer with the final plan as JSON.",
+        parameters: plan_schema.clone(),
+    }
+}
+
+/// What the estimate tool answers for `arguments` (a plan as JSON text): the plan's estimate
+/// and budget verdict, or why it is not a valid plan; always a JSON object as text.
+pub fn estimate_tool(
+    arguments: &str,
+    input: &PlanningInput,
+    context: &profagent_plan::PlanContext,
+) -> String {
+    let outcome =
+        profagent_plan::parse_plan(arguments).and_then(|p| profagent_plan::validate(&p, context));
+    let answer = match outcome {
+        Ok(plan) => {
+            let estimate = estimate(&plan, input);
+            let over = over_budget(&estimate, input);
+            serde_json::json!({
+                "valid": true,
+                "summary": estimate.describe(),
+                "estimate": estimate,
+                "accuracy_budget_left_points": input.baseline.top1.map(|_| accuracy_left(input)),
+                "within_budget": over.is_none(),
+                "over_budget": over,
+                "warnings": plan.warnings().iter().map(|w| w.message.clone()).collect::<Vec<_>>(),
+            })
+        }
+        Err(error) => serde_json::json!({"valid": false, "error": error.to_string()}),
+    };
+    answer.to_string()
+}

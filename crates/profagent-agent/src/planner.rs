@@ -1,5 +1,6 @@
 //! Planners: the `Planner` trait, the LLM analysis agent (prompt → answer → parse → validate
-//! → bounded repair), and the recorded-plan planner used by `--replay` of built-in runs.
+//! → bounded repair; models that call tools may ask `estimate_plan` about candidate plans
+//! first), and the recorded-plan planner used by `--replay` of built-in runs.
 use serde::{Deserialize, Serialize};
 
 use profagent_plan::{parse_plan, validate, PlanContext, PlanError, PlanIssue, ValidatedPlan};
@@ -7,13 +8,16 @@ use profagent_plan::{parse_plan, validate, PlanContext, PlanError, PlanIssue, Va
 use crate::error::AgentError;
 use crate::facts::PlanningInput;
 use crate::prompt::{build_prompt, repair_prompt, SYSTEM_PROMPT};
-use crate::provider::{ChatMessage, ChatRequest, Provider, Role};
+use crate::provider::{ChatMessage, ChatRequest, Completion, Provider, Role, ToolSpec};
+use crate::rundir::ToolExchange;
 use crate::rundir::TranscriptEntry;
 
 /// Repairs after the first answer before a round's plan is given up.
 pub const DEFAULT_MAX_REPAIRS: usize = 2;
 /// Name given to the plan schema in structured-output requests.
 pub const SCHEMA_NAME: &str = "compression_plan";
+/// Tool calls a model may make per round before it must answer.
+pub const MAX_TOOL_CALLS: usize = 4;
 
 /// A planner's outcome for one round.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -53,14 +57,18 @@ pub struct AnalysisAgent {
     provider: Box<dyn Provider>,
     max_repairs: usize,
     schema: serde_json::Value,
+    /// The estimate tool (offered where the provider has tool calling).
+    tools: Vec<ToolSpec>,
 }
 
 impl AnalysisAgent {
     pub fn new(provider: Box<dyn Provider>) -> Self {
+        let schema = profagent_plan::plan_json_schema();
         AnalysisAgent {
             provider,
             max_repairs: DEFAULT_MAX_REPAIRS,
-            schema: profagent_plan::plan_json_schema(),
+            tools: vec![crate::estimate::estimate_tool_spec(&schema)],
+            schema,
         }
     }
 
@@ -88,33 +96,16 @@ impl Planner for AnalysisAgent {
         ];
         let mut last_problem = String::new();
         let mut rejected_issues = Vec::new();
+        let mut tool_calls_left = MAX_TOOL_CALLS;
         for attempt in 1..=self.max_repairs + 1 {
-            let request = ChatRequest {
-                messages: &messages,
-                json_schema: Some(&self.schema),
-                schema_name: SCHEMA_NAME,
-            };
-            let mut entry = TranscriptEntry {
+            let turn = Turn {
                 round,
                 attempt,
-                planner: self.provider.describe(),
-                messages: messages.clone(),
-                answer: None,
-                error: None,
-                verdict: String::new(),
-                issues: Vec::new(),
-                structured: false,
-                seconds: 0.0,
+                input,
+                context,
             };
-            let completion = match self.provider.complete(&request) {
-                Ok(c) => c,
-                Err(e) => {
-                    entry.error = Some(e.to_string());
-                    entry.verdict = "provider_error".into();
-                    record(&entry)?;
-                    return Err(e);
-                }
-            };
+            let (completion, mut entry) =
+                self.answer(&turn, &mut messages, &mut tool_calls_left, record)?;
             entry.answer = Some(completion.text.clone());
             entry.structured = completion.structured;
             entry.seconds = completion.seconds;
@@ -173,6 +164,97 @@ impl Planner for AnalysisAgent {
             rejected_issues,
             used: None,
         })
+    }
+}
+
+/// Where in a run an answer is asked for.
+struct Turn<'a> {
+    round: usize,
+    attempt: usize,
+    input: &'a PlanningInput,
+    context: &'a PlanContext,
+}
+
+impl AnalysisAgent {
+    fn entry(&self, turn: &Turn<'_>, messages: &[ChatMessage]) -> TranscriptEntry {
+        TranscriptEntry {
+            round: turn.round,
+            attempt: turn.attempt,
+            planner: self.provider.describe(),
+            messages: messages.to_vec(),
+            answer: None,
+            error: None,
+            verdict: String::new(),
+            issues: Vec::new(),
+            structured: false,
+            seconds: 0.0,
+            tool_calls: Vec::new(),
+        }
+    }
+
+    /// Asks for an answer; while the model calls the estimate tool instead (at most
+    /// `tool_calls_left` calls in the round), answers each call, records the exchange
+    /// (verdict "tool_call") and asks again. Returns the answer and its unfinished entry.
+    fn answer(
+        &mut self,
+        turn: &Turn<'_>,
+        messages: &mut Vec<ChatMessage>,
+        tool_calls_left: &mut usize,
+        record: &mut Recorder<'_>,
+    ) -> Result<(Completion, TranscriptEntry), AgentError> {
+        loop {
+            let tools: &[ToolSpec] = if *tool_calls_left > 0 {
+                &self.tools
+            } else {
+                &[]
+            };
+            let request = ChatRequest {
+                messages,
+                json_schema: Some(&self.schema),
+                schema_name: SCHEMA_NAME,
+                tools,
+            };
+            let mut entry = self.entry(turn, messages);
+            let completion = match self.provider.complete(&request) {
+                Ok(c) => c,
+                Err(e) => {
+                    entry.error = Some(e.to_string());
+                    entry.verdict = "provider_error".into();
+                    record(&entry)?;
+                    return Err(e);
+                }
+            };
+            entry.structured = completion.structured;
+            entry.seconds = completion.seconds;
+            if completion.tool_calls.is_empty() || tools.is_empty() {
+                return Ok((completion, entry));
+            }
+            messages.push(ChatMessage::tool_calls(
+                completion.text.clone(),
+                completion.tool_calls.clone(),
+            ));
+            for call in &completion.tool_calls {
+                let result = if call.name == crate::estimate::ESTIMATE_TOOL {
+                    crate::estimate::estimate_tool(&call.arguments, turn.input, turn.context)
+                } else {
+                    serde_json::json!({"error": format!(
+                        "unknown tool '{}': the only tool is {}",
+                        call.name,
+                        crate::estimate::ESTIMATE_TOOL
+                    )})
+                    .to_string()
+                };
+                *tool_calls_left = tool_calls_left.saturating_sub(1);
+                entry.tool_calls.push(ToolExchange {
+                    name: call.name.clone(),
+                    arguments: call.arguments.clone(),
+                    result: result.clone(),
+                });
+                messages.push(ChatMessage::tool_result(&call.id, result));
+            }
+            entry.verdict = "tool_call".into();
+            record(&entry)?;
+        }
     }
 }
 

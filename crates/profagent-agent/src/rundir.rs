@@ -29,7 +29,8 @@ pub struct TranscriptEntry {
     pub messages: Vec<ChatMessage>,
     pub answer: Option<String>,
     pub error: Option<String>,
-    /// "valid", "parse_error", "rejected", or "provider_error".
+    /// "valid", "parse_error", "rejected", "over_budget", "provider_error", or "tool_call"
+    /// (the model called a tool instead of answering: `tool_calls`).
     pub verdict: String,
     #[serde(default)]
     pub issues: Vec<profagent_plan::PlanIssue>,
@@ -37,6 +38,17 @@ pub struct TranscriptEntry {
     pub structured: bool,
     #[serde(default)]
     pub seconds: f64,
+    /// Tools the model called before answering (verdict "tool_call"), with what they answered.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<ToolExchange>,
+}
+
+/// One tool call of a planner and the tool's result (both JSON texts).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolExchange {
+    pub name: String,
+    pub arguments: String,
+    pub result: String,
 }
 
 #[derive(Debug, Clone)]
@@ -161,8 +173,19 @@ impl RunDir {
     /// in the transcript, which replays read.
     pub fn record(&self, entry: &TranscriptEntry) -> Result<(), AgentError> {
         let folder = format!("rounds/round-{:02}", entry.round);
-        let prompt_file = format!("{folder}/prompt-{}.md", entry.attempt);
-        let answer_file = format!("{folder}/answer-{}.txt", entry.attempt);
+        // A tool call comes before the attempt's answer, in the same attempt: its files are
+        // named by how far the chat had got, so the answer's files do not replace them.
+        let step = if entry.tool_calls.is_empty() {
+            entry.attempt.to_string()
+        } else {
+            format!("{}-call-{}", entry.attempt, entry.messages.len())
+        };
+        let prompt_file = format!("{folder}/prompt-{step}.md");
+        let answer_file = if entry.tool_calls.is_empty() {
+            format!("{folder}/answer-{step}.txt")
+        } else {
+            format!("{folder}/tools-{step}.json")
+        };
         let mut stored = self.stored.lock().unwrap_or_else(|e| e.into_inner());
         let mut entry = entry.clone();
         for (i, message) in entry.messages.iter_mut().enumerate() {
@@ -180,13 +203,23 @@ impl RunDir {
         let prompt: String = entry
             .messages
             .iter()
-            .map(|m| format!("## {}\n\n{}\n", m.role.as_str(), m.content))
+            .map(|m| {
+                let calls: String = m
+                    .tool_calls
+                    .iter()
+                    .map(|c| format!("\n(calls {} with {})\n", c.name, c.arguments))
+                    .collect();
+                format!("## {}\n\n{}\n{calls}", m.role.as_str(), m.content)
+            })
             .collect::<Vec<_>>()
             .join("\n");
         self.write_text(&prompt_file, &prompt)?;
+        let tools = (!entry.tool_calls.is_empty())
+            .then(|| serde_json::to_string_pretty(&entry.tool_calls).unwrap_or_default());
         let answer = entry
             .answer
             .as_deref()
+            .or(tools.as_deref())
             .or(entry.error.as_deref())
             .unwrap_or_default();
         self.write_text(&answer_file, answer)?;

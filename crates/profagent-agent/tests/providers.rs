@@ -438,3 +438,144 @@ fn settings_pick_providers_and_refuse_keys_in_files() {
         .to_string()
         .contains("not accepted in config files"));
 }
+
+/// An OpenAI chat-completions answer that calls `estimate_plan` with `arguments` instead of
+/// answering.
+fn estimate_call(id: &str, arguments: &str) -> Scripted {
+    ok(serde_json::json!({
+        "id": "chatcmpl-test", "object": "chat.completion", "model": "test-model",
+        "choices": [{"index": 0, "finish_reason": "tool_calls", "message": {
+            "role": "assistant", "content": null,
+            "tool_calls": [{"id": id, "type": "function",
+                            "function": {"name": "estimate_plan", "arguments": arguments}}]
+        }}]
+    }))
+}
+
+/// A model with tool calling asks for the estimate of a candidate plan, hears it (MACs and
+/// latency saved, expected drop, budget verdict), then answers; the exchange is recorded.
+#[test]
+fn the_estimate_tool_answers_a_candidate_plan_before_the_answer() {
+    let server = serve(vec![estimate_call("call_1", GOOD_PLAN), chat(GOOD_PLAN)]);
+    let (result, entries) = run(openai(&server));
+    let proposal = result.unwrap();
+    assert!(proposal.plan.is_some());
+    assert_eq!(proposal.attempts, 1);
+    assert_eq!(
+        entries
+            .iter()
+            .map(|e| e.verdict.as_str())
+            .collect::<Vec<_>>(),
+        ["tool_call", "valid"]
+    );
+    assert_eq!(entries[0].tool_calls.len(), 1);
+    assert!(entries[0].answer.is_none());
+    let received = server.received.lock().unwrap();
+    let offered = &received[0].body["tools"][0]["function"];
+    assert_eq!(offered["name"], "estimate_plan");
+    assert!(offered["parameters"]["properties"]["pruning"].is_object());
+    assert_eq!(received[0].body["tool_choice"], "auto");
+    // The second request carries the call and the tool's answer.
+    let messages = received[1].body["messages"].as_array().unwrap();
+    assert_eq!(messages.len(), 4);
+    assert_eq!(messages[2]["role"], "assistant");
+    assert_eq!(messages[2]["tool_calls"][0]["id"], "call_1");
+    assert_eq!(
+        messages[2]["tool_calls"][0]["function"]["arguments"],
+        GOOD_PLAN
+    );
+    assert_eq!(messages[3]["role"], "tool");
+    assert_eq!(messages[3]["tool_call_id"], "call_1");
+    let result: serde_json::Value =
+        serde_json::from_str(messages[3]["content"].as_str().unwrap()).unwrap();
+    assert_eq!(result["valid"], true, "{result}");
+    // 64 → 48 channels of a 37 MMACs, 1.5 ms group: a quarter of each.
+    assert_eq!(result["estimate"]["macs_removed"], 9_250_000);
+    let saved = result["estimate"]["latency_saved_ms"].as_f64().unwrap();
+    assert!((saved - 0.375).abs() < 1e-9, "{result}");
+    // No sensitivity was measured: the drop is unknown, and said so.
+    assert_eq!(result["estimate"]["unmeasured"][0], "layer1.0.conv1");
+    assert_eq!(result["within_budget"], true);
+    assert_eq!(
+        result,
+        serde_json::from_str::<serde_json::Value>(&entries[0].tool_calls[0].result).unwrap()
+    );
+}
+
+/// A candidate the validator refuses gets the validator's reason as the tool's answer.
+#[test]
+fn the_estimate_tool_names_what_is_wrong_with_an_invalid_candidate() {
+    let server = serve(vec![estimate_call("c", UNKNOWN_LAYERS), chat(GOOD_PLAN)]);
+    let (result, _) = run(openai(&server));
+    assert!(result.unwrap().plan.is_some());
+    let received = server.received.lock().unwrap();
+    let content = received[1].body["messages"][3]["content"].as_str().unwrap();
+    let answer: serde_json::Value = serde_json::from_str(content).unwrap();
+    assert_eq!(answer["valid"], false);
+    assert!(
+        answer["error"].as_str().unwrap().contains("layer9.conv"),
+        "{answer}"
+    );
+}
+
+/// A model that only ever calls the tool gets `MAX_TOOL_CALLS` answers, then a request with no
+/// tools, so the round ends with an answer (or the usual repair), never a loop.
+#[test]
+fn tool_calls_per_round_are_bounded() {
+    let max = profagent_agent::planner::MAX_TOOL_CALLS;
+    let mut script: Vec<Scripted> = (0..max)
+        .map(|i| estimate_call(&format!("c{i}"), GOOD_PLAN))
+        .collect();
+    script.push(chat(GOOD_PLAN));
+    let server = serve(script);
+    let (result, entries) = run(openai(&server));
+    assert!(result.unwrap().plan.is_some());
+    assert_eq!(entries.len(), max + 1);
+    let received = server.received.lock().unwrap();
+    assert!(received[max - 1].body.get("tools").is_some());
+    assert!(received[max].body.get("tools").is_none());
+}
+
+/// A server that refuses tools is asked again without them and keeps structured output.
+#[test]
+fn a_server_without_tools_is_asked_again_without_them() {
+    let server = serve(vec![
+        status(400, "{\"error\":\"tools are not supported by this model\"}"),
+        chat(GOOD_PLAN),
+    ]);
+    let (result, entries) = run(openai(&server));
+    assert!(result.unwrap().plan.is_some());
+    assert!(entries[0].structured);
+    let received = server.received.lock().unwrap();
+    assert!(received[0].body.get("tools").is_some());
+    assert!(received[1].body.get("tools").is_none());
+    assert_eq!(received[1].body["response_format"]["type"], "json_schema");
+}
+
+/// A run whose planner called the tool is recorded with the call (its own files beside the
+/// answer's) and replays without the model: the replay reads the answers, not the calls.
+#[test]
+fn a_run_with_tool_calls_is_recorded_and_replays() {
+    let server = serve(vec![estimate_call("call_1", GOOD_PLAN), chat(GOOD_PLAN)]);
+    let (result, entries) = run(openai(&server));
+    let original = result.unwrap().plan.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let run_dir = RunDir::create(dir.path(), vec![]).unwrap();
+    for entry in &entries {
+        run_dir.record(entry).unwrap();
+    }
+    let round = dir.path().join("rounds/round-01");
+    let tools: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(round.join("tools-1-call-2.json")).unwrap())
+            .unwrap();
+    assert_eq!(tools[0]["name"], "estimate_plan");
+    assert_eq!(
+        std::fs::read_to_string(round.join("answer-1.txt")).unwrap(),
+        GOOD_PLAN
+    );
+    let mut replayed = profagent_agent::planner::replay_planner(dir.path()).unwrap();
+    let proposal = replayed
+        .propose(1, &input(), &context(), &mut |_: &TranscriptEntry| Ok(()))
+        .unwrap();
+    assert_eq!(proposal.plan.unwrap(), original);
+}

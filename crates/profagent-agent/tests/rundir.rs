@@ -41,6 +41,7 @@ fn repair_rounds_store_each_answer_and_prompt_once() {
             issues: vec![],
             structured: false,
             seconds: 0.0,
+            tool_calls: vec![],
         })
         .unwrap();
         messages.push(ChatMessage::new(Role::Assistant, answer.clone()));

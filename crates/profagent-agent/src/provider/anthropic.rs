@@ -109,6 +109,7 @@ impl Provider for Anthropic {
             structured,
             attempts: answer.attempts,
             seconds: answer.seconds,
+            tool_calls: Vec::new(),
         })
     }
 }

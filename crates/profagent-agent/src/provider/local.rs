@@ -49,6 +49,7 @@ impl Provider for LocalProvider {
             structured: request.json_schema.is_some(),
             attempts: completion.attempts,
             seconds: completion.seconds,
+            tool_calls: Vec::new(),
         })
     }
 }

@@ -1,7 +1,9 @@
 //! LLM providers behind one small trait.
 //!
-//! `Provider::complete` takes a chat (system + user/assistant turns) and an optional JSON
-//! Schema for structured output, and returns the raw answer text. Implementations:
+//! `Provider::complete` takes a chat (system + user/assistant/tool turns), an optional JSON
+//! Schema for structured output and the tools the model may call, and returns the raw answer
+//! text or the tool calls the model made instead (tools are offered where the protocol has tool
+//! calling, `openai`; the other providers ignore them and always answer). Implementations:
 //! `openai` (the OpenAI chat-completions protocol: OpenAI, vLLM, Ollama, llama.cpp server,
 //! LM Studio), `anthropic` (Messages API), `local` (an embedded GGUF model through
 //! `profagent-llm-local`), and `replay` (recorded answers, no network). Adding a provider
@@ -22,6 +24,8 @@ pub enum Role {
     System,
     User,
     Assistant,
+    /// A tool's result, answering one of the assistant's tool calls.
+    Tool,
 }
 
 impl Role {
@@ -30,6 +34,7 @@ impl Role {
             Role::System => "system",
             Role::User => "user",
             Role::Assistant => "assistant",
+            Role::Tool => "tool",
         }
     }
 }
@@ -38,6 +43,12 @@ impl Role {
 pub struct ChatMessage {
     pub role: Role,
     pub content: String,
+    /// The tools an assistant turn called (its `content` is then usually empty).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<ToolCall>,
+    /// The call a `Tool` turn answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_call_id: Option<String>,
 }
 
 impl ChatMessage {
@@ -45,8 +56,42 @@ impl ChatMessage {
         ChatMessage {
             role,
             content: content.into(),
+            tool_calls: Vec::new(),
+            tool_call_id: None,
         }
     }
+
+    /// An assistant turn that called tools.
+    pub fn tool_calls(content: impl Into<String>, calls: Vec<ToolCall>) -> Self {
+        ChatMessage {
+            tool_calls: calls,
+            ..ChatMessage::new(Role::Assistant, content)
+        }
+    }
+
+    /// A tool's result for call `id`.
+    pub fn tool_result(id: &str, content: impl Into<String>) -> Self {
+        ChatMessage {
+            tool_call_id: Some(id.to_string()),
+            ..ChatMessage::new(Role::Tool, content)
+        }
+    }
+}
+
+/// A model's call of a tool: `arguments` is the JSON text the model wrote.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolCall {
+    pub id: String,
+    pub name: String,
+    pub arguments: String,
+}
+
+/// A tool offered to the model: its name, what it does, and a JSON Schema of its arguments.
+#[derive(Debug, Clone)]
+pub struct ToolSpec {
+    pub name: &'static str,
+    pub description: &'static str,
+    pub parameters: serde_json::Value,
 }
 
 /// One request to a chat model.
@@ -57,6 +102,8 @@ pub struct ChatRequest<'a> {
     pub json_schema: Option<&'a serde_json::Value>,
     /// Name given to the schema (OpenAI `json_schema.name`, Anthropic tool name).
     pub schema_name: &'a str,
+    /// Tools the model may call instead of answering (empty: it must answer).
+    pub tools: &'a [ToolSpec],
 }
 
 /// The answer and how it was obtained.
@@ -69,6 +116,9 @@ pub struct Completion {
     /// HTTP attempts used (retries included); 1 for non-HTTP providers.
     pub attempts: usize,
     pub seconds: f64,
+    /// The tools the model called instead of answering (then `text` is not an answer).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<ToolCall>,
 }
 
 /// A chat model.

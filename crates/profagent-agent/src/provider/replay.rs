@@ -39,6 +39,7 @@ impl Provider for ReplayProvider {
             structured: false,
             attempts: 1,
             seconds: 0.0,
+            tool_calls: Vec::new(),
         })
     }
 }
