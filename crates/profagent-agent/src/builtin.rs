@@ -108,12 +108,21 @@ fn fidelity_as_points(input: &PlanningInput, scale: f64) -> PlanningInput {
     let mut adjusted = input.clone();
     for g in &mut adjusted.groups {
         let fidelity = g.fidelity_loss.map(|l| l * scale);
-        g.sensitivity = match (g.sensitivity, fidelity) {
-            (Some(s), Some(f)) => Some(s.max(f)),
-            (s, f) => s.or(f),
-        };
+        g.sensitivity = larger(g.sensitivity, fidelity);
+        if let Some(deeper) = &mut g.deeper {
+            deeper.sensitivity =
+                larger(deeper.sensitivity, deeper.fidelity_loss.map(|l| l * scale));
+        }
     }
     adjusted
+}
+
+/// The larger of two optional drops (either alone when the other is missing).
+fn larger(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    }
 }
 
 /// Channel multiple for a group: 8 (SIMD-friendly) from 64 channels up, 4 for narrower
@@ -417,8 +426,9 @@ impl BuiltinPlanner {
     /// channels: each increment goes to the group with the lowest expected extra drop per MAC
     /// removed, where a group's expected drop grows with the square of its pruned fraction,
     /// anchored at its measured sensitivity at the ratio it was probed at (the first channels
-    /// removed are the least important, the last ones the most). A group loses at most that
-    /// ratio of its baseline channels (the measured range), and the round's expected drop stays
+    /// removed are the least important, the last ones the most; between a first and a deeper
+    /// probe the measured curve, `GroupFacts::expected_drop_at`). A group loses at most the
+    /// deepest probed ratio of the channels it was measured at (the measured range), and the round's expected drop stays
     /// within `ROUND_BUDGET_SHARE` (times the step's share) of the budget left, even when that
     /// leaves MACs missing. `None` without a MACs target, MACs or measured sensitivities, or
     /// when not one increment fits.
@@ -485,8 +495,7 @@ impl BuiltinPlanner {
             let curve = |removed: usize| {
                 let gone = removed as f64 / from[i] as f64;
                 // Measured drops near zero are noise, not free channels.
-                let s = g.sensitivity.unwrap_or(0.0).max(SENSITIVITY_FLOOR);
-                self.calibration * s * (gone / probed(g)).powi(2)
+                self.calibration * g.expected_drop_at(gone, SENSITIVITY_FLOOR).unwrap_or(0.0)
             };
             let before = from[i].saturating_sub(g.channels);
             curve(before + extra) - curve(before)
@@ -505,10 +514,11 @@ impl BuiltinPlanner {
             for i in 0..candidates.len() {
                 let g = candidates[i];
                 let increment = (original[i] / 16).max(1);
-                // Never beyond the measured range: at most the probed fraction of the channels
-                // it was measured at (the sensitivity says nothing about deeper cuts).
+                // Never beyond the measured range: at most the deepest probed fraction of the
+                // channels it was measured at (the sensitivity says nothing about deeper cuts).
+                let range = g.measured_range().unwrap_or_else(|| probed(g));
                 let gone = from[i].saturating_sub(g.channels) + removed[i] + increment;
-                if gone as f64 > probed(g) * from[i] as f64 + 1e-9 || gone >= from[i] {
+                if gone as f64 > range * from[i] as f64 + 1e-9 || gone >= from[i] {
                     continue;
                 }
                 let cost = expected(i, removed[i] + increment) - expected(i, removed[i]);

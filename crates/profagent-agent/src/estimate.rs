@@ -25,8 +25,8 @@ pub struct PlanEstimate {
     /// group in the plan has a measured latency).
     pub latency_saved_ms: Option<f64>,
     /// Top-1 points the plan is expected to cost on top of the current model: each measured
-    /// group's drop at the ratio it was probed, on a curve quadratic in the fraction removed
-    /// (the first units removed are the least important), summed; plus a quantization probe's
+    /// group's drop on its measured curve (`GroupFacts::expected_drop_at`: quadratic up to the
+    /// probed ratio, measured between it and a deeper probe where there is one), summed; plus a quantization probe's
     /// measured drop when the plan adds quantization the current model lacks.
     pub expected_drop: f64,
     /// Groups in the plan without a sensitivity measurement (their cost is unknown, not 0).
@@ -65,17 +65,15 @@ impl PlanEstimate {
 }
 
 /// Expected top-1 drop of removing `extra` more units (channels, or heads of a heads group)
-/// of `group` (beyond what it has lost
-/// since it was probed): the measured drop `s` at probed fraction `p` extended as s·(x/p)²
-/// over the fraction x removed since the measurement; `None` without a measurement.
+/// of `group` beyond what it has lost since it was probed, on its measured curve
+/// (`GroupFacts::expected_drop_at`, over the fraction of the units it had when probed); `None`
+/// without a measurement.
 pub fn expected_group_drop(group: &GroupFacts, extra: usize) -> Option<f64> {
-    let s = group.sensitivity?.max(0.0);
     let now = group.units();
     let from = group.probed_from.unwrap_or(now).max(1) as f64;
-    let probed = group.probed_ratio.filter(|p| *p > 0.0)?;
     let before = (from - now as f64).max(0.0);
-    let curve = |removed: f64| s * (removed / from / probed).powi(2);
-    Some(curve(before + extra as f64) - curve(before))
+    let curve = |removed: f64| group.expected_drop_at(removed / from, 0.0);
+    Some(curve(before + extra as f64)? - curve(before)?)
 }
 
 /// The estimate of `plan` applied to the model `input` describes.

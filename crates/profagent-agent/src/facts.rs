@@ -82,9 +82,57 @@ pub struct GroupFacts {
     pub residual: bool,
     pub prunable: bool,
     pub note: Option<String>,
+    /// A second measurement at a deeper ratio (the groups cheapest per MAC, the ones planners
+    /// cut deepest), on the same model as the first: the cost curve between the two ratios is
+    /// measured, not extrapolated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deeper: Option<DeeperProbe>,
+}
+
+/// A group's sensitivity measured at a second, deeper ratio (see `GroupFacts::deeper`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DeeperProbe {
+    /// Fraction of `probed_from` units removed (larger than `probed_ratio`).
+    pub ratio: f64,
+    /// As `GroupFacts::sensitivity`, at `ratio`.
+    pub sensitivity: Option<f64>,
+    pub measured_drop: Option<f64>,
+    pub fitted_drop: Option<f64>,
+    pub fidelity_loss: Option<f64>,
 }
 
 impl GroupFacts {
+    /// Expected top-1 drop (points, against the model the group was probed on) with `fraction`
+    /// of its `probed_from` units removed, on the measured curve: quadratic in the fraction up to
+    /// the probed ratio, anchored at `sensitivity` (the first units removed are the least
+    /// important); with a deeper probe, linear from there to the deeper measurement (which is
+    /// taken as at least proportional growth: a smaller deeper drop is noise) and quadratic
+    /// beyond it; without one, quadratic beyond the probed ratio (an extrapolation). Drops are
+    /// at least `floor` at the probed ratio (measured drops near zero are noise, not free
+    /// units). `None` without a measurement.
+    pub fn expected_drop_at(&self, fraction: f64, floor: f64) -> Option<f64> {
+        let r1 = self.probed_ratio.filter(|r| *r > 0.0 && r.is_finite())?;
+        let s1 = self.sensitivity?.max(floor).max(0.0);
+        let deeper = self.deeper.as_ref().and_then(|d| {
+            let s = d.sensitivity?.max(s1 * d.ratio / r1);
+            (d.ratio > r1 && d.ratio.is_finite()).then_some((d.ratio, s))
+        });
+        let x = fraction.max(0.0);
+        Some(match deeper {
+            _ if x <= r1 => s1 * (x / r1).powi(2),
+            Some((r2, s2)) if x <= r2 => s1 + (s2 - s1) * (x - r1) / (r2 - r1),
+            Some((r2, s2)) => s2 * (x / r2).powi(2),
+            None => s1 * (x / r1).powi(2),
+        })
+    }
+
+    /// The deepest fraction of `probed_from` units a measurement covers (the deeper probe's
+    /// ratio when there is one); `None` without a measurement.
+    pub fn measured_range(&self) -> Option<f64> {
+        let r1 = self.probed_ratio.filter(|r| *r > 0.0 && r.is_finite())?;
+        Some(self.deeper.as_ref().map_or(r1, |d| d.ratio.max(r1)))
+    }
+
     /// The units the group is pruned in, now: heads for an attention-heads group, else
     /// channels (`probed_from` counts the same units).
     pub fn units(&self) -> usize {

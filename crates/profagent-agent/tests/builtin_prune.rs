@@ -353,3 +353,62 @@ fn a_group_that_does_not_fit_the_round_whole_is_taken_at_a_smaller_step() {
         plan.rationale
     );
 }
+
+/// Issue 20 item 3: a group measured again at a deeper ratio may be cut to that depth in one
+/// round (its cost between the two ratios is measured); without the deeper probe the planner
+/// stays within the probed 25 %. layer1.0.conv1 is the cheapest per MAC (0.05 points at 25 %).
+#[test]
+fn a_deeper_probe_extends_how_far_a_group_is_cut() {
+    let full: Vec<usize> = RESNET18.iter().map(|g| g.1).collect();
+    let removed_from_cheapest = |deeper: Option<DeeperProbe>| {
+        let mut facts = groups(&full);
+        facts[0].deeper = deeper;
+        let first = input(facts, BASELINE_TOP1, macs_budget(), vec![]);
+        let first_context = context(&first.groups);
+        let plan = BuiltinPlanner::new().plan(&first, &first_context);
+        let validated = validate(&plan, &first_context).unwrap();
+        validated
+            .pruning()
+            .iter()
+            .find(|p| p.group == "layer1.0.conv1")
+            .map_or(0, |p| p.current - p.keep)
+    };
+    let shallow = removed_from_cheapest(None);
+    assert!(shallow > 0 && shallow <= 16, "{shallow} of 64 without a deeper probe");
+    let deep = removed_from_cheapest(Some(DeeperProbe {
+        ratio: 0.5,
+        sensitivity: Some(0.15),
+        measured_drop: Some(0.2),
+        fitted_drop: Some(0.15),
+        fidelity_loss: None,
+    }));
+    assert!(deep > 16 && deep <= 32, "{deep} of 64 with a probe at 50 %");
+}
+
+/// The measured curve: quadratic up to the first probe, linear to the deeper one, at least
+/// proportional growth between them, quadratic beyond.
+#[test]
+fn the_cost_curve_goes_through_both_probes() {
+    let mut g = GroupFacts {
+        sensitivity: Some(0.4),
+        probed_ratio: Some(0.25),
+        ..Default::default()
+    };
+    let at = |g: &GroupFacts, x: f64| g.expected_drop_at(x, 0.0).unwrap();
+    assert!((at(&g, 0.125) - 0.1).abs() < 1e-12);
+    assert!((at(&g, 0.5) - 1.6).abs() < 1e-12, "quadratic extrapolation");
+    g.deeper = Some(DeeperProbe {
+        ratio: 0.5,
+        sensitivity: Some(1.0),
+        ..Default::default()
+    });
+    assert!((at(&g, 0.25) - 0.4).abs() < 1e-12);
+    assert!((at(&g, 0.375) - 0.7).abs() < 1e-12, "linear between the probes");
+    assert!((at(&g, 0.5) - 1.0).abs() < 1e-12, "measured, not 1.6");
+    assert!((at(&g, 1.0) - 4.0).abs() < 1e-12);
+    assert_eq!(g.measured_range(), Some(0.5));
+    // A deeper drop below proportional growth is noise: taken as 0.8 at 50 %.
+    g.deeper.as_mut().unwrap().sensitivity = Some(0.1);
+    assert!((at(&g, 0.5) - 0.8).abs() < 1e-12);
+    assert_eq!(GroupFacts::default().expected_drop_at(0.3, 0.0), None);
+}

@@ -10,7 +10,9 @@ use profagent_plan::{LayerQuantization, QuantActivations, QuantMode, QuantSettin
 
 use super::{Analysis, Kept, Progress, Split, Workbench};
 use crate::error::AgentError;
-use crate::facts::{Evaluation, GroupFacts, GroupSensitivity, QuantProbe, SpeedComparison};
+use crate::facts::{
+    DeeperProbe, Evaluation, GroupFacts, GroupSensitivity, QuantProbe, SpeedComparison,
+};
 
 /// The input model on the feedback slice: accuracy, and its latency from timing it against
 /// itself (an A/A comparison: its interval shows how noisy the machine is right now).
@@ -313,9 +315,16 @@ pub const SENSITIVITY_RATIO: f64 = crate::builtin::INITIAL_STEP;
 /// Groups needed to fit the points-per-nat slope of `fit_expected_drops`.
 const MIN_SENSITIVITY_FIT: usize = 3;
 
+/// The deeper probe's ratio: twice the first (the built-in planner cuts the cheapest groups
+/// to this depth over two rounds).
+pub const DEEPER_RATIO: f64 = 2.0 * SENSITIVITY_RATIO;
+
 /// Prunes each of the `max_groups` heaviest prunable groups alone by `SENSITIVITY_RATIO` and
 /// measures top-1 on the feedback slice (no timing): what pruning that group costs, measured
-/// rather than guessed from weight norms. Failures are recorded, not fatal.
+/// rather than guessed from weight norms. Then the third of them that cost least per MAC (the
+/// ones planners cut deepest) are measured again at `DEEPER_RATIO`, so their cost curve is
+/// measured between the two ratios instead of extrapolated (a second entry for the group in
+/// the result, with its own ratio). Failures are recorded, not fatal.
 pub(super) fn measure_sensitivity<B: Workbench + ?Sized>(
     bench: &mut B,
     input: &Model,
@@ -342,26 +351,82 @@ pub(super) fn measure_sensitivity<B: Workbench + ?Sized>(
     if candidates.is_empty() || progress.stop_requested() {
         return Vec::new();
     }
+    let deeper_count = candidates.len().div_ceil(3);
     progress.line(&format!(
-        "measuring pruning sensitivity of {} groups ({:.0} % each, alone)",
+        "measuring pruning sensitivity of {} groups ({:.0} % each, alone), then the {deeper_count} cheapest per MAC at {:.0} %",
         candidates.len(),
-        SENSITIVITY_RATIO * 100.0
+        SENSITIVITY_RATIO * 100.0,
+        DEEPER_RATIO * 100.0
     ));
     let mut out = Vec::new();
     let step = profagent_onnx::progress::step(
         "pruning sensitivity",
-        Some(candidates.len() as u64),
-        "groups",
+        Some((candidates.len() + deeper_count) as u64),
+        "probes",
     );
-    for (done, group) in candidates.into_iter().enumerate() {
+    let probe = Probe {
+        input,
+        analysis,
+        baseline,
+    };
+    for (done, group) in candidates.iter().enumerate() {
         step.set(done as u64);
         if progress.stop_requested() {
             break;
         }
+        if let Some(entry) = probe.run(bench, group, SENSITIVITY_RATIO, progress) {
+            out.push(entry);
+        }
+    }
+    // The cheapest per MAC removed at the first ratio (a drop near zero is noise: floored).
+    let mut cheap: Vec<(&GroupFacts, f64, usize)> = candidates
+        .iter()
+        .filter_map(|g| {
+            let first = out.iter().find(|m| m.group == g.id && m.error.is_none())?;
+            let drop = first.loss_increase.or(first.drop)?.max(1e-4);
+            let macs = g.macs as f64 * (first.current - first.keep) as f64 / first.current as f64;
+            (macs > 0.0).then_some((*g, drop / macs, first.keep))
+        })
+        .collect();
+    cheap.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.id.cmp(&b.0.id)));
+    for (done, (group, _, first_keep)) in cheap.into_iter().take(deeper_count).enumerate() {
+        step.set((candidates.len() + done) as u64);
+        if progress.stop_requested() {
+            break;
+        }
+        if let Some(entry) = probe
+            .run(bench, group, DEEPER_RATIO, progress)
+            .filter(|e| e.error.is_some() || e.keep < first_keep)
+        {
+            out.push(entry);
+        }
+    }
+    fit_expected_drops(&mut out);
+    out
+}
+
+/// What a sensitivity probe measures against.
+struct Probe<'a> {
+    input: &'a Model,
+    analysis: &'a Analysis,
+    baseline: &'a Evaluation,
+}
+
+impl Probe<'_> {
+    /// Prunes `group` alone by `ratio` (L1, aligned counts, as the built-in planner would) and
+    /// evaluates on the feedback slice; `None` when rounding leaves nothing to remove.
+    fn run<B: Workbench + ?Sized>(
+        &self,
+        bench: &mut B,
+        group: &GroupFacts,
+        ratio: f64,
+        progress: &mut dyn Progress,
+    ) -> Option<GroupSensitivity> {
+        let baseline = self.baseline;
         // A measurement that could not be made, for the report.
         let failed = |current: usize, keep: usize, error: String| GroupSensitivity {
             group: group.id.clone(),
-            ratio: SENSITIVITY_RATIO,
+            ratio,
             current,
             keep,
             top1: None,
@@ -376,30 +441,25 @@ pub(super) fn measure_sensitivity<B: Workbench + ?Sized>(
         let mut plan = profagent_plan::CompressionPlan::empty("sensitivity measurement");
         plan.pruning.push(crate::builtin::l1_decision(
             group,
-            SENSITIVITY_RATIO,
+            ratio,
             crate::builtin::round_to_for(group.channels),
             "sensitivity measurement".into(),
         ));
-        let resolved = match profagent_plan::validate(&plan, &analysis.context) {
+        let resolved = match profagent_plan::validate(&plan, &self.analysis.context) {
             Ok(v) => v.pruning().to_vec(),
-            Err(e) => {
-                out.push(failed(group.channels, group.channels, e.to_string()));
-                continue;
-            }
+            Err(e) => return Some(failed(group.channels, group.channels, e.to_string())),
         };
-        let Some(first) = resolved.first().cloned() else {
-            continue;
-        };
+        let first = resolved.first().cloned()?;
         if first.keep >= first.current {
-            continue;
+            return None;
         }
         let outcome = bench
-            .prune(input, &resolved)
+            .prune(self.input, &resolved)
             .and_then(|(model, _)| bench.evaluate(&model, Split::Feedback));
         let entry = match outcome {
             Ok(e) => GroupSensitivity {
                 group: group.id.clone(),
-                ratio: SENSITIVITY_RATIO,
+                ratio,
                 current: first.current,
                 keep: first.keep,
                 top1: e.top1,
@@ -440,10 +500,8 @@ pub(super) fn measure_sensitivity<B: Workbench + ?Sized>(
             (_, Some(e)) => format!("  {}: failed: {e}", entry.group),
             _ => String::new(),
         });
-        out.push(entry);
+        Some(entry)
     }
-    fit_expected_drops(&mut out);
-    out
 }
 
 /// `measure_sensitivity` on an accepted round's float model, against that model's own float
@@ -516,22 +574,37 @@ pub(super) fn apply_measurements(
     measurements: &[(usize, Vec<GroupSensitivity>)],
 ) {
     for group in groups {
+        // The latest measurement of the group: its shallowest successful probe, and a deeper
+        // one on the same model when there is one.
         let latest = measurements.iter().rev().find_map(|(round, measured)| {
-            measured
+            let mut probes: Vec<&GroupSensitivity> = measured
                 .iter()
-                .find(|m| m.group == group.id && m.error.is_none())
-                .map(|m| (*round, m))
+                .filter(|m| m.group == group.id && m.error.is_none())
+                .collect();
+            probes.sort_by(|a, b| a.ratio.total_cmp(&b.ratio));
+            Some((*round, *probes.first()?, probes.get(1).copied()))
         });
-        if let Some((round, m)) = latest {
+        let removed = |m: &GroupSensitivity| {
+            (m.keep < m.current).then(|| (m.current - m.keep) as f64 / m.current as f64)
+        };
+        if let Some((round, m, deeper)) = latest {
             group.measured_round = Some(round);
             group.probed_from = Some(m.current);
             group.sensitivity = m.expected_drop.or(m.drop);
             group.measured_drop = m.drop;
             group.probed_images = m.images;
-            group.probed_ratio =
-                (m.keep < m.current).then(|| (m.current - m.keep) as f64 / m.current as f64);
+            group.probed_ratio = removed(m);
             group.fitted_drop = m.points_per_nat.and(m.expected_drop);
             group.fidelity_loss = m.cosine_loss;
+            group.deeper = deeper.filter(|d| d.current == m.current).and_then(|d| {
+                Some(DeeperProbe {
+                    ratio: removed(d)?,
+                    sensitivity: d.expected_drop.or(d.drop),
+                    measured_drop: d.drop,
+                    fitted_drop: d.points_per_nat.and(d.expected_drop),
+                    fidelity_loss: d.cosine_loss,
+                })
+            });
         }
     }
 }
