@@ -3,7 +3,7 @@
 //! 1 prunes one MLP with `keep: N`, round 2 proposes nothing). The round-2 prompt must list every
 //! prunable group with its units now and in the input and its measured latency, mark which
 //! sensitivities were re-measured on round 1's model and which are stale (with the ratio
-//! probed), and state the budget left and the loop's rules. Needs ../shared (ignored, with the
+//! probed, both ratios for the groups probed a second time deeper), and state the budget left and the loop's rules. Needs ../shared (ignored, with the
 //! reason, without it). The measured numbers vary run to run, so the snapshot replaces decimals
 //! and the "measured on" column and sorts table rows; the assertions check the semantics.
 #[path = "support/plan_server.rs"]
@@ -193,6 +193,23 @@ fn the_prompt_after_one_accepted_round_is_a_dashboard() {
     for id in &remeasured {
         assert_eq!(row(&prompt, &header, id, "measured on"), "round 1", "{id}");
         assert!(row(&prompt, &header, id, "probed").ends_with('%'), "{id}");
+    }
+    // The groups probed a second time, deeper, on round 1's model show both ratios.
+    let mut deeper: Vec<(&str, f64)> = report["rounds"][0]["sensitivity"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["error"].is_null())
+        .map(|s| (s["group"].as_str().unwrap(), s["ratio"].as_f64().unwrap()))
+        .collect();
+    deeper.retain(|(_, ratio)| *ratio > 0.3);
+    assert!(!deeper.is_empty(), "no deeper probe on round 1's model");
+    for (id, _) in &deeper {
+        let probed = row(&prompt, &header, id, "probed");
+        assert!(
+            regex::Regex::new(r"^\d+ % / \d+ %$").unwrap().is_match(probed),
+            "{id}: {probed}"
+        );
     }
     if !remeasured.contains(&"blocks.1.mlp.fc1") {
         let cell = row(&prompt, &header, "blocks.1.mlp.fc1", "measured on");
