@@ -374,7 +374,10 @@ fn a_deeper_probe_extends_how_far_a_group_is_cut() {
             .map_or(0, |p| p.current - p.keep)
     };
     let shallow = removed_from_cheapest(None);
-    assert!(shallow > 0 && shallow <= 16, "{shallow} of 64 without a deeper probe");
+    assert!(
+        shallow > 0 && shallow <= 16,
+        "{shallow} of 64 without a deeper probe"
+    );
     let deep = removed_from_cheapest(Some(DeeperProbe {
         ratio: 0.5,
         sensitivity: Some(0.15),
@@ -403,7 +406,10 @@ fn the_cost_curve_goes_through_both_probes() {
         ..Default::default()
     });
     assert!((at(&g, 0.25) - 0.4).abs() < 1e-12);
-    assert!((at(&g, 0.375) - 0.7).abs() < 1e-12, "linear between the probes");
+    assert!(
+        (at(&g, 0.375) - 0.7).abs() < 1e-12,
+        "linear between the probes"
+    );
     assert!((at(&g, 0.5) - 1.0).abs() < 1e-12, "measured, not 1.6");
     assert!((at(&g, 1.0) - 4.0).abs() < 1e-12);
     assert_eq!(g.measured_range(), Some(0.5));

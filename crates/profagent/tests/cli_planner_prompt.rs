@@ -204,12 +204,10 @@ fn the_prompt_after_one_accepted_round_is_a_dashboard() {
         .collect();
     deeper.retain(|(_, ratio)| *ratio > 0.3);
     assert!(!deeper.is_empty(), "no deeper probe on round 1's model");
+    let two_ratios = regex::Regex::new(r"^\d+ % / \d+ %$").unwrap();
     for (id, _) in &deeper {
         let probed = row(&prompt, &header, id, "probed");
-        assert!(
-            regex::Regex::new(r"^\d+ % / \d+ %$").unwrap().is_match(probed),
-            "{id}: {probed}"
-        );
+        assert!(two_ratios.is_match(probed), "{id}: {probed}");
     }
     if !remeasured.contains(&"blocks.1.mlp.fc1") {
         let cell = row(&prompt, &header, "blocks.1.mlp.fc1", "measured on");
