@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use profagent_plan::{parse_plan, validate, PlanContext, PlanError, PlanIssue, ValidatedPlan};
 
 use crate::error::AgentError;
-use crate::facts::PlanningInput;
+use crate::facts::{GroupSensitivity, PlanningInput};
 use crate::prompt::{build_prompt, repair_prompt, SYSTEM_PROMPT};
 use crate::provider::{ChatMessage, ChatRequest, Completion, Provider, Role, ToolSpec};
 use crate::rundir::ToolExchange;
@@ -50,6 +50,42 @@ pub trait Planner {
         context: &PlanContext,
         record: &mut Recorder<'_>,
     ) -> Result<Proposal, AgentError>;
+    /// `propose`, with measurements the planner may ask for while it plans (the `compress`
+    /// loop passes its own; planners that cannot ask ignore them).
+    fn propose_measured(
+        &mut self,
+        round: usize,
+        input: &PlanningInput,
+        context: &PlanContext,
+        record: &mut Recorder<'_>,
+        _measure: &mut dyn Measure,
+    ) -> Result<Proposal, AgentError> {
+        self.propose(round, input, context, record)
+    }
+}
+
+/// Measurements a planner may ask for before it answers, without spending a round (the
+/// `probe_group` tool of LLM planners).
+pub trait Measure {
+    /// False where nothing can be measured (the tool is then not offered).
+    fn available(&self) -> bool {
+        true
+    }
+    /// Prunes `group` alone by `ratio` of its current units on the current model and measures
+    /// what that costs on the feedback slice.
+    fn probe(&mut self, group: &str, ratio: f64) -> Result<GroupSensitivity, String>;
+}
+
+/// No measurements (a planner called outside the `compress` loop).
+pub struct NoMeasure;
+
+impl Measure for NoMeasure {
+    fn available(&self) -> bool {
+        false
+    }
+    fn probe(&mut self, _group: &str, _ratio: f64) -> Result<GroupSensitivity, String> {
+        Err("no measurements are available here".into())
+    }
 }
 
 /// The LLM analysis agent.
@@ -57,7 +93,8 @@ pub struct AnalysisAgent {
     provider: Box<dyn Provider>,
     max_repairs: usize,
     schema: serde_json::Value,
-    /// The estimate tool (offered where the provider has tool calling).
+    /// The tools (offered where the provider has tool calling): the estimate, and the probe
+    /// when measurements are available.
     tools: Vec<ToolSpec>,
 }
 
@@ -67,7 +104,10 @@ impl AnalysisAgent {
         AnalysisAgent {
             provider,
             max_repairs: DEFAULT_MAX_REPAIRS,
-            tools: vec![crate::estimate::estimate_tool_spec(&schema)],
+            tools: vec![
+                crate::estimate::estimate_tool_spec(&schema),
+                probe_tool_spec(),
+            ],
             schema,
         }
     }
@@ -90,6 +130,17 @@ impl Planner for AnalysisAgent {
         context: &PlanContext,
         record: &mut Recorder<'_>,
     ) -> Result<Proposal, AgentError> {
+        self.propose_measured(round, input, context, record, &mut NoMeasure)
+    }
+
+    fn propose_measured(
+        &mut self,
+        round: usize,
+        input: &PlanningInput,
+        context: &PlanContext,
+        record: &mut Recorder<'_>,
+        measure: &mut dyn Measure,
+    ) -> Result<Proposal, AgentError> {
         let mut messages = vec![
             ChatMessage::new(Role::System, SYSTEM_PROMPT),
             ChatMessage::new(Role::User, build_prompt(input)),
@@ -98,14 +149,15 @@ impl Planner for AnalysisAgent {
         let mut rejected_issues = Vec::new();
         let mut tool_calls_left = MAX_TOOL_CALLS;
         for attempt in 1..=self.max_repairs + 1 {
-            let turn = Turn {
+            let mut turn = Turn {
                 round,
                 attempt,
                 input,
                 context,
+                measure: &mut *measure,
             };
             let (completion, mut entry) =
-                self.answer(&turn, &mut messages, &mut tool_calls_left, record)?;
+                self.answer(&mut turn, &mut messages, &mut tool_calls_left, record)?;
             entry.answer = Some(completion.text.clone());
             entry.structured = completion.structured;
             entry.seconds = completion.seconds;
@@ -173,6 +225,7 @@ struct Turn<'a> {
     attempt: usize,
     input: &'a PlanningInput,
     context: &'a PlanContext,
+    measure: &'a mut dyn Measure,
 }
 
 impl AnalysisAgent {
@@ -197,16 +250,17 @@ impl AnalysisAgent {
     /// (verdict "tool_call") and asks again. Returns the answer and its unfinished entry.
     fn answer(
         &mut self,
-        turn: &Turn<'_>,
+        turn: &mut Turn<'_>,
         messages: &mut Vec<ChatMessage>,
         tool_calls_left: &mut usize,
         record: &mut Recorder<'_>,
     ) -> Result<(Completion, TranscriptEntry), AgentError> {
         loop {
-            let tools: &[ToolSpec] = if *tool_calls_left > 0 {
-                &self.tools
-            } else {
-                &[]
+            let tools: &[ToolSpec] = match (*tool_calls_left > 0, turn.measure.available()) {
+                (false, _) => &[],
+                (true, true) => &self.tools,
+                // Without measurements only the estimate (the first tool) is offered.
+                (true, false) => &self.tools[..1],
             };
             let request = ChatRequest {
                 messages,
@@ -234,15 +288,18 @@ impl AnalysisAgent {
                 completion.tool_calls.clone(),
             ));
             for call in &completion.tool_calls {
-                let result = if call.name == crate::estimate::ESTIMATE_TOOL {
-                    crate::estimate::estimate_tool(&call.arguments, turn.input, turn.context)
-                } else {
-                    serde_json::json!({"error": format!(
-                        "unknown tool '{}': the only tool is {}",
+                let offered = tools.iter().any(|t| t.name == call.name);
+                let result = match call.name.as_str() {
+                    crate::estimate::ESTIMATE_TOOL => {
+                        crate::estimate::estimate_tool(&call.arguments, turn.input, turn.context)
+                    }
+                    PROBE_TOOL if offered => probe_tool(&call.arguments, turn),
+                    _ => serde_json::json!({"error": format!(
+                        "unknown tool '{}': the tools are {}",
                         call.name,
-                        crate::estimate::ESTIMATE_TOOL
+                        tools.iter().map(|t| t.name).collect::<Vec<_>>().join(", ")
                     )})
-                    .to_string()
+                    .to_string(),
                 };
                 *tool_calls_left = tool_calls_left.saturating_sub(1);
                 entry.tool_calls.push(ToolExchange {
@@ -256,6 +313,62 @@ impl AnalysisAgent {
             record(&entry)?;
         }
     }
+}
+
+/// Name of the probe tool offered to LLM planners inside `compress`.
+pub const PROBE_TOOL: &str = "probe_group";
+
+fn probe_tool_spec() -> ToolSpec {
+    ToolSpec {
+        name: PROBE_TOOL,
+        description:
+            "Measure now, without spending a round, what pruning ONE group alone costs on \
+            the current model: the group (its id from the group table) is pruned by `ratio` of \
+            its current units (0 < ratio < 1; L1, aligned counts, with reconstruction, as plans \
+            are applied) and evaluated on the feedback images; you get the top-1 drop, the loss \
+            increase and the output cosine lost. Each probe takes a model rewrite and an \
+            evaluation (seconds to minutes): ask for the few that decide your plan, e.g. a \
+            deeper cut of a cheap group than the table measured.",
+        parameters: serde_json::json!({
+            "type": "object",
+            "properties": {
+                "group": {"type": "string", "description": "a prunable group id"},
+                "ratio": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1,
+                          "description": "fraction of its current units to remove"}
+            },
+            "required": ["group", "ratio"],
+            "additionalProperties": false
+        }),
+    }
+}
+
+/// What the probe tool answers for `arguments` (`{"group", "ratio"}` as JSON text).
+fn probe_tool(arguments: &str, turn: &mut Turn<'_>) -> String {
+    #[derive(Deserialize)]
+    struct Args {
+        group: String,
+        ratio: f64,
+    }
+    let answer = match serde_json::from_str::<Args>(arguments) {
+        Err(e) => serde_json::json!({"error": format!(
+            "arguments must be {{\"group\": \"<group id>\", \"ratio\": <0..1>}}: {e}"
+        )}),
+        Ok(args) if !(args.ratio > 0.0 && args.ratio < 1.0) => serde_json::json!({"error": format!(
+            "ratio must be between 0 and 1 (exclusive), not {}", args.ratio
+        )}),
+        Ok(args) => match turn.measure.probe(&args.group, args.ratio) {
+            Ok(m) => serde_json::json!({
+                "group": m.group,
+                "units": format!("{} -> {}", m.current, m.keep),
+                "top1_drop_points": m.drop,
+                "feedback_images": m.images,
+                "loss_increase_nats": m.loss_increase,
+                "output_cosine_lost": m.cosine_loss,
+            }),
+            Err(e) => serde_json::json!({"error": e}),
+        },
+    };
+    answer.to_string()
 }
 
 /// Replays a recorded run: its recorded answers go through the same parse / validate / repair

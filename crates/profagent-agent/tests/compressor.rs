@@ -788,3 +788,119 @@ fn a_macs_budget_probes_the_heaviest_groups_by_macs_not_by_timing() {
     speed.max_acc_drop = 0.05; // no quantization probe alone meets it: sensitivity is measured
     assert!(probed(speed).contains(&"g4".to_string()));
 }
+
+/// What `ToolCallingModel` saw: the tools offered in each request, and the tool results sent.
+#[derive(Default)]
+struct ToolLog {
+    offered: Vec<Vec<String>>,
+    results: Vec<String>,
+}
+
+/// A chat model that calls each of `calls` (tool name, arguments) in its first turn, then
+/// answers `answer`; it logs what it was offered and sent.
+struct ToolCallingModel {
+    calls: Vec<(&'static str, String)>,
+    answer: String,
+    log: std::rc::Rc<std::cell::RefCell<ToolLog>>,
+}
+
+impl profagent_agent::Provider for ToolCallingModel {
+    fn describe(&self) -> String {
+        "scripted:tools".into()
+    }
+    fn complete(
+        &mut self,
+        request: &profagent_agent::provider::ChatRequest<'_>,
+    ) -> Result<profagent_agent::provider::Completion, AgentError> {
+        use profagent_agent::provider::{Completion, Role, ToolCall};
+        let mut log = self.log.borrow_mut();
+        log.offered
+            .push(request.tools.iter().map(|t| t.name.to_string()).collect());
+        log.results = request
+            .messages
+            .iter()
+            .filter(|m| m.role == Role::Tool)
+            .map(|m| m.content.clone())
+            .collect();
+        let calls: Vec<ToolCall> = std::mem::take(&mut self.calls)
+            .into_iter()
+            .enumerate()
+            .map(|(i, (name, arguments))| ToolCall {
+                id: format!("call_{i}"),
+                name: name.into(),
+                arguments,
+            })
+            .collect();
+        Ok(Completion {
+            text: if calls.is_empty() {
+                self.answer.clone()
+            } else {
+                String::new()
+            },
+            structured: true,
+            attempts: 1,
+            seconds: 0.0,
+            tool_calls: calls,
+        })
+    }
+}
+
+/// Issue 20 item 3: an LLM planner asks for a measurement without spending a round: the
+/// `probe_group` tool prunes the group alone on the current model and evaluates it (the fake
+/// says "fragile" costs 5 points), an unknown group gets a reason, and the answer comes in the
+/// same round.
+#[test]
+fn a_planner_can_ask_for_a_probe_without_spending_a_round() {
+    let dir = tempfile::tempdir().unwrap();
+    let run_path = dir.path().join("run");
+    let run_dir = RunDir::create(&run_path, vec![]).unwrap();
+    let mut bench = fake_bench();
+    let mut opts = options();
+    opts.sensitivity_groups = 0;
+    opts.rounds = 1;
+    let log = std::rc::Rc::new(std::cell::RefCell::new(ToolLog::default()));
+    let model = ToolCallingModel {
+        calls: vec![
+            ("probe_group", r#"{"group":"fragile","ratio":0.25}"#.into()),
+            (
+                "probe_group",
+                r#"{"group":"no_such_group","ratio":0.25}"#.into(),
+            ),
+        ],
+        answer: r#"{"schema_version":1,"rationale":"fragile costs too much","pruning":[]}"#.into(),
+        log: log.clone(),
+    };
+    let mut planner = profagent_agent::planner::AnalysisAgent::new(Box::new(model));
+    let report = compress(
+        &input_model(),
+        &opts,
+        &mut planner,
+        &mut bench,
+        &run_dir,
+        &mut |_: &str| {},
+    )
+    .unwrap()
+    .report;
+    assert_eq!(report.rounds.len(), 1);
+    assert_eq!(
+        report.rounds[0].verdict,
+        "the planner proposes no further change"
+    );
+    let log = log.borrow();
+    assert_eq!(log.offered[0], ["estimate_plan", "probe_group"]);
+    assert_eq!(log.results.len(), 2);
+    let probe: serde_json::Value = serde_json::from_str(&log.results[0]).unwrap();
+    assert_eq!(probe["top1_drop_points"], 5.0, "{probe}");
+    assert_eq!(probe["units"], "128 -> 96");
+    let unknown: serde_json::Value = serde_json::from_str(&log.results[1]).unwrap();
+    assert!(
+        unknown["error"]
+            .as_str()
+            .unwrap()
+            .contains("'no_such_group' is not a prunable group"),
+        "{unknown}"
+    );
+    let transcript = profagent_agent::rundir::read_transcript(&run_path).unwrap();
+    assert_eq!(transcript[0].verdict, "tool_call");
+    assert_eq!(transcript[0].tool_calls.len(), 2);
+}

@@ -405,6 +405,68 @@ pub(super) fn measure_sensitivity<B: Workbench + ?Sized>(
     out
 }
 
+/// The loop's measurements for planners (`planner::Measure`, the `probe_group` tool): a group
+/// pruned alone on the current float model, against that model's own float evaluation
+/// (`reference`; evaluated on the first probe when the deployed model is quantized).
+pub(super) struct LoopMeasure<'a> {
+    pub bench: &'a mut dyn Workbench,
+    pub model: &'a Model,
+    pub analysis: &'a Analysis,
+    pub reference: Option<Evaluation>,
+    pub progress: &'a mut dyn Progress,
+}
+
+impl crate::planner::Measure for LoopMeasure<'_> {
+    fn probe(&mut self, group: &str, ratio: f64) -> Result<GroupSensitivity, String> {
+        if self.progress.stop_requested() {
+            return Err("the run is stopping: no more measurements".into());
+        }
+        let context = &self.analysis.context;
+        let facts = self
+            .analysis
+            .groups
+            .iter()
+            .find(|g| g.id == group && g.prunable)
+            .filter(|g| {
+                context.groups.get(&g.id).is_some_and(|c| {
+                    c.not_prunable.is_none() && context.group_is_protected(c).is_none()
+                })
+            })
+            .ok_or_else(|| {
+                format!("'{group}' is not a prunable group: use an id from the group table")
+            })?;
+        let reference = match &self.reference {
+            Some(r) => r.clone(),
+            None => {
+                let evaluated = self
+                    .bench
+                    .evaluate(self.model, Split::Feedback)
+                    .map_err(|e| format!("evaluating the current float model: {e}"))?;
+                self.reference = Some(evaluated.clone());
+                evaluated
+            }
+        };
+        self.progress.line(&format!(
+            "  the planner asked for a measurement: {group} pruned alone by {:.0} %",
+            ratio * 100.0
+        ));
+        let probe = Probe {
+            input: self.model,
+            analysis: self.analysis,
+            baseline: &reference,
+        };
+        let measured = probe
+            .run(&mut *self.bench, facts, ratio, &mut *self.progress)
+            .ok_or_else(|| {
+                format!("at {ratio} rounding leaves nothing to remove from '{group}': ask for more")
+            })?;
+        match measured.error {
+            Some(e) => Err(e),
+            None => Ok(measured),
+        }
+    }
+}
+
 /// What a sensitivity probe measures against.
 struct Probe<'a> {
     input: &'a Model,

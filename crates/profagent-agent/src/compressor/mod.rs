@@ -159,9 +159,24 @@ pub fn compress(
             "round {round}/{rounds}: planning with {}",
             planner.describe()
         ));
-        let proposal = planner.propose(round, &planning, &state.analysis.context, &mut |e| {
-            run_dir.record(e)
-        })?;
+        // Planners may ask for a group's sensitivity on the current model before they answer.
+        let mut measure = measure::LoopMeasure {
+            bench: &mut *bench,
+            model: &state.float,
+            analysis: &state.analysis,
+            reference: state
+                .quantization
+                .is_empty()
+                .then(|| state.evaluation.clone()),
+            progress: &mut *progress,
+        };
+        let proposal = planner.propose_measured(
+            round,
+            &planning,
+            &state.analysis.context,
+            &mut |e| run_dir.record(e),
+            &mut measure,
+        )?;
         let used = proposal.used.clone().unwrap_or_else(|| planner.describe());
         let mut record = round_record(round, used, &proposal);
         let outcome = match &proposal.plan {
