@@ -28,4 +28,4 @@ pub mod split;
 pub use activations::{Batch, BatchActivations};
 pub use bench::OrtBench;
 pub use check::{check_rewrite, CheckError, CheckInputs, CheckOutcome, Floor};
-pub use split::{split_sizes, CALIBRATION_BATCH};
+pub use split::{split_sizes, CALIBRATION_BATCH, MAX_DEFAULT_FEEDBACK, MIN_DEFAULT_FEEDBACK};

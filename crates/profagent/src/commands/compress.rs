@@ -119,14 +119,11 @@ pub struct Args {
         alias = "calibration-images"
     )]
     pub calib_samples: usize,
-    /// Samples the loop and the planner see.
-    #[arg(
-        long,
-        default_value_t = 1000,
-        value_name = "N",
-        alias = "feedback-images"
-    )]
-    pub feedback_samples: usize,
+    /// Samples the loop and the planner see [default: half of what calibration leaves, at
+    /// least 1000 and at most 2500: rounds are accepted on a confidence bound that tightens with
+    /// more samples]
+    #[arg(long, value_name = "N", alias = "feedback-images")]
+    pub feedback_samples: Option<usize>,
     /// Samples for the final comparison (default: all the rest).
     #[arg(long, value_name = "N", alias = "holdout-images")]
     pub holdout_samples: Option<usize>,
@@ -199,13 +196,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let seed = Some(args.seed);
     let (calibration_images, feedback_images) =
         profagent_workbench::split_sizes(dataset.len(), args.calib_samples, args.feedback_samples);
-    if (calibration_images, feedback_images) != (args.calib_samples, args.feedback_samples) {
+    let asked_feedback = args
+        .feedback_samples
+        .unwrap_or(profagent_workbench::MIN_DEFAULT_FEEDBACK);
+    if calibration_images != args.calib_samples || feedback_images < asked_feedback {
         eprintln!(
             "note: {} holds {} samples, too few for {} calibration + {} feedback images and a holdout; using {calibration_images} + {feedback_images} and the rest ({}) as holdout",
             args.data.display(),
             dataset.len(),
             args.calib_samples,
-            args.feedback_samples,
+            asked_feedback,
             dataset.len() - calibration_images - feedback_images
         );
     }
