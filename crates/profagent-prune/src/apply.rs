@@ -12,7 +12,7 @@ use crate::error::{PruneError, Result};
 use crate::group::{Group, GroupKind, GroupStatus, Rewrite};
 use crate::importance::{find_tensor, scores};
 use crate::repair;
-use crate::spec::{compile, kept_units, matches_group, PruneSpec};
+use crate::spec::{compile, kept_units, matches_group, Importance, PruneSpec};
 use crate::walk::analyze;
 
 /// What happened to one group.
@@ -54,7 +54,18 @@ pub struct PruneReport {
     /// Where reconstruction spent its time (absent when it did not run).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reconstruct_timing: Option<crate::reconstruct::ReconstructTiming>,
+    /// Where `obs` importance spent its time (absent for other importances).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub obs_timing: Option<ObsTiming>,
     pub warnings: Vec<String>,
+}
+
+/// Seconds `obs` importance spent: streaming calibration data into Gram matrices (running
+/// the model included; independent reconstruction reuses them), and the greedy ranking.
+#[derive(Debug, Clone, Serialize)]
+pub struct ObsTiming {
+    pub statistics_s: f64,
+    pub ranking_s: f64,
 }
 
 impl PruneReport {
@@ -193,13 +204,32 @@ pub fn prune(
     }
 
     let chosen: Vec<&Group> = to_prune.iter().map(|(g, _)| *g).collect();
-    let all_scores = scores(
-        model,
-        &chosen,
-        spec.importance,
-        spec.seed,
-        reborrow(&mut calib),
-    )?;
+    let mut warnings = Vec::new();
+    // `obs` ranks with the kept counts and leaves its Gram matrices for reconstruction.
+    let mut prepared = crate::reconstruct::Prepared::new();
+    let mut obs_timing = None;
+    let all_scores = if spec.importance == Importance::Obs && !chosen.is_empty() {
+        let source = reborrow(&mut calib).ok_or_else(crate::importance::obs_needs_data)?;
+        let ranking = crate::obs::rank(model, &to_prune, source, &mut warnings)?;
+        prepared = ranking.grams;
+        obs_timing = Some(ObsTiming {
+            statistics_s: ranking.statistics_s,
+            ranking_s: ranking.ranking_s,
+        });
+        ranking.scores
+    } else {
+        scores(
+            model,
+            &chosen,
+            spec.importance,
+            spec.seed,
+            reborrow(&mut calib),
+        )?
+    };
+    if spec.reconstruct_target != crate::spec::ReconstructTarget::Independent {
+        // Sequential targets fit on the pruned model's inputs, not these.
+        prepared.clear();
+    }
     let mut removed_by_group: HashMap<String, Vec<usize>> = HashMap::new();
     for ((g, keep), score) in to_prune.iter().zip(&all_scores) {
         let mut order: Vec<usize> = (0..g.units).collect();
@@ -216,7 +246,6 @@ pub fn prune(
         }
     }
 
-    let mut warnings = Vec::new();
     let corrections = match (
         reborrow(&mut calib),
         spec.bias_correction && !chosen.is_empty(),
@@ -245,6 +274,7 @@ pub fn prune(
                 source,
                 spec.reconstruct_target,
                 &rebuild,
+                &mut prepared,
                 &mut warnings,
             )?;
             // A refitted layer's bias already absorbs the removed channels' mean.
@@ -280,6 +310,7 @@ pub fn prune(
         biases_corrected,
         reconstructed,
         reconstruct_timing,
+        obs_timing,
         warnings,
     };
     Ok((pruned, report))
