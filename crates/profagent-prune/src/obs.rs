@@ -38,7 +38,9 @@ use crate::error::{PruneError, Result};
 use crate::group::{AxisMap, Group, SliceRole};
 use crate::importance::{has_weighted_consumer, weight_scores, weighted_scores};
 use crate::lsq::{cholesky, cholesky_solve, Gram, RIDGE};
-use crate::reconstruct::{accumulate, inputs_of, job_for, passes, Finished, Job, Prepared, Weights};
+use crate::reconstruct::{
+    accumulate, inputs_of, job_for, passes, Finished, Job, Prepared, Weights,
+};
 use crate::walk::layer_name;
 
 /// Rows of `S` updated by one parallel task in the Schur downdate.
@@ -233,7 +235,10 @@ fn fill_fallback(
         .partition(|&&gi| has_weighted_consumer(graph, groups[gi].0));
     if !weighted.is_empty() {
         let chosen: Vec<&Group> = weighted.iter().map(|&gi| groups[gi].0).collect();
-        for (gi, s) in weighted.iter().zip(weighted_scores(model, &chosen, source)?) {
+        for (gi, s) in weighted
+            .iter()
+            .zip(weighted_scores(model, &chosen, source)?)
+        {
             scores[*gi] = Some(s);
         }
     }
@@ -343,8 +348,11 @@ impl Consumer {
         let sinv = Array2::from_shape_vec((b, b), sinv).expect("b × b");
         let mut rows = Array2::<f64>::zeros((b, n));
         for (r, &i) in block.iter().enumerate() {
-            rows.row_mut(r)
-                .assign(&ArrayView2::from_shape((n, n), &self.s[..]).expect("n × n").row(i));
+            rows.row_mut(r).assign(
+                &ArrayView2::from_shape((n, n), &self.s[..])
+                    .expect("n × n")
+                    .row(i),
+            );
         }
         // T = (S_BB)⁻¹ S_B·, then W −= W_B T and S −= S_·B T (S_·B = S_B·ᵀ).
         let mut t = Array2::<f64>::zeros((b, n));
@@ -411,7 +419,12 @@ fn greedy(
         let w = Array2::from_shape_fn((job.outputs, n), |(o, f)| weights.get(job, o, f));
         let kk = job.kernel_len();
         let blocks = (0..units)
-            .map(|u| r.map.indices(u).flat_map(|c| c * kk..(c + 1) * kk).collect())
+            .map(|u| {
+                r.map
+                    .indices(u)
+                    .flat_map(|c| c * kk..(c + 1) * kk)
+                    .collect()
+            })
             .collect();
         let unpenalised: Vec<usize> = job.bias.map(|_| n - 1).into_iter().collect();
         let Some(c) = Consumer::new(&gram.matrix, n, w, &unpenalised, blocks) else {

@@ -69,7 +69,11 @@ fn refit_error(g: &[f64], n: usize, w: &Array2<f64>, removed: &[usize]) -> f64 {
         }
         for col in 0..k {
             let p = (col..k)
-                .max_by(|&x, &y| a[x * (k + 1) + col].abs().total_cmp(&a[y * (k + 1) + col].abs()))
+                .max_by(|&x, &y| {
+                    a[x * (k + 1) + col]
+                        .abs()
+                        .total_cmp(&a[y * (k + 1) + col].abs())
+                })
                 .unwrap();
             for c in 0..=k {
                 a.swap(col * (k + 1) + c, p * (k + 1) + c);
@@ -166,7 +170,11 @@ fn block_cost_and_compensation_equal_a_direct_refit() {
     let reached: f64 = d
         .rows()
         .into_iter()
-        .map(|r| (0..n).map(|i| (0..n).map(|j| r[i] * h[i * n + j] * r[j]).sum::<f64>()).sum::<f64>())
+        .map(|r| {
+            (0..n)
+                .map(|i| (0..n).map(|j| r[i] * h[i * n + j] * r[j]).sum::<f64>())
+                .sum::<f64>()
+        })
         .sum();
     assert!(close(reached, direct_one), "{reached} vs {direct_one}");
 }
@@ -209,7 +217,10 @@ fn greedy_order_matches_brute_force_on_a_tiny_case() {
                 best = (e, set);
             }
         }
-        assert_eq!(chosen, best.1, "keep {keep}: greedy {chosen:?}, best {best:?}");
+        assert_eq!(
+            chosen, best.1,
+            "keep {keep}: greedy {chosen:?}, best {best:?}"
+        );
         // Kept units rank above every removed one.
         let top_removed = chosen.iter().map(|&u| scores[u]).fold(f64::MIN, f64::max);
         assert!((0..units)
@@ -217,4 +228,3 @@ fn greedy_order_matches_brute_force_on_a_tiny_case() {
             .all(|u| scores[u] > top_removed));
     }
 }
-

@@ -480,7 +480,10 @@ pub(crate) fn inputs_of(jobs: &[&Job]) -> Vec<String> {
 
 /// A calibration error, or the warning that the source cannot stream (reconstruction is then
 /// skipped): `Ok(true)` to go on, `Ok(false)` to stop without reconstruction.
-pub(crate) fn streamed(visited: std::result::Result<(), String>, warnings: &mut Vec<String>) -> Result<bool> {
+pub(crate) fn streamed(
+    visited: std::result::Result<(), String>,
+    warnings: &mut Vec<String>,
+) -> Result<bool> {
     match visited {
         Ok(()) => Ok(true),
         Err(e) if e.contains("cannot stream") => {
