@@ -29,7 +29,7 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use ndarray::linalg::general_mat_mul;
-use ndarray::{Array2, ArrayView2, ArrayViewMut2, Axis};
+use ndarray::{Array2, ArrayView2, Axis};
 use profagent_onnx::{GraphIndex, Model};
 use rayon::prelude::*;
 
@@ -37,14 +37,14 @@ use crate::calibrate::ActivationSource;
 use crate::error::{PruneError, Result};
 use crate::group::{AxisMap, Group, SliceRole};
 use crate::importance::{has_weighted_consumer, weight_scores, weighted_scores};
-use crate::lsq::{cholesky, cholesky_solve, Gram, RIDGE};
+use crate::lsq::{cholesky, Gram, RIDGE};
 use crate::reconstruct::{
     accumulate, inputs_of, job_for, passes, Finished, Job, Prepared, Weights,
 };
 use crate::walk::layer_name;
 
-/// Rows of `S` updated by one parallel task in the Schur downdate.
-const DOWNDATE_ROWS: usize = 128;
+/// Column block of the inverse (one parallel task per block and per pair of blocks).
+const INVERSE_BLOCK: usize = 256;
 
 /// What `rank` found: a score per unit of every group (same order; the lowest are removed)
 /// and the Gram matrices it accumulated on the dense model's inputs, by consumer node.
@@ -254,10 +254,13 @@ fn fill_fallback(
     Ok(())
 }
 
-/// One consumer during the greedy removal: its inverse Hessian and compensated weights.
+/// One consumer during the greedy removal. The downdated inverse Hessian is kept as
+/// `S = S₀ − V Vᵀ` (one `n × b` block of `V` per removal), so a removal costs `O(n·k·b)`
+/// (`k` the columns of `V` so far) instead of the `O(n²·b)` of rewriting `S`, and each unit's
+/// current `S_BB` is kept up to date in `O(b³)`.
 pub(crate) struct Consumer {
-    /// `S = (G + Λ)⁻¹`, `n × n` row-major, downdated as blocks are removed.
-    pub s: Vec<f64>,
+    /// `S₀ = (G + Λ)⁻¹`, `n × n`.
+    s0: Array2<f64>,
     pub n: usize,
     /// Weights, `m × n` (outputs × features, the bias column last), compensated.
     pub w: Array2<f64>,
@@ -265,6 +268,12 @@ pub(crate) struct Consumer {
     pub energy: f64,
     /// Feature indices of each unit of the group.
     pub blocks: Vec<Vec<usize>>,
+    /// Columns of the low-rank downdate so far (`n` rows each, stored as rows of length `n`).
+    v: Vec<Vec<f64>>,
+    /// The current `S_BB` of every unit (`b × b`, row-major).
+    diag: Vec<Vec<f64>>,
+    /// Features removed so far.
+    gone: Vec<bool>,
 }
 
 impl Consumer {
@@ -278,9 +287,16 @@ impl Consumer {
         blocks: Vec<Vec<usize>>,
     ) -> Option<Consumer> {
         let g = ArrayView2::from_shape((n, n), gram).ok()?;
-        let mut wg = Array2::<f64>::zeros((w.nrows(), n));
-        general_mat_mul(1.0, &w, &g, 0.0, &mut wg);
-        let energy = (&wg * &w).sum();
+        let energy: f64 = w
+            .axis_chunks_iter(Axis(0), 16)
+            .collect::<Vec<_>>()
+            .into_par_iter()
+            .map(|rows| {
+                let mut wg = Array2::<f64>::zeros((rows.nrows(), n));
+                general_mat_mul(1.0, &rows, &g, 0.0, &mut wg);
+                (&wg * &rows).sum()
+            })
+            .sum();
         let mut h = gram.to_vec();
         let penalised: Vec<usize> = (0..n).filter(|f| !unpenalised.contains(f)).collect();
         let trace: f64 = penalised.iter().map(|&f| h[f * n + f]).sum();
@@ -289,27 +305,40 @@ impl Consumer {
         for &f in &penalised {
             h[f * n + f] += lambda;
         }
-        let s = inverse(h, n)?;
+        let s0 = Array2::from_shape_vec((n, n), inverse(h, n)?).ok()?;
+        let diag = blocks
+            .iter()
+            .map(|block: &Vec<usize>| {
+                let mut d = Vec::with_capacity(block.len() * block.len());
+                for &i in block {
+                    d.extend(block.iter().map(|&j| s0[[i, j]]));
+                }
+                d
+            })
+            .collect();
         Some(Consumer {
-            s,
+            s0,
             n,
             w,
             energy,
             blocks,
+            v: Vec::new(),
+            diag,
+            gone: vec![false; n],
         })
+    }
+
+    /// The current (downdated) `S[i, j]`.
+    pub fn s(&self, i: usize, j: usize) -> f64 {
+        self.s0[[i, j]] - self.v.iter().map(|c| c[i] * c[j]).sum::<f64>()
     }
 
     /// `tr(W_B (S_BB)⁻¹ W_Bᵀ)` for unit `u` (infinite when `S_BB` is not positive definite).
     pub fn cost(&self, u: usize) -> f64 {
         let block = &self.blocks[u];
         let b = block.len();
-        let mut sbb = vec![0.0; b * b];
-        for (r, &i) in block.iter().enumerate() {
-            for (c, &j) in block.iter().enumerate() {
-                sbb[r * b + c] = self.s[i * self.n + j];
-            }
-        }
-        if !cholesky(&mut sbb, b) {
+        let mut l = self.diag[u].clone();
+        if !cholesky(&mut l, b) {
             return f64::INFINITY;
         }
         // Σ_o ||L⁻¹ w_o,B||² by forward substitution.
@@ -319,82 +348,167 @@ impl Consumer {
             for r in 0..b {
                 let mut v = row[block[r]];
                 for p in 0..r {
-                    v -= sbb[r * b + p] * y[p];
+                    v -= l[r * b + p] * y[p];
                 }
-                y[r] = v / sbb[r * b + r];
+                y[r] = v / l[r * b + r];
             }
             total += y.iter().map(|v| v * v).sum::<f64>();
         }
         total
     }
 
-    /// Removes unit `u`: compensates the weights and downdates `S` by the block Schur
-    /// complement; the block's rows and columns of `S` and columns of `W` become zero.
+    /// Removes unit `u`: compensates the weights (`W −= W_B (S_BB)⁻¹ S_B·`) and downdates `S`
+    /// by the block Schur complement (`S −= S_·B (S_BB)⁻¹ S_B·`, as `b` new columns of `V`);
+    /// the block's columns of `W` become zero.
     pub fn remove(&mut self, u: usize) {
         let n = self.n;
         let block = self.blocks[u].clone();
         let b = block.len();
-        let mut sbb = vec![0.0; b * b];
-        for (r, &i) in block.iter().enumerate() {
+        // The current columns S_·B (n × b) and their Cholesky-scaled form C L⁻ᵀ.
+        let mut cols = Array2::<f64>::zeros((n, b));
+        for (c, &j) in block.iter().enumerate() {
+            cols.column_mut(c).assign(&self.s0.column(j));
+        }
+        for v in &self.v {
             for (c, &j) in block.iter().enumerate() {
-                sbb[r * b + c] = self.s[i * n + j];
+                let vj = v[j];
+                if vj != 0.0 {
+                    cols.column_mut(c)
+                        .zip_mut_with(&ndarray::ArrayView1::from(&v[..]), |x, &y| *x -= vj * y);
+                }
             }
         }
-        let Some(sinv) = inverse(sbb, b) else {
+        let mut l = self.diag[u].clone();
+        if !cholesky(&mut l, b) {
             // Numerically nothing left to compensate with: just drop the block.
-            self.clear(&block);
-            return;
-        };
-        let sinv = Array2::from_shape_vec((b, b), sinv).expect("b × b");
-        let mut rows = Array2::<f64>::zeros((b, n));
-        for (r, &i) in block.iter().enumerate() {
-            rows.row_mut(r).assign(
-                &ArrayView2::from_shape((n, n), &self.s[..])
-                    .expect("n × n")
-                    .row(i),
-            );
-        }
-        // T = (S_BB)⁻¹ S_B·, then W −= W_B T and S −= S_·B T (S_·B = S_B·ᵀ).
-        let mut t = Array2::<f64>::zeros((b, n));
-        general_mat_mul(1.0, &sinv, &rows, 0.0, &mut t);
-        let wb = self.w.select(Axis(1), &block);
-        general_mat_mul(-1.0, &wb, &t, 1.0, &mut self.w);
-        self.s
-            .par_chunks_mut(DOWNDATE_ROWS * n)
-            .enumerate()
-            .for_each(|(ci, chunk)| {
-                let i0 = ci * DOWNDATE_ROWS;
-                let h = chunk.len() / n;
-                let a = rows.slice(ndarray::s![.., i0..i0 + h]);
-                let mut c = ArrayViewMut2::from_shape((h, n), chunk).expect("rows × n");
-                general_mat_mul(-1.0, &a.t(), &t, 1.0, &mut c);
-            });
-        self.clear(&block);
-    }
-
-    fn clear(&mut self, block: &[usize]) {
-        let n = self.n;
-        for &i in block {
-            self.s[i * n..(i + 1) * n].fill(0.0);
-            for r in 0..n {
-                self.s[r * n + i] = 0.0;
+            for &f in &block {
+                self.gone[f] = true;
+                self.w.column_mut(f).fill(0.0);
             }
-            self.w.column_mut(i).fill(0.0);
+            return;
         }
+        // Scaled = cols · L⁻ᵀ: each row x solves L y = x; the rows of features removed before
+        // are zero (exactly, not to rounding), so their columns of W stay zero.
+        let mut scaled = cols;
+        for (f, mut row) in scaled.rows_mut().into_iter().enumerate() {
+            if self.gone[f] {
+                row.fill(0.0);
+            }
+        }
+        for mut row in scaled.rows_mut() {
+            for r in 0..b {
+                let mut v = row[r];
+                for p in 0..r {
+                    v -= l[r * b + p] * row[p];
+                }
+                row[r] = v / l[r * b + r];
+            }
+        }
+        // W −= (W_B L⁻ᵀ) scaledᵀ.
+        let mut wb = self.w.select(Axis(1), &block);
+        for mut row in wb.rows_mut() {
+            for r in 0..b {
+                let mut v = row[r];
+                for p in 0..r {
+                    v -= l[r * b + p] * row[p];
+                }
+                row[r] = v / l[r * b + r];
+            }
+        }
+        general_mat_mul(-1.0, &wb, &scaled.t(), 1.0, &mut self.w);
+        for &f in &block {
+            self.gone[f] = true;
+            self.w.column_mut(f).fill(0.0);
+        }
+        // Every unit's S_BB loses its part of the new columns.
+        let columns: Vec<Vec<f64>> = (0..b).map(|c| scaled.column(c).to_vec()).collect();
+        self.diag
+            .par_iter_mut()
+            .zip(self.blocks.par_iter())
+            .for_each(|(d, blk)| {
+                let bb = blk.len();
+                for col in &columns {
+                    for (r, &i) in blk.iter().enumerate() {
+                        let ci = col[i];
+                        if ci != 0.0 {
+                            for (q, &j) in blk.iter().enumerate() {
+                                d[r * bb + q] -= ci * col[j];
+                            }
+                        }
+                    }
+                }
+            });
+        self.v.extend(columns);
     }
 }
 
-/// The inverse of a symmetric positive definite `n × n` matrix (row-major), by Cholesky;
-/// `None` when it is not positive definite.
+/// The inverse of a symmetric positive definite `n × n` matrix (row-major), `None` when it is
+/// not positive definite: Cholesky `A = L Lᵀ`, `Y = L⁻¹` (lower triangular, solved per column
+/// block from the block's diagonal down), then `A⁻¹ = Yᵀ Y` block by block (upper blocks,
+/// mirrored), about `n³` flops against `2n³` for solving `A X = I`.
 pub(crate) fn inverse(mut a: Vec<f64>, n: usize) -> Option<Vec<f64>> {
     if !cholesky(&mut a, n) {
         return None;
     }
+    let l = ArrayView2::from_shape((n, n), &a[..]).ok()?;
+    let starts: Vec<usize> = (0..n).step_by(INVERSE_BLOCK).collect();
+    // Y[j0.., j0..j1] for each block (rows above j0 are zero).
+    let ys: Vec<Array2<f64>> = starts
+        .par_iter()
+        .map(|&j0| {
+            let w = INVERSE_BLOCK.min(n - j0);
+            let m = n - j0;
+            let mut y = Array2::<f64>::zeros((m, w));
+            for j in 0..w {
+                y[[j, j]] = 1.0;
+            }
+            let mut i0 = 0;
+            while i0 < m {
+                let i1 = (i0 + INVERSE_BLOCK).min(m);
+                let (done, mut rest) = y.view_mut().split_at(Axis(0), i0);
+                let mut current = rest.slice_mut(ndarray::s![..i1 - i0, ..]);
+                let lblock = l.slice(ndarray::s![j0 + i0..j0 + i1, j0..j0 + i0]);
+                general_mat_mul(-1.0, &lblock, &done, 1.0, &mut current);
+                for r in 0..i1 - i0 {
+                    let li = j0 + i0 + r;
+                    for p in 0..r {
+                        let f = l[[li, j0 + i0 + p]];
+                        let (above, mut below) = current.view_mut().split_at(Axis(0), r);
+                        below
+                            .row_mut(0)
+                            .zip_mut_with(&above.row(p), |x, &y| *x -= f * y);
+                    }
+                    let d = l[[li, li]];
+                    current.row_mut(r).mapv_inplace(|x| x / d);
+                }
+                i0 = i1;
+            }
+            y
+        })
+        .collect();
+    drop(a);
+    // (A⁻¹)[P, Q] = Y[rows ≥ q0, P]ᵀ · Y[rows ≥ q0, Q] for p0 ≤ q0.
+    let pairs: Vec<(usize, usize)> = (0..starts.len())
+        .flat_map(|q| (0..=q).map(move |p| (p, q)))
+        .collect();
+    let tiles: Vec<(usize, usize, Array2<f64>)> = pairs
+        .into_par_iter()
+        .map(|(p, q)| {
+            let (p0, q0) = (starts[p], starts[q]);
+            let yp = ys[p].slice(ndarray::s![q0 - p0.., ..]);
+            let yq = &ys[q];
+            let mut t = Array2::<f64>::zeros((yp.ncols(), yq.ncols()));
+            general_mat_mul(1.0, &yp.t(), yq, 0.0, &mut t);
+            (p0, q0, t)
+        })
+        .collect();
     let mut out = vec![0.0; n * n];
-    for i in 0..n {
-        out[i * n + i] = 1.0;
+    for (p0, q0, t) in tiles {
+        for ((i, j), &v) in t.indexed_iter() {
+            out[(p0 + i) * n + q0 + j] = v;
+            out[(q0 + j) * n + p0 + i] = v;
+        }
     }
-    cholesky_solve(&a, n, &mut out, n);
     out.iter().all(|v| v.is_finite()).then_some(out)
 }
 

@@ -5,6 +5,8 @@ use super::*;
 
 /// Relative agreement of the downdated inverse with a direct one (f64, well conditioned).
 const DOWNDATE_MAX_REL_ERR: f64 = 1e-9;
+/// Largest entry of `A A⁻¹ − I` for the blocked inverse (f64, condition number ~1e6).
+const INVERSE_MAX_ERR: f64 = 1e-6;
 /// Relative agreement of OBS costs with a direct refit on the same regularised system.
 const REFIT_MAX_REL_ERR: f64 = 1e-9;
 
@@ -130,12 +132,12 @@ fn block_schur_downdate_equals_the_inverse_of_the_kept_block() {
     let scale = direct.iter().fold(0f64, |m, v| m.max(v.abs()));
     for (r, &i) in kept.iter().enumerate() {
         for (q, &j) in kept.iter().enumerate() {
-            let err = (c.s[i * n + j] - direct[r * k + q]).abs() / scale;
+            let err = (c.s(i, j) - direct[r * k + q]).abs() / scale;
             assert!(err < DOWNDATE_MAX_REL_ERR, "S[{i},{j}]: rel err {err:e}");
         }
     }
     for &i in &removed {
-        assert!((0..n).all(|j| c.s[i * n + j] == 0.0 && c.s[j * n + i] == 0.0));
+        assert!((0..n).all(|j| c.s(i, j).abs() < 1e-9 * scale && c.s(j, i).abs() < 1e-9 * scale));
         assert!(c.w.column(i).iter().all(|&v| v == 0.0));
     }
 }
@@ -227,4 +229,23 @@ fn greedy_order_matches_brute_force_on_a_tiny_case() {
             .filter(|u| !chosen.contains(u))
             .all(|u| scores[u] > top_removed));
     }
+}
+
+#[test]
+fn blocked_inverse_times_the_matrix_is_the_identity() {
+    // Over several INVERSE_BLOCK column blocks, with a ragged last block.
+    let (n, rows) = (2 * INVERSE_BLOCK + 37, 2 * INVERSE_BLOCK + 100);
+    let x = correlated(31, rows, n);
+    let mut g = gram_of(&x, rows, n);
+    (0..n).for_each(|i| g[i * n + i] += 1e-3);
+    let s = inverse(g.clone(), n).unwrap();
+    let mut worst = 0f64;
+    for i in 0..n {
+        for j in 0..n {
+            let v: f64 = (0..n).map(|k| g[i * n + k] * s[k * n + j]).sum();
+            worst = worst.max((v - f64::from(u8::from(i == j))).abs());
+            assert_eq!(s[i * n + j], s[j * n + i]);
+        }
+    }
+    assert!(worst < INVERSE_MAX_ERR, "max |A A⁻¹ − I| = {worst:e}");
 }

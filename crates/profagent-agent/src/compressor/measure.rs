@@ -374,7 +374,7 @@ pub(super) fn measure_sensitivity<B: Workbench + ?Sized>(
             error: Some(error),
         };
         let mut plan = profagent_plan::CompressionPlan::empty("sensitivity measurement");
-        plan.pruning.push(crate::builtin::l1_decision(
+        plan.pruning.push(crate::builtin::prune_decision(
             group,
             SENSITIVITY_RATIO,
             crate::builtin::round_to_for(group.channels),
