@@ -329,6 +329,7 @@ impl Consumer {
     }
 
     /// The current (downdated) `S[i, j]`.
+    #[cfg(test)]
     pub fn s(&self, i: usize, j: usize) -> f64 {
         self.s0[[i, j]] - self.v.iter().map(|c| c[i] * c[j]).sum::<f64>()
     }
