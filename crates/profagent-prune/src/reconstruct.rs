@@ -497,6 +497,8 @@ pub(crate) fn streamed(
 /// Refits every consumer of the removed units on calibration data from `source`, against the
 /// dense model's inputs (`Independent`) or in waves on the pruned model's own inputs
 /// (`Sequential`; `rebuild` turns the deltas fitted so far into that pruned model).
+/// `prepared` Gram matrices (from `obs` importance) replace an independent fit's own pass.
+#[allow(clippy::too_many_arguments)]
 pub fn reconstruct(
     model: &Model,
     groups: &[&Group],

@@ -134,11 +134,12 @@ fn refit_error(rows: &[Vec<f64>], w: &[Vec<f64>], removed: &[usize]) -> f64 {
                 .max_by(|&x, &y| a[x][col].abs().total_cmp(&a[y][col].abs()))
                 .unwrap();
             a.swap(col, piv);
-            for r in 0..k {
+            let pivot_row = a[col].clone();
+            for (r, row) in a.iter_mut().enumerate() {
                 if r != col {
-                    let f = a[r][col] / a[col][col];
-                    for c in col..=k {
-                        a[r][c] -= f * a[col][c];
+                    let f = row[col] / pivot_row[col];
+                    for (x, p) in row[col..].iter_mut().zip(&pivot_row[col..]) {
+                        *x -= f * p;
                     }
                 }
             }
