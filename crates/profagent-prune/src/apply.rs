@@ -205,31 +205,11 @@ pub fn prune(
 
     let chosen: Vec<&Group> = to_prune.iter().map(|(g, _)| *g).collect();
     let mut warnings = Vec::new();
-    // `obs` ranks with the kept counts and leaves its Gram matrices for reconstruction.
-    let mut prepared = crate::reconstruct::Prepared::new();
-    let mut obs_timing = None;
-    let all_scores = if spec.importance == Importance::Obs && !chosen.is_empty() {
-        let source = reborrow(&mut calib).ok_or_else(crate::importance::obs_needs_data)?;
-        let ranking = crate::obs::rank(model, &to_prune, source, &mut warnings)?;
-        prepared = ranking.grams;
-        obs_timing = Some(ObsTiming {
-            statistics_s: ranking.statistics_s,
-            ranking_s: ranking.ranking_s,
-        });
-        ranking.scores
-    } else {
-        scores(
-            model,
-            &chosen,
-            spec.importance,
-            spec.seed,
-            reborrow(&mut calib),
-        )?
-    };
-    if spec.reconstruct_target != crate::spec::ReconstructTarget::Independent {
-        // Sequential targets fit on the pruned model's inputs, not these.
-        prepared.clear();
-    }
+    let Ranked {
+        scores: all_scores,
+        mut prepared,
+        obs_timing,
+    } = rank_units(model, spec, &to_prune, reborrow(&mut calib), &mut warnings)?;
     let mut removed_by_group: HashMap<String, Vec<usize>> = HashMap::new();
     for ((g, keep), score) in to_prune.iter().zip(&all_scores) {
         let mut order: Vec<usize> = (0..g.units).collect();
@@ -314,6 +294,48 @@ pub fn prune(
         warnings,
     };
     Ok((pruned, report))
+}
+
+/// Unit scores of the groups to prune and, from `obs`, the Gram matrices it accumulated
+/// (for independent reconstruction) and its timing.
+struct Ranked {
+    scores: Vec<Vec<f64>>,
+    prepared: crate::reconstruct::Prepared,
+    obs_timing: Option<ObsTiming>,
+}
+
+/// Scores every unit of `to_prune` (group, kept count) by `spec.importance`: `obs` ranks with
+/// the kept counts and leaves its Gram matrices for an independent reconstruction.
+fn rank_units(
+    model: &Model,
+    spec: &PruneSpec,
+    to_prune: &[(&Group, usize)],
+    calib: Option<&mut dyn ActivationSource>,
+    warnings: &mut Vec<String>,
+) -> Result<Ranked> {
+    if spec.importance != Importance::Obs || to_prune.is_empty() {
+        let chosen: Vec<&Group> = to_prune.iter().map(|(g, _)| *g).collect();
+        return Ok(Ranked {
+            scores: scores(model, &chosen, spec.importance, spec.seed, calib)?,
+            prepared: Default::default(),
+            obs_timing: None,
+        });
+    }
+    let source = calib.ok_or_else(crate::importance::obs_needs_data)?;
+    let ranking = crate::obs::rank(model, to_prune, source, warnings)?;
+    let mut prepared = ranking.grams;
+    if spec.reconstruct_target != crate::spec::ReconstructTarget::Independent {
+        // Sequential targets fit on the pruned model's inputs, not these.
+        prepared.clear();
+    }
+    Ok(Ranked {
+        scores: ranking.scores,
+        prepared,
+        obs_timing: Some(ObsTiming {
+            statistics_s: ranking.statistics_s,
+            ranking_s: ranking.ranking_s,
+        }),
+    })
 }
 
 /// The `keep` rules by group id, each checked against the model: a known group, one rule per
