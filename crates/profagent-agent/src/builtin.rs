@@ -138,8 +138,16 @@ pub fn round_to_for(channels: usize) -> u32 {
     }
 }
 
-/// An L1 pruning decision for `group`: heads for attention-head groups, channels otherwise.
-pub(crate) fn l1_decision(
+/// The importance criterion of the built-in planner's decisions and of the sensitivity
+/// probes (so a group is measured the way plans prune it). `obs` (data-aware, from the
+/// calibration statistics reconstruction gathers anyway; the workbench applies it as l1 when
+/// a run has no calibration data) against l1, both with reconstruction, at matched uniform
+/// ratios on CIFAR-10 images calibration did not use: docs/benchmarks-reconstruct.md.
+pub const BUILTIN_CRITERION: ImportanceCriterion = ImportanceCriterion::Obs;
+
+/// A pruning decision for `group` with `BUILTIN_CRITERION`: heads for attention-head groups,
+/// channels otherwise.
+pub(crate) fn prune_decision(
     group: &GroupFacts,
     ratio: f64,
     round_to: u32,
@@ -154,7 +162,7 @@ pub(crate) fn l1_decision(
         } else {
             PruneUnit::Channels
         },
-        criterion: ImportanceCriterion::L1,
+        criterion: BUILTIN_CRITERION,
         round_to,
         rationale,
     }
@@ -373,7 +381,7 @@ impl BuiltinPlanner {
             if ratio < MIN_STEP {
                 continue;
             }
-            let decision = l1_decision(
+            let decision = prune_decision(
                 group,
                 ratio,
                 round_to_for(group.channels),
@@ -543,7 +551,7 @@ impl BuiltinPlanner {
             if removed[i] == 0 {
                 continue;
             }
-            let decision = l1_decision(
+            let decision = prune_decision(
                 g,
                 removed[i] as f64 / g.channels as f64,
                 round_to_for(original[i]),

@@ -18,9 +18,10 @@ pub const SYSTEM_PROMPT: &str = "You are a model-compression engineer. You plan 
 const FORMAT: &str = r#"Answer format (JSON, no comments):
 {"schema_version": 1,
  "rationale": "why, in 1-3 sentences",
- "pruning": [{"target": "<group id>", "ratio": 0.25 or "keep": 48, "unit": "channels"|"heads", "criterion": "l1"|"l2"|"random", "round_to": 8, "rationale": "..."}],
+ "pruning": [{"target": "<group id>", "ratio": 0.25 or "keep": 48, "unit": "channels"|"heads", "criterion": "obs"|"l1"|"l2"|"random", "round_to": 8, "rationale": "..."}],
  "quantization": {"default": {"mode": "none"|"dynamic"|"static"|"int4", "per_channel": true, "signed_weights": true},
                   "layers": [{"layer": "<layer name>", "mode": "none", "rationale": "..."}], "rationale": "..."}}
+Criteria: obs removes the units whose loss the next layers' least-squares refit compensates best (data-aware, from calibration data); l1/l2 by weight magnitude; random is a baseline.
 Rules: give either ratio (the fraction of the group's CURRENT units to remove, 0 < ratio <= 0.9, kept count rounded to round_to) or keep (the exact number of units to keep, at least 10 % of the current ones), not both; use only group ids and layer names from the tables; omit "quantization" to keep the current quantization; an empty "pruning" list prunes nothing."#;
 
 fn mb(bytes: u64) -> f64 {

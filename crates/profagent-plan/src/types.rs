@@ -108,6 +108,10 @@ pub enum ImportanceCriterion {
     L2,
     /// Random ranking (a baseline, seeded).
     Random,
+    /// Data-aware (Optimal Brain Surgeon): channels removed greedily by the least increase of
+    /// the next layers' reconstruction error on calibration data, re-fitting after each
+    /// removal. Needs calibration data (the applier uses l1 without it).
+    Obs,
 }
 
 /// Post-training quantization: a default for every quantizable layer plus per-layer overrides.

@@ -12,7 +12,7 @@ use crate::error::{PruneError, Result};
 use crate::group::{Group, GroupKind, GroupStatus, Rewrite};
 use crate::importance::{find_tensor, scores};
 use crate::repair;
-use crate::spec::{compile, kept_units, matches_group, PruneSpec};
+use crate::spec::{compile, kept_units, matches_group, Importance, PruneSpec};
 use crate::walk::analyze;
 
 /// What happened to one group.
@@ -54,7 +54,18 @@ pub struct PruneReport {
     /// Where reconstruction spent its time (absent when it did not run).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reconstruct_timing: Option<crate::reconstruct::ReconstructTiming>,
+    /// Where `obs` importance spent its time (absent for other importances).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub obs_timing: Option<ObsTiming>,
     pub warnings: Vec<String>,
+}
+
+/// Seconds `obs` importance spent: streaming calibration data into Gram matrices (running
+/// the model included; independent reconstruction reuses them), and the greedy ranking.
+#[derive(Debug, Clone, Serialize)]
+pub struct ObsTiming {
+    pub statistics_s: f64,
+    pub ranking_s: f64,
 }
 
 impl PruneReport {
@@ -193,13 +204,12 @@ pub fn prune(
     }
 
     let chosen: Vec<&Group> = to_prune.iter().map(|(g, _)| *g).collect();
-    let all_scores = scores(
-        model,
-        &chosen,
-        spec.importance,
-        spec.seed,
-        reborrow(&mut calib),
-    )?;
+    let mut warnings = Vec::new();
+    let Ranked {
+        scores: all_scores,
+        mut prepared,
+        obs_timing,
+    } = rank_units(model, spec, &to_prune, reborrow(&mut calib), &mut warnings)?;
     let mut removed_by_group: HashMap<String, Vec<usize>> = HashMap::new();
     for ((g, keep), score) in to_prune.iter().zip(&all_scores) {
         let mut order: Vec<usize> = (0..g.units).collect();
@@ -216,7 +226,6 @@ pub fn prune(
         }
     }
 
-    let mut warnings = Vec::new();
     let corrections = match (
         reborrow(&mut calib),
         spec.bias_correction && !chosen.is_empty(),
@@ -245,6 +254,7 @@ pub fn prune(
                 source,
                 spec.reconstruct_target,
                 &rebuild,
+                &mut prepared,
                 &mut warnings,
             )?;
             // A refitted layer's bias already absorbs the removed channels' mean.
@@ -280,9 +290,52 @@ pub fn prune(
         biases_corrected,
         reconstructed,
         reconstruct_timing,
+        obs_timing,
         warnings,
     };
     Ok((pruned, report))
+}
+
+/// Unit scores of the groups to prune and, from `obs`, the Gram matrices it accumulated
+/// (for independent reconstruction) and its timing.
+struct Ranked {
+    scores: Vec<Vec<f64>>,
+    prepared: crate::reconstruct::Prepared,
+    obs_timing: Option<ObsTiming>,
+}
+
+/// Scores every unit of `to_prune` (group, kept count) by `spec.importance`: `obs` ranks with
+/// the kept counts and leaves its Gram matrices for an independent reconstruction.
+fn rank_units(
+    model: &Model,
+    spec: &PruneSpec,
+    to_prune: &[(&Group, usize)],
+    calib: Option<&mut dyn ActivationSource>,
+    warnings: &mut Vec<String>,
+) -> Result<Ranked> {
+    if spec.importance != Importance::Obs || to_prune.is_empty() {
+        let chosen: Vec<&Group> = to_prune.iter().map(|(g, _)| *g).collect();
+        return Ok(Ranked {
+            scores: scores(model, &chosen, spec.importance, spec.seed, calib)?,
+            prepared: Default::default(),
+            obs_timing: None,
+        });
+    }
+    let source = calib.ok_or_else(crate::importance::obs_needs_data)?;
+    let ranking = crate::obs::rank(model, to_prune, source, warnings)?;
+    let mut prepared = ranking.grams;
+    if spec.reconstruct_target != crate::spec::ReconstructTarget::Independent {
+        // Sequential targets fit on the pruned model's inputs, not these.
+        prepared.clear();
+    }
+    Ok(Ranked {
+        scores: ranking.scores,
+        prepared,
+        obs_timing: Some(ObsTiming {
+            statistics_s: ranking.statistics_s,
+            ranking_s: ranking.ranking_s,
+        }),
+    })
 }
 
 /// The `keep` rules by group id, each checked against the model: a known group, one rule per

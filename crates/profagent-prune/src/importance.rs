@@ -85,27 +85,52 @@ pub fn scores(
             };
             weighted_scores(model, groups, source)
         }
+        Importance::Obs => {
+            // Without kept counts the greedy order runs down to one unit per group.
+            let source = calib.ok_or_else(obs_needs_data)?;
+            let with_keep: Vec<(&Group, usize)> = groups.iter().map(|g| (*g, 1)).collect();
+            let mut warnings = Vec::new();
+            Ok(crate::obs::rank(model, &with_keep, source, &mut warnings)?.scores)
+        }
     }
+}
+
+/// The error of `obs` importance without calibration data.
+pub(crate) fn obs_needs_data() -> PruneError {
+    PruneError::ImportanceUnavailable {
+        importance: "obs".into(),
+        what: "calibration data (it ranks units by the reconstruction error their removal adds)"
+            .into(),
+        hint: "pass --calib DATA (a dataset folder) or choose l1/l2".into(),
+    }
+}
+
+/// A consumer slice `weighted` importance reads: a Conv with `group` 1, a Gemm or a `MatMul`.
+fn weighted_consumer(graph: &GraphProto, s: &crate::group::Slice) -> bool {
+    let node = &graph.node[s.node];
+    s.role == SliceRole::ConsumerWeight
+        && match node.op_type() {
+            "Conv" => profagent_onnx::attr::get_int(node, "group").unwrap_or(1) == 1,
+            "Gemm" | "MatMul" => true,
+            _ => false,
+        }
+}
+
+/// True when `weighted` importance can score `group` (a layer it reads has a weight).
+pub(crate) fn has_weighted_consumer(graph: &GraphProto, group: &Group) -> bool {
+    group.slices.iter().any(|s| weighted_consumer(graph, s))
 }
 
 /// `Importance::Weighted`: per unit, the root of `Σ ||W[:, c]||² · E[x_c²]` over the consumer
 /// slices (Conv with `group` 1, Gemm, `MatMul`) of the unit's channels `c`, with `x` the
 /// consumer's input on calibration data.
-fn weighted_scores(
+pub(crate) fn weighted_scores(
     model: &Model,
     groups: &[&Group],
     source: &mut dyn ActivationSource,
 ) -> Result<Vec<Vec<f64>>> {
     let graph = model.graph();
-    let usable = |s: &crate::group::Slice| {
-        let node = &graph.node[s.node];
-        s.role == SliceRole::ConsumerWeight
-            && match node.op_type() {
-                "Conv" => profagent_onnx::attr::get_int(node, "group").unwrap_or(1) == 1,
-                "Gemm" | "MatMul" => true,
-                _ => false,
-            }
-    };
+    let usable = |s: &crate::group::Slice| weighted_consumer(graph, s);
     let mut requests: Vec<StatRequest> = Vec::new();
     for g in groups {
         for s in g.slices.iter().filter(|s| usable(s)) {
@@ -181,7 +206,7 @@ fn weighted_scores(
     Ok(all)
 }
 
-fn weight_scores(
+pub(crate) fn weight_scores(
     graph: &GraphProto,
     g: &Group,
     squared: bool,

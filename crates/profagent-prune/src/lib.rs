@@ -15,6 +15,7 @@ pub mod group;
 pub mod heads;
 pub mod importance;
 pub mod lsq;
+mod obs;
 pub mod reconstruct;
 pub mod repair;
 pub mod spec;

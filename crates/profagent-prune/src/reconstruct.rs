@@ -63,34 +63,34 @@ enum Layout {
     },
 }
 
-/// One consumer to refit.
+/// One consumer to refit (or to score units on, `obs`).
 #[derive(Debug, Clone)]
-struct Job {
-    node: usize,
-    layer: String,
+pub(crate) struct Job {
+    pub(crate) node: usize,
+    pub(crate) layer: String,
     /// The activation the consumer reads (its input 0).
-    input: String,
-    weight: String,
+    pub(crate) input: String,
+    pub(crate) weight: String,
     /// Slot of the weight in the node's inputs.
     weight_slot: usize,
     /// Weight axis of the input channels (1 for Conv and transposed Gemm, 0 for `MatMul`).
-    in_axis: usize,
-    channels: usize,
-    outputs: usize,
+    pub(crate) in_axis: usize,
+    pub(crate) channels: usize,
+    pub(crate) outputs: usize,
     removed: BTreeSet<usize>,
     layout: Layout,
-    bias: Option<(usize, usize)>,
+    pub(crate) bias: Option<(usize, usize)>,
 }
 
 impl Job {
-    fn kernel_len(&self) -> usize {
+    pub(crate) fn kernel_len(&self) -> usize {
         match &self.layout {
             Layout::Linear => 1,
             Layout::Conv { kernel, .. } => kernel[0] * kernel[1],
         }
     }
     /// Input features, plus one for the bias column.
-    fn features(&self) -> usize {
+    pub(crate) fn features(&self) -> usize {
         self.channels * self.kernel_len() + usize::from(self.bias.is_some())
     }
 
@@ -106,6 +106,28 @@ impl Job {
         kept
     }
 }
+
+/// A consumer's Gram matrix over all its features (symmetric, `n × n`, row-major) on the dense
+/// model's inputs, from `rows` sampled rows.
+pub struct Finished {
+    pub(crate) n: usize,
+    pub(crate) rows: u64,
+    pub(crate) matrix: Vec<f64>,
+}
+
+impl From<Gram> for Finished {
+    fn from(gram: Gram) -> Self {
+        Finished {
+            n: gram.n,
+            rows: gram.rows,
+            matrix: gram.finish(),
+        }
+    }
+}
+
+/// Gram matrices already accumulated (by `obs` importance), keyed by consumer node:
+/// independent reconstruction solves from them instead of making a pass of its own.
+pub type Prepared = HashMap<usize, Finished>;
 
 /// Weight/bias deltas (original shapes) keyed by (node, input slot).
 pub type Deltas = HashMap<(usize, usize), Vec<f32>>;
@@ -195,7 +217,7 @@ fn jobs(
 }
 
 /// How to refit consumer `ni` whose weight `weight` loses inputs along `axis`, or why not.
-fn job_for(
+pub(crate) fn job_for(
     model: &Model,
     index: &GraphIndex,
     ni: usize,
@@ -313,7 +335,7 @@ fn picks(total: usize, cap: usize, batch: usize) -> impl Iterator<Item = usize> 
 }
 
 /// Where sampled rows go: a Gram matrix, or a Gram matrix paired with stored targets.
-trait RowSink {
+pub(crate) trait RowSink {
     /// The next row to fill (zeroed), `None` when the sink can take no more.
     fn next_row(&mut self) -> Option<&mut [f32]>;
 }
@@ -338,7 +360,7 @@ fn conv_span(size: usize, k: usize, s: usize, p0: usize, p1: usize, d: usize) ->
 /// Samples rows of one batch of `job`'s input (`dims`, row-major `data`, `channels` input
 /// channels: all of them in the dense model, the kept ones in the pruned model) into `sink`:
 /// features `channel·k·k + position`, then 1 for the bias column.
-fn accumulate(
+pub(crate) fn accumulate(
     job: &Job,
     channels: usize,
     sink: &mut dyn RowSink,
@@ -428,7 +450,7 @@ fn accumulate(
 }
 
 /// Groups `jobs` into passes whose Gram matrices fit `GRAM_BUDGET_BYTES` together.
-fn passes<'j>(jobs: &[&'j Job]) -> Vec<Vec<&'j Job>> {
+pub(crate) fn passes<'j>(jobs: &[&'j Job]) -> Vec<Vec<&'j Job>> {
     let mut passes: Vec<Vec<&Job>> = Vec::new();
     let mut bytes = 0;
     for &job in jobs {
@@ -446,7 +468,7 @@ fn passes<'j>(jobs: &[&'j Job]) -> Vec<Vec<&'j Job>> {
 }
 
 /// The distinct inputs of `jobs`, in order.
-fn inputs_of(jobs: &[&Job]) -> Vec<String> {
+pub(crate) fn inputs_of(jobs: &[&Job]) -> Vec<String> {
     let mut values: Vec<String> = Vec::new();
     for job in jobs {
         if !values.contains(&job.input) {
@@ -458,7 +480,10 @@ fn inputs_of(jobs: &[&Job]) -> Vec<String> {
 
 /// A calibration error, or the warning that the source cannot stream (reconstruction is then
 /// skipped): `Ok(true)` to go on, `Ok(false)` to stop without reconstruction.
-fn streamed(visited: std::result::Result<(), String>, warnings: &mut Vec<String>) -> Result<bool> {
+pub(crate) fn streamed(
+    visited: std::result::Result<(), String>,
+    warnings: &mut Vec<String>,
+) -> Result<bool> {
     match visited {
         Ok(()) => Ok(true),
         Err(e) if e.contains("cannot stream") => {
@@ -472,6 +497,8 @@ fn streamed(visited: std::result::Result<(), String>, warnings: &mut Vec<String>
 /// Refits every consumer of the removed units on calibration data from `source`, against the
 /// dense model's inputs (`Independent`) or in waves on the pruned model's own inputs
 /// (`Sequential`; `rebuild` turns the deltas fitted so far into that pruned model).
+/// `prepared` Gram matrices (from `obs` importance) replace an independent fit's own pass.
+#[allow(clippy::too_many_arguments)]
 pub fn reconstruct(
     model: &Model,
     groups: &[&Group],
@@ -479,6 +506,7 @@ pub fn reconstruct(
     source: &mut dyn ActivationSource,
     target: ReconstructTarget,
     rebuild: &Rebuild<'_>,
+    prepared: &mut Prepared,
     warnings: &mut Vec<String>,
 ) -> Result<Reconstruction> {
     let jobs = jobs(model, groups, removed, warnings)?;
@@ -494,7 +522,28 @@ pub fn reconstruct(
     }
     let mut out = Reconstruction::default();
     let mut refitted = 0;
-    for pass in passes(&refs) {
+    // Consumers whose Gram matrices `obs` importance already accumulated on the dense inputs
+    // are solved from them; the others take passes of their own.
+    let mut ready: Vec<(&Job, Finished)> = Vec::new();
+    let mut rest: Vec<&Job> = Vec::new();
+    for job in refs {
+        match prepared.remove(&job.node) {
+            Some(gram) if gram.n == job.features() => ready.push((job, gram)),
+            _ => rest.push(job),
+        }
+    }
+    let start = Instant::now();
+    let fits: Vec<(&Job, Result<Outcome>)> = ready
+        .into_par_iter()
+        .map(|(job, gram)| (job, fit_independent(model, job, gram)))
+        .collect();
+    out.timing.solve_s += start.elapsed().as_secs_f64();
+    for (job, fit) in fits {
+        refitted += 1;
+        step.set(refitted);
+        record(&mut out, job, fit?, warnings);
+    }
+    for pass in passes(&rest) {
         let values = inputs_of(&pass);
         let mut grams: Vec<Gram> = pass.iter().map(|j| Gram::new(j.features())).collect();
         let mut batches = vec![0usize; values.len()];
@@ -522,7 +571,7 @@ pub fn reconstruct(
         let fits: Vec<(&Job, Result<Outcome>)> = pass
             .into_par_iter()
             .zip(grams)
-            .map(|(job, gram)| (job, fit_independent(model, job, gram)))
+            .map(|(job, gram)| (job, fit_independent(model, job, Finished::from(gram))))
             .collect();
         out.timing.solve_s += start.elapsed().as_secs_f64();
         for (job, fit) in fits {
@@ -567,13 +616,13 @@ fn record(out: &mut Reconstruction, job: &Job, outcome: Outcome, warnings: &mut 
 }
 
 /// A consumer's original weights and bias.
-struct Weights {
+pub(crate) struct Weights {
     pub weights: Vec<f32>,
     pub bias: Option<Vec<f32>>,
 }
 
 impl Weights {
-    fn load(model: &Model, job: &Job) -> Result<Self> {
+    pub(crate) fn load(model: &Model, job: &Job) -> Result<Self> {
         let graph = model.graph();
         let layer_error =
             |reason: String| PruneError::InvalidResult(format!("{}: {reason}", job.layer));
@@ -602,7 +651,7 @@ impl Weights {
     }
 
     /// The original value of feature `f` (the bias column last) for output `o`.
-    fn get(&self, job: &Job, o: usize, f: usize) -> f64 {
+    pub(crate) fn get(&self, job: &Job, o: usize, f: usize) -> f64 {
         let features = job.channels * job.kernel_len();
         match &self.bias {
             Some(b) if f == features => b[o] as f64,
@@ -640,12 +689,12 @@ fn at(job: &Job, o: usize, f: usize) -> usize {
 }
 
 /// Solves one consumer against the dense model's inputs (its own weights as the target).
-fn fit_independent(model: &Model, job: &Job, gram: Gram) -> Result<Outcome> {
+fn fit_independent(model: &Model, job: &Job, gram: Finished) -> Result<Outcome> {
     if gram.rows == 0 {
         return Ok(Outcome::NoRows);
     }
     let n = gram.n;
-    let gram = gram.finish();
+    let gram = gram.matrix;
     let w = Weights::load(model, job)?;
     let kept = job.kept();
     let unpenalised: Vec<usize> = if w.bias.is_some() {

@@ -26,6 +26,11 @@ pub enum Importance {
     /// over its channels `c` and the consumers reading them (the energy the unit adds to
     /// their outputs on calibration data, correlations ignored; needs calibration data).
     Weighted,
+    /// Structured Optimal Brain Surgeon on the reconstruction statistics: units removed
+    /// greedily by the least increase of their consumers' least-squares reconstruction error
+    /// (each consumer's relative to its dense output energy), re-fitting after every removal
+    /// (see `obs`; needs calibration data).
+    Obs,
 }
 
 impl std::str::FromStr for Importance {
@@ -38,8 +43,9 @@ impl std::str::FromStr for Importance {
             "bn" => Ok(Importance::Bn),
             "activation" => Ok(Importance::Activation),
             "weighted" => Ok(Importance::Weighted),
+            "obs" => Ok(Importance::Obs),
             _ => Err(format!(
-                "unknown importance '{s}': use l1, l2, random, bn, activation or weighted"
+                "unknown importance '{s}': use l1, l2, random, bn, activation, weighted or obs"
             )),
         }
     }

@@ -39,7 +39,7 @@ pub struct OrtBench {
 /// The pruner's passes for a validated plan's decisions. The plan resolved every decision to an
 /// exact kept count (`ResolvedPrune::keep`): the pruner keeps that count, so the model is the
 /// network the plan describes. One pass per importance criterion (the pruner scores a whole
-/// spec with one), in the order L1, L2, random. Protection was decided when the plan was
+/// spec with one), in the order L1, L2, random, OBS. Protection was decided when the plan was
 /// validated (the context's protected layers): the pruner applies the plan as it stands.
 pub fn prune_specs(decisions: &[ResolvedPrune]) -> Vec<profagent_prune::PruneSpec> {
     let criteria = [
@@ -49,6 +49,7 @@ pub fn prune_specs(decisions: &[ResolvedPrune]) -> Vec<profagent_prune::PruneSpe
             ImportanceCriterion::Random,
             profagent_prune::Importance::Random,
         ),
+        (ImportanceCriterion::Obs, profagent_prune::Importance::Obs),
     ];
     criteria
         .into_iter()
@@ -192,7 +193,13 @@ impl Workbench for OrtBench {
     ) -> Result<(Model, serde_json::Value), AgentError> {
         let mut current = model.clone();
         let mut reports = Vec::new();
-        for spec in prune_specs(decisions) {
+        for mut spec in prune_specs(decisions) {
+            let mut notes = Vec::new();
+            if spec.importance == profagent_prune::Importance::Obs && self.calibration.is_empty() {
+                // OBS ranks from calibration statistics; with none, weights decide.
+                spec.importance = profagent_prune::Importance::L1;
+                notes.push("no calibration data: obs criterion applied as l1".to_string());
+            }
             // Bias correction on the calibration slice keeps each pruned layer's expected
             // output: without it a 25 % cut of a residual stage can cost tens of points.
             let mut activations =
@@ -203,8 +210,9 @@ impl Workbench for OrtBench {
                 } else {
                     Some(&mut activations)
                 };
-            let (pruned, report) =
+            let (pruned, mut report) =
                 profagent_prune::prune(&current, &spec, source).map_err(|e| step("prune", e))?;
+            report.warnings.extend(notes);
             reports.push(serde_json::json!({
                 "params_before": report.params_before, "params_after": report.params_after,
                 "macs_before": report.macs_before, "macs_after": report.macs_after,

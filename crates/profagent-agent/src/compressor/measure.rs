@@ -501,7 +501,7 @@ impl Probe<'_> {
             error: Some(error),
         };
         let mut plan = profagent_plan::CompressionPlan::empty("sensitivity measurement");
-        plan.pruning.push(crate::builtin::l1_decision(
+        plan.pruning.push(crate::builtin::prune_decision(
             group,
             ratio,
             crate::builtin::round_to_for(group.channels),

@@ -53,8 +53,9 @@ pub struct Args {
     #[arg(long, value_name = "R")]
     pub heads: Option<f64>,
 
-    /// How units are scored: l1, l2, random, bn (BatchNorm |gamma|) or activation (mean
-    /// |activation| over --calib data).
+    /// How units are scored: l1, l2, random, bn (BatchNorm |gamma|), activation (mean
+    /// |activation| over --calib data), weighted (activation-weighted consumer norm) or obs
+    /// (greedy Optimal Brain Surgeon: the least added reconstruction error; needs --calib).
     #[arg(long, default_value = "l1", value_name = "KIND")]
     pub importance: Importance,
 
@@ -362,6 +363,12 @@ fn print_report(report: &PruneReport) {
         println!(
             "reconstruction: {} passes over the calibration data, {:.1} s running the model, {:.1} s sampling rows and Gram updates, {:.1} s solving",
             t.passes, t.runtime_s, t.gram_s, t.solve_s
+        );
+    }
+    if let Some(t) = &report.obs_timing {
+        println!(
+            "obs importance: {:.1} s gathering Gram matrices (reused by independent reconstruction), {:.1} s ranking units",
+            t.statistics_s, t.ranking_s
         );
     }
 }
