@@ -160,3 +160,25 @@ fn a_corrupt_image_is_bad_input_for_compress() {
     assert_eq!(errors.len(), 1, "{stderr}");
     assert!(errors[0].contains("zz_broken.jpg"), "{stderr}");
 }
+
+/// A reader that goes away (`profagent eval ... 2>&1 | head -c 20`, a parent that died) ends
+/// the run quietly with the shell's SIGPIPE status, never a panic (exit 101) on the next
+/// progress line.
+#[test]
+fn a_closed_output_pipe_ends_the_run_without_a_panic() {
+    let root = example_root();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_profagent"))
+        .arg("eval")
+        .arg(root.join("resnet20_cifar10.onnx"))
+        .arg("--data")
+        .arg(root.join("cifar10-sample"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Nobody reads: both pipes are closed at once.
+    drop(child.stdout.take());
+    drop(child.stderr.take());
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(141), "{status:?}");
+}
