@@ -50,9 +50,12 @@ def finished(run_dir):
     return os.path.exists(path) and json.load(open(path)).get("final") is not None
 
 
-def compress(tool, model, seen, run_dir, rounds, extra):
-    """One compress run into run_dir (kept when already finished); its report and wall seconds."""
+def compress(tool, model, seen, run_dir, rounds, extra, score_only=False):
+    """One compress run into run_dir (kept when already finished); its report and wall seconds
+    (None, None: not finished and `score_only`)."""
     if not finished(run_dir):
+        if score_only:
+            return None, None
         argv = [tool, "compress", model, "--data", seen, "--preset", "cifar10", *BUDGET,
                 "--rounds", str(rounds), "--compare-seconds", "5", "--out", run_dir, *extra]
         print("running:", " ".join(rel(a) for a in argv), file=sys.stderr)
@@ -142,22 +145,31 @@ def model_section(args, name, seen, x, y, gguf):
     if llm:
         runs += [("SmolLM2 guarded", "smollm2_guarded", llm),
                  ("SmolLM2 alone (`--no-guardrail`)", "smollm2_alone", llm + ["--no-guardrail"])]
-    results = []  # (label, report, wall, model path, source report or None)
+    results, missing = [], []  # results: (label, report, wall, run dir, source report or None)
+
+    def run(label, run_dir, extra, source=None):
+        report, wall = compress(args.profagent, s.model, seen, run_dir, args.rounds, extra, args.score_only)
+        if report is None:
+            missing.append(label)
+        else:
+            results.append((label, report, wall, run_dir, source))
+        return report
+
     for label, slot, extra in runs:
         run_dir = os.path.join(work, slot)
-        report, wall = compress(args.profagent, s.model, seen, run_dir, args.rounds, extra)
-        results.append((label, report, wall, run_dir, None))
-        if slot != "builtin":
-            replay_dir = os.path.join(work, slot + "_replay")
-            replayed, rwall = compress(args.profagent, s.model, seen, replay_dir, args.rounds,
-                                       ["--replay", run_dir])
-            results.append((f"{label}, replayed", replayed, rwall, replay_dir, report))
+        report = run(label, run_dir, extra)
+        if slot != "builtin" and report is not None:
+            run(f"{label}, replayed", os.path.join(work, slot + "_replay"), ["--replay", run_dir], report)
+        elif slot != "builtin":
+            missing.append(f"{label}, replayed")
     for source in transcripts(args.transcripts, s.model):
-        slot = "transcript_" + os.path.basename(os.path.normpath(source))
-        replay_dir = os.path.join(work, slot)
         recorded = json.load(open(os.path.join(source, "report.json")))
-        replayed, rwall = compress(args.profagent, s.model, seen, replay_dir, args.rounds, ["--replay", source])
-        results.append((f"recorded {short(recorded['planner'], gguf)}, replayed", replayed, rwall, replay_dir, recorded))
+        run(f"recorded {short(recorded['planner'], gguf)}, replayed",
+            os.path.join(work, "transcript_" + os.path.basename(os.path.normpath(source))),
+            ["--replay", source], recorded)
+    if not results or results[0][0] != "built-in":
+        return [f"## {name}", "", "Not run: the built-in planner's run has not finished in the working folder "
+                "(this file was generated with `--score-only`).", ""]
 
     builtin_ok = s.correct(os.path.join(results[0][3], "model.onnx"))
     builtin_macs = macs(args.profagent, os.path.join(results[0][3], "model.onnx"))
@@ -200,15 +212,18 @@ def model_section(args, name, seen, x, y, gguf):
         lines += ["", "Rounds where the guardrail applied the built-in proposal (`builtin*`), or no plan was applied:", ""] + notes
     if replay_notes:
         lines += ["", "Replays (no LLM loaded: the recorded answers go through the same parse / validate path):", ""] + replay_notes
+    if missing:
+        lines += ["", "**Not finished when this file was generated** (generated with `--score-only` from the runs "
+                  "finished in the working folder; the time this session had ran out): " + "; ".join(missing) + "."]
     lines += ["", verdict(scored, builtin_macs, builtin_ok, s.dense_macs), ""]
     return lines
 
 
 def verdict(scored, builtin_macs, builtin_ok, dense_macs):
     if "SmolLM2 guarded" not in scored:
-        return "**Verdict:** no SmolLM2 run (no GGUF given)."
+        return "**Verdict:** none: no finished SmolLM2 run."
     out = []
-    for label in ["SmolLM2 guarded", "SmolLM2 alone (`--no-guardrail`)"]:
+    for label in [k for k in ["SmolLM2 guarded", "SmolLM2 alone (`--no-guardrail`)"] if k in scored]:
         m, ok = scored[label]
         p, only_b, only_s = mcnemar(builtin_ok, ok)
         lower = ok.mean() < builtin_ok.mean() and p < 0.05
@@ -249,6 +264,8 @@ def main():
     ap.add_argument("--gguf", help="SmolLM2 GGUF (default: scripts/ensure-llm-model.sh)")
     ap.add_argument("--no-llm", action="store_true", help="built-in planner (and transcripts) only")
     ap.add_argument("--transcripts", help="folder of recorded compress run directories to replay")
+    ap.add_argument("--score-only", action="store_true",
+                    help="start no compress run: score the runs finished in --work, list the rest as not finished")
     ap.add_argument("--out")
     ap.add_argument("--work", help="working folder; runs and pruned models already in it are reused")
     args = ap.parse_args()
