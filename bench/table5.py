@@ -42,7 +42,6 @@ from common import run_tool, uniform_prune  # noqa: E402
 
 MODELS = os.path.join(SHARED, "models")
 BUDGET = ["--target-macs", "0.6", "--max-acc-drop", "1"]
-WALL = "bench_wall_s.txt"  # beside report.json: the wall time of the command that wrote the run
 
 
 def finished(run_dir):
@@ -50,21 +49,34 @@ def finished(run_dir):
     return os.path.exists(path) and json.load(open(path)).get("final") is not None
 
 
+def wait_for_writer(run_dir):
+    """Waits while another live process holds run_dir's lock (a run started by hand or by a
+    second bench process): the run is then reused instead of clashing with it."""
+    lock = os.path.join(run_dir, ".profagent.lock")
+    while os.path.exists(lock):
+        try:
+            pid = int(open(lock).read().strip())
+            os.kill(pid, 0)
+        except (ValueError, OSError):
+            return
+        print(f"waiting for process {pid}, which is writing {run_dir}", file=sys.stderr)
+        time.sleep(30)
+
+
 def compress(tool, model, seen, run_dir, rounds, extra, score_only=False):
     """One compress run into run_dir (kept when already finished); its report and wall seconds
-    (None, None: not finished and `score_only`)."""
+    (the report's own `seconds`), or (None, None) when not finished and `score_only`."""
+    if not score_only:
+        wait_for_writer(run_dir)
     if not finished(run_dir):
         if score_only:
             return None, None
         argv = [tool, "compress", model, "--data", seen, "--preset", "cifar10", *BUDGET,
                 "--rounds", str(rounds), "--compare-seconds", "5", "--out", run_dir, *extra]
         print("running:", " ".join(rel(a) for a in argv), file=sys.stderr)
-        start = time.perf_counter()
         run_tool(argv)
-        open(os.path.join(run_dir, WALL), "w").write(f"{time.perf_counter() - start:.1f}\n")
-    wall = os.path.join(run_dir, WALL)
-    return (json.load(open(os.path.join(run_dir, "report.json"))),
-            float(open(wall).read()) if os.path.exists(wall) else None)
+    report = json.load(open(os.path.join(run_dir, "report.json")))
+    return report, report.get("seconds")
 
 
 def short(planner, gguf):
@@ -295,7 +307,7 @@ def main():
             f"{len(CALIB)} odd-half images; the better of the two is shown (its MACs in brackets). "
             "Proposals used: the report's per-round `planner` field: `LLM` the LLM's own plan, `builtin*` the "
             "built-in proposal applied by the guardrail (reasons below each table), `none` no valid plan. "
-            "Wall s: the compress command's wall time (a replay re-runs the rewrites, not the measurements).", ""]
+            "Wall s: the run's own time (report.json `seconds`; a replay re-runs the rewrites, not the measurements).", ""]
     if args.transcripts:
         head += [f"Recorded transcripts: run directories under `{rel(args.transcripts)}` replayed per model.", ""]
     else:
