@@ -12,6 +12,7 @@ Ratios are always against the baseline measured in the same run.
 """
 import argparse
 import json
+import math
 import os
 import platform
 import shlex
@@ -203,6 +204,78 @@ def profagent_macs(tool, path):
     """The model's MACs at batch 1 as `profagent profile --json` counts them."""
     out = subprocess.run([tool, "profile", path, "--json", "-"], capture_output=True, text=True, check=True).stdout
     return json.loads(out)["model"]["macs"]
+
+
+# ---------- the planner benches' CIFAR-10 split (planner_vs_uniform.py, table5.py) ----------
+# Odd indices (5,000 images): all a compress run sees. Even indices (5,000): score every model.
+SEEN = [i for i in range(10000) if i % 2 == 1]
+SCORE = [i for i in range(10000) if i % 2 == 0]
+CALIB = SEEN[::19][:256]  # the uniform baselines' calibration images, from the odd half
+
+
+def cifar_files():
+    root = os.path.join(SHARED, "data", "cifar10-test")
+    return [(os.path.join(root, c, f), c) for c in sorted(os.listdir(root))
+            for f in sorted(os.listdir(os.path.join(root, c)))]
+
+
+def seen_folder(work):
+    """A class-folder tree of symlinks to the odd-index images (what compress may see); made
+    once per working folder."""
+    folder = os.path.join(work, "seen")
+    if os.path.isdir(folder):
+        return folder
+    all_files = cifar_files()
+    for i in SEEN:
+        path, label = all_files[i]
+        os.makedirs(os.path.join(folder, label), exist_ok=True)
+        os.symlink(path, os.path.join(folder, label, os.path.basename(path)))
+    return folder
+
+
+def run_tool(argv, env=None):
+    """Runs a profagent command; exit 1 (compress ended without meeting every target) is a result."""
+    p = subprocess.run(argv, capture_output=True, text=True, env=env)
+    if p.returncode not in (0, 1):
+        sys.exit(f"failed ({p.returncode}): {' '.join(argv)}\n{p.stderr[-3000:]}")
+    return p
+
+
+def mcnemar(a, b):
+    """Exact two-sided McNemar p-value of a vs b (per-image correctness), with the discordant counts."""
+    only_a = int(np.sum(a & ~b))
+    only_b = int(np.sum(b & ~a))
+    n = only_a + only_b
+    if n == 0:
+        return 1.0, only_a, only_b
+    k = min(only_a, only_b)
+    tail = sum(math.comb(n, i) for i in range(k + 1)) / 2 ** n
+    return min(1.0, 2 * tail), only_a, only_b
+
+
+def uniform_prune(tool, model, out, ratio, importance, calib, reconstruct):
+    """`profagent prune --ratio` (uniform); with `calib`, on CALIB's images, reconstructing unless told not to."""
+    argv = [tool, "prune", model, "-o", out, "--ratio", f"{ratio:.6f}", "--importance", importance,
+            "--check-runtime", "none"]
+    if calib:
+        argv += ["--calib", calib, "--calib-samples", str(len(CALIB))]
+        if not reconstruct:
+            argv += ["--no-reconstruct"]
+    run_tool(argv)
+
+
+def matched_ratio(tool, model, target, work):
+    """The uniform ratio whose pruned graph has `target` MACs (bisection on the graph alone)."""
+    lo, hi = 0.0, 0.9
+    out = os.path.join(work, "probe.onnx")
+    for _ in range(12):
+        mid = (lo + hi) / 2
+        uniform_prune(tool, model, out, mid, "l1", None, False)
+        if profagent_macs(tool, out) > target:
+            lo = mid
+        else:
+            hi = mid
+    return hi
 
 
 def fidelity(out, ref):

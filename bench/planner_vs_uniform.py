@@ -22,86 +22,23 @@ count). The markdown is printed and, with --out, written (never edit that file b
 import argparse
 import datetime
 import json
-import math
 import os
-import subprocess
 import sys
 import tempfile
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import SHARED, cifar, predictions, rel  # noqa: E402
+from common import CALIB, SCORE, SHARED, cifar, matched_ratio, mcnemar, predictions, rel, seen_folder  # noqa: E402
 from common import profagent_macs as macs  # noqa: E402
+from common import run_tool as run  # noqa: E402
+from common import uniform_prune as prune  # noqa: E402
 
 MODELS = os.path.join(SHARED, "models")
-ROOT = os.path.join(SHARED, "data", "cifar10-test")
-SEEN = [i for i in range(10000) if i % 2 == 1]
-SCORE = [i for i in range(10000) if i % 2 == 0]
-CALIB = SEEN[::19][:256]
-
-
-def files():
-    return [(os.path.join(ROOT, c, f), c) for c in sorted(os.listdir(ROOT))
-            for f in sorted(os.listdir(os.path.join(ROOT, c)))]
-
-
-def seen_folder(work):
-    """A class-folder tree of symlinks to the odd-index images (what compress may see)."""
-    folder = os.path.join(work, "seen")
-    all_files = files()
-    for i in SEEN:
-        path, label = all_files[i]
-        os.makedirs(os.path.join(folder, label), exist_ok=True)
-        os.symlink(path, os.path.join(folder, label, os.path.basename(path)))
-    return folder
-
-
-def run(argv):
-    p = subprocess.run(argv, capture_output=True, text=True)
-    if p.returncode not in (0, 1):  # 1: compress ended without meeting every target
-        sys.exit(f"failed ({p.returncode}): {' '.join(argv)}\n{p.stderr[-3000:]}")
-    return p
 
 
 def correct(path, x, y):
     return predictions(path, x) == y
-
-
-def mcnemar(a, b):
-    """Exact two-sided McNemar p-value of a vs b (per-image correctness), with the discordant counts."""
-    only_a = int(np.sum(a & ~b))
-    only_b = int(np.sum(b & ~a))
-    n = only_a + only_b
-    if n == 0:
-        return 1.0, only_a, only_b
-    k = min(only_a, only_b)
-    tail = sum(math.comb(n, i) for i in range(k + 1)) / 2 ** n
-    return min(1.0, 2 * tail), only_a, only_b
-
-
-def prune(tool, model, out, ratio, importance, calib, reconstruct):
-    argv = [tool, "prune", model, "-o", out, "--ratio", f"{ratio:.6f}", "--importance", importance,
-            "--check-runtime", "none"]
-    if calib:
-        argv += ["--calib", calib, "--calib-samples", str(len(CALIB))]
-        if not reconstruct:
-            argv += ["--no-reconstruct"]
-    run(argv)
-
-
-def matched_ratio(tool, model, target, work):
-    """The uniform ratio whose pruned graph has `target` MACs (bisection on the graph alone)."""
-    lo, hi = 0.0, 0.9
-    out = os.path.join(work, "probe.onnx")
-    for _ in range(12):
-        mid = (lo + hi) / 2
-        prune(tool, model, out, mid, "l1", None, False)
-        if macs(tool, out) > target:
-            lo = mid
-        else:
-            hi = mid
-    return hi
 
 
 def main():
@@ -116,7 +53,7 @@ def main():
     tool = args.profagent
     work = args.work or tempfile.mkdtemp(prefix="profagent_planner_")
     os.makedirs(work, exist_ok=True)
-    seen = os.path.join(work, "seen") if os.path.isdir(os.path.join(work, "seen")) else seen_folder(work)
+    seen = seen_folder(work)
     c, _ = cifar(CALIB)
     calib = os.path.join(work, "calib.npy")
     np.save(calib, c)
