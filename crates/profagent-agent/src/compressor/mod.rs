@@ -159,24 +159,7 @@ pub fn compress(
             "round {round}/{rounds}: planning with {}",
             planner.describe()
         ));
-        // Planners may ask for a group's sensitivity on the current model before they answer.
-        let mut measure = measure::LoopMeasure {
-            bench: &mut *bench,
-            model: &state.float,
-            analysis: &state.analysis,
-            reference: state
-                .quantization
-                .is_empty()
-                .then(|| state.evaluation.clone()),
-            progress: &mut *progress,
-        };
-        let proposal = planner.propose_measured(
-            round,
-            &planning,
-            &state.analysis.context,
-            &mut |e| run_dir.record(e),
-            &mut measure,
-        )?;
+        let proposal = ask(planner, round, &planning, &state, bench, run_dir, progress)?;
         let used = proposal.used.clone().unwrap_or_else(|| planner.describe());
         let mut record = round_record(round, used, &proposal);
         let outcome = match &proposal.plan {
@@ -445,6 +428,36 @@ fn prepare(
 }
 
 /// A round's record as the planner left it (nothing applied or judged yet).
+/// The planner's proposal for `round`, its exchanges recorded in `run_dir`; it may ask for a
+/// group's sensitivity on the current model before it answers (`measure::LoopMeasure`).
+fn ask(
+    planner: &mut dyn Planner,
+    round: usize,
+    planning: &PlanningInput,
+    state: &State,
+    bench: &mut dyn Workbench,
+    run_dir: &RunDir,
+    progress: &mut dyn Progress,
+) -> Result<Proposal, AgentError> {
+    let mut measure = measure::LoopMeasure {
+        bench,
+        model: &state.float,
+        analysis: &state.analysis,
+        reference: state
+            .quantization
+            .is_empty()
+            .then(|| state.evaluation.clone()),
+        progress,
+    };
+    planner.propose_measured(
+        round,
+        planning,
+        &state.analysis.context,
+        &mut |e| run_dir.record(e),
+        &mut measure,
+    )
+}
+
 fn round_record(round: usize, planner: String, proposal: &Proposal) -> RoundRecord {
     let plan = proposal.plan.as_ref();
     RoundRecord {
