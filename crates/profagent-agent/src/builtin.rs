@@ -732,6 +732,7 @@ impl Planner for BuiltinPlanner {
         input: &PlanningInput,
         context: &PlanContext,
         record: &mut Recorder<'_>,
+        _measure: &mut dyn crate::planner::Measure,
     ) -> Result<Proposal, AgentError> {
         let plan = self.plan(input, context);
         let answer = serde_json::to_string_pretty(&plan).map_err(|e| AgentError::Step {

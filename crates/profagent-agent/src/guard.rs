@@ -19,7 +19,7 @@ use crate::builtin::BuiltinPlanner;
 use crate::error::AgentError;
 use crate::estimate::{accuracy_left, estimate, PlanEstimate};
 use crate::facts::{Objective, PlanningInput};
-use crate::planner::{Measure, NoMeasure, Planner, Proposal, Recorder};
+use crate::planner::{Measure, Planner, Proposal, Recorder};
 
 /// How the guarded planner describes itself (`--replay` re-creates the guard from it).
 pub const GUARD_SUFFIX: &str = " (guarded by builtin)";
@@ -119,21 +119,9 @@ impl Planner for GuardedPlanner {
         input: &PlanningInput,
         context: &PlanContext,
         record: &mut Recorder<'_>,
-    ) -> Result<Proposal, AgentError> {
-        self.propose_measured(round, input, context, record, &mut NoMeasure)
-    }
-
-    fn propose_measured(
-        &mut self,
-        round: usize,
-        input: &PlanningInput,
-        context: &PlanContext,
-        record: &mut Recorder<'_>,
         measure: &mut dyn Measure,
     ) -> Result<Proposal, AgentError> {
-        let mut proposal = self
-            .llm
-            .propose_measured(round, input, context, record, measure)?;
+        let mut proposal = self.llm.propose(round, input, context, record, measure)?;
         // The built-in proposal from the same facts; not recorded (the transcript holds what
         // the LLM said; a replay recomputes this from the recorded measurements).
         let builtin = validate(&self.builtin.plan(input, context), context).ok();

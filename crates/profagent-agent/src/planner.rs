@@ -43,25 +43,17 @@ pub type Recorder<'a> = dyn FnMut(&TranscriptEntry) -> Result<(), AgentError> + 
 pub trait Planner {
     /// "builtin", "openai:gpt-4o", ...
     fn describe(&self) -> String;
+    /// The plan for `round`; `measure` answers what the planner may ask for while it plans
+    /// (the `compress` loop passes its own, others `NoMeasure`; planners that cannot ask
+    /// ignore it).
     fn propose(
         &mut self,
         round: usize,
         input: &PlanningInput,
         context: &PlanContext,
         record: &mut Recorder<'_>,
+        measure: &mut dyn Measure,
     ) -> Result<Proposal, AgentError>;
-    /// `propose`, with measurements the planner may ask for while it plans (the `compress`
-    /// loop passes its own; planners that cannot ask ignore them).
-    fn propose_measured(
-        &mut self,
-        round: usize,
-        input: &PlanningInput,
-        context: &PlanContext,
-        record: &mut Recorder<'_>,
-        _measure: &mut dyn Measure,
-    ) -> Result<Proposal, AgentError> {
-        self.propose(round, input, context, record)
-    }
 }
 
 /// Measurements a planner may ask for before it answers, without spending a round (the
@@ -76,7 +68,7 @@ pub trait Measure {
     fn probe(&mut self, group: &str, ratio: f64) -> Result<GroupSensitivity, String>;
 }
 
-/// No measurements (a planner called outside the `compress` loop).
+/// No measurements (a planner called outside the `compress` loop, or a replay).
 pub struct NoMeasure;
 
 impl Measure for NoMeasure {
@@ -124,16 +116,6 @@ impl Planner for AnalysisAgent {
     }
 
     fn propose(
-        &mut self,
-        round: usize,
-        input: &PlanningInput,
-        context: &PlanContext,
-        record: &mut Recorder<'_>,
-    ) -> Result<Proposal, AgentError> {
-        self.propose_measured(round, input, context, record, &mut NoMeasure)
-    }
-
-    fn propose_measured(
         &mut self,
         round: usize,
         input: &PlanningInput,

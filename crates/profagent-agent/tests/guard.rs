@@ -6,7 +6,7 @@
 use profagent_agent::estimate::{estimate, expected_group_drop, over_budget};
 use profagent_agent::facts::*;
 use profagent_agent::guard::{prefer_builtin, GuardedPlanner};
-use profagent_agent::planner::{AnalysisAgent, Planner};
+use profagent_agent::planner::{AnalysisAgent, NoMeasure, Planner};
 use profagent_agent::provider::replay::ReplayProvider;
 use profagent_plan::{validate, CompressionPlan, GroupInfo, PlanContext, ValidatedPlan};
 
@@ -171,10 +171,16 @@ fn an_over_budget_answer_is_repaired_before_it_is_applied() {
     let mut agent = GuardedPlanner::new(Box::new(AnalysisAgent::new(Box::new(provider))));
     let mut transcript = Vec::new();
     let proposal = agent
-        .propose(1, &input, &context, &mut |e| {
-            transcript.push(e.clone());
-            Ok(())
-        })
+        .propose(
+            1,
+            &input,
+            &context,
+            &mut |e| {
+                transcript.push(e.clone());
+                Ok(())
+            },
+            &mut NoMeasure,
+        )
         .unwrap();
     assert_eq!(proposal.attempts, 2);
     assert_eq!(transcript[0].verdict, "over_budget");
@@ -194,7 +200,9 @@ fn an_over_budget_answer_is_repaired_before_it_is_applied() {
     // that gets applied, named as such.
     let provider = ReplayProvider::new("scripted", vec![answer("dear", 64); 3]);
     let mut agent = GuardedPlanner::new(Box::new(AnalysisAgent::new(Box::new(provider))));
-    let proposal = agent.propose(1, &input, &context, &mut |_| Ok(())).unwrap();
+    let proposal = agent
+        .propose(1, &input, &context, &mut |_| Ok(()), &mut NoMeasure)
+        .unwrap();
     let used = proposal.used.expect("the guard replaced the plan");
     assert!(used.starts_with("builtin (guardrail:"), "{used}");
     assert!(proposal

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use profagent_agent::config::LlmSettings;
 use profagent_agent::facts::*;
-use profagent_agent::planner::{AnalysisAgent, Planner, Proposal};
+use profagent_agent::planner::{AnalysisAgent, NoMeasure, Planner, Proposal};
 use profagent_agent::provider::anthropic::Anthropic;
 use profagent_agent::provider::http::HttpPolicy;
 use profagent_agent::provider::openai::OpenAiCompatible;
@@ -137,10 +137,16 @@ fn run(
 ) -> (Result<Proposal, AgentError>, Vec<TranscriptEntry>) {
     let mut agent = AnalysisAgent::new(Box::new(client));
     let mut entries = Vec::new();
-    let result = agent.propose(1, &input(), &context(), &mut |e: &TranscriptEntry| {
-        entries.push(e.clone());
-        Ok(())
-    });
+    let result = agent.propose(
+        1,
+        &input(),
+        &context(),
+        &mut |e: &TranscriptEntry| {
+            entries.push(e.clone());
+            Ok(())
+        },
+        &mut NoMeasure,
+    );
     (result, entries)
 }
 
@@ -324,9 +330,13 @@ fn the_key_goes_in_a_header_and_never_into_the_run_directory() {
     let run_dir = RunDir::create(dir.path(), vec![KEY.to_string()]).unwrap();
     let mut agent = AnalysisAgent::new(Box::new(client));
     agent
-        .propose(1, &input(), &context(), &mut |e: &TranscriptEntry| {
-            run_dir.record(e)
-        })
+        .propose(
+            1,
+            &input(),
+            &context(),
+            &mut |e: &TranscriptEntry| run_dir.record(e),
+            &mut NoMeasure,
+        )
         .unwrap();
     assert_eq!(
         server.received.lock().unwrap()[0].header("authorization"),
@@ -575,7 +585,13 @@ fn a_run_with_tool_calls_is_recorded_and_replays() {
     );
     let mut replayed = profagent_agent::planner::replay_planner(dir.path()).unwrap();
     let proposal = replayed
-        .propose(1, &input(), &context(), &mut |_: &TranscriptEntry| Ok(()))
+        .propose(
+            1,
+            &input(),
+            &context(),
+            &mut |_: &TranscriptEntry| Ok(()),
+            &mut NoMeasure,
+        )
         .unwrap();
     assert_eq!(proposal.plan.unwrap(), original);
 }

@@ -449,7 +449,7 @@ fn ask(
             .then(|| state.evaluation.clone()),
         progress,
     };
-    planner.propose_measured(
+    planner.propose(
         round,
         planning,
         &state.analysis.context,
