@@ -532,17 +532,13 @@ pub fn reconstruct(
             _ => rest.push(job),
         }
     }
-    let start = Instant::now();
-    let fits: Vec<(&Job, Result<Outcome>)> = ready
-        .into_par_iter()
-        .map(|(job, gram)| (job, fit_independent(model, job, gram)))
-        .collect();
-    out.timing.solve_s += start.elapsed().as_secs_f64();
-    for (job, fit) in fits {
-        refitted += 1;
-        step.set(refitted);
-        record(&mut out, job, fit?, warnings);
-    }
+    solve_and_record(
+        &mut out,
+        ready,
+        |job, gram| fit_independent(model, job, gram),
+        (&mut refitted, &step),
+        warnings,
+    )?;
     for pass in passes(&rest) {
         let values = inputs_of(&pass);
         let mut grams: Vec<Gram> = pass.iter().map(|j| Gram::new(j.features())).collect();
@@ -567,18 +563,13 @@ pub fn reconstruct(
         if !streamed(visited, warnings)? {
             return Ok(Reconstruction::default());
         }
-        let start = Instant::now();
-        let fits: Vec<(&Job, Result<Outcome>)> = pass
-            .into_par_iter()
-            .zip(grams)
-            .map(|(job, gram)| (job, fit_independent(model, job, Finished::from(gram))))
-            .collect();
-        out.timing.solve_s += start.elapsed().as_secs_f64();
-        for (job, fit) in fits {
-            refitted += 1;
-            step.set(refitted);
-            record(&mut out, job, fit?, warnings);
-        }
+        solve_and_record(
+            &mut out,
+            pass.into_iter().zip(grams).collect(),
+            |job, gram| fit_independent(model, job, Finished::from(gram)),
+            (&mut refitted, &step),
+            warnings,
+        )?;
     }
     Ok(out)
 }
@@ -592,6 +583,29 @@ enum Outcome {
     },
     Singular,
     NoRows,
+}
+
+/// Solves `jobs` (each with its Gram statistics) in parallel with `fit`, timed as solve time,
+/// then records every outcome in order, one progress step (`refitted` counts them) each.
+fn solve_and_record<G: Send>(
+    out: &mut Reconstruction,
+    jobs: Vec<(&Job, G)>,
+    fit: impl Fn(&Job, G) -> Result<Outcome> + Sync,
+    (refitted, step): (&mut u64, &profagent_onnx::progress::Step),
+    warnings: &mut Vec<String>,
+) -> Result<()> {
+    let start = Instant::now();
+    let fits: Vec<(&Job, Result<Outcome>)> = jobs
+        .into_par_iter()
+        .map(|(job, gram)| (job, fit(job, gram)))
+        .collect();
+    out.timing.solve_s += start.elapsed().as_secs_f64();
+    for (job, fit) in fits {
+        *refitted += 1;
+        step.set(*refitted);
+        record(out, job, fit?, warnings);
+    }
+    Ok(())
 }
 
 /// Adds one consumer's outcome to `out` (a warning when it was not refitted).

@@ -10,11 +10,10 @@ use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
 use profagent_onnx::{GraphIndex, Model, Patch};
-use rayon::prelude::*;
 
 use super::{
-    fit_normal, inputs_of, passes, picks, record, streamed, Job, Layout, Rebuild, Reconstruction,
-    RowSink, Weights, ROWS_PER_SAMPLE,
+    fit_normal, inputs_of, passes, picks, solve_and_record, streamed, Job, Layout, Rebuild,
+    Reconstruction, RowSink, Weights, ROWS_PER_SAMPLE,
 };
 use crate::calibrate::{expose_values, ActivationSource};
 use crate::error::{PruneError, Result};
@@ -250,18 +249,13 @@ pub(super) fn reconstruct(
                     )));
                 }
             }
-            let start = Instant::now();
-            let fits: Vec<_> = pass
-                .into_par_iter()
-                .zip(grams)
-                .map(|(job, gram)| (job, fit_normal(model, job, gram)))
-                .collect();
-            out.timing.solve_s += start.elapsed().as_secs_f64();
-            for (job, fit) in fits {
-                refitted += 1;
-                step.set(refitted);
-                record(&mut out, job, fit?, warnings);
-            }
+            solve_and_record(
+                &mut out,
+                pass.into_iter().zip(grams).collect(),
+                |job, gram| fit_normal(model, job, gram),
+                (&mut refitted, step),
+                warnings,
+            )?;
         }
     }
     Ok(out)
