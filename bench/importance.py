@@ -26,17 +26,13 @@ import tempfile
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import SHARED, cifar, predictions, rel  # noqa: E402
+from common import SHARED, cifar, rel  # noqa: E402
 from common import profagent_macs as macs  # noqa: E402
-from reconstruct import CALIB, SCORE, timed  # noqa: E402
+from reconstruct import CALIB, RECONSTRUCTION_LINE, SCORE, timed, top1  # noqa: E402
 
 MODELS = os.path.join(SHARED, "models")
 CASES = [("resnet18_cifar10", [0.2, 0.3]), ("vit_tiny_cifar10", [0.3, 0.4]), ("resnet20_cifar10", [0.1, 0.2])]
 IMPORTANCES = ["l1", "weighted", "obs"]
-
-
-def top1(path, x, y):
-    return 100.0 * float((predictions(path, x) == y).mean())
 
 
 def breakdown(stdout):
@@ -44,8 +40,7 @@ def breakdown(stdout):
     m = re.search(r"obs importance: ([\d.]+) s gathering Gram matrices .*?, ([\d.]+) s ranking units", stdout)
     if m:
         parts.append(f"obs: Gram {m.group(1)} s, ranking {m.group(2)} s")
-    m = re.search(r"reconstruction: (\d+) passes .*?, ([\d.]+) s running the model, ([\d.]+) s sampling rows and Gram "
-                  r"updates, ([\d.]+) s solving", stdout)
+    m = RECONSTRUCTION_LINE.search(stdout)
     if m:
         parts.append(f"reconstruction: {m.group(1)} passes, runtime {m.group(2)} s, Gram {m.group(3)} s, "
                      f"solve {m.group(4)} s")

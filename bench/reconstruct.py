@@ -67,9 +67,13 @@ def prune(tool, model, out, ratio, calib, extra):
     return timed(argv), argv
 
 
+# The line `prune` prints about reconstruction: passes, then runtime, Gram and solve seconds.
+RECONSTRUCTION_LINE = re.compile(r"reconstruction: (\d+) passes .*?, ([\d.]+) s running the model, ([\d.]+) s "
+                                 r"sampling rows and Gram updates, ([\d.]+) s solving")
+
+
 def breakdown(stdout):
-    m = re.search(r"reconstruction: (\d+) passes .*?, ([\d.]+) s running the model, ([\d.]+) s sampling rows and Gram "
-                  r"updates, ([\d.]+) s solving", stdout)
+    m = RECONSTRUCTION_LINE.search(stdout)
     return f"{m.group(1)} passes: runtime {m.group(2)} s, Gram {m.group(3)} s, solve {m.group(4)} s" if m else "-"
 
 
