@@ -5,6 +5,7 @@
 //! scored through the layer after it; a consumer that cannot be reconstructed falls back to
 //! `weighted`, with a warning; no calibration data is an error.
 mod common;
+use common::input_of;
 
 use profagent_onnx::builder::GraphBuilder;
 use profagent_onnx::{attr, expose_values, tensor, Model};
@@ -17,17 +18,6 @@ const NOT_WORSE_REL_SLACK: f64 = 1e-6;
 /// (seed 5, keep 8) it ends 0.9 % above the subset `weighted` picks (18.83 vs 18.65); on the
 /// others it is 0-15 % below (measured: 36.96 vs 41.89, 22.76 vs 23.96, 47.09 vs 55.02, ...).
 const GREEDY_MAX_EXCESS: f64 = 0.02;
-
-fn input_of(model: &Model, node_name: &str, slot: usize) -> String {
-    model
-        .graph()
-        .node
-        .iter()
-        .find(|n| n.name() == node_name)
-        .unwrap_or_else(|| panic!("no node {node_name}"))
-        .input[slot]
-        .clone()
-}
 
 fn init(model: &Model, name: &str) -> Vec<f32> {
     let t = model

@@ -5,6 +5,7 @@
 //! (independent, sequential) must. On a chain of convolutions losing real channels,
 //! sequential reconstruction must end at least as close to the dense outputs as independent.
 mod common;
+use common::input_of;
 
 use profagent_onnx::builder::GraphBuilder;
 use profagent_onnx::{tensor, Model};
@@ -59,17 +60,6 @@ fn scale_unit0(model: &mut Model, name: &str, axis: usize, factor: f32) {
         }
     }
     *t = tensor::from_f32(name, &t.dims.clone(), &data);
-}
-
-fn input_of(model: &Model, node_name: &str, slot: usize) -> String {
-    model
-        .graph()
-        .node
-        .iter()
-        .find(|n| n.name() == node_name)
-        .unwrap_or_else(|| panic!("no node {node_name}"))
-        .input[slot]
-        .clone()
 }
 
 /// Largest |a − b| over the largest |a|.

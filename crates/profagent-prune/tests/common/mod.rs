@@ -143,3 +143,15 @@ impl ActivationSource for OrtCalibration {
         Ok(())
     }
 }
+
+/// The name of input `slot` of node `node_name` (panics when there is no such node).
+pub fn input_of(model: &Model, node_name: &str, slot: usize) -> String {
+    model
+        .graph()
+        .node
+        .iter()
+        .find(|n| n.name() == node_name)
+        .unwrap_or_else(|| panic!("no node {node_name}"))
+        .input[slot]
+        .clone()
+}
