@@ -32,13 +32,6 @@ const RESNET18: [(&str, usize, u64, f64, f64); 10] = [
 fn evaluation(top1: f64, macs: u64) -> Evaluation {
     let right = (top1 * 10.0).round() as usize;
     Evaluation {
-        top5: None,
-        latency_batch: None,
-        peak_memory_bytes: None,
-        params: None,
-        top1: Some(top1),
-        top1_interval: None,
-        latency_ms: 10.0,
         speed: Some(SpeedComparison::known(10.0, 10.0, 0.02)),
         accuracy_change: Some(PairedAccuracy {
             samples: 1000,
@@ -47,15 +40,8 @@ fn evaluation(top1: f64, macs: u64) -> Evaluation {
             only_baseline: (BASELINE_TOP1 * 10.0) as usize - right,
             only_candidate: 0,
         }),
-        correct: None,
-        worst_cosine: None,
-        model_bytes: 44_000_000,
-        images: 1000,
-        loss: None,
         macs: Some(macs),
-        cosine: None,
-        agreement: None,
-        details: serde_json::Value::Null,
+        ..Evaluation::new(Some(top1), 10.0, 44_000_000, 1000)
     }
 }
 

@@ -12,24 +12,8 @@ use profagent_plan::{validate, CompressionPlan, GroupInfo, PlanContext, Validate
 
 fn evaluation(top1: f64, macs: u64) -> Evaluation {
     Evaluation {
-        top5: None,
-        latency_batch: None,
-        peak_memory_bytes: None,
-        params: None,
-        top1: Some(top1),
-        top1_interval: None,
-        latency_ms: 10.0,
-        speed: None,
-        accuracy_change: None,
-        correct: None,
-        worst_cosine: None,
-        model_bytes: 1_000_000,
-        images: 1000,
-        loss: None,
         macs: Some(macs),
-        cosine: None,
-        agreement: None,
-        details: serde_json::Value::Null,
+        ..Evaluation::new(Some(top1), 10.0, 1_000_000, 1000)
     }
 }
 
