@@ -173,6 +173,16 @@ pub fn build_prompt(input: &PlanningInput) -> String {
                     if let Some(kernels) = &q.kernels {
                         let _ = writeln!(p, "  {} on the runtime: {kernels}", q.label());
                     }
+                    if !q.calibration_trials.is_empty() {
+                        let trials: Vec<String> =
+                            q.calibration_trials.iter().map(|t| t.describe()).collect();
+                        let _ = writeln!(
+                            p,
+                            "  calibration methods on the same graph (top-1 on the feedback slice; set quantization.default.calibration): {}; the row above is {}",
+                            trials.join(", "),
+                            q.calibration.unwrap_or_default().as_str()
+                        );
+                    }
                 }
             }
         }

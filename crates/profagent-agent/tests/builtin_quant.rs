@@ -3,7 +3,7 @@
 //! the bounds (room for pruning), then the best within the bounds at all, never one outside.
 use profagent_agent::builtin::BuiltinPlanner;
 use profagent_agent::facts::*;
-use profagent_plan::{PlanContext, QuantActivations, QuantMode};
+use profagent_plan::{PlanContext, QuantActivations, QuantCalibration, QuantMode};
 
 fn evaluation() -> Evaluation {
     Evaluation {
@@ -53,6 +53,8 @@ fn probe(mode: QuantMode, speedup: f64, cosine: f64) -> QuantProbe {
         error: None,
         kernels: None,
         layers: Vec::new(),
+        calibration: None,
+        calibration_trials: Vec::new(),
     }
 }
 
@@ -152,6 +154,33 @@ fn the_plan_takes_the_activation_type_of_the_faster_static_probe() {
         assert!(
             plan.rationale
                 .contains(&format!("{} activations", expected.as_str())),
+            "{}",
+            plan.rationale
+        );
+    }
+}
+
+/// Issue 18 item 1: the calibration method the static probe kept (measured on the feedback
+/// slice) is the one the plan asks for, and the rationale names it.
+#[test]
+fn the_plan_takes_the_calibration_the_static_probe_kept() {
+    for calibration in [
+        None,
+        Some(QuantCalibration::Entropy),
+        Some(QuantCalibration::Mse),
+    ] {
+        let probe = QuantProbe {
+            activations: Some(QuantActivations::Uint8),
+            calibration,
+            ..probe(QuantMode::Static, 3.0, 0.9999)
+        };
+        let plan = BuiltinPlanner::new().plan(&input(4.0, vec![probe]), &PlanContext::new());
+        let default = plan.quantization.as_ref().expect("a static plan").default;
+        assert_eq!(default.calibration, calibration.unwrap_or_default());
+        let named = format!("{} calibration", default.calibration.as_str());
+        assert_eq!(
+            plan.rationale.contains(&named),
+            calibration.is_some_and(|c| c != QuantCalibration::Minmax),
             "{}",
             plan.rationale
         );

@@ -14,7 +14,8 @@ use profagent_agent::AgentError;
 use profagent_onnx::proto::{GraphProto, ModelProto};
 use profagent_onnx::Model;
 use profagent_plan::{
-    GroupInfo, LayerInfo, PlanContext, QuantActivations, QuantMode, QuantSetting, ResolvedPrune,
+    GroupInfo, LayerInfo, PlanContext, QuantActivations, QuantCalibration, QuantMode, QuantSetting,
+    ResolvedPrune,
 };
 
 /// A fake model is its edit log: the workbench reads accuracy and speed from it.
@@ -42,6 +43,9 @@ struct FakeBench {
     profiled: Vec<String>,
     /// A layer the profiler measures 100x slower than its MACs say.
     slow_layer: Option<&'static str>,
+    /// Static quantization with entropy calibration keeps 0.3 points more than min-max,
+    /// percentile loses 0.2 (otherwise every method scores alike).
+    calibration_matters: bool,
 }
 
 fn fake_bench() -> FakeBench {
@@ -49,6 +53,7 @@ fn fake_bench() -> FakeBench {
         evaluations: 0,
         profiled: Vec::new(),
         slow_layer: None,
+        calibration_matters: false,
     }
 }
 
@@ -131,9 +136,10 @@ impl Workbench for FakeBench {
         model: &Model,
         layers: &BTreeMap<String, QuantSetting>,
     ) -> Result<(Model, serde_json::Value), AgentError> {
-        let mode = layers.values().next().map(|s| s.mode).unwrap();
+        let setting = layers.values().next().unwrap();
+        let (mode, calibration) = (setting.mode, setting.calibration.as_str());
         Ok((
-            with_tag(model, &format!("q{mode};")),
+            with_tag(model, &format!("q{mode}:{calibration};")),
             serde_json::json!({"layers": layers.len()}),
         ))
     }
@@ -206,6 +212,11 @@ impl Workbench for FakeBench {
         if t.contains("qstatic") {
             top1 -= 0.1;
             cosine -= 0.0002;
+            if self.calibration_matters && t.contains("qstatic:entropy") {
+                top1 += 0.3;
+            } else if self.calibration_matters && t.contains("qstatic:percentile") {
+                top1 -= 0.2;
+            }
         }
         // 1,000 images: the first `top1 × 10` right, so a drop of d points is d × 10 images
         // the baseline gets right and the candidate wrong (paired).
@@ -710,7 +721,11 @@ impl profagent_agent::compressor::Progress for StopAfter {
 
 #[test]
 fn a_stop_request_ends_the_loop_as_interrupted_without_the_final_check() {
-    for (after, rounds, probes) in [("evaluating the baseline", 0, 0), ("round 1: ", 1, 3)] {
+    // (stop after, rounds, quantization probes, calibration trials: the three methods
+    // other than min-max on the fastest static probe)
+    for (after, rounds, probes, trials) in
+        [("evaluating the baseline", 0, 0, 0), ("round 1: ", 1, 3, 3)]
+    {
         let dir = tempfile::tempdir().unwrap();
         let run_dir = RunDir::create(&dir.path().join("run"), vec![]).unwrap();
         let mut bench = fake_bench();
@@ -750,8 +765,9 @@ fn a_stop_request_ends_the_loop_as_interrupted_without_the_final_check() {
             result.fallback
         );
         // The baseline, each probe and each round: one evaluation and one speed comparison
-        // (two more in this workbench) each; none on the holdout.
-        assert_eq!(bench.evaluations, 3 * (1 + probes + rounds));
+        // (two more in this workbench) each; each calibration trial one evaluation (the
+        // graph is the same, so no timing); none on the holdout.
+        assert_eq!(bench.evaluations, 3 * (1 + probes + rounds) + trials);
         assert!(
             bench.profiled.len() <= 1,
             "no per-layer profile of the final model"
@@ -903,4 +919,110 @@ fn a_planner_can_ask_for_a_probe_without_spending_a_round() {
     let transcript = profagent_agent::rundir::read_transcript(&run_path).unwrap();
     assert_eq!(transcript[0].verdict, "tool_call");
     assert_eq!(transcript[0].tool_calls.len(), 2);
+}
+
+/// Issue 18 item 1: static quantization's calibration method is chosen per model on the
+/// feedback slice. Every method is tried on the fastest static probe; the probe reports the
+/// most accurate (entropy here), the built-in plan asks for it, the applied model is the
+/// entropy-calibrated one, and a replay rebuilds it byte for byte. Where every method scores
+/// alike, min-max is kept.
+#[test]
+fn static_calibration_is_chosen_on_the_feedback_slice_and_replayed() {
+    let dir = tempfile::tempdir().unwrap();
+    let run_path = dir.path().join("run");
+    let run_dir = RunDir::create(&run_path, vec![]).unwrap();
+    let mut bench = FakeBench {
+        calibration_matters: true,
+        ..fake_bench()
+    };
+    let mut lines = Vec::new();
+    let compressed = compress(
+        &input_model(),
+        &options(),
+        &mut BuiltinPlanner::new(),
+        &mut bench,
+        &run_dir,
+        &mut |l: &str| lines.push(l.to_string()),
+    )
+    .unwrap();
+    let report = compressed.report;
+    let tried: Vec<_> = report
+        .quant_probes
+        .iter()
+        .filter(|p| !p.calibration_trials.is_empty())
+        .collect();
+    assert_eq!(
+        tried.len(),
+        1,
+        "only the fastest static probe is re-calibrated"
+    );
+    let probe = tried[0];
+    assert_eq!(probe.mode, QuantMode::Static);
+    assert_eq!(probe.calibration, Some(QuantCalibration::Entropy));
+    let methods: Vec<_> = probe.calibration_trials.iter().map(|t| t.method).collect();
+    assert_eq!(methods, QuantCalibration::ALL.to_vec());
+    let top1 = |m: QuantCalibration| {
+        probe
+            .calibration_trials
+            .iter()
+            .find(|t| t.method == m)
+            .and_then(|t| t.top1)
+            .unwrap()
+    };
+    assert!((top1(QuantCalibration::Entropy) - top1(QuantCalibration::Minmax) - 0.3).abs() < 1e-9);
+    assert_eq!(probe.top1, Some(top1(QuantCalibration::Entropy)));
+    assert!(
+        lines.iter().any(|l| l.contains("entropy calibration kept")),
+        "{lines:#?}"
+    );
+    // The plan asks for it, and the model carries it.
+    let plan = report.rounds[0].plan.as_ref().unwrap();
+    let quantization = plan.quantization.as_ref().unwrap();
+    assert_eq!(quantization.default.calibration, QuantCalibration::Entropy);
+    assert!(
+        tag(&compressed.model).contains("qstatic:entropy;"),
+        "{}",
+        tag(&compressed.model)
+    );
+    // The plan file says so (and a min-max plan would not spell it at all).
+    let plan_json = std::fs::read_to_string(run_path.join("rounds/round-01/plan.json")).unwrap();
+    assert!(
+        plan_json.contains("\"calibration\": \"entropy\""),
+        "{plan_json}"
+    );
+
+    let on_disk = RunReport::read(&run_path.join("report.json")).unwrap();
+    assert_eq!(on_disk.quant_probes, report.quant_probes);
+    let replay_path = dir.path().join("replay");
+    let replay_dir = RunDir::create(&replay_path, vec![]).unwrap();
+    let mut replay_bench = fake_bench();
+    let replayed = replay(
+        &input_model(),
+        &options(),
+        &ReplayScript {
+            source: on_disk,
+            source_dir: run_path.display().to_string(),
+        },
+        &mut replay_bench,
+        &replay_dir,
+        &mut |_: &str| {},
+    )
+    .unwrap();
+    assert_eq!(replay_bench.evaluations, 0);
+    assert!(replayed.report.replay.as_ref().unwrap().identical);
+    assert_eq!(tag(&replayed.model), tag(&compressed.model));
+
+    // Where the methods score alike, the probe keeps min-max and the plan does not name one.
+    let alike = run_builtin(&options());
+    let probe = alike
+        .quant_probes
+        .iter()
+        .find(|p| !p.calibration_trials.is_empty())
+        .unwrap();
+    assert_eq!(probe.calibration, Some(QuantCalibration::Minmax));
+    let plan = alike.rounds[0].plan.as_ref().unwrap();
+    assert_eq!(
+        plan.quantization.as_ref().unwrap().default.calibration,
+        QuantCalibration::Minmax
+    );
 }

@@ -24,6 +24,7 @@ pub use parse::parse_plan;
 pub use schema::{plan_json_schema, plan_json_schema_text, SCHEMA_PATH};
 pub use types::{
     CompressionPlan, ImportanceCriterion, LayerQuantization, PruneDecision, PruneUnit,
-    QuantActivations, QuantMode, QuantSetting, QuantizationPlan, PLAN_SCHEMA_VERSION,
+    QuantActivations, QuantCalibration, QuantMode, QuantSetting, QuantizationPlan,
+    PLAN_SCHEMA_VERSION,
 };
 pub use validate::{check, validate, IssueCode, PlanIssue, ResolvedPrune, Severity, ValidatedPlan};

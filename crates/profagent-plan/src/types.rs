@@ -146,6 +146,49 @@ pub struct QuantSetting {
     /// faster.
     #[serde(default)]
     pub activations: QuantActivations,
+    /// Static mode: how activation ranges are read from the calibration data (other modes
+    /// ignore it; one method per model: per-layer overrides take the default's). Which
+    /// method keeps most accuracy depends on the model's activations, so compress measures
+    /// them on the feedback slice and shows the results with the static probe.
+    #[serde(default, skip_serializing_if = "QuantCalibration::is_min_max")]
+    pub calibration: QuantCalibration,
+}
+
+/// How static quantization reads activation ranges from calibration data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum QuantCalibration {
+    /// The observed minimum and maximum.
+    #[default]
+    Minmax,
+    /// The 0.01 and 99.99 percentiles (clips rare outliers).
+    Percentile,
+    /// The range minimizing the KL divergence between the histogram and its 8-bit version.
+    Entropy,
+    /// The range minimizing the expected squared quantization error (clipping plus rounding).
+    Mse,
+}
+
+impl QuantCalibration {
+    pub const ALL: [QuantCalibration; 4] = [
+        QuantCalibration::Minmax,
+        QuantCalibration::Percentile,
+        QuantCalibration::Entropy,
+        QuantCalibration::Mse,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QuantCalibration::Minmax => "minmax",
+            QuantCalibration::Percentile => "percentile",
+            QuantCalibration::Entropy => "entropy",
+            QuantCalibration::Mse => "mse",
+        }
+    }
+
+    pub fn is_min_max(&self) -> bool {
+        *self == QuantCalibration::Minmax
+    }
 }
 
 /// Element type of statically quantized activations.
@@ -179,6 +222,7 @@ impl QuantSetting {
         per_channel: true,
         signed_weights: true,
         activations: QuantActivations::Uint8,
+        calibration: QuantCalibration::Minmax,
     };
 
     pub fn new(mode: QuantMode) -> Self {
@@ -269,8 +313,9 @@ impl QuantizationPlan {
             .iter()
             .find(|l| l.layer == layer)
             .map(|l| QuantSetting {
-                // One activation type per model: overrides take the default's.
+                // One activation type and calibration per model: overrides take the default's.
                 activations: self.default.activations,
+                calibration: self.default.calibration,
                 ..l.setting()
             })
             .unwrap_or(self.default)
@@ -284,6 +329,7 @@ impl LayerQuantization {
             per_channel: self.per_channel,
             signed_weights: self.signed_weights,
             activations: QuantActivations::default(),
+            calibration: QuantCalibration::default(),
         }
     }
 }

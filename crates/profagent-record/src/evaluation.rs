@@ -250,14 +250,63 @@ pub struct QuantProbe {
     /// with dynamic MatMuls); a plan reproduces the probe with them as its per-layer list.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub layers: Vec<profagent_plan::LayerQuantization>,
+    /// Static mode: the calibration method this probe's accuracy and size were measured with
+    /// (min-max when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calibration: Option<profagent_plan::QuantCalibration>,
+    /// Static mode: every calibration method tried on the same quantized graph, each on the
+    /// feedback slice (the probe reports the best). Only the range scales differ between
+    /// them, so speed was timed once, on the min-max model.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub calibration_trials: Vec<CalibrationTrial>,
+}
+
+/// One calibration method tried for a static probe, on the feedback slice.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CalibrationTrial {
+    pub method: profagent_plan::QuantCalibration,
+    pub top1: Option<f64>,
+    /// Top-1 against the input model on the same images (paired).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accuracy_change: Option<PairedAccuracy>,
+    /// Mean output cosine with the original model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cosine: Option<f64>,
+    pub model_bytes: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl CalibrationTrial {
+    /// `entropy 91.52 %` / `entropy cosine 0.99871` / `entropy failed`.
+    pub fn describe(&self) -> String {
+        let method = self.method.as_str();
+        match (&self.error, self.top1, self.cosine) {
+            (Some(_), _, _) => format!("{method} failed"),
+            (None, Some(top1), _) => format!("{method} {top1:.2} %"),
+            (None, None, Some(cosine)) => format!("{method} cosine {cosine:.5}"),
+            (None, None, None) => format!("{method} not measured"),
+        }
+    }
 }
 
 impl QuantProbe {
-    /// `static (uint8 activations)`, or the mode alone.
+    /// `static (uint8 activations)` (`, entropy calibration` when not min-max), or the mode alone.
     pub fn label(&self) -> String {
-        let base = match self.activations {
-            Some(activations) => format!("{} ({} activations)", self.mode, activations.as_str()),
-            None => self.mode.to_string(),
+        let details: Vec<String> = [
+            self.activations
+                .map(|a| format!("{} activations", a.as_str())),
+            self.calibration
+                .filter(|c| !c.is_min_max())
+                .map(|c| format!("{} calibration", c.as_str())),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        let base = if details.is_empty() {
+            self.mode.to_string()
+        } else {
+            format!("{} ({})", self.mode, details.join(", "))
         };
         if self.layers.is_empty() {
             return base;
@@ -277,6 +326,7 @@ impl QuantProbe {
     pub fn setting(&self) -> profagent_plan::QuantSetting {
         profagent_plan::QuantSetting {
             activations: self.activations.unwrap_or_default(),
+            calibration: self.calibration.unwrap_or_default(),
             ..profagent_plan::QuantSetting::new(self.mode)
         }
     }

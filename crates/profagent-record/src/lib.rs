@@ -18,8 +18,8 @@ pub mod views;
 use std::path::PathBuf;
 
 pub use evaluation::{
-    Budget, Estimate, Evaluation, GroupSensitivity, LatencyAt, Objective, QuantProbe,
-    ACCURACY_CONFIDENCE,
+    Budget, CalibrationTrial, Estimate, Evaluation, GroupSensitivity, LatencyAt, Objective,
+    QuantProbe, ACCURACY_CONFIDENCE,
 };
 pub use profagent_stats::{PairedAccuracy, SpeedComparison, SpeedVerdict};
 pub use run::{

@@ -6,14 +6,15 @@ use std::collections::BTreeMap;
 
 use profagent_plan::{
     CompressionPlan, ImportanceCriterion, IssueCode, LayerQuantization, PlanIssue, PruneDecision,
-    PruneUnit, QuantMode, QuantSetting, QuantizationPlan, ResolvedPrune, Severity,
-    PLAN_SCHEMA_VERSION,
+    PruneUnit, QuantCalibration, QuantMode, QuantSetting, QuantizationPlan, ResolvedPrune,
+    Severity, PLAN_SCHEMA_VERSION,
 };
 use serde_json::json;
 
 use profagent_record::{
-    Budget, Decision, Estimate, Evaluation, FinalResult, GroupSensitivity, LatencyAt, LayerRow,
-    ModelInfo, QuantProbe, RoundRecord, RunReport, SpeedComparison, StopReason, REPORT_FORMAT,
+    Budget, CalibrationTrial, Decision, Estimate, Evaluation, FinalResult, GroupSensitivity,
+    LatencyAt, LayerRow, ModelInfo, QuantProbe, RoundRecord, RunReport, SpeedComparison,
+    StopReason, REPORT_FORMAT,
 };
 
 /// Layers of ResNet-20 with their median batch-1 latency in the input and in the final model (ms).
@@ -316,6 +317,8 @@ pub fn example_report() -> RunReport {
                 speed: None,
                 accuracy_change: None,
                 cosine: None,
+                calibration: None,
+                calibration_trials: Vec::new(),
             },
             QuantProbe {
                 mode: QuantMode::Static,
@@ -330,6 +333,23 @@ pub fn example_report() -> RunReport {
                 speed: None,
                 accuracy_change: None,
                 cosine: None,
+                calibration: Some(QuantCalibration::Entropy),
+                calibration_trials: [
+                    (QuantCalibration::Minmax, 87.50),
+                    (QuantCalibration::Percentile, 87.60),
+                    (QuantCalibration::Entropy, 87.70),
+                    (QuantCalibration::Mse, 87.60),
+                ]
+                .into_iter()
+                .map(|(method, top1)| CalibrationTrial {
+                    method,
+                    top1: Some(top1),
+                    accuracy_change: None,
+                    cosine: None,
+                    model_bytes: 369_812,
+                    error: None,
+                })
+                .collect(),
             },
             QuantProbe {
                 mode: QuantMode::Int4,
@@ -344,6 +364,8 @@ pub fn example_report() -> RunReport {
                 speed: None,
                 accuracy_change: None,
                 cosine: None,
+                calibration: None,
+                calibration_trials: Vec::new(),
             },
         ],
         sensitivity: [

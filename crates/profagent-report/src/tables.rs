@@ -556,8 +556,22 @@ pub fn quant_probes(report: &RunReport) -> Table {
         ("Note", Left),
     ]);
     for probe in &report.quant_probes {
+        let note = match (&probe.error, probe.calibration_trials.is_empty()) {
+            (Some(e), _) => e.clone(),
+            (None, true) => String::new(),
+            (None, false) => format!(
+                "calibration on the feedback slice: {}; {} kept",
+                probe
+                    .calibration_trials
+                    .iter()
+                    .map(|t| t.describe())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                probe.calibration.unwrap_or_default().as_str()
+            ),
+        };
         table.push(vec![
-            probe.mode.to_string(),
+            probe.label(),
             format::ms(probe.latency_ms),
             probe
                 .speed
@@ -566,7 +580,7 @@ pub fn quant_probes(report: &RunReport) -> Table {
                 .unwrap_or_else(|| format!("{:.2}x", probe.speedup)),
             format::bytes(probe.model_bytes),
             format::opt(probe.top1, format::percent),
-            probe.error.clone().unwrap_or_default(),
+            note,
         ]);
     }
     table

@@ -269,6 +269,7 @@ impl Workbench for OrtBench {
             profagent_plan::QuantActivations::Uint8 => profagent_quant::ActivationType::Uint8,
             profagent_plan::QuantActivations::Int8 => profagent_quant::ActivationType::Int8,
         };
+        spec.calibration = crate::calibration::calibration_method(first.calibration);
         // Static ranges stream from the calibration slice within the output budget.
         let mut activations = BatchActivations::for_quantization(
             self.runtime.as_ref(),

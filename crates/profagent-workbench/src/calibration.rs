@@ -15,13 +15,31 @@ use profagent_runtime::{Runtime, RuntimeKind, SessionOptions};
 use crate::activations::{Batch, BatchActivations};
 use crate::check::{check_rewrite, CheckError, CheckInputs, Floor};
 
+/// The percentile `auto` and plans use (clips one value in 10,000 on each side).
+pub const PERCENTILE: f64 = 99.99;
+
 /// The methods `auto` tries, in order of preference on a tie.
 pub const AUTO_METHODS: [Calibration; 4] = [
     Calibration::MinMax,
-    Calibration::Percentile { percentile: 99.99 },
+    Calibration::Percentile {
+        percentile: PERCENTILE,
+    },
     Calibration::Entropy,
     Calibration::Mse,
 ];
+
+/// The quantizer's method for a plan's calibration choice.
+pub fn calibration_method(method: profagent_plan::QuantCalibration) -> Calibration {
+    use profagent_plan::QuantCalibration as Plan;
+    match method {
+        Plan::Minmax => Calibration::MinMax,
+        Plan::Percentile => Calibration::Percentile {
+            percentile: PERCENTILE,
+        },
+        Plan::Entropy => Calibration::Entropy,
+        Plan::Mse => Calibration::Mse,
+    }
+}
 
 /// Cosines closer than this are a tie (the fifth decimal the check prints).
 pub const TIE_COSINE: f64 = 1e-5;

@@ -58,6 +58,41 @@ fn compress_keeps_the_fidelity_bound_and_reports_the_cosine_of_every_candidate()
             assert!(cosine > 0.9 && cosine <= 1.0 + 1e-9, "{probe}");
         }
     }
+    // Issue 18: the fastest static probe is re-quantized with every calibration method on
+    // the same feedback images. Their cosines differ (each method really reached the
+    // quantizer), the probe reports the one it kept, and a static round asks for that one.
+    let calibrated: Vec<_> = report["quant_probes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["calibration_trials"].is_array())
+        .collect();
+    assert_eq!(calibrated.len(), 1, "{stderr}");
+    let trials = calibrated[0]["calibration_trials"].as_array().unwrap();
+    let methods: Vec<_> = trials
+        .iter()
+        .map(|t| t["method"].as_str().unwrap())
+        .collect();
+    assert_eq!(methods, ["minmax", "percentile", "entropy", "mse"]);
+    let cosines: Vec<f64> = trials
+        .iter()
+        .map(|t| t["cosine"].as_f64().unwrap())
+        .collect();
+    assert!(
+        cosines.iter().any(|c| (c - cosines[0]).abs() > 1e-7),
+        "every method gave the same model: {cosines:?}"
+    );
+    let kept = calibrated[0]["calibration"].as_str().unwrap();
+    let static_round = report["rounds"].as_array().unwrap().iter().find(|r| {
+        r["plan"]["quantization"]["default"]["mode"] == "static"
+            && r["plan"]["quantization"]["layers"]
+                .as_array()
+                .is_none_or(|l| l.is_empty())
+    });
+    if let Some(round) = static_round {
+        let asked = &round["plan"]["quantization"]["default"]["calibration"];
+        assert_eq!(asked.as_str().unwrap_or("minmax"), kept, "{round}");
+    }
     let sensitivity = report["sensitivity"].as_array().unwrap();
     assert!(!sensitivity.is_empty(), "{stderr}");
     for s in sensitivity.iter().filter(|s| s["error"].is_null()) {

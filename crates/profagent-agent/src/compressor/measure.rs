@@ -106,6 +106,16 @@ pub(super) fn probe_quantization<B: Workbench + ?Sized>(
             ));
         }
     }
+    if !progress.stop_requested() {
+        super::calibration::try_calibrations(
+            bench,
+            input,
+            analysis,
+            baseline,
+            progress,
+            &mut probes,
+        );
+    }
     if let Some((setting, layers, overrides)) = mixed_setting(analysis, &probes) {
         if !progress.stop_requested() {
             probes.extend(probe_layers(
@@ -135,12 +145,12 @@ fn mixed_setting(analysis: &Analysis, probes: &[QuantProbe]) -> Option<Mixed> {
             .filter(move |p| p.mode == mode && p.error.is_none() && p.layers.is_empty())
     };
     ok(QuantMode::Dynamic).find(|p| p.verdict() == Some(SpeedVerdict::Faster))?;
-    let activations = ok(QuantMode::Static)
-        .max_by(|a, b| a.speedup.total_cmp(&b.speedup))?
-        .activations
-        .unwrap_or_default();
+    let fastest = ok(QuantMode::Static).max_by(|a, b| a.speedup.total_cmp(&b.speedup))?;
+    let activations = fastest.activations.unwrap_or_default();
+    let calibration = fastest.calibration.unwrap_or_default();
     let setting = QuantSetting {
         activations,
+        calibration,
         ..QuantSetting::new(QuantMode::Dynamic)
     };
     let mut layers = BTreeMap::new();
@@ -152,6 +162,7 @@ fn mixed_setting(analysis: &Analysis, probes: &[QuantProbe]) -> Option<Mixed> {
                 name.clone(),
                 QuantSetting {
                     activations,
+                    calibration,
                     ..QuantSetting::new(QuantMode::Static)
                 },
             );
@@ -180,14 +191,7 @@ fn probe_one<B: Workbench + ?Sized>(
     progress: &mut dyn Progress,
     setting: QuantSetting,
 ) -> Option<QuantProbe> {
-    let mode = setting.mode;
-    let layers: BTreeMap<String, QuantSetting> = analysis
-        .context
-        .layers
-        .iter()
-        .filter(|(_, info)| info.quant_modes.contains(&mode))
-        .map(|(name, _)| (name.clone(), setting))
-        .collect();
+    let layers = layers_for(analysis, setting);
     if layers.is_empty() {
         return None;
     }
@@ -200,6 +204,20 @@ fn probe_one<B: Workbench + ?Sized>(
         layers,
         Vec::new(),
     )
+}
+
+/// Every layer `setting`'s mode applies to, each with `setting`.
+pub(super) fn layers_for(
+    analysis: &Analysis,
+    setting: QuantSetting,
+) -> BTreeMap<String, QuantSetting> {
+    analysis
+        .context
+        .layers
+        .iter()
+        .filter(|(_, info)| info.quant_modes.contains(&setting.mode))
+        .map(|(name, _)| (name.clone(), setting))
+        .collect()
 }
 
 /// Probes `layers` (the plan's resolved per-layer settings); `overrides` are the layers whose
@@ -229,6 +247,8 @@ fn probe_layers<B: Workbench + ?Sized>(
         error: Some(error),
         kernels: None,
         layers: overrides.clone(),
+        calibration: None,
+        calibration_trials: Vec::new(),
     };
     progress.line(&format!(
         "probing {} quantization",
@@ -306,6 +326,8 @@ fn probe<B: Workbench + ?Sized>(
             .and_then(|k| k.as_str())
             .map(str::to_string),
         layers: Vec::new(),
+        calibration: None,
+        calibration_trials: Vec::new(),
     })
 }
 

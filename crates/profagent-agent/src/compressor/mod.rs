@@ -28,6 +28,7 @@ use crate::planner::{Planner, Proposal};
 use crate::report::{sha256_hex, ModelInfo, RoundRecord, RunReport, REPORT_FORMAT};
 use crate::rundir::{RunDir, REPORT_FILE};
 
+mod calibration;
 mod finish;
 mod measure;
 mod replay;
