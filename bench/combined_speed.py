@@ -1,0 +1,244 @@
+#!/usr/bin/env python3
+"""Issue 18's must-show table: `compress` (pruning plus the fastest quantization it measured)
+against every single method, ours and onnxruntime's, in one run.
+
+    python3 bench/combined_speed.py --profagent target/release/profagent \\
+        [--models resnet18_cifar10:2.5,vit_tiny_cifar10:3] [--work DIR] [--rounds 9] \\
+        [--batches 1,32] [--out docs/benchmarks-combined.md]
+
+Per model (`NAME:SPEEDUP`, the `--target-speedup` given to compress):
+- `profagent compress MODEL --data <5,000 odd-index CIFAR-10 test images> --target-speedup S
+  --max-acc-drop 1 --threads 1` (the split of planner_vs_uniform.py and table5.py, common.py);
+  `--work DIR` keeps the run, so a rerun only re-measures;
+- the single methods on the same 256 calibration images (common.CALIB, from the odd half):
+  `profagent quantize --mode static` (convolutional models) or `--mode dynamic` (transformers);
+  onnxruntime's `quantize_static` with QUInt8 and with QInt8 activations (int8 per-channel
+  weights, QDQ), its `quantize_dynamic`, and for ViTs its transformers optimizer
+  (`optimize_model(model_type="vit")`) followed by `quantize_dynamic`;
+- top-1 of every model on the 5,000 even-index images, which neither calibration nor feedback
+  used, with the exact McNemar p against fp32;
+- latency in ONE process, 1 thread, interleaved (every variant in turn, `--rounds` rounds), at
+  each batch size: per round each variant's time is divided into fp32's of the same round, and
+  the ratio is reported as median [min-max] over rounds. Comparisons between two variants are
+  the per-round ratio of their times (paired), median [min-max].
+
+The verdicts compare what issue 18 asks: compress against the fastest single method measured
+here (ours or onnxruntime's), and each of our single methods against onnxruntime's best setting
+of the same kind. The output file is generated; never edit it by hand.
+"""
+import argparse
+import datetime
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import CALIB, SCORE, SHARED, cifar, interleaved_times, mcnemar, predictions, rel  # noqa: E402
+from common import run_tool, seen_folder  # noqa: E402
+from quant_fusion import ort_dynamic, ort_static, run_quiet, session  # noqa: E402
+
+MODELS = os.path.join(SHARED, "models")
+# A model's single-method mode: transformers quantize dynamically, convolutional nets statically.
+TRANSFORMERS = {"vit_tiny_cifar10": (3, 192)}  # name: (heads, hidden size) for the optimizer
+
+
+def compress(tool, model, seen, run_dir, speedup):
+    """The compress run in run_dir (reused when finished): (report, model path)."""
+    report_path = os.path.join(run_dir, "report.json")
+    if not (os.path.exists(report_path) and json.load(open(report_path)).get("final")):
+        argv = [tool, "compress", model, "--data", seen, "--preset", "cifar10",
+                "--target-speedup", str(speedup), "--max-acc-drop", "1", "--threads", "1",
+                "--out", run_dir]
+        print("running:", " ".join(rel(a) for a in argv), file=sys.stderr)
+        run_tool(argv)
+    return json.load(open(report_path)), os.path.join(run_dir, "model.onnx")
+
+
+def ort_optimized_dynamic(model, out, heads, hidden):
+    """onnxruntime's transformers optimizer, then quantize_dynamic on its output."""
+    code = ("import sys\nfrom onnxruntime.transformers import optimizer\n"
+            "from onnxruntime.quantization import quantize_dynamic\n"
+            "m = optimizer.optimize_model(sys.argv[1], model_type='vit', num_heads=int(sys.argv[3]),"
+            " hidden_size=int(sys.argv[4]))\n"
+            "m.save_model_to_file(sys.argv[2] + '.fp32.onnx')\n"
+            "quantize_dynamic(sys.argv[2] + '.fp32.onnx', sys.argv[2])\n")
+    return run_quiet([sys.executable, "-c", code, model, out, str(heads), str(hidden)])
+
+
+def variants(args, name, work, calib_npy):
+    """[(label, path, kind)] of one model: fp32, the single methods, compress."""
+    model = os.path.join(MODELS, name + ".onnx")
+    out = [("fp32", model, "fp32")]
+    transformer = name in TRANSFORMERS
+    mode = "dynamic" if transformer else "static"
+    ours = os.path.join(work, f"ours-{mode}.onnx")
+    if not os.path.exists(ours):
+        argv = [args.profagent, "quantize", model, "-o", ours, "--mode", mode]
+        if mode == "static":
+            argv += ["--calib", calib_npy, "--calib-count", str(len(CALIB))]
+        run_quiet(argv)
+    out.append((f"profagent quantize --mode {mode}", ours, "ours"))
+    if not transformer:
+        for tag, qtype in (("u8", "QUInt8"), ("s8", "QInt8")):
+            path = os.path.join(work, f"ort-static-{tag}.onnx")
+            if not os.path.exists(path):
+                ort_static(model, path, calib_npy, qtype)
+            out.append((f"onnxruntime quantize_static ({qtype} activations)", path, "ort"))
+    path = os.path.join(work, "ort-dynamic.onnx")
+    if not os.path.exists(path):
+        ort_dynamic(model, path)
+    out.append(("onnxruntime quantize_dynamic", path, "ort"))
+    if transformer:
+        path = os.path.join(work, "ort-optimizer-dynamic.onnx")
+        if not os.path.exists(path):
+            ort_optimized_dynamic(model, path, *TRANSFORMERS[name])
+        out.append(("onnxruntime transformers optimizer + quantize_dynamic", path, "ort"))
+    return out
+
+
+def paired(a, b):
+    """Per-round ratio b_time / a_time: how many times faster `a` is than `b` (median, min, max)."""
+    r = [tb / ta for ta, tb in zip(a, b)]
+    return statistics.median(r), min(r), max(r)
+
+
+def fmt(ratio):
+    m, lo, hi = ratio
+    word = "faster" if lo > 1 else "slower" if hi < 1 else "not distinguishable"
+    return f"{m:.2f}x [{lo:.2f}-{hi:.2f}] ({word})"
+
+
+def applied(report):
+    """What compress's accepted rounds applied: `r1 static (uint8, entropy)`, `r2 pruned 4 groups`."""
+    out = []
+    for r in report["rounds"]:
+        if not r.get("accepted"):
+            continue
+        plan = r.get("plan") or {}
+        q = plan.get("quantization")
+        parts = []
+        if q:
+            d = q["default"]
+            extra = [d.get("activations", "")] if d["mode"] == "static" else []
+            if d.get("calibration"):
+                extra.append(d["calibration"])
+            layers = len(q.get("layers") or [])
+            parts.append(d["mode"] + (f" ({', '.join(extra)})" if extra else "")
+                         + (f" with {layers} per-layer overrides" if layers else ""))
+        if plan.get("pruning"):
+            parts.append(f"pruned {len(plan['pruning'])} groups")
+        out.append(f"r{r['round']} " + " + ".join(parts or ["nothing"]))
+    return "; ".join(out) or "nothing accepted"
+
+
+def macs_fraction(report):
+    base = (report.get("baseline") or {}).get("macs")
+    now = ((report.get("final") or {}).get("feedback") or {}).get("macs")
+    return f"{now / base:.3f}" if base and now else "-"
+
+
+def model_section(args, spec, seen, x, y):
+    name, _, speedup = spec.partition(":")
+    work = os.path.join(args.work, name)
+    os.makedirs(work, exist_ok=True)
+    calib_npy = os.path.join(work, "calib.npy")
+    if not os.path.exists(calib_npy):
+        np.save(calib_npy, cifar(CALIB)[0])
+    rows = variants(args, name, work, calib_npy)
+    report, compressed = compress(args.profagent, rows[0][1], seen, os.path.join(work, "compress"), speedup)
+    final = report.get("final") or {}
+    rows.append((f"profagent compress --target-speedup {speedup}", compressed, "compress"))
+
+    fp32_ok = predictions(rows[0][1], x) == y
+    correct = {label: (fp32_ok if kind == "fp32" else predictions(path, x) == y) for label, path, kind in rows}
+    lines = [f"## {name}", "",
+             f"compress: {len([r for r in report['rounds'] if r.get('accepted')])} of {len(report['rounds'])} "
+             f"rounds accepted ({applied(report)}); MACs {macs_fraction(report)} of the input's; stop: "
+             f"{final.get('stop_reason', '-')}; its own holdout check: {final.get('speedup') or 0:.2f}x, "
+             f"budget met: {final.get('budget_met')}.", "",
+             "| model | top-1 % (5,000 unseen) | vs fp32 (p) | MB |"
+             + "".join(f" batch {b}: x fp32 [min-max] |" for b in args.batch_list),
+             "|---|---|---|---|" + "---|" * len(args.batch_list)]
+    times = {}
+    for batch in args.batch_list:
+        runs = max(2, args.runs // batch)
+        sessions = [session(path, 1) for _, path, _ in rows]
+        got = interleaved_times(sessions, (batch, 3, 32, 32), args.rounds, runs)
+        del sessions
+        times[batch] = dict(zip([label for label, _, _ in rows], got))
+    for label, path, kind in rows:
+        ok = correct[label]
+        p, only_fp32, only_this = mcnemar(fp32_ok, ok)
+        cells = [label, f"{100 * ok.mean():.2f}",
+                 "-" if kind == "fp32" else f"{100 * (ok.mean() - fp32_ok.mean()):+.2f} (p = {p:.2g})",
+                 f"{os.path.getsize(path) / 1e6:.2f}"]
+        for batch in args.batch_list:
+            cells.append(fmt(paired(times[batch][label], times[batch]["fp32"])))
+        lines.append("| " + " | ".join(cells) + " |")
+
+    lines += ["", "Verdicts (per-round paired ratios of the times above; \"faster\" only when the whole "
+              "min-max range is above 1):", ""]
+    singles = [(label, kind) for label, _, kind in rows if kind in ("ours", "ort")]
+    for batch in args.batch_list:
+        t = times[batch]
+        speedup = {label: paired(t[label], t["fp32"]) for label in t}
+        fastest = max((s[0] for s in singles), key=lambda label: speedup[label][0])
+        best_ort = max((s[0] for s in singles if s[1] == "ort"), key=lambda label: speedup[label][0])
+        comp = rows[-1][0]
+        change = 100 * (correct[comp].mean() - fp32_ok.mean())
+        lines.append(f"- batch {batch}: compress vs fp32 {fmt(speedup[comp])}; vs the fastest single method "
+                     f"here ({fastest}) {fmt(paired(t[comp], t[fastest]))}; vs onnxruntime's best here "
+                     f"({best_ort}) {fmt(paired(t[comp], t[best_ort]))}; top-1 {change:+.2f} points against fp32")
+        ours = [s[0] for s in singles if s[1] == "ours"][0]
+        lines.append(f"  - {ours} vs onnxruntime's best here ({best_ort}): {fmt(paired(t[ours], t[best_ort]))}")
+    return lines + [""]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--profagent", required=True)
+    ap.add_argument("--models", default="resnet18_cifar10:2.5,vit_tiny_cifar10:3")
+    ap.add_argument("--rounds", type=int, default=9)
+    ap.add_argument("--runs", type=int, default=20, help="runs per block at batch 1 (batch N: runs/N, at least 2)")
+    ap.add_argument("--batches", default="1,32")
+    ap.add_argument("--score-count", type=int, default=len(SCORE),
+                    help="score on the first N of the 5,000 even-index images (a quick check; the doc uses all)")
+    ap.add_argument("--work")
+    ap.add_argument("--out")
+    args = ap.parse_args()
+    args.batch_list = [int(b) for b in args.batches.split(",")]
+    args.work = args.work or tempfile.mkdtemp(prefix="profagent_combined_")
+    os.makedirs(args.work, exist_ok=True)
+    seen = seen_folder(args.work)
+    x, y = cifar(SCORE[:args.score_count])
+    started = time.time()
+    load = os.getloadavg()
+    head = ["# Pruning plus quantization against every single method (issue 18)", "",
+            f"Generated by `python3 bench/combined_speed.py --profagent {rel(args.profagent)} --models {args.models} "
+            f"--rounds {args.rounds} --batches {args.batches}` on "
+            + datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+            + f" ({os.cpu_count()} CPUs, load average {load[0]:.1f} at the start). Do not edit by hand.", "",
+            "compress ran on the 5,000 odd-index CIFAR-10 test images (its calibration, feedback and holdout "
+            "slices all come from them); the single methods calibrated on 256 of those; every model is scored "
+            f"on {len(x)} even-index images none of them saw. Latency: ONNX Runtime, 1 thread, one process, "
+            "every variant in turn per round; ratios are per-round, median [min-max].", ""]
+    body = []
+    for spec in args.models.split(","):
+        body += model_section(args, spec, seen, x, y)
+        text = "\n".join(head + body) + "\n"
+        print("\n".join(body))
+        if args.out:
+            open(args.out, "w").write(text)
+    tail = [f"Total bench time: {(time.time() - started) / 60:.1f} min (runs reused from --work are not re-run)."]
+    if args.out:
+        open(args.out, "w").write("\n".join(head + body + tail) + "\n")
+    print(tail[0])
+
+
+if __name__ == "__main__":
+    main()
