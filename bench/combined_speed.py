@@ -161,7 +161,7 @@ def model_section(args, spec, seen, x, y):
              f"rounds accepted ({applied(report)}); MACs {macs_fraction(report)} of the input's; stop: "
              f"{final.get('stop_reason', '-')}; its own holdout check: {final.get('speedup') or 0:.2f}x, "
              f"budget met: {final.get('budget_met')}.", "",
-             "| model | top-1 % (5,000 unseen) | vs fp32 (p) | MB |"
+             f"| model | top-1 % ({len(y):,} unseen) | vs fp32 (p) | MB |"
              + "".join(f" batch {b}: x fp32 [min-max] |" for b in args.batch_list),
              "|---|---|---|---|" + "---|" * len(args.batch_list)]
     times = {}
