@@ -5,7 +5,8 @@
 //! static probe that planners will most likely take (the fastest successful one) is quantized
 //! again with each other method and evaluated on the same feedback slice, paired with the
 //! baseline. The graph is the same for every method (only the range scales and zero points
-//! differ), so speed is not timed again. The probe then reports the best method's accuracy,
+//! differ), so speed is not timed again. The most faithful method (output cosine with the input
+//! model, then top-1; `best_trial`) is kept, and the probe reports its accuracy,
 //! fidelity and size, with every trial beside it for the prompt and the report; a plan
 //! reproduces it through `QuantSetting::calibration`.
 use profagent_onnx::Model;
@@ -21,7 +22,7 @@ use profagent_record::CalibrationTrial;
 pub const TIE_COSINE: f64 = 1e-5;
 
 /// Tries every other calibration method on the fastest successful static probe (the one
-/// without per-layer overrides) and makes the most accurate its result.
+/// without per-layer overrides) and makes the most faithful (`best_trial`) its result.
 pub(super) fn try_calibrations<B: Workbench + ?Sized>(
     bench: &mut B,
     input: &Model,
@@ -127,10 +128,12 @@ fn trial<B: Workbench + ?Sized>(
     }
 }
 
-/// The index of the best trial: the highest top-1 on the feedback slice (all trials saw the
-/// same images, so equal top-1 means an equal count of correct images), then the highest mean
-/// output cosine beyond `TIE_COSINE`; a tie keeps the earlier (the probe's own method first).
-/// Failed trials never win.
+/// The index of the best trial: the highest mean output cosine with the input model beyond
+/// `TIE_COSINE` (fidelity on every feedback image, far less noisy than a top-1 difference of a
+/// few images: on MobileNetV2 min-max and percentile were 0.951 and 0.983 of cosine, 1.21 and
+/// 1.13 points of top-1 below fp32), then the highest top-1 (all trials saw the same images, so
+/// equal top-1 is an equal count of correct images); a tie keeps the earlier (the probe's own
+/// method first). `quantize --calibration auto` judges by cosine too. Failed trials never win.
 pub fn best_trial(trials: &[CalibrationTrial]) -> usize {
     let mut best = 0;
     for (i, t) in trials.iter().enumerate().skip(1) {
@@ -146,9 +149,10 @@ pub fn best_trial(trials: &[CalibrationTrial]) -> usize {
             (Some(c), Some(d)) => c - d,
             _ => 0.0,
         };
-        let better = match (t.top1, b.top1) {
-            (Some(x), Some(y)) if x != y => x > y,
-            _ => cosine_gain > TIE_COSINE,
+        let better = if cosine_gain.abs() > TIE_COSINE {
+            cosine_gain > 0.0
+        } else {
+            matches!((t.top1, b.top1), (Some(x), Some(y)) if x > y)
         };
         if better {
             best = i;
@@ -173,20 +177,24 @@ mod tests {
     }
 
     #[test]
-    fn top1_decides_then_cosine_and_a_tie_keeps_the_first() {
+    fn cosine_decides_then_top1_and_a_tie_keeps_the_first() {
         use QuantCalibration::*;
+        // MobileNetV2's measured pattern: a much more faithful method wins over a top-1
+        // difference of a few images.
         let trials = [
-            t(Minmax, Some(90.0), 0.999),
-            t(Percentile, Some(90.2), 0.998),
-            t(Entropy, Some(90.1), 0.9999),
+            t(Minmax, Some(78.64), 0.95122),
+            t(Percentile, Some(78.72), 0.98310),
+            t(Entropy, Some(77.51), 0.96519),
+            t(Mse, Some(78.80), 0.97217),
         ];
         assert_eq!(best_trial(&trials), 1);
+        // Cosines within 1e-5: top-1 decides.
         let tied = [
             t(Minmax, Some(90.0), 0.99900),
-            t(Percentile, Some(90.0), 0.999005),
-            t(Entropy, Some(90.0), 0.9995),
+            t(Percentile, Some(90.1), 0.999005),
+            t(Entropy, Some(89.0), 0.998),
         ];
-        assert_eq!(best_trial(&tied), 2);
+        assert_eq!(best_trial(&tied), 1);
         let same = [t(Minmax, Some(90.0), 0.999), t(Mse, Some(90.0), 0.999)];
         assert_eq!(best_trial(&same), 0);
         let unlabelled = [t(Minmax, None, 0.990), t(Mse, None, 0.995)];
