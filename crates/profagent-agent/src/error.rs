@@ -27,6 +27,9 @@ pub enum AgentError {
     MissingKey { var: String, provider: String },
     #[error("replay: {0}")]
     Replay(String),
+    /// A replayed LLM call that failed in the recorded run (the replay fails it the same way).
+    #[error("the recorded run's LLM call failed here: {0}")]
+    RecordedFailure(String),
     #[error("{0}")]
     Record(#[from] profagent_record::RecordError),
     #[error("{path}: {reason}")]
@@ -46,6 +49,22 @@ pub enum AgentError {
 }
 
 impl AgentError {
+    /// A failure of one LLM call that says nothing about the setup (a timeout, a server
+    /// error or rate limit, an unreadable answer, a local model's prompt or inference
+    /// failure): the guardrail plans that round with the built-in planner instead of ending a
+    /// run whose measurements are already paid for. Configuration errors (missing key, bad
+    /// URL, an endpoint that refuses the request) still end the run.
+    pub fn is_llm_call_failure(&self) -> bool {
+        match self {
+            AgentError::Timeout { .. }
+            | AgentError::BadResponse { .. }
+            | AgentError::Local(_)
+            | AgentError::RecordedFailure(_) => true,
+            AgentError::Http { status, .. } => *status >= 500 || *status == 429,
+            _ => false,
+        }
+    }
+
     pub fn run_dir(path: impl Into<PathBuf>, reason: impl std::fmt::Display) -> Self {
         AgentError::RunDir {
             path: path.into(),

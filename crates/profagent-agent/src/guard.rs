@@ -11,8 +11,9 @@
 //! replaces a valid LLM plan, and an LLM plan touching one is only replaced when its measured
 //! part alone already exceeds the budget. Plans that
 //! change quantization are not compared by estimate (their cost was measured by the probes):
-//! the LLM's stands. An LLM that fails to give a valid plan, or stops while the built-in
-//! planner still has a plan that fits, is replaced for that round.
+//! the LLM's stands. An LLM that fails to give a valid plan, whose call fails
+//! (`AgentError::is_llm_call_failure`), or that stops while the built-in planner still has a
+//! plan that fits, is replaced for that round.
 use profagent_plan::{validate, PlanContext, ValidatedPlan};
 
 use crate::builtin::BuiltinPlanner;
@@ -121,7 +122,19 @@ impl Planner for GuardedPlanner {
         record: &mut Recorder<'_>,
         measure: &mut dyn Measure,
     ) -> Result<Proposal, AgentError> {
-        let mut proposal = self.llm.propose(round, input, context, record, measure)?;
+        // A failed LLM call (timeout, server error, a prompt too long for a local model) is
+        // a round without an LLM plan, not the end of the run; setup errors still end it.
+        let mut proposal = match self.llm.propose(round, input, context, record, measure) {
+            Ok(proposal) => proposal,
+            Err(e) if e.is_llm_call_failure() => Proposal {
+                plan: None,
+                failure: Some(format!("the LLM call failed: {e}")),
+                attempts: 1,
+                rejected_issues: Vec::new(),
+                used: None,
+            },
+            Err(e) => return Err(e),
+        };
         // The built-in proposal from the same facts; not recorded (the transcript holds what
         // the LLM said; a replay recomputes this from the recorded measurements).
         let builtin = validate(&self.builtin.plan(input, context), context).ok();
@@ -130,7 +143,11 @@ impl Planner for GuardedPlanner {
             .and_then(|b| prefer_builtin(proposal.plan.as_ref(), b, input));
         match (reason, builtin) {
             (Some(reason), Some(plan)) => {
-                proposal.used = Some(format!("builtin (guardrail: {reason})"));
+                let why = match (&proposal.plan, &proposal.failure) {
+                    (None, Some(failure)) => format!("{reason}: {failure}"),
+                    _ => reason,
+                };
+                proposal.used = Some(format!("builtin (guardrail: {why})"));
                 proposal.plan = Some(plan);
                 proposal.failure = None;
             }

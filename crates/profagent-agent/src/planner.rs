@@ -361,8 +361,17 @@ pub fn replay_planner(run_dir: &std::path::Path) -> Result<AnalysisAgent, AgentE
         .first()
         .map(|e| e.planner.clone())
         .unwrap_or_else(|| "empty".into());
-    let answers: Vec<String> = entries.into_iter().filter_map(|e| e.answer).collect();
+    // Answers, and the calls that failed (a guarded run planned those rounds with the
+    // built-in planner; the replay fails them again so it does the same).
+    let answers: Vec<Result<String, String>> = entries
+        .into_iter()
+        .filter_map(|e| match (e.answer, e.verdict.as_str()) {
+            (Some(answer), _) => Some(Ok(answer)),
+            (None, "provider_error") => Some(Err(e.error.unwrap_or_default())),
+            (None, _) => None,
+        })
+        .collect();
     Ok(AnalysisAgent::new(Box::new(
-        crate::provider::replay::ReplayProvider::new(label, answers),
+        crate::provider::replay::ReplayProvider::recorded(label, answers),
     )))
 }

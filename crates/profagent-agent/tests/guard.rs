@@ -196,3 +196,79 @@ fn an_over_budget_answer_is_repaired_before_it_is_applied() {
         .iter()
         .all(|p| p.group != "dear" || p.keep > 64));
 }
+
+/// A provider that fails every call with the error its function builds.
+struct Failing(fn() -> profagent_agent::AgentError);
+
+impl profagent_agent::provider::Provider for Failing {
+    fn describe(&self) -> String {
+        "failing".into()
+    }
+    fn complete(
+        &mut self,
+        _: &profagent_agent::provider::ChatRequest<'_>,
+    ) -> Result<profagent_agent::provider::Completion, profagent_agent::AgentError> {
+        Err((self.0)())
+    }
+}
+
+/// A failed LLM call (here a local model whose context cannot hold the prompt) is a round
+/// planned by the built-in planner, named with the failure, not the end of the run; the
+/// transcript keeps the failure, and a replay of that transcript fails the call again and
+/// falls back the same way. Setup errors (a missing key) still end the run.
+#[test]
+fn a_failed_llm_call_is_a_builtin_round_and_replays_as_one() {
+    let input = input();
+    let context = context(&input);
+    let dir = tempfile::tempdir().unwrap();
+    let run_dir = profagent_agent::rundir::RunDir::create(dir.path(), vec![]).unwrap();
+    let llm = Failing(|| {
+        profagent_agent::AgentError::Local(
+            "prompt is 3259 tokens but the context holds 4096 (with 1024 reserved for the answer)"
+                .into(),
+        )
+    });
+    let mut agent = GuardedPlanner::new(Box::new(AnalysisAgent::new(Box::new(llm))));
+    let proposal = agent
+        .propose(
+            1,
+            &input,
+            &context,
+            &mut |e| run_dir.record(e),
+            &mut NoMeasure,
+        )
+        .expect("the round goes on with the built-in plan");
+    let used = proposal.used.expect("the guard used the built-in plan");
+    assert!(
+        used.starts_with("builtin (guardrail: the LLM gave no valid plan: the LLM call failed: local model: prompt is 3259 tokens"),
+        "{used}"
+    );
+    let applied = proposal.plan.expect("the built-in plan");
+    assert!(!applied.plan().is_noop());
+    let transcript = profagent_agent::rundir::read_transcript(dir.path()).unwrap();
+    assert_eq!(transcript.len(), 1);
+    assert_eq!(transcript[0].verdict, "provider_error");
+
+    // Replayed: the recorded failure fails again, and the same built-in plan is applied.
+    let replayed = profagent_agent::planner::replay_planner(dir.path()).unwrap();
+    let mut agent = GuardedPlanner::new(Box::new(replayed));
+    let again = agent
+        .propose(1, &input, &context, &mut |_| Ok(()), &mut NoMeasure)
+        .unwrap();
+    assert_eq!(again.plan.unwrap().plan(), applied.plan());
+    assert!(again.used.unwrap().contains("prompt is 3259 tokens"));
+
+    // A setup error ends the run.
+    let llm = Failing(|| profagent_agent::AgentError::MissingKey {
+        var: "OPENAI_API_KEY".into(),
+        provider: "openai".into(),
+    });
+    let mut agent = GuardedPlanner::new(Box::new(AnalysisAgent::new(Box::new(llm))));
+    let error = agent
+        .propose(1, &input, &context, &mut |_| Ok(()), &mut NoMeasure)
+        .unwrap_err();
+    assert!(matches!(
+        error,
+        profagent_agent::AgentError::MissingKey { .. }
+    ));
+}

@@ -95,7 +95,7 @@ struct Generated {
 
 impl LocalLlm {
     /// Verifies the file (exists, GGUF magic, pinned sha256 for known models) and loads it.
-    pub fn load(path: &Path, options: LocalLlmOptions) -> Result<Self, LocalLlmError> {
+    pub fn load(path: &Path, mut options: LocalLlmOptions) -> Result<Self, LocalLlmError> {
         options.validate()?;
         verify_model_file(path, options.expected_sha256.as_deref())?;
         let backend = backend()?;
@@ -104,6 +104,11 @@ impl LocalLlm {
                 path: path.to_path_buf(),
                 reason: error.to_string(),
             })?;
+        // A window beyond what the model was trained on gives it positions it never saw.
+        let trained = model.n_ctx_train() as usize;
+        if trained > options.max_tokens && trained < options.context {
+            options.context = trained;
+        }
         // Fail at load, not at the first question, when the model cannot chat.
         model
             .chat_template(None)

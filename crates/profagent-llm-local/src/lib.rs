@@ -45,6 +45,9 @@ const MAX_DEFAULT_THREADS: usize = 8;
 /// Default cap on free-text strings in constrained answers: a few sentences of rationale.
 pub const DEFAULT_MAX_STRING_CHARS: usize = 160;
 
+/// Default context window in tokens (SmolLM2's training context).
+pub const DEFAULT_CONTEXT: usize = 8192;
+
 /// How to run the model.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LocalLlmOptions {
@@ -56,7 +59,9 @@ pub struct LocalLlmOptions {
     pub temperature: f32,
     /// Cap on generated tokens per answer.
     pub max_tokens: usize,
-    /// Context window in tokens (prompt plus answer).
+    /// Context window in tokens (prompt plus answer); at most the model's training context
+    /// (`LocalLlm::load` lowers it to that). The default, 8192, holds `compress`'s prompt for
+    /// resnet18 and vit_tiny (3,300-3,500 tokens) with the answer's 1,024.
     pub context: usize,
     /// Hex sha256 the file must have. `None` still verifies files whose name is in
     /// [`KNOWN_MODELS`] against their pinned digest.
@@ -89,7 +94,7 @@ impl Default for LocalLlmOptions {
             seed: 42,
             temperature: 0.3,
             max_tokens: 1024,
-            context: 4096,
+            context: DEFAULT_CONTEXT,
             expected_sha256: None,
             grammar_strategy: GrammarStrategy::default(),
             max_string_chars: Some(DEFAULT_MAX_STRING_CHARS),

@@ -245,7 +245,7 @@ pub struct QuantReport {
     pub skipped: Vec<SkippedLayer>,
     /// Activation tensors that got a QuantizeLinear/DequantizeLinear pair (static mode).
     pub quantized_activations: usize,
-    /// `Relu` nodes folded into the quantization of their input (static mode).
+    /// `Relu` and `Clip(0, max)` nodes folded into the quantization of their input (static mode).
     pub folded_relus: usize,
     /// Calibration batches run (static mode).
     pub calibration_batches: usize,

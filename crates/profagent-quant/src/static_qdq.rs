@@ -10,7 +10,12 @@
 //!   Transpose, Squeeze, Unsqueeze) reuses its input's scale and zero point;
 //! - a `Relu` whose input feeds nothing else is folded away: quantizing its input over
 //!   `[0, max]` (zero point 0 in uint8, -128 in int8) clamps negatives to exactly 0, which is
-//!   what the Relu did;
+//!   what the Relu did; so is a `Clip` with a constant minimum of 0 (ReLU6): its output range
+//!   `[0, hi]`, `hi` at most its maximum, saturates exactly where the Clip and the Clip
+//!   output's own quantization did. Left unfolded, ONNX Runtime removes the Clip but keeps a
+//!   standalone DequantizeLinear and QuantizeLinear between every pair of convolutions
+//!   (MobileNetV2: 2.7 of 5.8 ms per image), and the convolution's output is quantized over
+//!   its whole pre-activation range first (min-max, ImageNet: logit cosine 0.951 vs 0.981);
 //! - weights are int8 symmetric (per output channel by default) behind a DequantizeLinear;
 //! - a Conv/Gemm bias becomes int32 with scale `x_scale * w_scale[c]`, as QLinearConv wants.
 //!
@@ -460,7 +465,7 @@ fn classify(
 struct TensorPlan {
     /// Quantized tensors in graph order.
     tensors: Vec<String>,
-    /// Folded Relus: quantized tensor (the Relu's output) → (Relu node index, the Relu's input).
+    /// Folded Relus and Clips: quantized tensor (their output) → (node index, their input).
     folds: HashMap<String, (usize, String)>,
     /// Outputs of data-movement ops (`SAME_AS_INPUT_OPS`) → their quantized input, whose
     /// scale and zero point they reuse.
@@ -520,11 +525,16 @@ fn plan_tensors(graph: &GraphProto, index: &GraphIndex, targets: &[Target]) -> T
             }
         }
     }
-    // Relu folding.
+    // Relu folding, and Clip(0, max) folding (ReLU6 in MobileNets and EfficientNet-Lite).
     let mut folds = HashMap::new();
     for &i in &index.topo {
         let node = &graph.node[i];
-        if node.op_type() != "Relu" {
+        let foldable = match node.op_type() {
+            "Relu" => true,
+            "Clip" => clip_bounds(graph, index, node).is_some_and(|(lo, hi)| lo == 0.0 && hi > 0.0),
+            _ => false,
+        };
+        if !foldable {
             continue;
         }
         let (input, output) = (&node.input[0], &node.output[0]);
@@ -549,6 +559,38 @@ fn plan_tensors(graph: &GraphProto, index: &GraphIndex, targets: &[Target]) -> T
         tensors: ordered,
         folds,
         same_as_input,
+    }
+}
+
+/// A Clip's `(min, max)` when both are known constants: inputs 1 and 2 from opset 11 (an
+/// initializer or a Constant node; absent means unbounded), attributes before. `None` when a
+/// bound is computed at run time.
+fn clip_bounds(graph: &GraphProto, index: &GraphIndex, node: &NodeProto) -> Option<(f32, f32)> {
+    let constant = |slot: usize, default: f32| -> Option<f32> {
+        let Some(name) = node.input.get(slot).filter(|n| !n.is_empty()) else {
+            return Some(default);
+        };
+        let tensor = match index.initializers.get(name) {
+            Some(&at) => &graph.initializer[at],
+            None => {
+                let &(producer, _) = index.producer.get(name)?;
+                let producer = &graph.node[producer];
+                if producer.op_type() != "Constant" {
+                    return None;
+                }
+                attr::get_tensor(producer, "value")?
+            }
+        };
+        let values = tensor::to_f32(tensor).ok()?;
+        (values.len() == 1).then(|| values[0])
+    };
+    if node.input.len() > 1 {
+        Some((constant(1, f32::NEG_INFINITY)?, constant(2, f32::INFINITY)?))
+    } else {
+        Some((
+            attr::get_float(node, "min").unwrap_or(f32::MIN),
+            attr::get_float(node, "max").unwrap_or(f32::MAX),
+        ))
     }
 }
 

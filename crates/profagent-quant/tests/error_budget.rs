@@ -227,6 +227,114 @@ fn static_int8_within_budget_and_relus_folded() {
     assert!(c >= INT8_STATIC_MIN_COSINE, "cosine {c}");
 }
 
+/// x → Conv → Clip(0, 6) (ReLU6, min as an initializer, max from a Constant node) → Conv →
+/// Clip(0, 6) → GlobalAveragePool → Flatten → Gemm: the MobileNetV2 pattern.
+fn relu6_convnet() -> Model {
+    let mut b = GraphBuilder::new(13);
+    let x = b.input("input", &[-1, 3, 8, 8]);
+    let zero = b.init_f32("relu6.min", &[], &[0.0]);
+    let six = format!("{}_output_0", "/six/Constant");
+    b.graph.node.push(profagent_onnx::attr::node(
+        "Constant",
+        "/six/Constant",
+        &[],
+        &[&six],
+        vec![profagent_onnx::attr::tensor(
+            "value",
+            profagent_onnx::tensor::from_f32("", &[], &[6.0]),
+        )],
+    ));
+    let c1 = b.conv("/conv1", &x, 3, 16, 3, 1, 1);
+    let r1 = b.node("Clip", "/relu6a", &[&c1, &zero, &six], 1, vec![]);
+    let c2 = b.conv("/conv2", &r1, 16, 16, 3, 1, 1);
+    let r2 = b.node("Clip", "/relu6b", &[&c2, &zero, &six], 1, vec![]);
+    let p = b.unary("GlobalAveragePool", "/pool", &r2);
+    let f = b.node(
+        "Flatten",
+        "/Flatten",
+        &[&p],
+        1,
+        vec![profagent_onnx::attr::int("axis", 1)],
+    );
+    let y = b.gemm("/fc", &f, 16, 10);
+    let out = b.unary("Identity", "/out", &y);
+    rename_output(&mut b, &out);
+    b.finish()
+}
+
+/// Issue 18: a ReLU6 (`Clip` with a constant minimum of 0) is folded like a Relu. Left in
+/// place, ONNX Runtime dropped the Clip but kept a standalone DequantizeLinear and
+/// QuantizeLinear between the convolutions (MobileNetV2: 1.01x instead of 1.82x faster than
+/// fp32) and quantized each convolution's output over its whole pre-activation range (logit
+/// cosine 0.951 instead of 0.981 on ImageNet). Folded: no Clip, no standalone Q/DQ kernel
+/// left between the two QLinearConvs, within the static budget.
+#[test]
+fn static_folds_relu6_clips_and_runs_without_requantization() {
+    let model = relu6_convnet();
+    let x = inputs(&[BATCH, 3, 8, 8], 5);
+    let Some(reference) = run(&model, &x) else {
+        return;
+    };
+    let batches = calibration(&[BATCH, 3, 8, 8]);
+    let (q, report) = quantize(
+        &model,
+        &QuantSpec::new(Mode::Static),
+        Some(&mut common::source(&batches)),
+    )
+    .expect("quantizes");
+    assert_eq!(report.folded_relus, 2);
+    assert!(!q.graph().node.iter().any(|n| n.op_type() == "Clip"));
+    let c = cosine(&reference, &run(&q, &x).expect("runs"));
+    assert!(c >= INT8_STATIC_MIN_COSINE, "cosine {c}");
+
+    let runtime = open_runtime(RuntimeKind::Ort).expect("ONNX Runtime");
+    let mut session = runtime
+        .load_profiling(
+            &ModelSource::Bytes(q.to_bytes()),
+            &SessionOptions::default(),
+        )
+        .expect("loads");
+    session
+        .run(&[("input".to_string(), inputs(&[BATCH, 3, 8, 8], 7))])
+        .expect("runs");
+    let trace = session.finish(0).expect("trace");
+    let ops: Vec<&str> = trace.kernels.iter().map(|k| k.op_type.as_str()).collect();
+    assert_eq!(
+        ops.iter().filter(|&&o| o == "QLinearConv").count(),
+        2,
+        "{ops:?}"
+    );
+    // The model input is quantized once; nothing is re-quantized between the convolutions.
+    assert_eq!(
+        ops.iter().filter(|&&o| o == "QuantizeLinear").count(),
+        1,
+        "{ops:?}"
+    );
+
+    // A Clip whose minimum is not 0 (here -1) is not folded.
+    let mut hardtanh = relu6_convnet();
+    for init in &mut hardtanh.graph_mut().initializer {
+        if init.name() == "relu6.min" {
+            *init = profagent_onnx::tensor::from_f32("relu6.min", &[], &[-1.0]);
+        }
+    }
+    let (q, report) = quantize(
+        &hardtanh,
+        &QuantSpec::new(Mode::Static),
+        Some(&mut common::source(&batches)),
+    )
+    .expect("quantizes");
+    assert_eq!(report.folded_relus, 0);
+    assert_eq!(
+        q.graph()
+            .node
+            .iter()
+            .filter(|n| n.op_type() == "Clip")
+            .count(),
+        2
+    );
+}
+
 /// Element type of the zero point (third input) of every `op_type` node of `model`.
 fn zero_point_types(model: &Model, op_type: &str) -> Vec<(String, i32)> {
     let graph = model.graph();

@@ -666,7 +666,7 @@ fn print_summary(summary: &Summary, report: &QuantReport) {
     );
     if report.quantized_activations > 0 {
         println!(
-            "  {} activation tensors quantized, {} Relu folded, {} calibration batches",
+            "  {} activation tensors quantized, {} Relu/Clip folded, {} calibration batches",
             report.quantized_activations, report.folded_relus, report.calibration_batches
         );
     }
