@@ -22,7 +22,7 @@ separate Add. For every model it runs, in ONE process:
   run (its fastest `ort-*` variant), as a paired per-round ratio.
 
     python3 bench/quant_fusion.py --profagent target/release/profagent \
-        [--models resnet18,resnet20,vit_tiny] [--threads 1] [--batches 1,32]
+        [--models resnet18,resnet20,vit_tiny,mobilenet_v2] [--threads 1] [--batches 1,32]
 """
 import argparse
 import collections
@@ -51,7 +51,10 @@ MODELS = {
     "resnet18": (os.path.join(SHARED, "models", "resnet18_cifar10.onnx"), "static"),
     "resnet20": (os.path.join(ROOT, "examples", "resnet20_cifar10.onnx"), "static"),
     "vit_tiny": (os.path.join(SHARED, "models", "vit_tiny_cifar10.onnx"), "dynamic"),
+    # ImageNet, 224x224: ReLU6 and depthwise convolutions (its own data, below).
+    "mobilenet_v2": (os.path.join(SHARED, "models", "mobilenet_v2_imagenet.onnx"), "static"),
 }
+IMAGENET_MODELS = {"mobilenet_v2"}
 INT8_KERNELS = ("QLinearConv", "QLinearAdd", "QLinearMul", "QLinearMatMul", "QGemm",
                 "QLinearGlobalAveragePool", "QLinearAveragePool", "QLinearConcat",
                 "DynamicQuantizeMatMul", "MatMulIntegerToFloat", "ConvInteger", "MatMulInteger")
@@ -69,6 +72,17 @@ def cifar(calib_count, eval_count, seed=0):
     x = np.stack([np.asarray(Image.open(p).convert("RGB"), dtype=np.float32) for p, _ in picked])
     x = np.ascontiguousarray(((x - MEAN) / STD).astype(np.float32).transpose(0, 3, 1, 2))
     y = np.array([label for _, label in picked])
+    return x[:calib_count], x[calib_count:], y[calib_count:]
+
+
+def imagenet_split(calib_count, eval_count, seed=0):
+    """The same split over the 1,300 ImageNet validation images (common.imagenet's resize 256,
+    centre crop 224, ImageNet mean/std), capped at what the folder holds."""
+    from common import imagenet
+    order = np.random.default_rng(seed).permutation(1300)
+    calib_count = min(calib_count, 300)
+    picked = order[:calib_count + min(eval_count, 1300 - calib_count)]
+    x, y = imagenet(list(picked))
     return x[:calib_count], x[calib_count:], y[calib_count:]
 
 
@@ -180,6 +194,9 @@ def main():
     ap.add_argument("--eval-count", type=int, default=2000)
     ap.add_argument("--baseline-tool", help="another profagent binary (e.g. a build of the previous "
                     "commit): its output is the variant 'ours@baseline'")
+    ap.add_argument("--no-check", action="store_true",
+                    help="pass --check-runtime none to every profagent quantize (score, and time, even the "
+                         "models its pre-write fidelity check refuses, e.g. an older build's)")
     ap.add_argument("--kernels", action="store_true",
                     help="also print ONNX Runtime's profiler time per op type at batch 1")
     ap.add_argument("--extra", action="append", default=[],
@@ -191,20 +208,29 @@ def main():
                          "when ARGS name static)")
     a = ap.parse_args()
     work = tempfile.mkdtemp(prefix="quant_fusion_")
-    calib, x_eval, y_eval = cifar(a.calib_count, a.eval_count)
-    calib_npy = os.path.join(work, "calib.npy")
-    np.save(calib_npy, calib)
+    data = {"cifar": cifar(a.calib_count, a.eval_count)}
+    if any(m in IMAGENET_MODELS for m in a.models.split(",")):
+        data["imagenet"] = imagenet_split(a.calib_count, a.eval_count)
+    calib, x_eval, y_eval = data["cifar"]
+    for kind, (c, _, _) in data.items():
+        np.save(os.path.join(work, f"calib_{kind}.npy"), c)
     load = os.getloadavg()
     print(f"onnxruntime {ort.__version__}, {a.threads} thread(s), {os.cpu_count()} CPUs, load average "
           f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; calibration {len(calib)} images, scoring {len(x_eval)} "
           f"other images; {a.rounds} interleaved rounds; work dir {work}")
     for key in a.models.split(","):
         model, mode = MODELS[key]
+        kind = "imagenet" if key in IMAGENET_MODELS else "cifar"
+        calib, x_eval, y_eval = data[kind]
+        calib_npy = os.path.join(work, f"calib_{kind}.npy")
+        side = 224 if kind == "imagenet" else 32
         variants = [("fp32", model, None)]
         ours = os.path.join(work, f"{key}_ours.onnx")
         base = [a.profagent, "quantize", model, "-o", ours, "--mode", mode]
         if mode == "static":
             base += ["--calib", calib_npy, "--calib-count", str(len(calib))]
+        if a.no_check:
+            base += ["--check-runtime", "none"]
         variants.append(("ours", ours, run_quiet(base)))
         if a.baseline_tool:
             path = os.path.join(work, f"{key}_ours@baseline.onnx")
@@ -251,12 +277,12 @@ def main():
         if a.kernels:
             print("ONNX Runtime profiler, batch 1, ms per run by op type (not interleaved: noisier):")
             for name, path, _ in variants:
-                per_op = kernel_ms(path, (1, 3, 32, 32), a.threads, work)
+                per_op = kernel_ms(path, (1, 3, side, side), a.threads, work)
                 top = ", ".join(f"{op} {ms:.2f}" for op, ms in per_op.most_common(8))
                 print(f"  {name:14s} total {sum(per_op.values()):6.2f}: {top}")
         for batch in [int(b) for b in a.batches.split(",")]:
             runs = max(2, a.runs // batch)
-            res = interleaved([p for _, p, _ in variants], (batch, 3, 32, 32), a.threads, a.rounds, runs)
+            res = interleaved([p for _, p, _ in variants], (batch, 3, side, side), a.threads, a.rounds, runs)
             print(f"latency batch {batch} ({a.rounds} rounds x {runs} runs; speedup = fp32 / variant, "
                   f"per round: median [min-max]):")
             ours_ratios = res[1][1]
