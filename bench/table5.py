@@ -49,6 +49,23 @@ def finished(run_dir):
     return os.path.exists(path) and json.load(open(path)).get("final") is not None
 
 
+def failed(run_dir):
+    """The error that ended an unfinished run (its transcript's last provider_error), if no
+    live process still writes it: an unguarded planner's failed call ends the run."""
+    lock = os.path.join(run_dir, ".profagent.lock")
+    if os.path.exists(lock):
+        try:
+            os.kill(int(open(lock).read().strip()), 0)
+            return None
+        except (ValueError, OSError):
+            pass
+    path = os.path.join(run_dir, "transcript.jsonl")
+    if finished(run_dir) or not os.path.exists(path):
+        return None
+    errors = [e for e in map(json.loads, open(path)) if e.get("verdict") == "provider_error"]
+    return errors[-1].get("error") if errors else None
+
+
 def wait_for_writer(run_dir):
     """Waits while another live process holds run_dir's lock (a run started by hand or by a
     second bench process): the run is then reused instead of clashing with it."""
@@ -160,9 +177,12 @@ def model_section(args, name, seen, x, y, gguf):
     if llm:
         runs += [("SmolLM2 guarded", "smollm2_guarded", llm),
                  ("SmolLM2 alone (`--no-guardrail`)", "smollm2_alone", llm + ["--no-guardrail"])]
-    results, missing = [], []  # results: (label, report, wall, run dir, source report or None)
+    results, missing, errors = [], [], []  # results: (label, report, wall, run dir, source report or None)
 
     def run(label, run_dir, extra, source=None):
+        if failed(run_dir):
+            errors.append((label, failed(run_dir)))
+            return None
         report, wall = compress(args.profagent, s.model, seen, run_dir, args.rounds, extra, args.score_only)
         if report is None:
             missing.append(label)
@@ -175,7 +195,7 @@ def model_section(args, name, seen, x, y, gguf):
         report = run(label, run_dir, extra)
         if slot != "builtin" and report is not None:
             run(f"{label}, replayed", os.path.join(work, slot + "_replay"), ["--replay", run_dir], report)
-        elif slot != "builtin":
+        elif slot != "builtin" and not any(label == e[0] for e in errors):
             missing.append(f"{label}, replayed")
     for source in transcripts(args.transcripts, s.model):
         recorded = json.load(open(os.path.join(source, "report.json")))
@@ -227,6 +247,9 @@ def model_section(args, name, seen, x, y, gguf):
         lines += ["", "Rounds where the guardrail applied the built-in proposal (`builtin*`), or no plan was applied:", ""] + notes
     if replay_notes:
         lines += ["", "Replays (no LLM loaded: the recorded answers go through the same parse / validate path):", ""] + replay_notes
+    if errors:
+        lines += ["", "**Ended with an error, no final model** (without the guardrail a failed LLM call ends "
+                  "the run): " + "; ".join(f"{label}: {error}" for label, error in errors) + "."]
     if missing:
         lines += ["", "**Not finished when this file was generated** (generated with `--score-only` from the runs "
                   "finished in the working folder; the time this session had ran out): " + "; ".join(missing) + "."]
