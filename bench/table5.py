@@ -51,7 +51,7 @@ def finished(run_dir):
 
 def failed(run_dir):
     """The error that ended an unfinished run (its transcript's last provider_error), if no
-    live process still writes it: an unguarded planner's failed call ends the run."""
+    live process still writes it (older builds ended an unguarded run on a failed LLM call)."""
     lock = os.path.join(run_dir, ".profagent.lock")
     if os.path.exists(lock):
         try:
@@ -248,8 +248,9 @@ def model_section(args, name, seen, x, y, gguf):
     if replay_notes:
         lines += ["", "Replays (no LLM loaded: the recorded answers go through the same parse / validate path):", ""] + replay_notes
     if errors:
-        lines += ["", "**Ended with an error, no final model** (without the guardrail a failed LLM call ends "
-                  "the run): " + "; ".join(f"{label}: {error}" for label, error in errors) + "."]
+        lines += ["", "**Ended with an error, no final model** (builds before 2026-11-28 06:40 UTC ended an "
+                  "unguarded run when its LLM call failed; later ones record that round without a plan and go "
+                  "on): " + "; ".join(f"{label}: {error}" for label, error in errors) + "."]
     if missing:
         lines += ["", "**Not finished when this file was generated** (generated with `--score-only` from the runs "
                   "finished in the working folder; the time this session had ran out): " + "; ".join(missing) + "."]

@@ -1026,3 +1026,90 @@ fn static_calibration_is_chosen_on_the_feedback_slice_and_replayed() {
         QuantCalibration::Minmax
     );
 }
+
+/// The built-in planner behind an LLM-like failure: its first call times out.
+struct FlakyPlanner {
+    inner: BuiltinPlanner,
+    error: fn() -> AgentError,
+    calls: usize,
+}
+
+impl profagent_agent::planner::Planner for FlakyPlanner {
+    fn describe(&self) -> String {
+        "flaky".into()
+    }
+    fn propose(
+        &mut self,
+        round: usize,
+        input: &PlanningInput,
+        context: &PlanContext,
+        record: &mut profagent_agent::planner::Recorder<'_>,
+        measure: &mut dyn profagent_agent::planner::Measure,
+    ) -> Result<profagent_agent::planner::Proposal, AgentError> {
+        self.calls += 1;
+        if self.calls == 1 {
+            return Err((self.error)());
+        }
+        self.inner.propose(round, input, context, record, measure)
+    }
+}
+
+/// A failed LLM call (here a timeout, also without the guardrail) is a round without a plan,
+/// named in the report, and the run goes on; a setup error (a missing key) ends it.
+#[test]
+fn a_failed_llm_call_is_a_round_without_a_plan_and_the_run_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let run_dir = RunDir::create(&dir.path().join("run"), vec![]).unwrap();
+    let mut planner = FlakyPlanner {
+        inner: BuiltinPlanner::new(),
+        error: || AgentError::Timeout {
+            url: "http://127.0.0.1:9/v1".into(),
+            seconds: 60,
+            attempts: 3,
+        },
+        calls: 0,
+    };
+    let report = compress(
+        &input_model(),
+        &options(),
+        &mut planner,
+        &mut fake_bench(),
+        &run_dir,
+        &mut |_: &str| {},
+    )
+    .expect("the run goes on")
+    .report;
+    let first = &report.rounds[0];
+    assert!(first.plan.is_none());
+    assert!(
+        first
+            .failure
+            .as_deref()
+            .is_some_and(|f| f.starts_with("the LLM call failed: the LLM endpoint")),
+        "{:?}",
+        first.failure
+    );
+    assert!(report.rounds.iter().skip(1).any(|r| r.accepted));
+
+    let dir = tempfile::tempdir().unwrap();
+    let run_dir = RunDir::create(&dir.path().join("run"), vec![]).unwrap();
+    let mut planner = FlakyPlanner {
+        inner: BuiltinPlanner::new(),
+        error: || AgentError::MissingKey {
+            var: "OPENAI_API_KEY".into(),
+            provider: "openai".into(),
+        },
+        calls: 0,
+    };
+    let error = compress(
+        &input_model(),
+        &options(),
+        &mut planner,
+        &mut fake_bench(),
+        &run_dir,
+        &mut |_: &str| {},
+    )
+    .err()
+    .expect("a setup error ends the run");
+    assert!(matches!(error, AgentError::MissingKey { .. }), "{error}");
+}
