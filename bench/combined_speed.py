@@ -60,11 +60,13 @@ def compress(tool, model, seen, run_dir, speedup):
 
 
 def ort_optimized_dynamic(model, out, heads, hidden):
-    """onnxruntime's transformers optimizer, then quantize_dynamic on its output."""
+    """onnxruntime's transformers optimizer (its Python fusions, `opt_level=0`: higher levels run an
+    onnxruntime pass that needs torch), then quantize_dynamic on its output; the session applies its
+    own graph optimizations when it loads the result, as for every variant."""
     code = ("import sys\nfrom onnxruntime.transformers import optimizer\n"
             "from onnxruntime.quantization import quantize_dynamic\n"
             "m = optimizer.optimize_model(sys.argv[1], model_type='vit', num_heads=int(sys.argv[3]),"
-            " hidden_size=int(sys.argv[4]))\n"
+            " hidden_size=int(sys.argv[4]), opt_level=0)\n"
             "m.save_model_to_file(sys.argv[2] + '.fp32.onnx')\n"
             "quantize_dynamic(sys.argv[2] + '.fp32.onnx', sys.argv[2])\n")
     return run_quiet([sys.executable, "-c", code, model, out, str(heads), str(hidden)])
