@@ -151,6 +151,21 @@ pub enum OnInterrupt {
     Stop,
 }
 
+/// Ends the process at once with `code`, without the C library's exit handlers: run while an
+/// ONNX Runtime session is still working on another thread, those handlers tore its thread
+/// pool's cpuinfo down under it, and the process aborted ("Fatal error in cpuinfo", no exit
+/// code) instead of exiting with `code`. Completed writes are already whole (atomic renames;
+/// stderr is unbuffered, stdout flushes by line; stdout is not flushed here, as the main thread
+/// may hold its lock).
+fn exit_now(code: i32) -> ! {
+    #[cfg(unix)]
+    {
+        signal_hook::low_level::exit(code)
+    }
+    #[cfg(not(unix))]
+    std::process::exit(code)
+}
+
 /// Installs the Ctrl-C handler (see the module doc). A handler that cannot be installed
 /// leaves Ctrl-C as it was: the process ends at once, outputs still whole (atomic writes).
 pub fn install_interrupt(on_first: OnInterrupt) {
@@ -166,7 +181,7 @@ pub fn install_interrupt(on_first: OnInterrupt) {
             // printed after "interrupted" (nor its exit code race this one).
             let mut stderr = std::io::stderr().lock();
             let _ = writeln!(stderr, "interrupted");
-            std::process::exit(i32::from(crate::exit::INTERRUPTED));
+            exit_now(i32::from(crate::exit::INTERRUPTED));
         }
         profagent_onnx::progress::request_stop();
         line("interrupted: finishing the current step, then writing the report of what was done (Ctrl-C again quits at once)");
