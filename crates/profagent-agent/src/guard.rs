@@ -126,13 +126,7 @@ impl Planner for GuardedPlanner {
         // a round without an LLM plan, not the end of the run; setup errors still end it.
         let mut proposal = match self.llm.propose(round, input, context, record, measure) {
             Ok(proposal) => proposal,
-            Err(e) if e.is_llm_call_failure() => Proposal {
-                plan: None,
-                failure: Some(format!("the LLM call failed: {e}")),
-                attempts: 1,
-                rejected_issues: Vec::new(),
-                used: None,
-            },
+            Err(e) if e.is_llm_call_failure() => Proposal::failed_call(&e),
             Err(e) => return Err(e),
         };
         // The built-in proposal from the same facts; not recorded (the transcript holds what

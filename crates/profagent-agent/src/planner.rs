@@ -37,6 +37,20 @@ pub struct Proposal {
     pub used: Option<String>,
 }
 
+impl Proposal {
+    /// A round whose LLM call failed (`AgentError::is_llm_call_failure`): no plan, the error
+    /// as its failure.
+    pub fn failed_call(error: &AgentError) -> Self {
+        Proposal {
+            plan: None,
+            failure: Some(format!("the LLM call failed: {error}")),
+            attempts: 1,
+            rejected_issues: Vec::new(),
+            used: None,
+        }
+    }
+}
+
 /// Where planners record each exchange.
 pub type Recorder<'a> = dyn FnMut(&TranscriptEntry) -> Result<(), AgentError> + 'a;
 

@@ -42,7 +42,13 @@ fn convnet() -> Model {
     let c2 = b.conv("/layer1/conv2", &r1, 16, 16, 3, 1, 1);
     let s = b.binary("Add", "/layer1", &c2, &r1);
     let r2 = b.unary("Relu", "/layer1/relu", &s);
-    let p = b.unary("GlobalAveragePool", "/pool", &r2);
+    pooled_head(b, &r2)
+}
+
+/// `x[N,16,H,W]` → GlobalAveragePool → Flatten → Gemm(16, 10) → logits: the end of the
+/// convnets here.
+fn pooled_head(mut b: GraphBuilder, x: &str) -> Model {
+    let p = b.unary("GlobalAveragePool", "/pool", x);
     let f = b.node(
         "Flatten",
         "/Flatten",
@@ -248,18 +254,7 @@ fn relu6_convnet() -> Model {
     let r1 = b.node("Clip", "/relu6a", &[&c1, &zero, &six], 1, vec![]);
     let c2 = b.conv("/conv2", &r1, 16, 16, 3, 1, 1);
     let r2 = b.node("Clip", "/relu6b", &[&c2, &zero, &six], 1, vec![]);
-    let p = b.unary("GlobalAveragePool", "/pool", &r2);
-    let f = b.node(
-        "Flatten",
-        "/Flatten",
-        &[&p],
-        1,
-        vec![profagent_onnx::attr::int("axis", 1)],
-    );
-    let y = b.gemm("/fc", &f, 16, 10);
-    let out = b.unary("Identity", "/out", &y);
-    rename_output(&mut b, &out);
-    b.finish()
+    pooled_head(b, &r2)
 }
 
 /// Issue 18: a ReLU6 (`Clip` with a constant minimum of 0) is folded like a Relu. Left in
@@ -288,25 +283,15 @@ fn static_folds_relu6_clips_and_runs_without_requantization() {
     assert!(c >= INT8_STATIC_MIN_COSINE, "cosine {c}");
 
     let runtime = open_runtime(RuntimeKind::Ort).expect("ONNX Runtime");
-    let mut session = runtime
-        .load_profiling(
-            &ModelSource::Bytes(q.to_bytes()),
-            &SessionOptions::default(),
-        )
-        .expect("loads");
-    session
-        .run(&[("input".to_string(), inputs(&[BATCH, 3, 8, 8], 7))])
-        .expect("runs");
-    let trace = session.finish(0).expect("trace");
-    let ops: Vec<&str> = trace.kernels.iter().map(|k| k.op_type.as_str()).collect();
+    let ops = kernel_ops(runtime.as_ref(), &q);
     assert_eq!(
-        ops.iter().filter(|&&o| o == "QLinearConv").count(),
+        ops.iter().filter(|o| *o == "QLinearConv").count(),
         2,
         "{ops:?}"
     );
     // The model input is quantized once; nothing is re-quantized between the convolutions.
     assert_eq!(
-        ops.iter().filter(|&&o| o == "QuantizeLinear").count(),
+        ops.iter().filter(|o| *o == "QuantizeLinear").count(),
         1,
         "{ops:?}"
     );
@@ -430,6 +415,21 @@ fn static_activations_are_uint8_weights_int8_and_within_budget() {
     assert!(c >= INT8_STATIC_MIN_COSINE, "cosine {c}");
 }
 
+/// The op types of the kernels ONNX Runtime runs for `model` (its profiler, one batch).
+fn kernel_ops(runtime: &dyn profagent_runtime::Runtime, model: &Model) -> Vec<String> {
+    let mut session = runtime
+        .load_profiling(
+            &ModelSource::Bytes(model.to_bytes()),
+            &SessionOptions::default(),
+        )
+        .expect("loads");
+    session
+        .run(&[("input".to_string(), inputs(&[BATCH, 3, 8, 8], 7))])
+        .expect("runs");
+    let trace = session.finish(0).expect("trace");
+    trace.kernels.into_iter().map(|k| k.op_type).collect()
+}
+
 /// What ONNX Runtime makes of the uint8 rewrite: every convolution runs as a QLinearConv
 /// kernel and the residual Add as QLinearAdd; no float Conv is left between DQ and Q.
 #[test]
@@ -449,26 +449,16 @@ fn static_uint8_runs_as_int8_kernels_in_onnx_runtime() {
             return;
         }
     };
-    let mut session = runtime
-        .load_profiling(
-            &ModelSource::Bytes(q.to_bytes()),
-            &SessionOptions::default(),
-        )
-        .expect("loads");
-    session
-        .run(&[("input".to_string(), inputs(&[BATCH, 3, 8, 8], 7))])
-        .expect("runs");
-    let trace = session.finish(0).expect("trace");
-    let ops: Vec<&str> = trace.kernels.iter().map(|k| k.op_type.as_str()).collect();
+    let ops = kernel_ops(runtime.as_ref(), &q);
     assert_eq!(
-        ops.iter().filter(|&&o| o == "QLinearConv").count(),
+        ops.iter().filter(|o| *o == "QLinearConv").count(),
         2,
         "{ops:?}"
     );
-    assert!(ops.contains(&"QLinearAdd"), "{ops:?}");
+    assert!(ops.iter().any(|o| o == "QLinearAdd"), "{ops:?}");
     assert!(
         !ops.iter()
-            .any(|o| matches!(*o, "Conv" | "FusedConv" | "Add")),
+            .any(|o| matches!(o.as_str(), "Conv" | "FusedConv" | "Add")),
         "float kernels left: {ops:?}"
     );
 }

@@ -461,13 +461,7 @@ fn ask(
         // A failed LLM call (after the provider's retries; recorded in the transcript as
         // `provider_error`, and failed again on replay) is a round without a plan: the
         // measurements already paid for are not thrown away. Setup errors end the run.
-        Err(e) if e.is_llm_call_failure() => Ok(Proposal {
-            plan: None,
-            failure: Some(format!("the LLM call failed: {e}")),
-            attempts: 1,
-            rejected_issues: Vec::new(),
-            used: None,
-        }),
+        Err(e) if e.is_llm_call_failure() => Ok(Proposal::failed_call(&e)),
         other => other,
     }
 }
