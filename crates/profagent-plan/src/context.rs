@@ -48,6 +48,12 @@ pub struct GroupInfo {
     pub heads: Option<usize>,
     /// Layers whose weights change when this group is pruned.
     pub layers: Vec<String>,
+    /// Layers whose outputs this group prunes (a subset of `layers`; the others only lose
+    /// inputs). A protected layer among them keeps the group whole; a protected consumer (a
+    /// classifier reading a pruned stream) only loses inputs and keeps its outputs. Empty
+    /// (contexts written before this field): every layer counts as a producer.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub producers: Vec<String>,
     /// `None` when prunable; otherwise why not (shown to planners).
     pub not_prunable: Option<String>,
     /// At least this many channels must stay.
@@ -55,10 +61,12 @@ pub struct GroupInfo {
 }
 
 impl GroupInfo {
+    /// A group whose every layer counts as a producer (set `producers` to narrow it).
     pub fn new(channels: usize, layers: Vec<String>) -> Self {
         GroupInfo {
             channels,
             heads: None,
+            producers: Vec::new(),
             layers,
             not_prunable: None,
             min_channels: 1,
@@ -121,10 +129,16 @@ impl PlanContext {
             .collect()
     }
 
-    /// True when `group` touches a protected layer.
+    /// The protected layer whose outputs `group` would prune, if any: the rule
+    /// `profagent_prune::prune` applies (a protected layer that only reads the group's channels,
+    /// such as a classifier after a pooled stream, loses inputs and keeps every output).
     pub fn group_is_protected<'g>(&self, group: &'g GroupInfo) -> Option<&'g str> {
-        group
-            .layers
+        let producers = if group.producers.is_empty() {
+            &group.layers
+        } else {
+            &group.producers
+        };
+        producers
             .iter()
             .find(|l| self.protected_layers.contains(*l))
             .map(String::as_str)

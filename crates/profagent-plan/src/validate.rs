@@ -231,7 +231,7 @@ fn resolve_prune(
             IssueCode::Protected,
             location,
             format!(
-                "group '{group_id}' contains protected layer '{layer}', which must not be pruned"
+                "group '{group_id}' prunes the outputs of protected layer '{layer}', which must keep them"
             ),
         ));
         return None;

@@ -160,6 +160,44 @@ fn protected_unprunable_duplicate_and_heads_mistakes_are_errors() {
     assert!(err.to_string().contains("protected layer 'conv1'"), "{err}");
 }
 
+/// Protection follows the pruner (`profagent_prune::prune`): a group may not prune a protected
+/// layer's outputs, but a protected layer that only reads the group's channels (a classifier
+/// after the last pooled stream) loses inputs and keeps every output, so the group is prunable.
+#[test]
+fn a_protected_consumer_keeps_the_group_prunable_a_protected_producer_does_not() {
+    let mut context = context();
+    context.protected_layers.insert("fc".into());
+    let mut stream = GroupInfo::new(
+        512,
+        vec![
+            "layer1.0.conv2".into(),
+            "layer1.0.conv1".into(),
+            "fc".into(),
+        ],
+    );
+    stream.producers = vec!["layer1.0.conv2".into()];
+    context
+        .groups
+        .insert("layer1.0.conv2".into(), stream.clone());
+    assert_eq!(context.group_is_protected(&stream), None);
+    let mut plan = CompressionPlan::empty("x");
+    plan.pruning.push(prune("layer1.0.conv2", 0.5));
+    assert!(validate(&plan, &context).is_ok());
+
+    // The same group with the classifier among its producers, and a context written before
+    // producers were recorded (every layer counts as one), are refused, naming the layer.
+    stream.producers.push("fc".into());
+    assert_eq!(context.group_is_protected(&stream), Some("fc"));
+    stream.producers.clear();
+    assert_eq!(context.group_is_protected(&stream), Some("fc"));
+    context.groups.insert("layer1.0.conv2".into(), stream);
+    let err = validate(&plan, &context).unwrap_err();
+    assert!(
+        err.to_string().contains("outputs of protected layer 'fc'"),
+        "{err}"
+    );
+}
+
 #[test]
 fn quantization_mistakes_are_errors() {
     let mut context = context();

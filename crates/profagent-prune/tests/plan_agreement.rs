@@ -141,6 +141,7 @@ fn context(model: &Model, groups: &[Group]) -> PlanContext {
     }
     for g in groups {
         let mut info = GroupInfo::new(g.units, g.layers.clone());
+        info.producers = g.producers.clone();
         if g.kind == GroupKind::Heads {
             info.heads = Some(g.units);
         }

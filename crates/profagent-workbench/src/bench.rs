@@ -145,6 +145,7 @@ impl Workbench for OrtBench {
             let heads =
                 matches!(group.kind, profagent_prune::GroupKind::Heads).then_some(group.units);
             let mut info = GroupInfo::new(group.units, group.layers.clone());
+            info.producers = group.producers.clone();
             info.heads = heads;
             if let profagent_prune::GroupStatus::Unprunable { reason } = &group.status {
                 info.not_prunable = Some(reason.clone());

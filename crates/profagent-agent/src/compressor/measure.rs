@@ -341,9 +341,10 @@ const MIN_SENSITIVITY_FIT: usize = 3;
 /// to this depth over two rounds).
 pub const DEEPER_RATIO: f64 = 2.0 * SENSITIVITY_RATIO;
 
-/// Prunes each of the `max_groups` heaviest prunable groups alone by `SENSITIVITY_RATIO` and
-/// measures top-1 on the feedback slice (no timing): what pruning that group costs, measured
-/// rather than guessed from weight norms. Then the third of them that cost least per MAC (the
+/// Prunes each of `max_groups` prunable groups alone by `SENSITIVITY_RATIO` and measures top-1
+/// on the feedback slice (no timing): what pruning that group costs, measured rather than
+/// guessed from weight norms. The groups: the heaviest, or on a re-measurement (`analysis`
+/// carries the earlier measurements) those cheapest per MAC before, then the heaviest. Then the third of them that cost least per MAC (the
 /// ones planners cut deepest) are measured again at `DEEPER_RATIO`, so their cost curve is
 /// measured between the two ratios instead of extrapolated (a second entry for the group in
 /// the result, with its own ratio). Failures are recorded, not fatal.
@@ -365,11 +366,7 @@ pub(super) fn measure_sensitivity<B: Workbench + ?Sized>(
             })
         })
         .collect();
-    candidates.sort_by(|a, b| {
-        let cost = |g: &GroupFacts| g.latency_ms.unwrap_or(g.macs as f64 * 1e-9);
-        cost(b).total_cmp(&cost(a)).then(a.id.cmp(&b.id))
-    });
-    candidates.truncate(max_groups);
+    let candidates = probe_order(candidates, max_groups);
     if candidates.is_empty() || progress.stop_requested() {
         return Vec::new();
     }
@@ -425,6 +422,32 @@ pub(super) fn measure_sensitivity<B: Workbench + ?Sized>(
     }
     fit_expected_drops(&mut out);
     out
+}
+
+/// The groups a sensitivity measurement probes, at most `max_groups`: the heaviest by latency
+/// (MACs without). On a re-measurement after an accepted round (groups carrying an earlier
+/// measurement), half of the places go first to the groups cheapest per MAC at their earlier
+/// probe: the ones planners cut next, which drop out of "the heaviest" once a round has
+/// thinned them.
+fn probe_order(mut candidates: Vec<&GroupFacts>, max_groups: usize) -> Vec<&GroupFacts> {
+    let weight = |g: &GroupFacts| g.latency_ms.unwrap_or(g.macs as f64 * 1e-9);
+    candidates.sort_by(|a, b| weight(b).total_cmp(&weight(a)).then(a.id.cmp(&b.id)));
+    let earlier_price = |g: &GroupFacts| {
+        let ratio = g.probed_ratio.filter(|r| *r > 0.0)?;
+        let drop = g.sensitivity?.max(crate::builtin::SENSITIVITY_FLOOR);
+        (g.macs > 0).then(|| drop / (g.macs as f64 * ratio))
+    };
+    let mut cheapest: Vec<(&GroupFacts, f64)> = candidates
+        .iter()
+        .filter_map(|g| Some((*g, earlier_price(g)?)))
+        .collect();
+    cheapest.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.id.cmp(&b.0.id)));
+    cheapest.truncate(max_groups.div_ceil(2));
+    let first: Vec<&GroupFacts> = cheapest.into_iter().map(|(g, _)| g).collect();
+    candidates.retain(|g| !first.iter().any(|f| f.id == g.id));
+    candidates.splice(0..0, first);
+    candidates.truncate(max_groups);
+    candidates
 }
 
 /// The loop's measurements for planners (`planner::Measure`, the `probe_group` tool): a group
@@ -775,5 +798,59 @@ impl InputLatency {
                 group.latency_ms = Some(times.iter().sum());
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn group(id: &str, macs: u64, earlier: Option<f64>) -> GroupFacts {
+        GroupFacts {
+            id: id.into(),
+            macs,
+            sensitivity: earlier,
+            probed_ratio: earlier.map(|_| SENSITIVITY_RATIO),
+            prunable: true,
+            ..GroupFacts::default()
+        }
+    }
+
+    fn ids(groups: Vec<&GroupFacts>) -> Vec<&str> {
+        groups.into_iter().map(|g| g.id.as_str()).collect()
+    }
+
+    /// Before round 1 the heaviest are probed. After a round that thinned the cheap group
+    /// (now the lightest), half of the places go to the groups cheapest per MAC before, so it
+    /// is measured again and planners can cut it further; the rest go to the heaviest.
+    #[test]
+    fn a_remeasurement_keeps_the_cheapest_groups_even_when_thinned() {
+        let input = [
+            group("cheap", 900, None),
+            group("a", 800, None),
+            group("b", 700, None),
+            group("c", 600, None),
+            group("d", 500, None),
+        ];
+        assert_eq!(
+            ids(probe_order(input.iter().collect(), 3)),
+            ["cheap", "a", "b"]
+        );
+        let after = [
+            group("cheap", 100, Some(0.01)), // thinned by round 1: now the lightest
+            group("a", 800, Some(2.0)),
+            group("b", 700, Some(0.1)),
+            group("c", 600, None),
+            group("d", 500, None),
+        ];
+        assert_eq!(
+            ids(probe_order(after.iter().collect(), 3)),
+            ["b", "cheap", "a"]
+        );
+        assert_eq!(ids(probe_order(after.iter().collect(), 1)), ["b"]);
+        assert_eq!(
+            ids(probe_order(after.iter().collect(), 5)),
+            ["b", "cheap", "a", "c", "d"]
+        );
     }
 }

@@ -192,7 +192,7 @@ pub fn compress(
                             round,
                             originals: &accepted[0].analysis.groups,
                             input_latency: &input_latency,
-                            max_groups: options.sensitivity_groups.div_ceil(2),
+                            max_groups: options.sensitivity_groups,
                             budget: &options.budget,
                         };
                         record.sensitivity =
@@ -317,6 +317,9 @@ impl Refresh<'_> {
     ) -> Result<Vec<crate::facts::GroupSensitivity>, AgentError> {
         state.analysis = bench.analyze(&state.float)?;
         self.input_latency.apply(&mut state.analysis);
+        // The earlier measurements order the re-measurement (`measure_sensitivity`: the groups
+        // cheapest per MAC first, the ones planners cut next); they are replaced below.
+        measure::apply_measurements(&mut state.analysis.groups, measurements);
         let sensitivity = bench.remeasure_sensitivity(
             self.round,
             &state.float,

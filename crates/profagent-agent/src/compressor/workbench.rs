@@ -153,8 +153,9 @@ pub trait Workbench {
         measure::measure_sensitivity(self, input, analysis, baseline, max_groups, progress)
     }
 
-    /// After accepted round `round`: the `max_groups` heaviest prunable groups of `model` (the
-    /// round's float model) each pruned alone and measured against `reference`, the model's
+    /// After accepted round `round`: `max_groups` prunable groups of `model` (the round's float
+    /// model; those cheapest per MAC in `analysis`'s earlier measurements first, then the
+    /// heaviest) each pruned alone and measured against `reference`, the model's
     /// own float evaluation on the feedback slice (`None`: the round's model is quantized, so
     /// its float model is evaluated first). `measure::remeasure`.
     fn remeasure_sensitivity(
