@@ -356,7 +356,7 @@ pub(super) fn measure_sensitivity<B: Workbench + ?Sized>(
     max_groups: usize,
     progress: &mut dyn Progress,
 ) -> Vec<GroupSensitivity> {
-    let mut candidates: Vec<&GroupFacts> = analysis
+    let candidates: Vec<&GroupFacts> = analysis
         .groups
         .iter()
         .filter(|g| g.prunable)
@@ -520,7 +520,7 @@ struct Probe<'a> {
 }
 
 impl Probe<'_> {
-    /// Prunes `group` alone by `ratio` (L1, aligned counts, as the built-in planner would) and
+    /// Prunes `group` alone by `ratio` (`BUILTIN_CRITERION`, aligned counts, as the built-in planner would) and
     /// evaluates on the feedback slice; `None` when rounding leaves nothing to remove.
     fn run<B: Workbench + ?Sized>(
         &self,
