@@ -109,7 +109,7 @@ fn fidelity_as_points(input: &PlanningInput, scale: f64) -> PlanningInput {
     for g in &mut adjusted.groups {
         let fidelity = g.fidelity_loss.map(|l| l * scale);
         g.sensitivity = larger(g.sensitivity, fidelity);
-        if let Some(deeper) = &mut g.deeper {
+        for deeper in [&mut g.deeper, &mut g.deepest].into_iter().flatten() {
             deeper.sensitivity =
                 larger(deeper.sensitivity, deeper.fidelity_loss.map(|l| l * scale));
         }

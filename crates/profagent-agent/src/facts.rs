@@ -87,6 +87,10 @@ pub struct GroupFacts {
     /// measured, not extrapolated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deeper: Option<DeeperProbe>,
+    /// A third measurement, deeper than `deeper`, on the same model (groups still among the
+    /// cheapest per MAC at the deeper ratio: planners may cut them to this depth).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deepest: Option<DeeperProbe>,
 }
 
 /// A group's sensitivity measured at a second, deeper ratio (see `GroupFacts::deeper`).
@@ -105,32 +109,49 @@ impl GroupFacts {
     /// Expected top-1 drop (points, against the model the group was probed on) with `fraction`
     /// of its `probed_from` units removed, on the measured curve: quadratic in the fraction up to
     /// the probed ratio, anchored at `sensitivity` (the first units removed are the least
-    /// important); with a deeper probe, linear from there to the deeper measurement (which is
-    /// taken as at least proportional growth: a smaller deeper drop is noise) and quadratic
-    /// beyond it; without one, quadratic beyond the probed ratio (an extrapolation). Drops are
-    /// at least `floor` at the probed ratio (measured drops near zero are noise, not free
-    /// units). `None` without a measurement.
+    /// important); with deeper probes (`deeper`, then `deepest`), linear from each measurement
+    /// to the next (each taken as at least proportional growth over the one before: a smaller
+    /// deeper drop is noise) and quadratic beyond the deepest; without one, quadratic beyond the
+    /// probed ratio (an extrapolation). Drops are at least `floor` at the probed ratio
+    /// (measured drops near zero are noise, not free units). `None` without a measurement.
     pub fn expected_drop_at(&self, fraction: f64, floor: f64) -> Option<f64> {
         let r1 = self.probed_ratio.filter(|r| *r > 0.0 && r.is_finite())?;
         let s1 = self.sensitivity?.max(floor).max(0.0);
-        let deeper = self.deeper.as_ref().and_then(|d| {
-            let s = d.sensitivity?.max(s1 * d.ratio / r1);
-            (d.ratio > r1 && d.ratio.is_finite()).then_some((d.ratio, s))
-        });
+        let mut points = vec![(r1, s1)];
+        for probe in [&self.deeper, &self.deepest].into_iter().flatten() {
+            let (r, s) = *points.last().expect("one point");
+            if let Some(d) = probe
+                .sensitivity
+                .filter(|_| probe.ratio > r && probe.ratio.is_finite())
+            {
+                points.push((probe.ratio, d.max(s * probe.ratio / r)));
+            }
+        }
         let x = fraction.max(0.0);
-        Some(match deeper {
-            _ if x <= r1 => s1 * (x / r1).powi(2),
-            Some((r2, s2)) if x <= r2 => s1 + (s2 - s1) * (x - r1) / (r2 - r1),
-            Some((r2, s2)) => s2 * (x / r2).powi(2),
-            None => s1 * (x / r1).powi(2),
-        })
+        if x <= r1 {
+            return Some(s1 * (x / r1).powi(2));
+        }
+        for pair in points.windows(2) {
+            let ((ra, sa), (rb, sb)) = (pair[0], pair[1]);
+            if x <= rb {
+                return Some(sa + (sb - sa) * (x - ra) / (rb - ra));
+            }
+        }
+        let (r, s) = *points.last().expect("one point");
+        Some(s * (x / r).powi(2))
     }
 
-    /// The deepest fraction of `probed_from` units a measurement covers (the deeper probe's
+    /// The deepest fraction of `probed_from` units a measurement covers (the deepest probe's
     /// ratio when there is one); `None` without a measurement.
     pub fn measured_range(&self) -> Option<f64> {
         let r1 = self.probed_ratio.filter(|r| *r > 0.0 && r.is_finite())?;
-        Some(self.deeper.as_ref().map_or(r1, |d| d.ratio.max(r1)))
+        Some(
+            [&self.deeper, &self.deepest]
+                .into_iter()
+                .flatten()
+                .map(|d| d.ratio)
+                .fold(r1, f64::max),
+        )
     }
 
     /// The units the group is pruned in, now: heads for an attention-heads group, else

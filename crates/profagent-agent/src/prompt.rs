@@ -408,7 +408,7 @@ fn write_groups(p: &mut String, input: &PlanningInput) {
     if probed {
         let _ = writeln!(
             p,
-            "Sensitivity, measured with only that group pruned (probed = fraction of its units removed then; two values 'a / b' = the group was also probed deeper, on the same model, and the cost between the two ratios is measured, not extrapolated; measured on = the model it was probed on: the input model before round 1, or an accepted round's model, STALE when the group has lost units since): {}; fitted drop = the group's cross-entropy increase times a points-per-nat slope fitted over all groups measured together (an ESTIMATE, smoother than one group's measured drop; - = too few groups to fit); cosine lost = output cosine with the input model lost by that pruning. Drops are in top-1 points against the model probed; - = not measured.",
+            "Sensitivity, measured with only that group pruned (probed = fraction of its units removed then; two or three values 'a / b / c' = the group was also probed deeper, on the same model, and the cost between the ratios is measured, not extrapolated; measured on = the model it was probed on: the input model before round 1, or an accepted round's model, STALE when the group has lost units since): {}; fitted drop = the group's cross-entropy increase times a points-per-nat slope fitted over all groups measured together (an ESTIMATE, smoother than one group's measured drop; - = too few groups to fit); cosine lost = output cosine with the input model lost by that pruning. Drops are in top-1 points against the model probed; - = not measured.",
             match images {
                 Some(n) if n > 0 => format!(
                     "measured drop = top-1 lost on {n} feedback images (one image = {:.2} points, so a difference of a few images is noise)",
@@ -451,27 +451,19 @@ fn write_groups(p: &mut String, input: &PlanningInput) {
                 .unwrap_or_else(dash),
             with_deeper(
                 g.probed_ratio.map(|r| format!("{:.0} %", r * 100.0)),
-                g.deeper
-                    .as_ref()
-                    .map(|d| format!("{:.0} %", d.ratio * 100.0)),
+                deeper_cells(g, |d| Some(format!("{:.0} %", d.ratio * 100.0))),
             ),
             with_deeper(
                 g.measured_drop.map(|d| format!("{d:.2}")),
-                g.deeper
-                    .as_ref()
-                    .map(|d| d.measured_drop.map_or_else(dash, |v| format!("{v:.2}"))),
+                deeper_cells(g, |d| d.measured_drop.map(|v| format!("{v:.2}"))),
             ),
             with_deeper(
                 g.fitted_drop.map(|d| format!("{d:.2}")),
-                g.deeper
-                    .as_ref()
-                    .map(|d| d.fitted_drop.map_or_else(dash, |v| format!("{v:.2}"))),
+                deeper_cells(g, |d| d.fitted_drop.map(|v| format!("{v:.2}"))),
             ),
             with_deeper(
                 g.fidelity_loss.map(|l| format!("{l:.5}")),
-                g.deeper
-                    .as_ref()
-                    .map(|d| d.fidelity_loss.map_or_else(dash, |v| format!("{v:.5}"))),
+                deeper_cells(g, |d| d.fidelity_loss.map(|v| format!("{v:.5}"))),
             ),
             measured_on(g),
             note.join("; "),
@@ -488,14 +480,25 @@ fn write_groups(p: &mut String, input: &PlanningInput) {
     }
 }
 
-/// A sensitivity cell: the first probe's value, then " / " and the deeper probe's when the
-/// group has one ("-" for a missing value).
-fn with_deeper(first: Option<String>, deeper: Option<String>) -> String {
-    let first = first.unwrap_or_else(|| "-".to_string());
-    match deeper {
-        Some(d) => format!("{first} / {d}"),
-        None => first,
-    }
+/// A sensitivity cell: the first probe's value, then " / " and each deeper probe's when the
+/// group has them ("-" for a missing value).
+fn with_deeper(first: Option<String>, deeper: Vec<String>) -> String {
+    std::iter::once(first.unwrap_or_else(|| "-".to_string()))
+        .chain(deeper)
+        .collect::<Vec<_>>()
+        .join(" / ")
+}
+
+/// One value per deeper probe of `g` (`deeper`, then `deepest`), "-" where `value` has none.
+fn deeper_cells(
+    g: &GroupFacts,
+    value: impl Fn(&crate::facts::DeeperProbe) -> Option<String>,
+) -> Vec<String> {
+    [&g.deeper, &g.deepest]
+        .into_iter()
+        .flatten()
+        .map(|d| value(d).unwrap_or_else(|| "-".to_string()))
+        .collect()
 }
 
 /// "faster", "SLOWER" or "not distinguishable": the interleaved comparison's verdict.

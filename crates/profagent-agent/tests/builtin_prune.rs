@@ -404,3 +404,72 @@ fn the_cost_curve_goes_through_both_probes() {
     assert!((at(&g, 0.5) - 0.8).abs() < 1e-12);
     assert_eq!(GroupFacts::default().expected_drop_at(0.3, 0.0), None);
 }
+
+/// A third probe (`deepest`) extends the measured curve: linear from the deeper probe to it,
+/// quadratic beyond; the measured range reaches it, and the built-in planner may cut the
+/// cheapest group to that depth in one round (it stops at 50 % without it).
+#[test]
+fn a_deepest_probe_extends_the_curve_and_the_cut() {
+    let mut g = GroupFacts {
+        sensitivity: Some(0.4),
+        probed_ratio: Some(0.25),
+        deeper: Some(DeeperProbe {
+            ratio: 0.5,
+            sensitivity: Some(1.0),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let at = |g: &GroupFacts, x: f64| g.expected_drop_at(x, 0.0).unwrap();
+    assert!((at(&g, 0.75) - 2.25).abs() < 1e-12, "quadratic beyond 50 %");
+    g.deepest = Some(DeeperProbe {
+        ratio: 0.75,
+        sensitivity: Some(1.6),
+        ..Default::default()
+    });
+    assert!(
+        (at(&g, 0.5) - 1.0).abs() < 1e-12,
+        "the deeper probe still counts"
+    );
+    assert!(
+        (at(&g, 0.625) - 1.3).abs() < 1e-12,
+        "linear from 50 to 75 %"
+    );
+    assert!((at(&g, 0.75) - 1.6).abs() < 1e-12);
+    assert!((at(&g, 1.0) - 1.6 * (1.0f64 / 0.75).powi(2)).abs() < 1e-12);
+    assert_eq!(g.measured_range(), Some(0.75));
+    // Below proportional growth over the deeper probe: noise, taken as 1.5 at 75 %.
+    g.deepest.as_mut().unwrap().sensitivity = Some(0.2);
+    assert!((at(&g, 0.75) - 1.5).abs() < 1e-12);
+
+    let full: Vec<usize> = RESNET18.iter().map(|g| g.1).collect();
+    let removed_from_cheapest = |deepest: Option<DeeperProbe>| {
+        let mut facts = groups(&full);
+        facts[0].deeper = Some(DeeperProbe {
+            ratio: 0.5,
+            sensitivity: Some(0.06),
+            ..Default::default()
+        });
+        facts[0].deepest = deepest;
+        let first = input(facts, BASELINE_TOP1, macs_budget(), vec![]);
+        let first_context = context(&first.groups);
+        let plan = BuiltinPlanner::new().plan(&first, &first_context);
+        let validated = validate(&plan, &first_context).unwrap();
+        validated
+            .pruning()
+            .iter()
+            .find(|p| p.group == "layer1.0.conv1")
+            .map_or(0, |p| p.current - p.keep)
+    };
+    let two = removed_from_cheapest(None);
+    assert!(two > 16 && two <= 32, "{two} of 64 with probes up to 50 %");
+    let three = removed_from_cheapest(Some(DeeperProbe {
+        ratio: 0.75,
+        sensitivity: Some(0.08),
+        ..Default::default()
+    }));
+    assert!(
+        three > 32 && three <= 48,
+        "{three} of 64 with a probe at 75 %"
+    );
+}

@@ -634,7 +634,9 @@ fn measured_layer_latency_reaches_every_round_and_is_measured_once() {
     opts.sensitivity_groups = GROUPS.len();
     opts.probe_quantization = false;
     opts.budget.target_speedup = None;
-    opts.budget.target_macs_fraction = Some(0.6);
+    // Far enough that the first pruning round (which may cut the cheap groups to 75 %) does
+    // not meet it: a round follows.
+    opts.budget.target_macs_fraction = Some(0.4);
     let report = compress(
         &input_model(),
         &opts,
@@ -1112,4 +1114,39 @@ fn a_failed_llm_call_is_a_round_without_a_plan_and_the_run_goes_on() {
     .map(|_| ())
     .expect_err("a setup error ends the run");
     assert!(matches!(error, AgentError::MissingKey { .. }), "{error}");
+}
+
+/// The cheapest third per MAC is probed again at 50 %, and those still as cheap per MAC there
+/// at 75 % (`DEEPEST_RATIO`), so planners may cut them that far; the fragile group gets its
+/// first probe only. The round's plan may then take the cheapest group past 50 %.
+#[test]
+fn cheap_groups_are_probed_at_three_depths() {
+    let mut opts = options();
+    opts.sensitivity_groups = GROUPS.len();
+    opts.budget.target_speedup = None;
+    opts.budget.target_macs_fraction = Some(0.5);
+    opts.rounds = 1;
+    let report = run_builtin(&opts);
+    let ratios = |id: &str| -> Vec<f64> {
+        report
+            .sensitivity
+            .iter()
+            .filter(|s| s.group == id && s.error.is_none())
+            .map(|s| s.ratio)
+            .collect()
+    };
+    assert_eq!(ratios("g0"), [0.25, 0.5, 0.75]);
+    assert_eq!(ratios("fragile"), [0.25]);
+    let first = &report.rounds[0];
+    let g0 = first
+        .resolved_pruning
+        .iter()
+        .find(|p| p.group == "g0")
+        .expect("the cheapest group is pruned");
+    assert!(
+        g0.keep < g0.current / 2,
+        "{} of {} kept",
+        g0.keep,
+        g0.current
+    );
 }

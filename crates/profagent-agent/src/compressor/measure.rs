@@ -340,6 +340,10 @@ const MIN_SENSITIVITY_FIT: usize = 3;
 /// The deeper probe's ratio: twice the first (the built-in planner cuts the cheapest groups
 /// to this depth over two rounds).
 pub const DEEPER_RATIO: f64 = 2.0 * SENSITIVITY_RATIO;
+/// The third probe's ratio, for the groups whose deeper probe stayed as cheap per MAC as the
+/// cheapest third at the first ratio (resnet18_cifar10's last-stage groups lose 75 % of their
+/// channels at about 0.1 point with reconstruction).
+pub const DEEPEST_RATIO: f64 = 3.0 * SENSITIVITY_RATIO;
 
 /// Prunes each of `max_groups` prunable groups alone by `SENSITIVITY_RATIO` and measures top-1
 /// on the feedback slice (no timing): what pruning that group costs, measured rather than
@@ -347,7 +351,8 @@ pub const DEEPER_RATIO: f64 = 2.0 * SENSITIVITY_RATIO;
 /// carries the earlier measurements) those cheapest per MAC before, then the heaviest. Then the third of them that cost least per MAC (the
 /// ones planners cut deepest) are measured again at `DEEPER_RATIO`, so their cost curve is
 /// measured between the two ratios instead of extrapolated (a second entry for the group in
-/// the result, with its own ratio). Failures are recorded, not fatal.
+/// the result, with its own ratio), and those of them no dearer per MAC there than that third
+/// was at the first ratio once more at `DEEPEST_RATIO`. Failures are recorded, not fatal.
 pub(super) fn measure_sensitivity<B: Workbench + ?Sized>(
     bench: &mut B,
     input: &Model,
@@ -372,15 +377,17 @@ pub(super) fn measure_sensitivity<B: Workbench + ?Sized>(
     }
     let deeper_count = candidates.len().div_ceil(3);
     progress.line(&format!(
-        "measuring pruning sensitivity of {} groups ({:.0} % each, alone), then the {deeper_count} cheapest per MAC at {:.0} %",
+        "measuring pruning sensitivity of {} groups ({:.0} % each, alone), then the {deeper_count} cheapest per MAC at {:.0} %, and those still as cheap at {:.0} %",
         candidates.len(),
         SENSITIVITY_RATIO * 100.0,
-        DEEPER_RATIO * 100.0
+        DEEPER_RATIO * 100.0,
+        DEEPEST_RATIO * 100.0
     ));
     let mut out = Vec::new();
     let step = profagent_onnx::progress::step(
         "pruning sensitivity",
-        Some((candidates.len() + deeper_count) as u64),
+        // At most: every deeper probe is followed by a deepest one.
+        Some((candidates.len() + 2 * deeper_count) as u64),
         "probes",
     );
     let probe = Probe {
@@ -402,13 +409,16 @@ pub(super) fn measure_sensitivity<B: Workbench + ?Sized>(
         .iter()
         .filter_map(|g| {
             let first = out.iter().find(|m| m.group == g.id && m.error.is_none())?;
-            let drop = first.loss_increase.or(first.drop)?.max(1e-4);
-            let macs = g.macs as f64 * (first.current - first.keep) as f64 / first.current as f64;
-            (macs > 0.0).then_some((*g, drop / macs, first.keep))
+            Some((*g, price_per_mac(g, first)?, first.keep))
         })
         .collect();
     cheap.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.id.cmp(&b.0.id)));
-    for (done, (group, _, first_keep)) in cheap.into_iter().take(deeper_count).enumerate() {
+    cheap.truncate(deeper_count);
+    // The dearest per MAC of the groups probed deeper, at the first ratio: a group whose
+    // deeper probe is no dearer is probed deeper still (planners may cut it that far).
+    let cutoff = cheap.last().map_or(0.0, |c| c.1);
+    let mut deepest = Vec::new();
+    for (done, (group, _, first_keep)) in cheap.into_iter().enumerate() {
         step.set((candidates.len() + done) as u64);
         if progress.stop_requested() {
             break;
@@ -417,11 +427,37 @@ pub(super) fn measure_sensitivity<B: Workbench + ?Sized>(
             .run(bench, group, DEEPER_RATIO, progress)
             .filter(|e| e.error.is_some() || e.keep < first_keep)
         {
+            if price_per_mac(group, &entry).is_some_and(|p| p <= cutoff) {
+                deepest.push((group, entry.keep));
+            }
+            out.push(entry);
+        }
+    }
+    for (done, (group, deeper_keep)) in deepest.into_iter().enumerate() {
+        step.set((candidates.len() + deeper_count + done) as u64);
+        if progress.stop_requested() {
+            break;
+        }
+        if let Some(entry) = probe
+            .run(bench, group, DEEPEST_RATIO, progress)
+            .filter(|e| e.error.is_some() || e.keep < deeper_keep)
+        {
             out.push(entry);
         }
     }
     fit_expected_drops(&mut out);
     out
+}
+
+/// A successful probe's cost per MAC removed (its loss increase, else its drop, floored: a
+/// drop near zero is noise); `None` for a failed probe or one that removed nothing.
+fn price_per_mac(group: &GroupFacts, probe: &GroupSensitivity) -> Option<f64> {
+    if probe.error.is_some() {
+        return None;
+    }
+    let drop = probe.loss_increase.or(probe.drop)?.max(1e-4);
+    let macs = group.macs as f64 * (probe.current - probe.keep) as f64 / probe.current as f64;
+    (macs > 0.0).then_some(drop / macs)
 }
 
 /// The groups a sensitivity measurement probes, at most `max_groups`: the heaviest by latency
@@ -689,12 +725,17 @@ pub(super) fn apply_measurements(
                 .filter(|m| m.group == group.id && m.error.is_none())
                 .collect();
             probes.sort_by(|a, b| a.ratio.total_cmp(&b.ratio));
-            Some((*round, *probes.first()?, probes.get(1).copied()))
+            Some((
+                *round,
+                *probes.first()?,
+                probes.get(1).copied(),
+                probes.get(2).copied(),
+            ))
         });
         let removed = |m: &GroupSensitivity| {
             (m.keep < m.current).then(|| (m.current - m.keep) as f64 / m.current as f64)
         };
-        if let Some((round, m, deeper)) = latest {
+        if let Some((round, m, deeper, deepest)) = latest {
             group.measured_round = Some(round);
             group.probed_from = Some(m.current);
             group.sensitivity = m.expected_drop.or(m.drop);
@@ -703,7 +744,8 @@ pub(super) fn apply_measurements(
             group.probed_ratio = removed(m);
             group.fitted_drop = m.points_per_nat.and(m.expected_drop);
             group.fidelity_loss = m.cosine_loss;
-            group.deeper = deeper.filter(|d| d.current == m.current).and_then(|d| {
+            let deeper_probe = |d: Option<&GroupSensitivity>| {
+                let d = d.filter(|d| d.current == m.current)?;
                 Some(DeeperProbe {
                     ratio: removed(d)?,
                     sensitivity: d.expected_drop.or(d.drop),
@@ -711,7 +753,9 @@ pub(super) fn apply_measurements(
                     fitted_drop: d.points_per_nat.and(d.expected_drop),
                     fidelity_loss: d.cosine_loss,
                 })
-            });
+            };
+            group.deeper = deeper_probe(deeper);
+            group.deepest = group.deeper.as_ref().and_then(|_| deeper_probe(deepest));
         }
     }
 }
