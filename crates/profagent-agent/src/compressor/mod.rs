@@ -32,11 +32,12 @@ mod calibration;
 mod finish;
 mod measure;
 mod replay;
+mod sensitivity;
 mod workbench;
 
-pub use measure::SENSITIVITY_RATIO;
 pub use profagent_record::StopReason;
 pub use replay::{replay, RecordedBench, ReplayScript};
+pub use sensitivity::SENSITIVITY_RATIO;
 pub use workbench::{Analysis, FinalCheck, Kept, Split, Verdict, Workbench};
 
 /// Progress lines for the terminal, and whether the user asked the loop to stop (Ctrl-C).
@@ -319,7 +320,7 @@ impl Refresh<'_> {
         self.input_latency.apply(&mut state.analysis);
         // The earlier measurements order the re-measurement (`measure_sensitivity`: the groups
         // cheapest per MAC first, the ones planners cut next); they are replaced below.
-        measure::apply_measurements(&mut state.analysis.groups, measurements);
+        sensitivity::apply_measurements(&mut state.analysis.groups, measurements);
         let sensitivity = bench.remeasure_sensitivity(
             self.round,
             &state.float,
@@ -329,8 +330,8 @@ impl Refresh<'_> {
             progress,
         );
         measurements.push((self.round, sensitivity.clone()));
-        measure::apply_measurements(&mut state.analysis.groups, measurements);
-        measure::set_original_channels(&mut state.analysis.groups, self.originals);
+        sensitivity::apply_measurements(&mut state.analysis.groups, measurements);
+        sensitivity::set_original_channels(&mut state.analysis.groups, self.originals);
         Ok(sensitivity)
     }
 }
@@ -395,7 +396,7 @@ fn prepare(
         sensitivity_groups,
         progress,
     );
-    measure::apply_sensitivity(&mut analysis.groups, &sensitivity);
+    sensitivity::apply_sensitivity(&mut analysis.groups, &sensitivity);
     for group in &mut analysis.groups {
         group.original_channels = Some(group.channels);
     }
@@ -433,7 +434,7 @@ fn prepare(
 
 /// A round's record as the planner left it (nothing applied or judged yet).
 /// The planner's proposal for `round`, its exchanges recorded in `run_dir`; it may ask for a
-/// group's sensitivity on the current model before it answers (`measure::LoopMeasure`).
+/// group's sensitivity on the current model before it answers (`sensitivity::LoopMeasure`).
 fn ask(
     planner: &mut dyn Planner,
     round: usize,
@@ -443,7 +444,7 @@ fn ask(
     run_dir: &RunDir,
     progress: &mut dyn Progress,
 ) -> Result<Proposal, AgentError> {
-    let mut measure = measure::LoopMeasure {
+    let mut measure = sensitivity::LoopMeasure {
         bench,
         model: &state.float,
         analysis: &state.analysis,

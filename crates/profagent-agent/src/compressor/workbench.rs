@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use profagent_onnx::Model;
 use profagent_plan::{PlanContext, QuantSetting, ResolvedPrune};
 
-use super::{finish, measure, Progress, StopReason};
+use super::{finish, measure, sensitivity, Progress, StopReason};
 use crate::error::AgentError;
 use crate::facts::{
     Budget, Evaluation, GroupFacts, GroupSensitivity, LayerFacts, QuantProbe, SpeedComparison,
@@ -141,7 +141,7 @@ pub trait Workbench {
     }
 
     /// Each of the `max_groups` heaviest prunable groups pruned alone and measured
-    /// (`measure::measure_sensitivity`).
+    /// (`sensitivity::measure_sensitivity`).
     fn sensitivity(
         &mut self,
         input: &Model,
@@ -150,14 +150,14 @@ pub trait Workbench {
         max_groups: usize,
         progress: &mut dyn Progress,
     ) -> Vec<GroupSensitivity> {
-        measure::measure_sensitivity(self, input, analysis, baseline, max_groups, progress)
+        sensitivity::measure_sensitivity(self, input, analysis, baseline, max_groups, progress)
     }
 
     /// After accepted round `round`: `max_groups` prunable groups of `model` (the round's float
     /// model; those cheapest per MAC in `analysis`'s earlier measurements first, then the
     /// heaviest) each pruned alone and measured against `reference`, the model's
     /// own float evaluation on the feedback slice (`None`: the round's model is quantized, so
-    /// its float model is evaluated first). `measure::remeasure`.
+    /// its float model is evaluated first). `sensitivity::remeasure`.
     fn remeasure_sensitivity(
         &mut self,
         round: usize,
@@ -168,7 +168,7 @@ pub trait Workbench {
         progress: &mut dyn Progress,
     ) -> Vec<GroupSensitivity> {
         let _ = round;
-        measure::remeasure(self, model, analysis, reference, max_groups, progress)
+        sensitivity::remeasure(self, model, analysis, reference, max_groups, progress)
     }
 
     /// Rounds the loop may run and rounds without an accepted candidate before it stops.
