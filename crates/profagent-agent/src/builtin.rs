@@ -143,8 +143,11 @@ pub fn round_to_for(channels: usize) -> u32 {
 /// structured Optimal Brain Surgeon on the calibration statistics reconstruction gathers
 /// anyway; the workbench applies l1 when there is no calibration data). Measured end to end
 /// (`bench/planner_vs_uniform.py`, resnet18_cifar10 `--target-macs 0.6 --max-acc-drop 1`,
-/// scored on 5,000 unseen images): obs reached 0.631 of the MACs at -0.42 points where l1
-/// reached 0.706 at -0.30; uniform pruning at 0.630 loses 1.54 points or more.
+/// scored on 5,000 unseen images, builds identical but for the criterion): obs reached 0.631
+/// of the MACs at -0.42 points where l1 reached 0.706 at -0.30; uniform pruning at 0.630 loses
+/// 1.54 points or more. With the three-depth probes (docs/benchmarks-planner.md): vit_tiny
+/// 0.628 at -0.36 (l1 before them: 0.685 at -0.96); resnet18 0.710 at -0.32, its first round
+/// rejected by the loop's bound (one run: rounds are coin flips near the bound).
 pub const BUILTIN_CRITERION: ImportanceCriterion = ImportanceCriterion::Obs;
 
 /// A pruning decision for `group` with `BUILTIN_CRITERION`: heads for attention-head groups,
