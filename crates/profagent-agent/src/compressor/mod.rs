@@ -318,8 +318,8 @@ impl Refresh<'_> {
     ) -> Result<Vec<crate::facts::GroupSensitivity>, AgentError> {
         state.analysis = bench.analyze(&state.float)?;
         self.input_latency.apply(&mut state.analysis);
-        // The earlier measurements order the re-measurement (`measure_sensitivity`: the groups
-        // cheapest per MAC first, the ones planners cut next); they are replaced below.
+        // The earlier measurements order the re-measurement (`sensitivity::probe_order`: half
+        // of the places to the groups cheapest per MAC before); they are replaced below.
         sensitivity::apply_measurements(&mut state.analysis.groups, measurements);
         let sensitivity = bench.remeasure_sensitivity(
             self.round,
