@@ -141,8 +141,8 @@ pub struct Args {
     pub no_guardrail: bool,
     /// Before planning, prune each of this many of the heaviest groups alone (25 %) and
     /// measure its top-1 cost on the feedback slice; planners rank groups by it (0: skip).
-    /// After each accepted pruning round as many are measured again on the new model, those
-    /// cheapest per MAC before first.
+    /// After each accepted pruning round as many are measured again on the new model, half of
+    /// them the groups cheapest per MAC before.
     #[arg(long, default_value_t = 16, value_name = "N")]
     pub sensitivity_groups: usize,
     /// Re-run a recorded run from its recorded answers and decisions (no network).
