@@ -24,10 +24,11 @@ pub const DEEPEST_RATIO: f64 = 3.0 * SENSITIVITY_RATIO;
 /// Prunes each of `max_groups` prunable groups alone by `SENSITIVITY_RATIO` and measures top-1
 /// on the feedback slice (no timing): what pruning that group costs, measured rather than
 /// guessed from weight norms. The groups: `probe_order`. Then the third of them that cost
-/// least per MAC (the ones planners cut deepest) are measured again at `DEEPER_RATIO`, so their cost curve is
-/// measured between the two ratios instead of extrapolated (a second entry for the group in
-/// the result, with its own ratio), and those of them no dearer per MAC there than that third
-/// was at the first ratio once more at `DEEPEST_RATIO`. Failures are recorded, not fatal.
+/// least per MAC (the ones planners cut deepest) are measured again at `DEEPER_RATIO`, so
+/// their cost curve is measured between the two ratios instead of extrapolated (a second entry
+/// for the group in the result, with its own ratio), and those of them no dearer per MAC there
+/// than that third was at the first ratio once more at `DEEPEST_RATIO`. Failures are recorded,
+/// not fatal.
 pub(super) fn measure_sensitivity<B: Workbench + ?Sized>(
     bench: &mut B,
     input: &Model,

@@ -140,7 +140,7 @@ pub trait Workbench {
         measure::probe_quantization(self, input, analysis, baseline, progress)
     }
 
-    /// Each of the `max_groups` heaviest prunable groups pruned alone and measured
+    /// Each of `max_groups` prunable groups (the heaviest) pruned alone and measured
     /// (`sensitivity::measure_sensitivity`).
     fn sensitivity(
         &mut self,
@@ -154,8 +154,8 @@ pub trait Workbench {
     }
 
     /// After accepted round `round`: `max_groups` prunable groups of `model` (the round's float
-    /// model; those cheapest per MAC in `analysis`'s earlier measurements first, then the
-    /// heaviest) each pruned alone and measured against `reference`, the model's
+    /// model; half of them the groups cheapest per MAC in `analysis`'s earlier measurements,
+    /// the rest the heaviest) each pruned alone and measured against `reference`, the model's
     /// own float evaluation on the feedback slice (`None`: the round's model is quantized, so
     /// its float model is evaluated first). `sensitivity::remeasure`.
     fn remeasure_sensitivity(
