@@ -347,11 +347,7 @@ impl BuiltinPlanner {
             .groups
             .iter()
             .filter(|g| g.prunable && !self.avoided.contains(&g.id))
-            .filter(|g| {
-                context.groups.get(&g.id).is_some_and(|c| {
-                    c.not_prunable.is_none() && context.group_is_protected(c).is_none()
-                })
-            })
+            .filter(|g| context.may_prune(&g.id))
             .filter(|g| g.channels >= 2 * round_to_for(g.channels) as usize)
             .collect();
         // Sensitivities (top-1 drop at the ratio each group was probed at) scaled linearly to
@@ -465,11 +461,7 @@ impl BuiltinPlanner {
             .iter()
             .filter(|g| g.prunable && !self.avoided.contains(&g.id) && g.macs > 0)
             .filter(|g| g.sensitivity.is_some())
-            .filter(|g| {
-                context.groups.get(&g.id).is_some_and(|c| {
-                    c.not_prunable.is_none() && context.group_is_protected(c).is_none()
-                })
-            })
+            .filter(|g| context.may_prune(&g.id))
             .collect();
         if candidates.is_empty() {
             return None;

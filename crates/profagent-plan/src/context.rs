@@ -129,6 +129,14 @@ impl PlanContext {
             .collect()
     }
 
+    /// True when group `id` exists, the pruner can follow it, and none of its producers is
+    /// protected: what a plan may prune.
+    pub fn may_prune(&self, id: &str) -> bool {
+        self.groups
+            .get(id)
+            .is_some_and(|g| g.not_prunable.is_none() && self.group_is_protected(g).is_none())
+    }
+
     /// The protected layer whose outputs `group` would prune, if any: the rule
     /// `profagent_prune::prune` applies (a protected layer that only reads the group's channels,
     /// such as a classifier after a pooled stream, loses inputs and keeps every output).

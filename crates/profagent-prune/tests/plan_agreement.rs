@@ -161,7 +161,7 @@ fn draw_plan(context: &PlanContext, draw: &mut Draw, limit: usize) -> ValidatedP
         if plan.pruning.len() == limit {
             break;
         }
-        if info.not_prunable.is_some() || context.group_is_protected(info).is_some() {
+        if !context.may_prune(id) {
             continue;
         }
         for _ in 0..4 {

@@ -41,11 +41,7 @@ pub(super) fn measure_sensitivity<B: Workbench + ?Sized>(
         .groups
         .iter()
         .filter(|g| g.prunable)
-        .filter(|g| {
-            analysis.context.groups.get(&g.id).is_some_and(|c| {
-                c.not_prunable.is_none() && analysis.context.group_is_protected(c).is_none()
-            })
-        })
+        .filter(|g| analysis.context.may_prune(&g.id))
         .collect();
     let candidates = probe_order(candidates, max_groups);
     if candidates.is_empty() || progress.stop_requested() {
@@ -194,11 +190,7 @@ impl crate::planner::Measure for LoopMeasure<'_> {
             .groups
             .iter()
             .find(|g| g.id == group && g.prunable)
-            .filter(|g| {
-                context.groups.get(&g.id).is_some_and(|c| {
-                    c.not_prunable.is_none() && context.group_is_protected(c).is_none()
-                })
-            })
+            .filter(|g| context.may_prune(&g.id))
             .ok_or_else(|| {
                 format!("'{group}' is not a prunable group: use an id from the group table")
             })?;
