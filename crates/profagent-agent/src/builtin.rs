@@ -63,6 +63,10 @@ pub const ROUND_TO: u32 = 8;
 /// A round's expected drop (sum of its groups' scaled sensitivities) may use at most this
 /// share of the accuracy budget left.
 pub const ROUND_BUDGET_SHARE: f64 = 0.6;
+/// Before any round has measured how many answers a candidate changes, a pruning round may
+/// plan for at least this share of the accuracy budget left, however large the expected
+/// confidence margin (`estimate::confidence_margin`): its outcome measures the margin.
+pub const PRIOR_MARGIN_FLOOR: f64 = 0.25;
 /// Expected drops below this (points) are too small to calibrate against: one image of a few
 /// hundred is more.
 pub const MIN_CALIBRATION_EXPECTED: f64 = 0.05;
@@ -86,19 +90,38 @@ pub fn points_per_cosine(budget: &crate::facts::Budget) -> Option<f64> {
     (span > 0.0).then_some(points / span)
 }
 
-/// The accuracy budget left, points, and with a fidelity bound the smaller of it and the
-/// fidelity budget left (on the same scale); the text names the one that binds.
-fn budget_left(input: &PlanningInput) -> (f64, &'static str) {
-    let accuracy = input.budget.max_acc_drop - input.drop_of(input.current.top1);
+/// The budget a pruning round may spend, points, and what it is ("accuracy budget left ..."):
+/// the accuracy budget left less the confidence margin the loop's paired bound needs
+/// (`estimate::confidence_margin`: a round measured to cost the whole budget left is
+/// rejected), and with a fidelity bound the smaller of that and the fidelity budget left (on
+/// the same scale).
+fn budget_left(input: &PlanningInput) -> (f64, String) {
+    let margin = crate::estimate::confidence_margin(input);
+    let left = input.budget.max_acc_drop - input.drop_of(input.current.top1);
+    let accuracy = match margin {
+        // A prior margin is a guess until a round measures how many answers change.
+        Some(m) if !m.measured => (left - m.points).max(PRIOR_MARGIN_FLOOR * left),
+        Some(m) => left - m.points,
+        None => left,
+    };
     match (
         points_per_cosine(&input.budget),
         input.budget.min_cosine,
         input.current.cosine,
     ) {
         (Some(scale), Some(min), Some(now)) if (now - min) * scale < accuracy => {
-            ((now - min) * scale, "output-fidelity")
+            ((now - min) * scale, "output-fidelity budget left".into())
         }
-        _ => (accuracy, "accuracy"),
+        _ => (
+            accuracy,
+            match margin {
+                Some(m) => format!(
+                    "accuracy budget left beyond the confidence margin of {}",
+                    m.describe()
+                ),
+                None => "accuracy budget left".into(),
+            },
+        ),
     }
 }
 
@@ -327,7 +350,8 @@ impl BuiltinPlanner {
         }
         if budget_left < MIN_BUDGET_LEFT {
             return CompressionPlan::empty(format!(
-                "only {budget_left:.2} points of {binding} budget left: stop"
+                "only {:.2} points of {binding}: stop",
+                budget_left.max(0.0)
             ));
         }
         if self.step < MIN_STEP {
@@ -340,7 +364,7 @@ impl BuiltinPlanner {
                 .entry(g.id.clone())
                 .or_insert(g.channels);
         }
-        if let Some(plan) = self.macs_allocation(input, context, budget_left) {
+        if let Some(plan) = self.macs_allocation(input, context, budget_left, &binding) {
             return plan;
         }
         let mut candidates: Vec<&GroupFacts> = input
@@ -413,13 +437,13 @@ impl BuiltinPlanner {
         self.last_expected = spent;
         if pruning.is_empty() {
             return CompressionPlan::empty(format!(
-                "no prunable group fits {:.0} % of the {budget_left:.2} points of {binding} budget left, even at the smallest step: stop",
+                "no prunable group fits {:.0} % of the {budget_left:.2} points of {binding}, even at the smallest step: stop",
                 ROUND_BUDGET_SHARE * 100.0
             ));
         }
         CompressionPlan {
             rationale: format!(
-                "prune {} groups by up to {:.0} % ({}, aligned channel counts), chosen by cost per measured sensitivity; expected drop {spent:.2}, within {:.0} % of the {budget_left:.2} points of {binding} budget left",
+                "prune {} groups by up to {:.0} % ({}, aligned channel counts), chosen by cost per measured sensitivity; expected drop {spent:.2}, within {:.0} % of the {budget_left:.2} points of {binding}",
                 pruning.len(),
                 self.step * 100.0,
                 format!("{BUILTIN_CRITERION:?}").to_lowercase(),
@@ -447,6 +471,7 @@ impl BuiltinPlanner {
         input: &PlanningInput,
         context: &PlanContext,
         budget_left: f64,
+        binding: &str,
     ) -> Option<CompressionPlan> {
         let fraction = input.budget.target_macs_fraction?;
         let (now, base) = (input.current.macs?, input.baseline.macs?);
@@ -585,7 +610,7 @@ impl BuiltinPlanner {
         let pruning: Vec<PruneDecision> = chosen.into_iter().map(|(d, _)| d).collect();
         Some(CompressionPlan {
             rationale: format!(
-                "MACs target {:.0} % of the baseline: remove {:.1} of the {:.1} MMACs this step aims at, over {} groups where the measured sensitivity makes them cheapest; expected drop {spent:.2}, within {:.0} % of the {budget_left:.2} points left",
+                "MACs target {:.0} % of the baseline: remove {:.1} of the {:.1} MMACs this step aims at, over {} groups where the measured sensitivity makes them cheapest; expected drop {spent:.2}, within {:.0} % of the {budget_left:.2} points of {binding}",
                 fraction * 100.0,
                 freed / 1e6,
                 need / 1e6,

@@ -133,6 +133,84 @@ pub fn accuracy_left(input: &PlanningInput) -> f64 {
     (input.budget.max_acc_drop - input.drop_of(input.current.top1)).max(0.0)
 }
 
+/// Share of the input model's top-1 error rate taken as the expected share of feedback images
+/// a candidate and the input model disagree on (one right, the other wrong) before any round
+/// has measured it. Measured in compress runs within a 1-point budget
+/// (docs/benchmarks-planner.md's runs): resnet18_cifar10 (4.6 % error) 1.5-2.7 % of the images,
+/// resnet20_cifar10 (8 %) 3.0-4.2 %, vit_tiny_cifar10 5.5-8.1 %: about half the error rate.
+pub const PRIOR_DISAGREEMENT_PER_ERROR: f64 = 0.5;
+
+/// How far below the accuracy budget a candidate's measured drop has to stay for the loop's
+/// paired bound to accept it: the loop accepts a candidate only when the `ACCURACY_CONFIDENCE`
+/// upper bound of its drop is within the budget, and that bound sits `points` above the
+/// measured drop on `images` feedback images where the two models disagree on `disagreement`
+/// of them.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ConfidenceMargin {
+    pub points: f64,
+    pub images: usize,
+    /// Expected share of the feedback images the candidate and the input model disagree on.
+    pub disagreement: f64,
+    /// True when `disagreement` was measured in this run (the largest of the rounds so far),
+    /// false when it is the prior (`PRIOR_DISAGREEMENT_PER_ERROR` times the input's error).
+    pub measured: bool,
+}
+
+impl ConfidenceMargin {
+    /// "0.43 points: the 90 % bound on 2250 feedback images where about 2.5 % disagree
+    /// (the largest measured so far)".
+    pub fn describe(&self) -> String {
+        format!(
+            "{:.2} points: the {:.0} % bound on {} feedback images where about {:.1} % of the answers change ({})",
+            self.points,
+            crate::facts::ACCURACY_CONFIDENCE * 100.0,
+            self.images,
+            self.disagreement * 100.0,
+            if self.measured {
+                "the most measured in this run"
+            } else {
+                "expected from the input's error rate; no round measured yet"
+            }
+        ) + "; more feedback images (--feedback-samples) narrow it"
+    }
+}
+
+/// The margin the next candidate's measured drop has to leave below the accuracy budget
+/// (`ConfidenceMargin`), from the largest disagreement a round of this run within the budget's
+/// drop measured (candidates only grow more different from the input), else the prior from the
+/// input's error rate. `None` without labels or feedback images.
+pub fn confidence_margin(input: &PlanningInput) -> Option<ConfidenceMargin> {
+    let top1 = input.baseline.top1?;
+    // Each round's candidate against the input (the current model is the last accepted one;
+    // before round 1 it is the input itself, which disagrees with nothing).
+    let changes = input.history.iter().filter_map(|r| r.accuracy_change);
+    // Rounds that lost more than the budget (a rejected deep cut) say nothing about the
+    // candidates that matter here: the ones near the bound.
+    let measured = changes
+        .filter(|p| p.samples > 0 && p.drop_points() <= input.budget.max_acc_drop)
+        .map(|p| (p.only_baseline + p.only_candidate) as f64 / p.samples as f64)
+        .fold(None, |acc: Option<f64>, d| {
+            Some(acc.map_or(d, |a| a.max(d)))
+        });
+    let images = input
+        .current
+        .accuracy_change
+        .map(|p| p.samples)
+        .unwrap_or(input.baseline.images);
+    if images == 0 {
+        return None;
+    }
+    let prior = PRIOR_DISAGREEMENT_PER_ERROR * (1.0 - top1 / 100.0).clamp(0.0, 1.0);
+    let disagreement = measured.unwrap_or(prior);
+    let z = profagent_stats::one_sided_z(crate::facts::ACCURACY_CONFIDENCE);
+    Some(ConfidenceMargin {
+        points: z * 100.0 * (disagreement / images as f64).sqrt(),
+        images,
+        disagreement,
+        measured: measured.is_some(),
+    })
+}
+
 /// Why `estimate` cannot fit the budget (its expected drop exceeds the accuracy budget left),
 /// or `None`.
 pub fn over_budget(estimate: &PlanEstimate, input: &PlanningInput) -> Option<String> {

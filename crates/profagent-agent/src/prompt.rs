@@ -268,8 +268,16 @@ fn write_budget_left(p: &mut String, input: &PlanningInput) {
     let mut rows = Vec::new();
     let drop = input.drop_of(now.top1);
     if base.top1.is_some() {
+        let margin = crate::estimate::confidence_margin(input)
+            .map(|m| {
+                format!(
+                    "; the loop accepts a plan only if its measured drop stays below what is left by the confidence margin of {}",
+                    m.describe()
+                )
+            })
+            .unwrap_or_default();
         rows.push(format!(
-            "top-1: {drop:.2} points below the input on the feedback images so far; {:.2} of the {:.2} allowed left",
+            "top-1: {drop:.2} points below the input on the feedback images so far; {:.2} of the {:.2} allowed left{margin}",
             crate::estimate::accuracy_left(input),
             b.max_acc_drop
         ));

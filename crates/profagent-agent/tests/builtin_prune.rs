@@ -29,19 +29,26 @@ const RESNET18: [(&str, usize, u64, f64, f64); 10] = [
     ("layer4.1.conv1", 512, 75_497_472, 1.00, 1.20),
 ];
 
+/// Feedback images of the evaluations: so many that the confidence margin the loop's bound
+/// needs (0.02 points here; tested on its own in
+/// `a_round_leaves_the_confidence_margin_the_loops_bound_needs`) leaves the budget as it is.
+const IMAGES: usize = 1_000_000;
+
 fn evaluation(top1: f64, macs: u64) -> Evaluation {
-    let right = (top1 * 10.0).round() as usize;
+    let per_point = IMAGES as f64 / 100.0;
+    let right = (top1 * per_point).round() as usize;
+    let baseline_right = (BASELINE_TOP1 * per_point).round() as usize;
     Evaluation {
         speed: Some(SpeedComparison::known(10.0, 10.0, 0.02)),
         accuracy_change: Some(PairedAccuracy {
-            samples: 1000,
-            baseline_correct: (BASELINE_TOP1 * 10.0) as usize,
+            samples: IMAGES,
+            baseline_correct: baseline_right,
             candidate_correct: right,
-            only_baseline: (BASELINE_TOP1 * 10.0) as usize - right,
+            only_baseline: baseline_right - right,
             only_candidate: 0,
         }),
         macs: Some(macs),
-        ..Evaluation::new(Some(top1), 10.0, 44_000_000, 1000)
+        ..Evaluation::new(Some(top1), 10.0, 44_000_000, IMAGES)
     }
 }
 
@@ -470,4 +477,110 @@ fn a_deepest_probe_extends_the_curve_and_the_cut() {
         three > 32 && three <= 48,
         "{three} of 64 with a probe at 75 %"
     );
+}
+
+/// `input` measured on `images` feedback images (the baseline, the current model and its
+/// paired comparison).
+fn on_images(mut input: PlanningInput, images: usize) -> PlanningInput {
+    for e in [&mut input.baseline, &mut input.current] {
+        e.images = images;
+        if let Some(p) = &mut e.accuracy_change {
+            p.samples = images;
+        }
+    }
+    input
+}
+
+/// A round measured on the feedback images: `disagree` of them changed their answer against
+/// the input, `drop` points net.
+fn measured_round(drop: f64, disagree: f64, images: usize) -> RoundSummary {
+    let n = images as f64;
+    let only_baseline = ((disagree + drop / 100.0) / 2.0 * n).round() as usize;
+    let only_candidate = ((disagree - drop / 100.0) / 2.0 * n).round() as usize;
+    RoundSummary {
+        accuracy_change: Some(PairedAccuracy {
+            samples: images,
+            baseline_correct: images,
+            candidate_correct: images + only_candidate - only_baseline,
+            only_baseline,
+            only_candidate,
+        }),
+        accepted: true,
+        ..rejected_summary()
+    }
+}
+
+/// The loop accepts a round only when the 90 % upper bound of its paired drop is within the
+/// budget, and that bound sits a margin above the measured drop that shrinks with the feedback
+/// images: on 1,000 images a round measured at the whole budget left is rejected. The planner
+/// plans for the budget left less that margin (from the input's error rate until a round has
+/// measured how many answers change, then from the most any round within the budget changed),
+/// and stops, naming the margin and the option that narrows it, when the margin leaves nothing.
+#[test]
+fn a_round_leaves_the_confidence_margin_the_loops_bound_needs() {
+    use profagent_agent::estimate::confidence_margin;
+    let full: Vec<usize> = RESNET18.iter().map(|g| g.1).collect();
+    let plan_on = |images: usize, history: Vec<RoundSummary>| {
+        let input = on_images(
+            input(groups(&full), BASELINE_TOP1, macs_budget(), history),
+            images,
+        );
+        let context = context(&input.groups);
+        let plan = BuiltinPlanner::new().plan(&input, &context);
+        (plan, confidence_margin(&input))
+    };
+
+    // Before any round: half the input's 7 % error rate changes, 3.5 % of the answers.
+    let (few, margin) = plan_on(1_000, vec![]);
+    let margin = margin.expect("labels, so a margin");
+    assert!(!margin.measured);
+    assert!((margin.disagreement - 0.035).abs() < 1e-9);
+    assert!((margin.points - 1.2816 * 100.0 * (0.035f64 / 1000.0).sqrt()).abs() < 1e-3);
+    let (many, wide) = plan_on(20_000, vec![]);
+    assert!(wide.unwrap().points < 0.2);
+    assert!(
+        stated_drop(&few) < stated_drop(&many),
+        "1,000 images: {}; 20,000: {}",
+        few.rationale,
+        many.rationale
+    );
+    assert!(
+        few.rationale.contains("confidence margin of 0.76 points"),
+        "{}",
+        few.rationale
+    );
+    assert!(
+        stated_drop(&few) <= ROUND_BUDGET_SHARE * (1.0 - margin.points) + 0.005,
+        "{}",
+        few.rationale
+    );
+
+    // A round within the budget changed 8 % of 1,000 answers: the margin (1.15 points) leaves
+    // nothing of a 1-point budget. A round that lost 30 points says nothing about candidates
+    // near the bound and is not counted.
+    let (stop, margin) = plan_on(
+        1_000,
+        vec![
+            measured_round(0.4, 0.08, 1_000),
+            measured_round(30.0, 0.32, 1_000),
+        ],
+    );
+    let margin = margin.unwrap();
+    assert!(margin.measured && (margin.disagreement - 0.08).abs() < 1e-9);
+    assert!(stop.pruning.is_empty(), "{}", stop.rationale);
+    assert!(
+        stop.rationale.contains("confidence margin")
+            && stop.rationale.contains("--feedback-samples"),
+        "{}",
+        stop.rationale
+    );
+    // The same rounds on 20,000 images leave room to prune.
+    let (go, _) = plan_on(
+        20_000,
+        vec![
+            measured_round(0.4, 0.08, 20_000),
+            measured_round(30.0, 0.32, 20_000),
+        ],
+    );
+    assert!(!go.pruning.is_empty(), "{}", go.rationale);
 }
