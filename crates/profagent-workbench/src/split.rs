@@ -16,15 +16,20 @@ pub const MIN_DEFAULT_FEEDBACK: usize = 1000;
 pub const MAX_DEFAULT_FEEDBACK: usize = 2500;
 
 /// Calibration and feedback slice sizes: as asked when the data has room for them plus a
-/// holdout at least as large as the feedback slice, else 20 % / 40 % / 40 % of the data (the
-/// holdout gets the rest). Without an asked feedback size: half of what calibration leaves,
-/// between `MIN_DEFAULT_FEEDBACK` and `MAX_DEFAULT_FEEDBACK`.
+/// holdout at least as large as the feedback slice; else the asked calibration when it is at
+/// most a fifth of the data, with feedback and holdout halving the rest (asking 4,000 feedback
+/// images of 5,000 gives 500 / 2,250 / 2,250, the most feedback a holdout as large allows);
+/// else 20 % / 40 % / 40 % of the data (the holdout gets the rest). Without an asked feedback
+/// size: half of what calibration leaves, between `MIN_DEFAULT_FEEDBACK` and
+/// `MAX_DEFAULT_FEEDBACK`.
 pub fn split_sizes(samples: usize, calibration: usize, feedback: Option<usize>) -> (usize, usize) {
     let feedback = feedback.unwrap_or_else(|| {
         (samples.saturating_sub(calibration) / 2).clamp(MIN_DEFAULT_FEEDBACK, MAX_DEFAULT_FEEDBACK)
     });
     if calibration + 2 * feedback <= samples {
         (calibration, feedback)
+    } else if calibration <= samples / 5 {
+        (calibration, (samples - calibration) / 2)
     } else {
         (samples / 5, samples * 2 / 5)
     }
@@ -55,6 +60,9 @@ mod tests {
         assert_eq!(split_sizes(300, 500, Some(1000)), (60, 120));
         // One sample short of room for the holdout.
         assert_eq!(split_sizes(2499, 500, Some(1000)), (499, 999));
+        // The asked calibration fits in a fifth: feedback and holdout halve the rest.
+        assert_eq!(split_sizes(5000, 500, Some(4000)), (500, 2250));
+        assert_eq!(split_sizes(5000, 1000, Some(4000)), (1000, 2000));
         let (calibration, feedback) = split_sizes(7, 500, Some(1000));
         assert!(calibration + feedback <= 7);
     }
