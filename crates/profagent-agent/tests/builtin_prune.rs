@@ -518,7 +518,7 @@ fn measured_round(drop: f64, disagree: f64, images: usize) -> RoundSummary {
 /// and stops, naming the margin and the option that narrows it, when the margin leaves nothing.
 #[test]
 fn a_round_leaves_the_confidence_margin_the_loops_bound_needs() {
-    use profagent_agent::estimate::confidence_margin;
+    use profagent_agent::estimate::{confidence_margin, PRIOR_DISAGREEMENT_PER_ERROR};
     let full: Vec<usize> = RESNET18.iter().map(|g| g.1).collect();
     let plan_on = |images: usize, history: Vec<RoundSummary>| {
         let input = on_images(
@@ -530,12 +530,13 @@ fn a_round_leaves_the_confidence_margin_the_loops_bound_needs() {
         (plan, confidence_margin(&input))
     };
 
-    // Before any round: half the input's 7 % error rate changes, 3.5 % of the answers.
+    // Before any round: a share of the input's 7 % error rate changes.
     let (few, margin) = plan_on(1_000, vec![]);
     let margin = margin.expect("labels, so a margin");
+    let prior = PRIOR_DISAGREEMENT_PER_ERROR * 0.07;
     assert!(!margin.measured);
-    assert!((margin.disagreement - 0.035).abs() < 1e-9);
-    assert!((margin.points - 1.2816 * 100.0 * (0.035f64 / 1000.0).sqrt()).abs() < 1e-3);
+    assert!((margin.disagreement - prior).abs() < 1e-9);
+    assert!((margin.points - 1.2816 * 100.0 * (prior / 1000.0).sqrt()).abs() < 1e-3);
     let (many, wide) = plan_on(20_000, vec![]);
     assert!(wide.unwrap().points < 0.2);
     assert!(
@@ -545,7 +546,8 @@ fn a_round_leaves_the_confidence_margin_the_loops_bound_needs() {
         many.rationale
     );
     assert!(
-        few.rationale.contains("confidence margin of 0.76 points"),
+        few.rationale
+            .contains(&format!("confidence margin of {:.2} points", margin.points)),
         "{}",
         few.rationale
     );
