@@ -63,10 +63,11 @@ pub const ROUND_TO: u32 = 8;
 /// A round's expected drop (sum of its groups' scaled sensitivities) may use at most this
 /// share of the accuracy budget left.
 pub const ROUND_BUDGET_SHARE: f64 = 0.6;
-/// Before any round has measured how many answers a candidate changes, a pruning round may
-/// plan for at least this share of the accuracy budget left, however large the expected
-/// confidence margin (`estimate::confidence_margin`): its outcome measures the margin.
-pub const PRIOR_MARGIN_FLOOR: f64 = 0.25;
+/// A pruning round may always plan for at least this share of the accuracy budget left, however
+/// large the confidence margin (`estimate::confidence_margin`): measured drops move both ways,
+/// so a small round near the bound can still pass, and each outcome measures the margin again.
+/// The margin sizes rounds; only the budget left itself (`MIN_BUDGET_LEFT`) stops pruning.
+pub const MARGIN_FLOOR: f64 = 0.25;
 /// Expected drops below this (points) are too small to calibrate against: one image of a few
 /// hundred is more.
 pub const MIN_CALIBRATION_EXPECTED: f64 = 0.05;
@@ -90,18 +91,16 @@ pub fn points_per_cosine(budget: &crate::facts::Budget) -> Option<f64> {
     (span > 0.0).then_some(points / span)
 }
 
-/// The budget a pruning round may spend, points, and what it is ("accuracy budget left ..."):
-/// the accuracy budget left less the confidence margin the loop's paired bound needs
-/// (`estimate::confidence_margin`: a round measured to cost the whole budget left is
-/// rejected), and with a fidelity bound the smaller of that and the fidelity budget left (on
-/// the same scale).
-fn budget_left(input: &PlanningInput) -> (f64, String) {
+/// The budget a pruning round may spend, points, what it is ("accuracy budget left ..."), and
+/// the budget left itself: the accuracy budget left less the confidence margin the loop's
+/// paired bound needs (`estimate::confidence_margin`: a round measured to cost the whole budget
+/// left is rejected), at least `MARGIN_FLOOR` of it; with a fidelity bound the smaller of that
+/// and the fidelity budget left (on the same scale).
+fn budget_left(input: &PlanningInput) -> (f64, String, f64) {
     let margin = crate::estimate::confidence_margin(input);
     let left = input.budget.max_acc_drop - input.drop_of(input.current.top1);
     let accuracy = match margin {
-        // A prior margin is a guess until a round measures how many answers change.
-        Some(m) if !m.measured => (left - m.points).max(PRIOR_MARGIN_FLOOR * left),
-        Some(m) => left - m.points,
+        Some(m) => (left - m.points).max(MARGIN_FLOOR * left),
         None => left,
     };
     match (
@@ -109,18 +108,27 @@ fn budget_left(input: &PlanningInput) -> (f64, String) {
         input.budget.min_cosine,
         input.current.cosine,
     ) {
-        (Some(scale), Some(min), Some(now)) if (now - min) * scale < accuracy => {
-            ((now - min) * scale, "output-fidelity budget left".into())
-        }
+        (Some(scale), Some(min), Some(now)) if (now - min) * scale < accuracy => (
+            (now - min) * scale,
+            "output-fidelity budget left".into(),
+            (now - min) * scale,
+        ),
         _ => (
             accuracy,
             match margin {
+                Some(m) if left - m.points < MARGIN_FLOOR * left => format!(
+                    "accuracy budget left for this round ({:.0} % of the {left:.2} left: the confidence margin of {} would leave {:.2})",
+                    MARGIN_FLOOR * 100.0,
+                    m.describe(),
+                    (left - m.points).max(0.0)
+                ),
                 Some(m) => format!(
                     "accuracy budget left beyond the confidence margin of {}",
                     m.describe()
                 ),
                 None => "accuracy budget left".into(),
             },
+            left,
         ),
     }
 }
@@ -341,17 +349,17 @@ impl BuiltinPlanner {
             }
             None => input,
         };
-        let (budget_left, binding) = budget_left(input);
+        let (budget_left, binding, nominal) = budget_left(input);
         // Quantization keeps MACs: with a MACs-only budget it cannot help.
         if input.current_quantization == "none" && !input.budget.macs_only() {
             if let Some(plan) = self.quantization_plan(input) {
                 return plan;
             }
         }
-        if budget_left < MIN_BUDGET_LEFT {
+        if nominal < MIN_BUDGET_LEFT {
             return CompressionPlan::empty(format!(
-                "only {:.2} points of {binding}: stop",
-                budget_left.max(0.0)
+                "only {:.2} points of budget left: stop",
+                nominal.max(0.0)
             ));
         }
         if self.step < MIN_STEP {
