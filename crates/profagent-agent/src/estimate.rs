@@ -159,8 +159,9 @@ pub struct ConfidenceMargin {
 }
 
 impl ConfidenceMargin {
-    /// "0.43 points: the 90 % bound on 2250 feedback images where about 2.5 % disagree
-    /// (the largest measured so far)".
+    /// "0.43 points: the 90 % bound on 2250 feedback images where about 2.5 % of the answers
+    /// change (the most measured in this run); more feedback images (--feedback-samples) narrow
+    /// it".
     pub fn describe(&self) -> String {
         format!(
             "{:.2} points: the {:.0} % bound on {} feedback images where about {:.1} % of the answers change ({})",
