@@ -39,7 +39,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import CALIB, SCORE, SHARED, cifar, interleaved_times, mcnemar, predictions, rel  # noqa: E402
-from common import run_tool, seen_folder  # noqa: E402
+from common import profagent_macs, run_tool, seen_folder  # noqa: E402
 from quant_fusion import ort_dynamic, ort_static, run_quiet, session  # noqa: E402
 
 MODELS = os.path.join(SHARED, "models")
@@ -72,6 +72,17 @@ def ort_optimized_dynamic(model, out, heads, hidden):
     return run_quiet([sys.executable, "-c", code, model, out, str(heads), str(hidden)])
 
 
+def quantize(args, model, out, mode, calib_npy):
+    """`profagent quantize --mode MODE` of model into out (static on the bench's calibration
+    images), unless out exists from an earlier run in --work."""
+    if os.path.exists(out):
+        return
+    argv = [args.profagent, "quantize", model, "-o", out, "--mode", mode]
+    if mode == "static":
+        argv += ["--calib", calib_npy, "--calib-count", str(len(CALIB))]
+    run_quiet(argv)
+
+
 def variants(args, name, work, calib_npy):
     """[(label, path, kind)] of one model: fp32, the single methods, compress."""
     model = os.path.join(MODELS, name + ".onnx")
@@ -79,22 +90,14 @@ def variants(args, name, work, calib_npy):
     transformer = name in TRANSFORMERS
     mode = "dynamic" if transformer else "static"
     ours = os.path.join(work, f"ours-{mode}.onnx")
-    if not os.path.exists(ours):
-        argv = [args.profagent, "quantize", model, "-o", ours, "--mode", mode]
-        if mode == "static":
-            argv += ["--calib", calib_npy, "--calib-count", str(len(CALIB))]
-        run_quiet(argv)
+    quantize(args, model, ours, mode, calib_npy)
     out.append((f"profagent quantize --mode {mode}", ours, "ours"))
     pruned = args.pruned.get(name)
     if pruned:
         # Issue 19: a pruned model (e.g. planner_vs_uniform.py's compress --target-macs result)
         # quantized the same way, against quantization alone.
         both = os.path.join(work, f"pruned-{mode}.onnx")
-        if not os.path.exists(both):
-            argv = [args.profagent, "quantize", pruned, "-o", both, "--mode", mode]
-            if mode == "static":
-                argv += ["--calib", calib_npy, "--calib-count", str(len(CALIB))]
-            run_quiet(argv)
+        quantize(args, pruned, both, mode, calib_npy)
         out.append(("pruned (given), fp32", pruned, "pruned"))
         out.append((f"pruned (given) + profagent quantize --mode {mode}", both, "pruned+quant"))
     if not transformer:
@@ -164,7 +167,6 @@ def macs_fraction(report):
 
 def pruned_macs(args, rows):
     """The given pruned model's MACs as a fraction of the input's."""
-    from common import profagent_macs
     base = profagent_macs(args.profagent, rows[0][1])
     pruned = [path for _, path, kind in rows if kind == "pruned"][0]
     return f"{profagent_macs(args.profagent, pruned) / base:.3f}"

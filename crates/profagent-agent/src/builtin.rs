@@ -108,11 +108,10 @@ fn budget_left(input: &PlanningInput) -> (f64, String, f64) {
         input.budget.min_cosine,
         input.current.cosine,
     ) {
-        (Some(scale), Some(min), Some(now)) if (now - min) * scale < accuracy => (
-            (now - min) * scale,
-            "output-fidelity budget left".into(),
-            (now - min) * scale,
-        ),
+        (Some(scale), Some(min), Some(now)) if (now - min) * scale < accuracy => {
+            let fidelity = (now - min) * scale;
+            (fidelity, "output-fidelity budget left".into(), fidelity)
+        }
         _ => (
             accuracy,
             match margin {

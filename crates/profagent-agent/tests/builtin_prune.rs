@@ -564,13 +564,13 @@ fn a_round_leaves_the_confidence_margin_the_loops_bound_needs() {
     // leave nothing of a 1-point budget; the round plans for a quarter of what is left instead
     // (measured drops move both ways), and says why. A round that lost 30 points says nothing
     // about candidates near the bound and is not counted.
-    let (small, margin) = plan_on(
-        1_000,
+    let rounds = |images| {
         vec![
-            measured_round(0.4, 0.08, 1_000),
-            measured_round(30.0, 0.32, 1_000),
-        ],
-    );
+            measured_round(0.4, 0.08, images),
+            measured_round(30.0, 0.32, images),
+        ]
+    };
+    let (small, margin) = plan_on(1_000, rounds(1_000));
     let margin = margin.unwrap();
     assert!(margin.measured && (margin.disagreement - 0.08).abs() < 1e-9);
     assert!(!small.pruning.is_empty(), "{}", small.rationale);
@@ -586,12 +586,6 @@ fn a_round_leaves_the_confidence_margin_the_loops_bound_needs() {
         small.rationale
     );
     // The same rounds on 20,000 images leave more room.
-    let (go, _) = plan_on(
-        20_000,
-        vec![
-            measured_round(0.4, 0.08, 20_000),
-            measured_round(30.0, 0.32, 20_000),
-        ],
-    );
+    let (go, _) = plan_on(20_000, rounds(20_000));
     assert!(stated_drop(&go) > stated_drop(&small), "{}", go.rationale);
 }
