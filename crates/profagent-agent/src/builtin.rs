@@ -63,11 +63,7 @@ pub const ROUND_TO: u32 = 8;
 /// A round's expected drop (sum of its groups' scaled sensitivities) may use at most this
 /// share of the accuracy budget left.
 pub const ROUND_BUDGET_SHARE: f64 = 0.6;
-/// A pruning round may always plan for at least this share of the accuracy budget left, however
-/// large the confidence margin (`estimate::confidence_margin`): measured drops move both ways,
-/// so a small round near the bound can still pass, and each outcome measures the margin again.
-/// The margin sizes rounds; only the budget left itself (`MIN_BUDGET_LEFT`) stops pruning.
-pub const MARGIN_FLOOR: f64 = 0.25;
+pub use crate::estimate::MARGIN_FLOOR;
 /// Expected drops below this (points) are too small to calibrate against: one image of a few
 /// hundred is more.
 pub const MIN_CALIBRATION_EXPECTED: f64 = 0.05;
@@ -97,38 +93,17 @@ pub fn points_per_cosine(budget: &crate::facts::Budget) -> Option<f64> {
 /// left is rejected), at least `MARGIN_FLOOR` of it; with a fidelity bound the smaller of that
 /// and the fidelity budget left (on the same scale).
 fn budget_left(input: &PlanningInput) -> (f64, String, f64) {
-    let margin = crate::estimate::confidence_margin(input);
-    let left = input.budget.max_acc_drop - input.drop_of(input.current.top1);
-    let accuracy = match margin {
-        Some(m) => (left - m.points).max(MARGIN_FLOOR * left),
-        None => left,
-    };
+    let accuracy = crate::estimate::round_budget(input);
     match (
         points_per_cosine(&input.budget),
         input.budget.min_cosine,
         input.current.cosine,
     ) {
-        (Some(scale), Some(min), Some(now)) if (now - min) * scale < accuracy => {
+        (Some(scale), Some(min), Some(now)) if (now - min) * scale < accuracy.points => {
             let fidelity = (now - min) * scale;
             (fidelity, "output-fidelity budget left".into(), fidelity)
         }
-        _ => (
-            accuracy,
-            match margin {
-                Some(m) if left - m.points < MARGIN_FLOOR * left => format!(
-                    "accuracy budget left for this round ({:.0} % of the {left:.2} left: the confidence margin of {} would leave {:.2})",
-                    MARGIN_FLOOR * 100.0,
-                    m.describe(),
-                    (left - m.points).max(0.0)
-                ),
-                Some(m) => format!(
-                    "accuracy budget left beyond the confidence margin of {}",
-                    m.describe()
-                ),
-                None => "accuracy budget left".into(),
-            },
-            left,
-        ),
+        _ => (accuracy.points, accuracy.describe(), accuracy.left),
     }
 }
 

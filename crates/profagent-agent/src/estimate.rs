@@ -214,16 +214,69 @@ pub fn confidence_margin(input: &PlanningInput) -> Option<ConfidenceMargin> {
     })
 }
 
-/// Why `estimate` cannot fit the budget (its expected drop exceeds the accuracy budget left),
-/// or `None`.
+/// A plan may always spend at least this share of the accuracy budget left, however large the
+/// confidence margin (`confidence_margin`): measured drops move both ways, so a small round
+/// near the bound can still pass, and each outcome measures the margin again. The margin sizes
+/// rounds; only the budget left itself stops pruning.
+pub const MARGIN_FLOOR: f64 = 0.25;
+
+/// The accuracy a plan may spend this round: the budget left less the confidence margin the
+/// loop's paired bound needs (a round measured to cost the whole budget left is rejected), at
+/// least `MARGIN_FLOOR` of the budget left. The built-in planner sizes its rounds from it, and
+/// the estimate guard holds LLM plans to it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RoundBudget {
+    /// Points a plan's expected top-1 drop may use.
+    pub points: f64,
+    /// The accuracy budget left itself (`accuracy_left`).
+    pub left: f64,
+    pub margin: Option<ConfidenceMargin>,
+}
+
+impl RoundBudget {
+    /// What `points` is, after "the 0.53 points of ": "accuracy budget left beyond the
+    /// confidence margin of 0.70 points: ...", or the floor and what the margin would leave.
+    pub fn describe(&self) -> String {
+        let left = self.left;
+        match self.margin {
+            Some(m) if left - m.points < MARGIN_FLOOR * left => format!(
+                "accuracy budget left for this round ({:.0} % of the {left:.2} left: the confidence margin of {} would leave {:.2})",
+                MARGIN_FLOOR * 100.0,
+                m.describe(),
+                (left - m.points).max(0.0)
+            ),
+            Some(m) => format!(
+                "accuracy budget left beyond the confidence margin of {}",
+                m.describe()
+            ),
+            None => "accuracy budget left".into(),
+        }
+    }
+}
+
+/// This round's accuracy budget (`RoundBudget`).
+pub fn round_budget(input: &PlanningInput) -> RoundBudget {
+    let left = accuracy_left(input);
+    let margin = confidence_margin(input);
+    RoundBudget {
+        points: margin.map_or(left, |m| (left - m.points).max(MARGIN_FLOOR * left)),
+        left,
+        margin,
+    }
+}
+
+/// Why `estimate` cannot fit the budget (its expected drop exceeds this round's accuracy
+/// budget, `round_budget`), or `None`.
 pub fn over_budget(estimate: &PlanEstimate, input: &PlanningInput) -> Option<String> {
     // Without labels there is no accuracy budget to exceed.
     input.baseline.top1?;
-    let left = accuracy_left(input);
-    (estimate.expected_drop > left).then(|| {
+    let budget = round_budget(input);
+    (estimate.expected_drop > budget.points).then(|| {
         format!(
-            "before it is applied, the plan {}: that is more than the {left:.2} points of accuracy budget left, so it would most likely be rejected. Remove fewer units from the most sensitive groups, or spread the cut over cheaper groups.",
-            estimate.describe()
+            "before it is applied, the plan {}: that is more than the {:.2} points of {}, so it would most likely be rejected. Remove fewer units from the most sensitive groups, or spread the cut over cheaper groups.",
+            estimate.describe(),
+            budget.points,
+            budget.describe()
         )
     })
 }
@@ -239,7 +292,8 @@ pub fn estimate_tool_spec(plan_schema: &serde_json::Value) -> crate::provider::T
             against the model and, if valid, you get the MACs and parameters it removes, the \
             model's MACs after it as a fraction of the input's, the latency it saves (from the \
             measured per-group milliseconds), its expected top-1 drop (first-order estimate from \
-            the measured sensitivities) and whether that exceeds the accuracy budget left. Call \
+            the measured sensitivities) and whether that exceeds this round's accuracy budget (the \
+            budget left less the confidence margin the loop's bound needs). Call \
             it with candidate plans (a few per round), then answer with the final plan as JSON.",
         parameters: plan_schema.clone(),
     }
@@ -263,6 +317,7 @@ pub fn estimate_tool(
                 "summary": estimate.describe(),
                 "estimate": estimate,
                 "accuracy_budget_left_points": input.baseline.top1.map(|_| accuracy_left(input)),
+                "round_budget_points": input.baseline.top1.map(|_| round_budget(input).points),
                 "within_budget": over.is_none(),
                 "over_budget": over,
                 "warnings": plan.warnings().iter().map(|w| w.message.clone()).collect::<Vec<_>>(),

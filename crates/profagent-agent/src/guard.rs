@@ -4,8 +4,9 @@
 //! proposing plans the measurements already say will fail (or by stopping early). The round
 //! record names whose proposal was used and why.
 //!
-//! The comparison: a plan whose predicted top-1 drop exceeds the accuracy budget left loses to
-//! one that fits; when both fit, the one that removes more of what the budget targets (MACs,
+//! The comparison: a plan whose predicted top-1 drop exceeds this round's accuracy budget (the
+//! budget left less the confidence margin the loop's bound needs, `estimate::round_budget`)
+//! loses to one that fits; when both fit, the one that removes more of what the budget targets (MACs,
 //! measured ms, or params) by estimate wins, the LLM's on a tie within `LLM_MARGIN`. Only
 //! estimates over measured groups count: a built-in plan touching an unmeasured group never
 //! replaces a valid LLM plan, and an LLM plan touching one is only replaced when its measured
@@ -18,7 +19,7 @@ use profagent_plan::{validate, PlanContext, ValidatedPlan};
 
 use crate::builtin::BuiltinPlanner;
 use crate::error::AgentError;
-use crate::estimate::{accuracy_left, estimate, PlanEstimate};
+use crate::estimate::{estimate, round_budget, PlanEstimate};
 use crate::facts::{Objective, PlanningInput};
 use crate::planner::{Measure, Planner, Proposal, Recorder};
 
@@ -66,7 +67,8 @@ pub fn prefer_builtin(
     if builtin.plan().is_noop() {
         return None;
     }
-    let left = accuracy_left(input);
+    let budget = round_budget(input);
+    let left = budget.points;
     let ours = estimate(builtin, input);
     let fits = |e: &PlanEstimate| input.baseline.top1.is_none() || e.expected_drop <= left;
     // Only a fully measured built-in plan replaces anything: an unmeasured group's cost is
@@ -91,8 +93,9 @@ pub fn prefer_builtin(
     let theirs = estimate(llm, input);
     match (fits(&theirs), fits(&ours)) {
         (false, true) => Some(format!(
-            "the LLM plan {}, beyond the {left:.2} points left; the built-in plan {}",
+            "the LLM plan {}, beyond the {left:.2} points of {}; the built-in plan {}",
             theirs.describe(),
+            budget.describe(),
             ours.describe()
         )),
         (true, true)
@@ -100,7 +103,7 @@ pub fn prefer_builtin(
                 && progress(&ours, input) > LLM_MARGIN * progress(&theirs, input) =>
         {
             Some(format!(
-                "both fit the {left:.2} points left, and the built-in plan does more: the LLM plan {}; the built-in plan {}",
+                "both fit the {left:.2} points of this round's accuracy budget, and the built-in plan does more: the LLM plan {}; the built-in plan {}",
                 theirs.describe(),
                 ours.describe()
             ))

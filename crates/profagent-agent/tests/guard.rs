@@ -3,17 +3,23 @@
 //! to break the accuracy budget goes back to the LLM while repairs are left; and the guarded
 //! planner applies the built-in proposal instead of an LLM plan that is predicted to break the
 //! budget, does clearly less, or is missing, and says so.
-use profagent_agent::estimate::{estimate, expected_group_drop, over_budget};
+use profagent_agent::estimate::{
+    estimate, estimate_tool, expected_group_drop, over_budget, round_budget,
+};
 use profagent_agent::facts::*;
 use profagent_agent::guard::{prefer_builtin, GuardedPlanner};
 use profagent_agent::planner::{AnalysisAgent, NoMeasure, Planner};
 use profagent_agent::provider::replay::ReplayProvider;
 use profagent_plan::{validate, CompressionPlan, GroupInfo, PlanContext, ValidatedPlan};
 
+/// Feedback images of the sketch's evaluations: enough that the loop's confidence margin
+/// (`estimate::confidence_margin`) is negligible, so the budget left is what plans may spend.
+const IMAGES: usize = 1_000_000;
+
 fn evaluation(top1: f64, macs: u64) -> Evaluation {
     Evaluation {
         macs: Some(macs),
-        ..Evaluation::new(Some(top1), 10.0, 1_000_000, 1000)
+        ..Evaluation::new(Some(top1), 10.0, 1_000_000, IMAGES)
     }
 }
 
@@ -31,7 +37,7 @@ fn input() -> PlanningInput {
         probed_ratio: drop.map(|_| 0.25),
         probed_from: drop.map(|_| 128),
         measured_round: drop.map(|_| 0),
-        probed_images: Some(1000),
+        probed_images: Some(IMAGES),
         prunable: true,
         ..Default::default()
     };
@@ -118,11 +124,14 @@ fn estimates_follow_the_measured_curve_and_name_unmeasured_groups() {
 #[test]
 fn the_guard_prefers_a_fitting_builtin_plan_and_says_why() {
     let input = input();
-    let builtin = plan(&[("cheap", 80)], &input); // 0.56 expected, 37.5 MMACs
+    let builtin = plan(&[("cheap", 80)], &input); // 0.45 expected, 37.5 MMACs
                                                   // The LLM's plan is predicted to break the budget: replaced.
     let greedy = plan(&[("dear", 64)], &input); // 16 expected
     let why = prefer_builtin(Some(&greedy), &builtin, &input).expect("replaced");
-    assert!(why.contains("beyond the 1.00 points left"), "{why}");
+    assert!(
+        why.contains("beyond the 0.98 points of accuracy budget left beyond the confidence margin"),
+        "{why}"
+    );
     // Both fit, the LLM's does far less: replaced; within the margin: kept.
     let timid = plan(&[("cheap", 120)], &input);
     assert!(prefer_builtin(Some(&timid), &builtin, &input).is_some());
@@ -138,6 +147,46 @@ fn the_guard_prefers_a_fitting_builtin_plan_and_says_why() {
     // An LLM plan on an unmeasured group is not second-guessed by estimate.
     let unknown = plan(&[("unmeasured", 120)], &input);
     assert_eq!(prefer_builtin(Some(&unknown), &builtin, &input), None);
+}
+
+/// On 1,000 feedback images a round measured at the whole budget left would be rejected by the
+/// loop's 90 % bound: the guard holds plans to the budget left less that confidence margin
+/// (0.70 points from a 10 % error rate, so 0.30 of the 1.00 left), the same budget the built-in
+/// planner sizes its rounds for; the estimate tool reports both.
+#[test]
+fn plans_are_held_to_the_budget_beyond_the_confidence_margin() {
+    let mut input = input();
+    input.baseline.images = 1000;
+    input.current.images = 1000;
+    let budget = round_budget(&input);
+    assert!((budget.left - 1.0).abs() < 1e-12);
+    assert!((budget.points - 0.30).abs() < 0.01, "{budget:?}");
+    // 0.45 expected: within the 1.00 left, beyond the 0.30 this round may spend.
+    let cut = plan(&[("cheap", 80)], &input);
+    let why = over_budget(&estimate(&cut, &input), &input).expect("over this round's budget");
+    assert!(
+        why.contains("more than the 0.30 points of accuracy budget left beyond the confidence margin of 0.70 points"),
+        "{why}"
+    );
+    assert_eq!(
+        over_budget(&estimate(&plan(&[("cheap", 112)], &input), &input), &input),
+        None
+    );
+    // The LLM's 0.45-point plan loses to a built-in plan that fits the 0.30.
+    let small = plan(&[("cheap", 104)], &input);
+    let why = prefer_builtin(Some(&cut), &small, &input).expect("replaced");
+    assert!(why.contains("beyond the 0.30 points of"), "{why}");
+    let answer: serde_json::Value = serde_json::from_str(&estimate_tool(
+        &serde_json::json!({"schema_version": 1, "rationale": "r",
+            "pruning": [{"target": "cheap", "keep": 80, "rationale": "r"}]})
+        .to_string(),
+        &input,
+        &context(&input),
+    ))
+    .unwrap();
+    assert_eq!(answer["within_budget"], false);
+    assert_eq!(answer["accuracy_budget_left_points"], 1.0);
+    assert!((answer["round_budget_points"].as_f64().unwrap() - 0.30).abs() < 0.01);
 }
 
 /// An over-budget answer goes back once with the estimate; the repaired answer is used; the
