@@ -633,7 +633,7 @@ impl BuiltinPlanner {
         let within = |p: &QuantProbe, share: f64| {
             let accuracy = match (p.accuracy_change, p.top1) {
                 (Some(change), _) => {
-                    change.drop_upper_bound(crate::facts::ACCURACY_CONFIDENCE)
+                    change.drop_upper_bound(input.budget.acc_confidence)
                         <= input.budget.max_acc_drop * share
                 }
                 (None, None) => input.baseline.top1.is_none(),

@@ -153,6 +153,8 @@ pub struct ConfidenceMargin {
     pub images: usize,
     /// Expected share of the feedback images the candidate and the input model disagree on.
     pub disagreement: f64,
+    /// One-sided confidence of the bound (`Budget::acc_confidence`).
+    pub confidence: f64,
     /// True when `disagreement` was measured in this run (the largest of the rounds so far),
     /// false when it is the prior (`PRIOR_DISAGREEMENT_PER_ERROR` times the input's error).
     pub measured: bool,
@@ -166,7 +168,7 @@ impl ConfidenceMargin {
         format!(
             "{:.2} points: the {:.0} % bound on {} feedback images where about {:.1} % of the answers change ({})",
             self.points,
-            crate::facts::ACCURACY_CONFIDENCE * 100.0,
+            self.confidence * 100.0,
             self.images,
             self.disagreement * 100.0,
             if self.measured {
@@ -205,11 +207,13 @@ pub fn confidence_margin(input: &PlanningInput) -> Option<ConfidenceMargin> {
     }
     let prior = PRIOR_DISAGREEMENT_PER_ERROR * (1.0 - top1 / 100.0).clamp(0.0, 1.0);
     let disagreement = measured.unwrap_or(prior);
-    let z = profagent_stats::one_sided_z(crate::facts::ACCURACY_CONFIDENCE);
+    let confidence = input.budget.acc_confidence;
+    let z = profagent_stats::one_sided_z(confidence);
     Some(ConfidenceMargin {
         points: z * 100.0 * (disagreement / images as f64).sqrt(),
         images,
         disagreement,
+        confidence,
         measured: measured.is_some(),
     })
 }

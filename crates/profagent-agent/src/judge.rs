@@ -3,16 +3,14 @@
 //!
 //! Every verdict here reads intervals, never two point estimates taken at different moments:
 //! - accuracy: the paired comparison with the baseline on the same images must put a drop
-//!   beyond `max_acc_drop` at most `1 − ACCURACY_CONFIDENCE` likely;
+//!   beyond `max_acc_drop` at most `1 − Budget::acc_confidence` likely (0.9 unless the user chose);
 //! - speed: a candidate counts as faster only when the interleaved comparison's interval
 //!   lies above 1, a speedup target is met only when the whole interval reaches it, and a
 //!   latency target only when the latency interval lies below it;
 //! - size and MACs are exact, so a small fixed margin is enough.
 //!
 //! Used by the loop (`compressor`) and by the built-in planner; depends on neither.
-use crate::facts::{
-    Budget, Evaluation, Objective, SpeedComparison, SpeedVerdict, ACCURACY_CONFIDENCE,
-};
+use crate::facts::{Budget, Evaluation, Objective, SpeedComparison, SpeedVerdict};
 
 /// With a MACs-only budget a candidate must cut MACs by this much (log scale, 0.5 %).
 pub const MIN_MACS_GAIN: f64 = 0.005;
@@ -33,8 +31,9 @@ fn judgement(decision: Decision, reason: String) -> Judgement {
     Judgement { decision, reason }
 }
 
-/// "top-1 drop 0.40 points on 1000 images (95 % interval −0.2–1.0, 90 % upper bound 0.85)".
-pub fn describe_accuracy(evaluation: &Evaluation) -> String {
+/// "top-1 drop 0.40 points on 1000 images (95 % interval −0.2–1.0, 90 % upper bound 0.85)",
+/// the upper bound at `confidence` (`Budget::acc_confidence`).
+pub fn describe_accuracy(evaluation: &Evaluation, confidence: f64) -> String {
     match &evaluation.accuracy_change {
         Some(p) => {
             let interval = p.drop_interval(profagent_stats::REPORT_CONFIDENCE);
@@ -44,8 +43,8 @@ pub fn describe_accuracy(evaluation: &Evaluation) -> String {
                 p.samples,
                 interval.low,
                 interval.high,
-                ACCURACY_CONFIDENCE * 100.0,
-                p.drop_upper_bound(ACCURACY_CONFIDENCE),
+                confidence * 100.0,
+                p.drop_upper_bound(confidence),
                 p.mcnemar_p()
             )
         }
@@ -66,7 +65,7 @@ pub fn judge(
     if !budget.accuracy_kept(candidate) {
         let needed = candidate
             .accuracy_change
-            .and_then(|p| p.samples_needed(budget.max_acc_drop, ACCURACY_CONFIDENCE))
+            .and_then(|p| p.samples_needed(budget.max_acc_drop, budget.acc_confidence))
             .filter(|&n| n > candidate.images)
             .map(|n| {
                 format!(
@@ -78,7 +77,7 @@ pub fn judge(
             Decision::AccuracyAtRisk,
             format!(
                 "rejected, rolled back: {}: a drop beyond the budget of {:.2} points is too likely{needed}",
-                describe_accuracy(candidate),
+                describe_accuracy(candidate, budget.acc_confidence),
                 budget.max_acc_drop
             ),
         );
@@ -99,9 +98,12 @@ pub fn judge(
     let within = match (budget.min_cosine, candidate.cosine) {
         (Some(_), Some(c)) => format!(
             "within the bounds ({}; output cosine {c:.5})",
-            describe_accuracy(candidate)
+            describe_accuracy(candidate, budget.acc_confidence)
         ),
-        _ => format!("within the bounds ({})", describe_accuracy(candidate)),
+        _ => format!(
+            "within the bounds ({})",
+            describe_accuracy(candidate, budget.acc_confidence)
+        ),
     };
     let size_gain =
         (best.model_bytes.max(1) as f64).ln() - (candidate.model_bytes.max(1) as f64).ln();

@@ -4,7 +4,6 @@ use std::fmt::Write;
 
 use crate::facts::{
     GroupFacts, LayerFacts, PairedAccuracy, PlanningInput, SpeedComparison, SpeedVerdict,
-    ACCURACY_CONFIDENCE,
 };
 
 /// Rows per table: enough to show where time goes without flooding a 4k-token window.
@@ -343,7 +342,7 @@ fn write_rules(p: &mut String, input: &PlanningInput) {
         p,
         "\nLoop rules: your plan is applied to the CURRENT model (pruning first, then quantization of the pruned float model) and measured on the same {images} feedback images (one image = {:.2} top-1 points, so differences of a few images are noise). It is accepted only if the {:.0} % upper confidence bound of its paired top-1 drop against the input stays within the budget{} and it improves on the current model{}; otherwise it is rolled back. The run stops as soon as every target is met, when the rounds run out{}, or when you propose no change. Estimates in the group table are linear in the ratio only near the probed ratio: cutting far beyond it has not been measured.",
         100.0 / images as f64,
-        ACCURACY_CONFIDENCE * 100.0,
+        input.budget.acc_confidence * 100.0,
         if input.budget.min_cosine.is_some() {
             " and its output cosine keeps the bound"
         } else {

@@ -128,6 +128,7 @@ fn macs_budget() -> Budget {
         target_speedup: None,
         target_macs_fraction: Some(0.6),
         min_cosine: None,
+        acc_confidence: 0.9,
     }
 }
 

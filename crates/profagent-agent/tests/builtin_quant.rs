@@ -76,6 +76,7 @@ fn input(target_speedup: f64, probes: Vec<QuantProbe>) -> PlanningInput {
             target_speedup: Some(target_speedup),
             target_macs_fraction: None,
             min_cosine: Some(0.999),
+            acc_confidence: 0.9,
         },
         history: vec![],
         rounds_left: 3,

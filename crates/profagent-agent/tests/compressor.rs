@@ -253,6 +253,7 @@ fn options() -> CompressOptions {
             target_speedup: Some(8.0),
             target_macs_fraction: None,
             min_cosine: None,
+            acc_confidence: 0.9,
         },
         rounds: 6,
         patience: 3,

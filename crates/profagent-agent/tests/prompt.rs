@@ -96,6 +96,7 @@ fn input() -> PlanningInput {
             target_speedup: None,
             target_macs_fraction: Some(0.6),
             min_cosine: None,
+            acc_confidence: 0.9,
         },
         history: vec![],
         rounds_left: 3,

@@ -111,6 +111,7 @@ fn input() -> PlanningInput {
             target_speedup: Some(2.0),
             target_macs_fraction: None,
             min_cosine: None,
+            acc_confidence: 0.9,
         },
         history: vec![],
         rounds_left: 2,

@@ -301,6 +301,7 @@ pub fn example_report() -> RunReport {
             target_speedup: Some(1.8),
             target_macs_fraction: None,
             min_cosine: None,
+            acc_confidence: 0.9,
         },
         baseline,
         quant_probes: vec![

@@ -123,7 +123,11 @@ pub fn result_line(report: &RunReport) -> Option<String> {
 
 pub fn budget_text(report: &RunReport) -> String {
     let budget = &report.budget;
-    let mut parts = vec![format!("top-1 drop ≤ {:.2} pp", budget.max_acc_drop)];
+    let mut parts = vec![format!(
+        "top-1 drop ≤ {:.2} pp ({:.0} % one-sided confidence)",
+        budget.max_acc_drop,
+        budget.acc_confidence * 100.0
+    )];
     if let Some(latency) = budget.target_latency_ms {
         parts.push(format!("latency ≤ {}", format::ms(latency)));
     }

@@ -35,7 +35,8 @@ fn legacy_report_json_markdown() {
 
 /// A report.json written before the record had typed top-5 and params renders exactly as the
 /// version that wrote it rendered it (those numbers are lifted from `details` on read), apart
-/// from the overview's Result row added since (the headline's words, repeated in the overview).
+/// from the overview's Result row added since (the headline's words, repeated in the overview)
+/// and the budget's confidence named since (a report without one was judged at the default 90 %).
 #[test]
 fn legacy_report_json_renders_as_its_own_version_did() {
     let report = RunReport::from_json(LEGACY_JSON).expect("a 0.1.0 report.json reads");
@@ -51,7 +52,9 @@ fn legacy_report_json_renders_as_its_own_version_did() {
     let without_row: String = rendered
         .split_inclusive('\n')
         .filter(|l| !l.starts_with("- **Result**: "))
-        .collect();
+        .collect::<String>()
+        .replacen(" (90 % one-sided confidence)", "", 1);
+    assert!(rendered.contains("top-1 drop ≤ 1.00 pp (90 % one-sided confidence)"));
     assert_eq!(without_row, LEGACY_MARKDOWN);
     // Top-5 was only in `details` there (a fraction); the record reads it in percent.
     let top5 = report.baseline.top5.expect("top-5 lifted from details");

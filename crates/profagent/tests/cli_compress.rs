@@ -337,3 +337,33 @@ fn compress_applies_an_llm_plan_with_the_plans_kept_counts() {
     .collect();
     assert_eq!(kept, expected, "{}", String::from_utf8_lossy(&run.stderr));
 }
+
+/// `--acc-confidence` is a one-sided confidence in [0.5, 0.999]; anything else is bad input
+/// (exit 2) named before any file is read.
+#[test]
+fn compress_acc_confidence_is_a_one_sided_confidence() {
+    let dir = tempfile::tempdir().unwrap();
+    for (value, needle) in [
+        ("0.3", "[0.5, 0.999]"),
+        ("1", "[0.5, 0.999]"),
+        ("x", "not a number"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_profagent"))
+            .args([
+                "compress",
+                "missing.onnx",
+                "--data",
+                "missing",
+                "--max-acc-drop",
+                "1",
+            ])
+            .args(["--acc-confidence", value, "--out"])
+            .arg(dir.path().join("run"))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{value}: {stderr}");
+        assert!(stderr.contains(needle), "{value}: {stderr}");
+        assert!(!dir.path().join("run").exists());
+    }
+}

@@ -148,6 +148,7 @@ fn reads_the_agent_report_json() {
             target_speedup: None,
             target_macs_fraction: None,
             min_cosine: Some(0.999),
+            acc_confidence: 0.9,
         },
         baseline: evaluation(88.0, 0.9, 1_096_544),
         quant_probes: vec![],

@@ -13,7 +13,7 @@ use profagent_onnx::Model;
 
 use super::{FinalCheck, Kept, Progress, Split, State, StopReason, Workbench};
 use crate::error::AgentError;
-use crate::facts::{Budget, Evaluation, SpeedVerdict, ACCURACY_CONFIDENCE};
+use crate::facts::{Budget, Evaluation, SpeedVerdict};
 use crate::judge::{describe_accuracy, targets_reached};
 use crate::report::{sha256_hex, FinalResult, LayerRow};
 use crate::rundir::{RunDir, MODEL_FILE};
@@ -30,7 +30,7 @@ fn bounds_objection(budget: &Budget, evaluation: &Evaluation) -> Option<String> 
         if drop > budget.max_acc_drop {
             return Some(format!(
                 "its holdout {} is over the budget of {:.2} points",
-                describe_accuracy(evaluation),
+                describe_accuracy(evaluation, budget.acc_confidence),
                 budget.max_acc_drop
             ));
         }
@@ -142,17 +142,17 @@ fn final_notes(budget: &Budget, final_eval: &Evaluation) -> Vec<String> {
         ));
     }
     if let Some(change) = final_eval.accuracy_change {
-        let bound = change.drop_upper_bound(ACCURACY_CONFIDENCE);
+        let bound = change.drop_upper_bound(budget.acc_confidence);
         if change.drop_points() <= budget.max_acc_drop && bound > budget.max_acc_drop {
             let needed = change
-                .samples_needed(budget.max_acc_drop, ACCURACY_CONFIDENCE)
+                .samples_needed(budget.max_acc_drop, budget.acc_confidence)
                 .map(|n| format!("; about {n} holdout images would decide it"))
                 .unwrap_or_default();
             notes.push(format!(
                 "the holdout's {} images cannot confirm the accuracy bound: the drop is {:.2} points but its {:.0} % upper bound is {bound:.2}{needed}",
                 change.samples,
                 change.drop_points(),
-                ACCURACY_CONFIDENCE * 100.0
+                budget.acc_confidence * 100.0
             ));
         }
     }

@@ -547,7 +547,7 @@ fn try_round(
     )?;
     progress.line(&format!(
         "round {round}: {}, {}, {:.2} MB: {}",
-        describe_accuracy(&candidate.evaluation),
+        describe_accuracy(&candidate.evaluation, context.options.budget.acc_confidence),
         candidate
             .evaluation
             .speed

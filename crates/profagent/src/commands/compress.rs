@@ -56,6 +56,18 @@ pub struct Args {
     /// labels and moves continuously.
     #[arg(long, value_name = "COSINE", value_parser = super::parse_min_cosine)]
     pub min_cosine: Option<f64>,
+    /// How sure the loop must be that the top-1 drop stays within --max-acc-drop: a round is
+    /// accepted only when the one-sided upper confidence bound of its paired drop on the
+    /// feedback images is within the budget (the final model is checked the same way on the
+    /// holdout). 0.9 (default): a larger drop at most 10 % likely; 0.5: the measured drop
+    /// alone, which prunes further and leaves the true drop as likely above the budget as below.
+    #[arg(
+        long,
+        value_name = "P",
+        default_value_t = profagent_agent::facts::ACCURACY_CONFIDENCE,
+        value_parser = super::parse_confidence
+    )]
+    pub acc_confidence: f64,
     /// Planner: `none` (built-in, the default) or PROVIDER:MODEL, e.g. openai:gpt-4o,
     /// anthropic:claude-sonnet-4-5, ollama:qwen2.5:7b, vllm:NAME, llamacpp:NAME,
     /// lmstudio:NAME, openai-compatible:NAME (with --llm-base-url), local:FILE.gguf.
@@ -469,6 +481,7 @@ fn budget_of(args: &Args) -> anyhow::Result<Budget> {
         target_speedup: args.target_speedup,
         target_macs_fraction: args.target_macs,
         min_cosine: args.min_cosine,
+        acc_confidence: args.acc_confidence,
     };
     if let Some(f) = args.target_macs {
         if !(f > 0.0 && f <= 1.0) {

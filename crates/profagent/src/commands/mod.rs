@@ -72,6 +72,20 @@ pub fn write_json(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
 }
 
 /// `--min-cosine`: a mean output cosine in (0, 1), e.g. 0.999.
+/// `--acc-confidence`: a one-sided confidence in [0.5, 0.999].
+pub fn parse_confidence(text: &str) -> Result<f64, String> {
+    let value: f64 = text.trim().parse().map_err(|_| {
+        format!("'{text}' is not a number; give a confidence in [0.5, 0.999], e.g. 0.9")
+    })?;
+    if (0.5..=0.999).contains(&value) {
+        Ok(value)
+    } else {
+        Err(format!(
+            "a one-sided confidence is in [0.5, 0.999] (0.5: the measured drop alone), e.g. 0.9; got {value}"
+        ))
+    }
+}
+
 pub fn parse_min_cosine(text: &str) -> Result<f64, String> {
     let value: f64 = text
         .trim()
