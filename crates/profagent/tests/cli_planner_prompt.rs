@@ -125,9 +125,14 @@ fn the_prompt_after_one_accepted_round_is_a_dashboard() {
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&run.stderr);
+    let text = std::fs::read_to_string(out.join("report.json")).unwrap_or_else(|e| {
+        panic!(
+            "no report.json ({e}); compress exited with {:?}:\n{stderr}",
+            run.status.code()
+        )
+    });
     let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap())
-            .unwrap_or_else(|e| panic!("no report ({e}):\n{stderr}"));
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("no report ({e}):\n{stderr}"));
     assert_eq!(
         report["rounds"][0]["accepted"], true,
         "round 1 must be accepted for this test to check anything:\n{stderr}"
