@@ -61,7 +61,7 @@ def main():
     calib = os.path.join(work, "calib.npy")
     np.save(calib, c)
     x, y = cifar(SCORE)
-    budget = f"--target-macs {args.target_macs} --max-acc-drop {args.max_acc_drop}"
+    budget = f"--target-macs F --max-acc-drop {args.max_acc_drop}"  # F: per model, in each section's title
     extra = args.compress_args.split()
     budget += "".join(f" {a}" for a in extra)
     lines = ["# The built-in planner against uniform pruning at matched MACs", "",
@@ -107,7 +107,9 @@ def main():
         lines += [f"## {name} (`--target-macs {target_macs}`)", "",
                   f"Planner run: {len(accepted)} accepted round(s) of {len(report['rounds'])}; stop: "
                   f"{final.get('stop_reason')}; on its own holdout ({(final.get('holdout_final') or {}).get('images')} "
-                  f"images): {own(final.get('holdout_final'))} vs {own(final.get('holdout_baseline'))} dense.", "",
+                  f"images): {own(final.get('holdout_final'))} vs {own(final.get('holdout_baseline'))} dense"
+                  + (f"; the final model is round {final['chosen_round']}'s ({'; '.join(final['fallback'])})"
+                     if final.get("fallback") else "") + ".", "",
                   "| model | MACs (of dense) | top-1 % on 5,000 unseen | vs dense | vs planner: p (only planner right / only this right) |",
                   "|---|---|---|---|---|"]
         for label, m, ok in rows:
