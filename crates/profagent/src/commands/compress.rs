@@ -58,9 +58,10 @@ pub struct Args {
     pub min_cosine: Option<f64>,
     /// How sure the loop must be that the top-1 drop stays within --max-acc-drop: a round is
     /// accepted only when the one-sided upper confidence bound of its paired drop on the
-    /// feedback images is within the budget (the final model is checked the same way on the
-    /// holdout). 0.9 (default): a larger drop at most 10 % likely; 0.5: the measured drop
-    /// alone, which prunes further and leaves the true drop as likely above the budget as below.
+    /// feedback images is within the budget (on the holdout, a final model whose drop is over
+    /// the budget is replaced, and a note says when the bound cannot be confirmed there).
+    /// 0.9 (default): a larger drop at most 10 % likely; 0.5: the measured drop alone, which
+    /// prunes further and leaves the true drop as likely above the budget as below.
     #[arg(
         long,
         value_name = "P",
