@@ -153,7 +153,7 @@ fn the_guard_prefers_a_fitting_builtin_plan_and_says_why() {
 /// On 1,000 feedback images a round measured at the whole budget left would be rejected by the
 /// loop's 90 % bound: the guard holds plans to the budget left less that confidence margin
 /// (0.70 points from a 10 % error rate, so 0.30 of the 1.00 left), the same budget the built-in
-/// planner sizes its rounds for; the estimate tool reports both.
+/// planner sizes its rounds for; the estimate tool reports both. At 50 % there is no margin.
 #[test]
 fn plans_are_held_to_the_budget_beyond_the_confidence_margin() {
     let mut input = input();
@@ -188,6 +188,12 @@ fn plans_are_held_to_the_budget_beyond_the_confidence_margin() {
     assert_eq!(answer["within_budget"], false);
     assert_eq!(answer["accuracy_budget_left_points"], 1.0);
     assert!((answer["round_budget_points"].as_f64().unwrap() - 0.30).abs() < 0.01);
+    // At --acc-confidence 0.5 the loop accepts on the measured drop: no margin, the whole
+    // budget left may be spent, and the same plan fits.
+    input.budget.acc_confidence = 0.5;
+    let budget = round_budget(&input);
+    assert!((budget.points - 1.0).abs() < 1e-12, "{budget:?}");
+    assert_eq!(over_budget(&estimate(&cut, &input), &input), None);
 }
 
 /// An over-budget answer goes back once with the estimate; the repaired answer is used; the
