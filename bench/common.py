@@ -54,6 +54,15 @@ def interleaved_times(sessions, shape, rounds, runs):
     return times
 
 
+def emit(lines, out=None):
+    """Prints a generated document (lines joined by newlines) and, with `out`, writes it there."""
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if out:
+        with open(out, "w") as f:
+            f.write(text)
+
+
 def rel(path):
     """Paths in recorded commands: relative to the repo root where possible."""
     try:

@@ -26,7 +26,7 @@ import tempfile
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import SHARED, cifar, rel  # noqa: E402
+from common import SHARED, cifar, emit, rel  # noqa: E402
 from common import profagent_macs as macs  # noqa: E402
 from reconstruct import CALIB, RECONSTRUCTION_LINE, SCORE, timed, top1  # noqa: E402
 
@@ -97,10 +97,7 @@ def main():
             summary.append(f"| {name} | {ratio} | {accs['obs'] - accs['l1']:+.2f} | {accs['obs'] - accs['weighted']:+.2f} |")
     lines += ["", "obs minus the other criteria (top-1 points, same images, same kept counts):", "",
               "| model | ratio | obs − l1 | obs − weighted |", "|---|---|---|---|", *summary]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out:
-        open(args.out, "w").write(text)
+    emit(lines, args.out)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ import tempfile
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import CALIB, SCORE, SHARED, cifar, matched_ratio, mcnemar, predictions, rel, seen_folder  # noqa: E402
+from common import CALIB, SCORE, SHARED, cifar, emit, matched_ratio, mcnemar, predictions, rel, seen_folder  # noqa: E402
 from common import profagent_macs as macs  # noqa: E402
 from common import run_tool as run  # noqa: E402
 from common import uniform_prune as prune  # noqa: E402
@@ -126,10 +126,7 @@ def main():
                       f"planner is {verdict}: p = {pv:.3g}, {a} images only the planner gets right, {b} only the baseline."]
         lines.append("")
         print("\n".join(lines[-(len(rows) + 6):]), file=sys.stderr)
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out:
-        open(args.out, "w").write(text)
+    emit(lines, args.out)
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import SCORE, SEEN, SHARED, cifar, imagenet, mcnemar, predictions, rel  # noqa: E402
+from common import SCORE, SEEN, SHARED, cifar, emit, imagenet, mcnemar, predictions, rel  # noqa: E402
 from common import profagent_macs as macs  # noqa: E402
 
 MODELS = os.path.join(SHARED, "models")
@@ -135,10 +135,7 @@ def main():
              "accuracy only (no timings).", ""]
     lines += calibration_size(args.profagent, work)
     lines += mobilenet(args.profagent, work)
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out:
-        open(args.out, "w").write(text)
+    emit(lines, args.out)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ import tempfile
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import SHARED, cifar, predictions, rel  # noqa: E402
+from common import SHARED, cifar, emit, predictions, rel  # noqa: E402
 from common import profagent_macs as macs  # noqa: E402
 
 MODELS = os.path.join(SHARED, "models")
@@ -162,10 +162,7 @@ def main():
             print(lines[-1], file=sys.stderr)
     if args.vit_b16:
         lines += vit_b16_cost(args, work)
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out:
-        open(args.out, "w").write(text)
+    emit(lines, args.out)
 
 
 if __name__ == "__main__":

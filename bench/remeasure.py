@@ -23,6 +23,9 @@ import time
 import numpy as np
 import onnxruntime as ort
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import emit  # noqa: E402
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.path.join(os.path.dirname(ROOT), "shared")
 
@@ -157,10 +160,7 @@ def main():
     ]
     for row in rows:
         lines.append("| " + " | ".join(str(c) for c in row) + " |")
-    text = "\n".join(lines) + "\n"
-    with open(args.out, "w") as f:
-        f.write(text)
-    print(text)
+    emit(lines, args.out)
     return 0
 
 
