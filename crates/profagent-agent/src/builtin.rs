@@ -439,8 +439,9 @@ impl BuiltinPlanner {
     /// With a MACs target: one plan that removes the MACs still missing (times the step's
     /// share of `INITIAL_STEP`, so a rejected allocation is retried at half the size), spread
     /// over the groups where it costs least. Greedy on increments of 1/16 of a group's baseline
-    /// channels: each increment goes to the group with the lowest expected extra drop per MAC
-    /// removed, where a group's expected drop grows with the square of its pruned fraction,
+    /// channels (rounded up to its aligned width, `round_to_for`): each increment goes to the
+    /// group with the lowest expected extra drop per MAC removed (MACs of all cuts together,
+    /// each layer once: `coupling::Coupling`), where a group's expected drop grows with the square of its pruned fraction,
     /// anchored at its measured sensitivity at the ratio it was probed at (the first channels
     /// removed are the least important, the last ones the most; between a first and a deeper
     /// probe the measured curve, `GroupFacts::expected_drop_at`). A group loses at most the
@@ -520,13 +521,29 @@ impl BuiltinPlanner {
         // continue from the measured outcome).
         let share = ROUND_BUDGET_SHARE * scale;
         let allowed = share * budget_left;
+        // MACs freed by the cuts together: a layer between two cut groups counts once.
+        let coupling = crate::coupling::Coupling::new(&candidates, input, context);
+        let freed_by = |removed: &[usize]| {
+            let fractions: Vec<f64> = removed
+                .iter()
+                .zip(&candidates)
+                .map(|(r, g)| *r as f64 / g.channels.max(1) as f64)
+                .collect();
+            coupling.removed(&fractions).macs
+        };
         let mut freed = 0.0;
         let mut spent = 0.0;
         while freed < need {
-            let mut best: Option<(usize, usize, f64, f64, f64)> = None;
+            let mut best: Option<(usize, usize, f64, f64)> = None;
             for i in 0..candidates.len() {
                 let g = candidates[i];
-                let increment = (original[i] / 16).max(1);
+                // Whole aligned widths (the kept count is rounded to `round_to_for`, which
+                // only ever keeps more): an increment rounding would undo frees nothing.
+                let align = match g.heads {
+                    Some(_) => 1,
+                    None => round_to_for(original[i]) as usize,
+                };
+                let increment = (original[i] / 16).max(1).div_ceil(align) * align;
                 // Never beyond the measured range: at most the deepest probed fraction of the
                 // channels it was measured at (the sensitivity says nothing about deeper cuts).
                 let range = g.measured_range().unwrap_or_else(|| probed(g));
@@ -538,18 +555,20 @@ impl BuiltinPlanner {
                 if spent + cost > allowed {
                     continue;
                 }
-                let macs = g.macs as f64 * increment as f64 / g.channels.max(1) as f64;
+                let mut more = removed.clone();
+                more[i] += increment;
+                let macs = freed_by(&more) - freed;
                 let price = (cost + 1e-6) / macs.max(1.0);
-                if best.is_none_or(|(_, _, p, _, _)| price < p) {
-                    best = Some((i, increment, price, macs, cost));
+                if best.is_none_or(|(_, _, p, _)| price < p) {
+                    best = Some((i, increment, price, cost));
                 }
             }
-            let Some((i, increment, _, macs, cost)) = best else {
+            let Some((i, increment, _, cost)) = best else {
                 break;
             };
             spent += cost;
             removed[i] += increment;
-            freed += macs;
+            freed = freed_by(&removed);
         }
         let mut chosen: Vec<(PruneDecision, usize)> = Vec::new();
         for (i, g) in candidates.iter().enumerate() {
@@ -580,13 +599,11 @@ impl BuiltinPlanner {
         chosen.truncate(profagent_plan::types::MAX_PRUNING_DECISIONS);
         // What the plan as proposed is expected to cost (rounding only ever keeps more).
         let spent: f64 = chosen.iter().map(|(_, i)| expected(*i, removed[*i])).sum();
-        let freed: f64 = chosen
-            .iter()
-            .map(|(_, i)| {
-                candidates[*i].macs as f64 * removed[*i] as f64
-                    / candidates[*i].channels.max(1) as f64
-            })
-            .sum();
+        let mut kept_removed = vec![0; candidates.len()];
+        for (_, i) in &chosen {
+            kept_removed[*i] = removed[*i];
+        }
+        let freed = freed_by(&kept_removed);
         self.last_groups = chosen.iter().map(|(d, _)| d.target.clone()).collect();
         self.last_expected = spent;
         let pruning: Vec<PruneDecision> = chosen.into_iter().map(|(d, _)| d).collect();

@@ -1,28 +1,30 @@
 //! What a validated plan is expected to do before it is applied, from the planner's own facts:
-//! MACs and params removed, latency saved (the measured per-group ms), and the top-1 drop
-//! predicted from the measured sensitivities. First-order estimates (a layer shared by two
-//! pruned groups counts twice; interactions between groups are ignored), labelled as such
-//! wherever they are shown. The LLM planner hears them before a plan is applied (a plan whose
+//! MACs and params removed, latency saved (the measured per-layer ms), each layer counted once
+//! even when it sits between two pruned groups (`coupling`), and the top-1 drop predicted from
+//! the measured sensitivities: a first-order estimate (interactions between groups' accuracy
+//! losses are ignored), labelled as such wherever it is shown. The LLM planner hears them before a plan is applied (a plan whose
 //! predicted drop exceeds the budget left goes back), and the guardrail compares proposals by
 //! them.
 use serde::{Deserialize, Serialize};
 
-use profagent_plan::ValidatedPlan;
+use profagent_plan::{PlanContext, ValidatedPlan};
 
+use crate::coupling::Coupling;
 use crate::facts::{GroupFacts, PlanningInput};
 
 /// A plan's predicted effect on the current model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct PlanEstimate {
-    /// MACs removed (first order: each group's MACs times the fraction of its units removed).
+    /// MACs removed: every layer the plan's groups touch loses the share of its MACs the cuts
+    /// of the groups it writes and reads take together (`coupling::Coupling`).
     pub macs_removed: u64,
     /// MACs of the current model after the plan, when the current MACs are known.
     pub macs_after: Option<u64>,
     /// `macs_after` as a fraction of the input model's MACs.
     pub macs_fraction_after: Option<f64>,
     pub params_removed: u64,
-    /// Latency saved, ms (each group's measured ms times the fraction removed; `None` when no
-    /// group in the plan has a measured latency).
+    /// Latency saved, ms (each touched layer's measured ms times the share of its MACs removed;
+    /// `None` when no group in the plan has a measured latency).
     pub latency_saved_ms: Option<f64>,
     /// Top-1 points the plan is expected to cost on top of the current model: each measured
     /// group's drop on its measured curve (`GroupFacts::expected_drop_at`: quadratic up to the
@@ -76,27 +78,32 @@ pub fn expected_group_drop(group: &GroupFacts, extra: usize) -> Option<f64> {
     Some(curve(before + extra as f64)? - curve(before)?)
 }
 
-/// The estimate of `plan` applied to the model `input` describes.
-pub fn estimate(plan: &ValidatedPlan, input: &PlanningInput) -> PlanEstimate {
+/// The estimate of `plan` applied to the model `input` describes (`context`: the groups'
+/// layers, so that a layer two cut groups share counts once).
+pub fn estimate(
+    plan: &ValidatedPlan,
+    input: &PlanningInput,
+    context: &PlanContext,
+) -> PlanEstimate {
     let mut out = PlanEstimate::default();
-    let mut saved_ms = None;
+    let mut groups = Vec::new();
+    let mut fractions = Vec::new();
     for decision in plan.pruning() {
         let Some(group) = input.groups.iter().find(|g| g.id == decision.group) else {
             continue;
         };
         let removed = decision.current.saturating_sub(decision.keep);
-        let fraction = removed as f64 / decision.current.max(1) as f64;
-        out.macs_removed += (group.macs as f64 * fraction) as u64;
-        out.params_removed += (group.params as f64 * fraction) as u64;
-        if let Some(ms) = group.latency_ms {
-            *saved_ms.get_or_insert(0.0) += ms * fraction;
-        }
+        groups.push(group);
+        fractions.push(removed as f64 / decision.current.max(1) as f64);
         match expected_group_drop(group, removed) {
             Some(drop) => out.expected_drop += drop,
             None => out.unmeasured.push(group.id.clone()),
         }
     }
-    out.latency_saved_ms = saved_ms;
+    let removed = Coupling::new(&groups, input, context).removed(&fractions);
+    out.macs_removed = removed.macs.round() as u64;
+    out.params_removed = removed.params.round() as u64;
+    out.latency_saved_ms = removed.ms;
     if let Some(now) = input.current.macs {
         let after = now.saturating_sub(out.macs_removed);
         out.macs_after = Some(after);
@@ -314,7 +321,7 @@ pub fn estimate_tool(
         profagent_plan::parse_plan(arguments).and_then(|p| profagent_plan::validate(&p, context));
     let answer = match outcome {
         Ok(plan) => {
-            let estimate = estimate(&plan, input);
+            let estimate = estimate(&plan, input, context);
             let over = over_budget(&estimate, input);
             serde_json::json!({
                 "valid": true,

@@ -63,13 +63,14 @@ pub fn prefer_builtin(
     llm: Option<&ValidatedPlan>,
     builtin: &ValidatedPlan,
     input: &PlanningInput,
+    context: &PlanContext,
 ) -> Option<String> {
     if builtin.plan().is_noop() {
         return None;
     }
     let budget = round_budget(input);
     let left = budget.points;
-    let ours = estimate(builtin, input);
+    let ours = estimate(builtin, input, context);
     let fits = |e: &PlanEstimate| input.baseline.top1.is_none() || e.expected_drop <= left;
     // Only a fully measured built-in plan replaces anything: an unmeasured group's cost is
     // unknown, not zero.
@@ -90,7 +91,7 @@ pub fn prefer_builtin(
     if changes_quantization(llm) || changes_quantization(builtin) {
         return None;
     }
-    let theirs = estimate(llm, input);
+    let theirs = estimate(llm, input, context);
     match (fits(&theirs), fits(&ours)) {
         (false, true) => Some(format!(
             "the LLM plan {}, beyond the {left:.2} points of {}; the built-in plan {}",
@@ -137,7 +138,7 @@ impl Planner for GuardedPlanner {
         let builtin = validate(&self.builtin.plan(input, context), context).ok();
         let reason = builtin
             .as_ref()
-            .and_then(|b| prefer_builtin(proposal.plan.as_ref(), b, input));
+            .and_then(|b| prefer_builtin(proposal.plan.as_ref(), b, input, context));
         match (reason, builtin) {
             (Some(reason), Some(plan)) => {
                 let why = match (&proposal.plan, &proposal.failure) {

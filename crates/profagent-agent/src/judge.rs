@@ -119,14 +119,15 @@ pub fn judge(
             if gain < MIN_MACS_GAIN {
                 return judgement(
                     Decision::NoGain,
-                    format!("rejected: MACs {:+.1} % against the current best, below the {:.1} % that counts", -gain * 100.0, MIN_MACS_GAIN * 100.0),
+                    format!("rejected: MACs {:+.1} % against the current best, below the {:.1} % that counts", 100.0 * ((-gain).exp() - 1.0), MIN_MACS_GAIN * 100.0),
                 );
             }
             judgement(
                 Decision::Accepted,
                 format!(
                     "accepted: {within}, {:.1} % fewer MACs than the current best",
-                    gain * 100.0
+                    // `gain` is a log ratio: shown as the plain fraction of MACs removed.
+                    100.0 * (1.0 - (-gain).exp())
                 ),
             )
         }

@@ -15,6 +15,7 @@
 pub mod builtin;
 pub mod compressor;
 pub mod config;
+pub mod coupling;
 pub mod error;
 pub mod estimate;
 pub mod facts;

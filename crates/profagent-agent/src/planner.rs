@@ -163,7 +163,7 @@ impl Planner for AnalysisAgent {
                     // Estimated before it is applied: a plan the measured sensitivities say
                     // cannot keep the accuracy budget goes back while repairs are left.
                     let over = crate::estimate::over_budget(
-                        &crate::estimate::estimate(&validated, input),
+                        &crate::estimate::estimate(&validated, input, context),
                         input,
                     )
                     .filter(|_| attempt <= self.max_repairs);

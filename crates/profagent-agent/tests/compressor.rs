@@ -621,6 +621,52 @@ fn a_candidate_below_the_fidelity_bound_is_rolled_back() {
     assert!(j.decision.accepted(), "{}", j.reason);
 }
 
+/// A MACs-target verdict names the share of MACs removed as a plain fraction: 558 to 358 MMACs
+/// is 35.8 % fewer (it once printed the log ratio, 44.4 %).
+#[test]
+fn a_macs_verdict_states_the_fraction_of_macs_removed() {
+    use profagent_agent::judge::{judge, Decision};
+    let evaluation = |macs: u64| Evaluation {
+        macs: Some(macs),
+        accuracy_change: Some(PairedAccuracy {
+            samples: 1000,
+            baseline_correct: 900,
+            candidate_correct: 900,
+            only_baseline: 0,
+            only_candidate: 0,
+        }),
+        ..Evaluation::new(Some(90.0), 10.0, 1000, 1000)
+    };
+    let mut budget = options().budget;
+    budget.target_speedup = None;
+    budget.target_macs_fraction = Some(0.5);
+    let j = judge(
+        &budget,
+        &evaluation(558_000_000),
+        &evaluation(358_000_000),
+        None,
+    );
+    assert_eq!(j.decision, Decision::Accepted, "{}", j.reason);
+    assert!(
+        j.reason
+            .ends_with("35.8 % fewer MACs than the current best"),
+        "{}",
+        j.reason
+    );
+    let j = judge(
+        &budget,
+        &evaluation(558_000_000),
+        &evaluation(560_000_000),
+        None,
+    );
+    assert_eq!(j.decision, Decision::NoGain, "{}", j.reason);
+    assert!(
+        j.reason.contains("MACs +0.4 % against the current best"),
+        "{}",
+        j.reason
+    );
+}
+
 /// Issue 20: planners rank by measured cost. The input model's per-layer latency is measured
 /// once (the workbench's runtime profile) and reaches every round's planning input: layers and
 /// groups as measured before pruning, scaled by MACs (and flagged) after it; the prompt shows

@@ -101,6 +101,7 @@ fn estimates_follow_the_measured_curve_and_name_unmeasured_groups() {
     let e = estimate(
         &plan(&[("cheap", 96), ("dear", 112), ("unmeasured", 64)], &input),
         &input,
+        &context(&input),
     );
     // 25 % + 12.5 % + 50 % of 100 MMACs each.
     assert_eq!(e.macs_removed, 87_500_000);
@@ -118,7 +119,7 @@ fn estimates_follow_the_measured_curve_and_name_unmeasured_groups() {
     assert!((expected_group_drop(&pruned, 32).unwrap() - (0.8 - 0.2)).abs() < 1e-12);
     // Over budget: 1.2 points expected, 1.0 left.
     assert!(over_budget(&e, &input).is_some());
-    let fits = estimate(&plan(&[("cheap", 96)], &input), &input);
+    let fits = estimate(&plan(&[("cheap", 96)], &input), &input, &context(&input));
     assert_eq!(over_budget(&fits, &input), None);
 }
 
@@ -128,26 +129,35 @@ fn the_guard_prefers_a_fitting_builtin_plan_and_says_why() {
     let builtin = plan(&[("cheap", 80)], &input); // 0.45 expected, 37.5 MMACs
                                                   // The LLM's plan is predicted to break the budget: replaced.
     let greedy = plan(&[("dear", 64)], &input); // 16 expected
-    let why = prefer_builtin(Some(&greedy), &builtin, &input).expect("replaced");
+    let why = prefer_builtin(Some(&greedy), &builtin, &input, &context(&input)).expect("replaced");
     assert!(
         why.contains("beyond the 0.98 points of accuracy budget left beyond the confidence margin"),
         "{why}"
     );
     // Both fit, the LLM's does far less: replaced; within the margin: kept.
     let timid = plan(&[("cheap", 120)], &input);
-    assert!(prefer_builtin(Some(&timid), &builtin, &input).is_some());
+    assert!(prefer_builtin(Some(&timid), &builtin, &input, &context(&input)).is_some());
     let close = plan(&[("cheap", 82)], &input);
-    assert_eq!(prefer_builtin(Some(&close), &builtin, &input), None);
+    assert_eq!(
+        prefer_builtin(Some(&close), &builtin, &input, &context(&input)),
+        None
+    );
     // A fitting LLM plan that does more than the built-in one stands.
     let bold = plan(&[("cheap", 72)], &input);
-    assert_eq!(prefer_builtin(Some(&bold), &builtin, &input), None);
+    assert_eq!(
+        prefer_builtin(Some(&bold), &builtin, &input, &context(&input)),
+        None
+    );
     // Stopping early while the built-in plan fits, or no valid plan: replaced.
     let stop = validate(&CompressionPlan::empty("stop"), &context(&input)).unwrap();
-    assert!(prefer_builtin(Some(&stop), &builtin, &input).is_some());
-    assert!(prefer_builtin(None, &builtin, &input).is_some());
+    assert!(prefer_builtin(Some(&stop), &builtin, &input, &context(&input)).is_some());
+    assert!(prefer_builtin(None, &builtin, &input, &context(&input)).is_some());
     // An LLM plan on an unmeasured group is not second-guessed by estimate.
     let unknown = plan(&[("unmeasured", 120)], &input);
-    assert_eq!(prefer_builtin(Some(&unknown), &builtin, &input), None);
+    assert_eq!(
+        prefer_builtin(Some(&unknown), &builtin, &input, &context(&input)),
+        None
+    );
 }
 
 /// On 1,000 feedback images a round measured at the whole budget left would be rejected by the
@@ -164,18 +174,22 @@ fn plans_are_held_to_the_budget_beyond_the_confidence_margin() {
     assert!((budget.points - 0.30).abs() < 0.01, "{budget:?}");
     // 0.45 expected: within the 1.00 left, beyond the 0.30 this round may spend.
     let cut = plan(&[("cheap", 80)], &input);
-    let why = over_budget(&estimate(&cut, &input), &input).expect("over this round's budget");
+    let why = over_budget(&estimate(&cut, &input, &context(&input)), &input)
+        .expect("over this round's budget");
     assert!(
         why.contains("more than the 0.30 points of accuracy budget left beyond the confidence margin of 0.70 points"),
         "{why}"
     );
     assert_eq!(
-        over_budget(&estimate(&plan(&[("cheap", 112)], &input), &input), &input),
+        over_budget(
+            &estimate(&plan(&[("cheap", 112)], &input), &input, &context(&input)),
+            &input
+        ),
         None
     );
     // The LLM's 0.45-point plan loses to a built-in plan that fits the 0.30.
     let small = plan(&[("cheap", 104)], &input);
-    let why = prefer_builtin(Some(&cut), &small, &input).expect("replaced");
+    let why = prefer_builtin(Some(&cut), &small, &input, &context(&input)).expect("replaced");
     assert!(why.contains("beyond the 0.30 points of"), "{why}");
     let answer: serde_json::Value = serde_json::from_str(&estimate_tool(
         &serde_json::json!({"schema_version": 1, "rationale": "r",
@@ -193,7 +207,10 @@ fn plans_are_held_to_the_budget_beyond_the_confidence_margin() {
     input.budget.acc_confidence = 0.5;
     let budget = round_budget(&input);
     assert!((budget.points - 1.0).abs() < 1e-12, "{budget:?}");
-    assert_eq!(over_budget(&estimate(&cut, &input), &input), None);
+    assert_eq!(
+        over_budget(&estimate(&cut, &input, &context(&input)), &input),
+        None
+    );
 }
 
 /// An over-budget answer goes back once with the estimate; the repaired answer is used; the

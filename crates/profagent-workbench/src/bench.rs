@@ -100,6 +100,86 @@ fn step(step: &str, error: impl std::fmt::Display) -> AgentError {
     }
 }
 
+/// What planners know of `model` before anything is measured: its layers (static profile), its
+/// prunable groups with the MACs and parameters of the layers each touches, the plan context
+/// (group layers, quantizable layers) and the model family.
+pub fn analysis(model: &Model) -> Result<Analysis, AgentError> {
+    let profile =
+        profagent_profile::static_profile(model, &profagent_profile::ProfileOptions::default())
+            .map_err(|e| step("profile", e))?;
+    let layers: Vec<LayerFacts> = profile
+        .layers
+        .iter()
+        .map(|l| LayerFacts {
+            name: l.name.clone(),
+            // The op that does the layer's arithmetic names it (an attention block's
+            // first op is often a Shape).
+            op_type: ["Conv", "ConvTranspose", "Gemm", "MatMul", "Attention"]
+                .into_iter()
+                .find(|op| l.op_types.iter().any(|t| t == op))
+                .map(str::to_string)
+                .or_else(|| l.op_types.first().cloned())
+                .unwrap_or_default(),
+            params: l.params,
+            macs: l.macs,
+            latency_ms: l.latency_ms,
+            latency_scaled: false,
+            memory_bytes: Some(l.weight_bytes + l.activation_bytes),
+        })
+        .collect();
+    let layer_macs: BTreeMap<&str, (u64, u64)> = profile
+        .layers
+        .iter()
+        .map(|l| (l.name.as_str(), (l.macs, l.params)))
+        .collect();
+    let groups = profagent_prune::analyze(model).map_err(|e| step("pruning analysis", e))?;
+    let mut context = plan_context(model)?;
+    let mut facts = Vec::new();
+    for group in &groups {
+        let heads = matches!(group.kind, profagent_prune::GroupKind::Heads).then_some(group.units);
+        let mut info = GroupInfo::new(group.units, group.layers.clone());
+        info.producers = group.producers.clone();
+        info.heads = heads;
+        if let profagent_prune::GroupStatus::Unprunable { reason } = &group.status {
+            info.not_prunable = Some(reason.clone());
+        }
+        let (macs, params) = group
+            .layers
+            .iter()
+            .filter_map(|l| layer_macs.get(l.as_str()))
+            .fold((0u64, 0u64), |(m, p), (lm, lp)| (m + lm, p + lp));
+        facts.push(GroupFacts {
+            id: group.id.clone(),
+            channels: group.units,
+            heads,
+            params,
+            macs,
+            // Measured per-layer latency is joined in by the loop (`Workbench::
+            // layer_latencies`, once for the input model).
+            latency_ms: None,
+            residual: group.residual && group.producers.len() > 1,
+            prunable: group.is_prunable() && context.group_is_protected(&info).is_none(),
+            note: Some(format!("{:?}", group.kind).to_lowercase()),
+            ..GroupFacts::default()
+        });
+        context.groups.insert(group.id.clone(), info);
+    }
+    let conv_macs: u64 = profile
+        .layers
+        .iter()
+        .filter(|l| l.op_types.iter().any(|o| o == "Conv"))
+        .map(|l| l.macs)
+        .sum();
+    let total: u64 = profile.layers.iter().map(|l| l.macs).sum::<u64>().max(1);
+    let family = model_family(conv_macs as f64 / total as f64);
+    Ok(Analysis {
+        context,
+        layers,
+        groups: facts,
+        family: family.into(),
+    })
+}
+
 impl Workbench for OrtBench {
     fn describe(&self) -> serde_json::Value {
         serde_json::json!({
@@ -110,81 +190,7 @@ impl Workbench for OrtBench {
     }
 
     fn analyze(&mut self, model: &Model) -> Result<Analysis, AgentError> {
-        let profile =
-            profagent_profile::static_profile(model, &profagent_profile::ProfileOptions::default())
-                .map_err(|e| step("profile", e))?;
-        let layers: Vec<LayerFacts> = profile
-            .layers
-            .iter()
-            .map(|l| LayerFacts {
-                name: l.name.clone(),
-                // The op that does the layer's arithmetic names it (an attention block's
-                // first op is often a Shape).
-                op_type: ["Conv", "ConvTranspose", "Gemm", "MatMul", "Attention"]
-                    .into_iter()
-                    .find(|op| l.op_types.iter().any(|t| t == op))
-                    .map(str::to_string)
-                    .or_else(|| l.op_types.first().cloned())
-                    .unwrap_or_default(),
-                params: l.params,
-                macs: l.macs,
-                latency_ms: l.latency_ms,
-                latency_scaled: false,
-                memory_bytes: Some(l.weight_bytes + l.activation_bytes),
-            })
-            .collect();
-        let layer_macs: BTreeMap<&str, (u64, u64)> = profile
-            .layers
-            .iter()
-            .map(|l| (l.name.as_str(), (l.macs, l.params)))
-            .collect();
-        let groups = profagent_prune::analyze(model).map_err(|e| step("pruning analysis", e))?;
-        let mut context = plan_context(model)?;
-        let mut facts = Vec::new();
-        for group in &groups {
-            let heads =
-                matches!(group.kind, profagent_prune::GroupKind::Heads).then_some(group.units);
-            let mut info = GroupInfo::new(group.units, group.layers.clone());
-            info.producers = group.producers.clone();
-            info.heads = heads;
-            if let profagent_prune::GroupStatus::Unprunable { reason } = &group.status {
-                info.not_prunable = Some(reason.clone());
-            }
-            let (macs, params) = group
-                .layers
-                .iter()
-                .filter_map(|l| layer_macs.get(l.as_str()))
-                .fold((0u64, 0u64), |(m, p), (lm, lp)| (m + lm, p + lp));
-            facts.push(GroupFacts {
-                id: group.id.clone(),
-                channels: group.units,
-                heads,
-                params,
-                macs,
-                // Measured per-layer latency is joined in by the loop (`Workbench::
-                // layer_latencies`, once for the input model).
-                latency_ms: None,
-                residual: group.residual && group.producers.len() > 1,
-                prunable: group.is_prunable() && context.group_is_protected(&info).is_none(),
-                note: Some(format!("{:?}", group.kind).to_lowercase()),
-                ..GroupFacts::default()
-            });
-            context.groups.insert(group.id.clone(), info);
-        }
-        let conv_macs: u64 = profile
-            .layers
-            .iter()
-            .filter(|l| l.op_types.iter().any(|o| o == "Conv"))
-            .map(|l| l.macs)
-            .sum();
-        let total: u64 = profile.layers.iter().map(|l| l.macs).sum::<u64>().max(1);
-        let family = model_family(conv_macs as f64 / total as f64);
-        Ok(Analysis {
-            context,
-            layers,
-            groups: facts,
-            family: family.into(),
-        })
+        analysis(model)
     }
 
     fn prune(
