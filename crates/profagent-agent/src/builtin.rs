@@ -14,10 +14,12 @@
 //!    at to the step), as many per round as keep the round's expected drop within
 //!    `ROUND_BUDGET_SHARE` of the budget left, at a step ratio rounded to aligned channel
 //!    counts (`round_to_for`); a group that does not fit whole is taken at the smaller step
-//!    that fits (down to `MIN_STEP`). With a MACs target the MACs still missing are allocated
-//!    where they cost least, under the same cap: never a round whose own expected drop
-//!    exceeds its share of the budget left (issue 20: one removed 40 % of resnet18's MACs at
-//!    an expected 11.14 of the 1.00 points left).
+//!    that fits (down to `MIN_STEP`). With a MACs target the MACs still missing, and with a
+//!    speed or latency target the share of the latency still missing (in the per-layer
+//!    profile's ms), are allocated where they cost least (`builtin/allocation.rs`), under the
+//!    same cap: never a round whose own expected drop exceeds its share of the budget left
+//!    (issue 20: one removed 40 % of resnet18's MACs at an expected 11.14 of the 1.00 points
+//!    left).
 //! 3. Learn and back off: a round that measured a larger drop than it expected multiplies every
 //!    later estimate by the ratio (`calibration`: single-group sensitivities miss how pruned
 //!    groups interact; on resnet18 a round expected at 0.59 points lost 7). After a rejected
@@ -41,6 +43,8 @@ use crate::error::AgentError;
 use crate::facts::{GroupFacts, PlanningInput, QuantProbe, SpeedVerdict};
 use crate::planner::{Planner, Proposal, Recorder};
 use crate::rundir::TranscriptEntry;
+
+mod allocation;
 
 /// First pruning step (fraction of a group's channels).
 pub const INITIAL_STEP: f64 = 0.25;
@@ -346,7 +350,7 @@ impl BuiltinPlanner {
                 .entry(g.id.clone())
                 .or_insert(g.channels);
         }
-        if let Some(plan) = self.macs_allocation(input, context, budget_left, &binding) {
+        if let Some(plan) = self.allocation(input, context, budget_left, &binding) {
             return plan;
         }
         let mut candidates: Vec<&GroupFacts> = input
@@ -434,191 +438,6 @@ impl BuiltinPlanner {
             pruning,
             ..CompressionPlan::empty("")
         }
-    }
-
-    /// With a MACs target: one plan that removes the MACs still missing (times the step's
-    /// share of `INITIAL_STEP`, so a rejected allocation is retried at half the size), spread
-    /// over the groups where it costs least. Greedy on increments of 1/16 of a group's baseline
-    /// channels (rounded up to its aligned width, `round_to_for`): each increment goes to the
-    /// group with the lowest expected extra drop per MAC removed (MACs of all cuts together,
-    /// each layer once: `coupling::Coupling`), where a group's expected drop grows with the square of its pruned fraction,
-    /// anchored at its measured sensitivity at the ratio it was probed at (the first channels
-    /// removed are the least important, the last ones the most; between a first and a deeper
-    /// probe the measured curve, `GroupFacts::expected_drop_at`). A group loses at most the
-    /// deepest probed ratio of the channels it was measured at (the measured range), and the round's expected drop stays
-    /// within `ROUND_BUDGET_SHARE` (times the step's share) of the budget left, even when that
-    /// leaves MACs missing. `None` without a MACs target, MACs or measured sensitivities, or
-    /// when not one increment fits.
-    fn macs_allocation(
-        &mut self,
-        input: &PlanningInput,
-        context: &PlanContext,
-        budget_left: f64,
-        binding: &str,
-    ) -> Option<CompressionPlan> {
-        let fraction = input.budget.target_macs_fraction?;
-        let (now, base) = (input.current.macs?, input.baseline.macs?);
-        let target = fraction * base as f64;
-        let scale = self.step / INITIAL_STEP;
-        let need = (now as f64 - target) * scale;
-        if need <= 0.0 {
-            return None;
-        }
-        let candidates: Vec<&GroupFacts> = input
-            .groups
-            .iter()
-            .filter(|g| g.prunable && !self.avoided.contains(&g.id) && g.macs > 0)
-            .filter(|g| g.sensitivity.is_some())
-            .filter(|g| context.may_prune(&g.id))
-            .collect();
-        if candidates.is_empty() {
-            return None;
-        }
-        // Per candidate: baseline channels, current channels, channels removed by this plan.
-        let mut removed = vec![0usize; candidates.len()];
-        let original: Vec<usize> = candidates
-            .iter()
-            .map(|g| {
-                self.original_channels
-                    .get(&g.id)
-                    .copied()
-                    .unwrap_or(g.channels)
-            })
-            .collect();
-        // Channels each candidate had when its sensitivity was measured (the input's, or the
-        // accepted model's it was re-measured on): its cost curve starts there.
-        let from: Vec<usize> = candidates
-            .iter()
-            .zip(&original)
-            .map(|(g, o)| {
-                match g.heads {
-                    // Heads groups are probed in heads; this allocation counts channels.
-                    Some(heads) => g
-                        .probed_from
-                        .map(|from| from * g.channels / heads.max(1))
-                        .unwrap_or(*o),
-                    None => g.probed_from.unwrap_or(*o),
-                }
-                .max(g.channels)
-            })
-            .collect();
-        // Expected drop of candidate `i` with `extra` more channels removed than now, relative
-        // to the current model (what has been removed since the measurement is spent).
-        let expected = |i: usize, extra: usize| {
-            let g = candidates[i];
-            let curve = |removed: usize| {
-                let gone = removed as f64 / from[i] as f64;
-                // Measured drops near zero are noise, not free channels.
-                self.calibration * g.expected_drop_at(gone, SENSITIVITY_FLOOR).unwrap_or(0.0)
-            };
-            let before = from[i].saturating_sub(g.channels);
-            curve(before + extra) - curve(before)
-        };
-        // The round may spend at most ROUND_BUDGET_SHARE of the budget left (times the step's
-        // share of INITIAL_STEP: after a rejection the estimates proved optimistic, so the
-        // retry is smaller, not the same round again): the allocation stops where the next
-        // cheapest increment would cross it, even if MACs are still missing (later rounds
-        // continue from the measured outcome).
-        let share = ROUND_BUDGET_SHARE * scale;
-        let allowed = share * budget_left;
-        // MACs freed by the cuts together: a layer between two cut groups counts once.
-        let coupling = crate::coupling::Coupling::new(&candidates, input, context);
-        let freed_by = |removed: &[usize]| {
-            let fractions: Vec<f64> = removed
-                .iter()
-                .zip(&candidates)
-                .map(|(r, g)| *r as f64 / g.channels.max(1) as f64)
-                .collect();
-            coupling.removed(&fractions).macs
-        };
-        let mut freed = 0.0;
-        let mut spent = 0.0;
-        while freed < need {
-            let mut best: Option<(usize, usize, f64, f64)> = None;
-            for i in 0..candidates.len() {
-                let g = candidates[i];
-                // Whole aligned widths (the kept count is rounded to `round_to_for`, which
-                // only ever keeps more): an increment rounding would undo frees nothing.
-                let align = match g.heads {
-                    Some(_) => 1,
-                    None => round_to_for(original[i]) as usize,
-                };
-                let increment = (original[i] / 16).max(1).div_ceil(align) * align;
-                // Never beyond the measured range: at most the deepest probed fraction of the
-                // channels it was measured at (the sensitivity says nothing about deeper cuts).
-                let range = g.measured_range().unwrap_or_else(|| probed(g));
-                let gone = from[i].saturating_sub(g.channels) + removed[i] + increment;
-                if gone as f64 > range * from[i] as f64 + 1e-9 || gone >= from[i] {
-                    continue;
-                }
-                let cost = expected(i, removed[i] + increment) - expected(i, removed[i]);
-                if spent + cost > allowed {
-                    continue;
-                }
-                let mut more = removed.clone();
-                more[i] += increment;
-                let macs = freed_by(&more) - freed;
-                let price = (cost + 1e-6) / macs.max(1.0);
-                if best.is_none_or(|(_, _, p, _)| price < p) {
-                    best = Some((i, increment, price, cost));
-                }
-            }
-            let Some((i, increment, _, cost)) = best else {
-                break;
-            };
-            spent += cost;
-            removed[i] += increment;
-            freed = freed_by(&removed);
-        }
-        let mut chosen: Vec<(PruneDecision, usize)> = Vec::new();
-        for (i, g) in candidates.iter().enumerate() {
-            if removed[i] == 0 {
-                continue;
-            }
-            let decision = prune_decision(
-                g,
-                removed[i] as f64 / g.channels as f64,
-                round_to_for(original[i]),
-                format!(
-                    "{} of {} channels: cheapest MACs per expected top-1 loss (expected drop {:.2} points at {:.0} % of the group)",
-                    removed[i],
-                    g.channels,
-                    g.sensitivity.unwrap_or(0.0),
-                    probed(g) * 100.0
-                ),
-            );
-            if shrinks(&decision, context) {
-                chosen.push((decision, i));
-            }
-        }
-        if chosen.is_empty() {
-            return None;
-        }
-        // The plan schema bounds the decisions per plan: keep the largest.
-        chosen.sort_by(|(a, _), (b, _)| b.ratio.total_cmp(&a.ratio).then(a.target.cmp(&b.target)));
-        chosen.truncate(profagent_plan::types::MAX_PRUNING_DECISIONS);
-        // What the plan as proposed is expected to cost (rounding only ever keeps more).
-        let spent: f64 = chosen.iter().map(|(_, i)| expected(*i, removed[*i])).sum();
-        let mut kept_removed = vec![0; candidates.len()];
-        for (_, i) in &chosen {
-            kept_removed[*i] = removed[*i];
-        }
-        let freed = freed_by(&kept_removed);
-        self.last_groups = chosen.iter().map(|(d, _)| d.target.clone()).collect();
-        self.last_expected = spent;
-        let pruning: Vec<PruneDecision> = chosen.into_iter().map(|(d, _)| d).collect();
-        Some(CompressionPlan {
-            rationale: format!(
-                "MACs target {:.0} % of the baseline: remove {:.1} of the {:.1} MMACs this step aims at, over {} groups where the measured sensitivity makes them cheapest; expected drop {spent:.2}, within {:.0} % of the {budget_left:.2} points of {binding}",
-                fraction * 100.0,
-                freed / 1e6,
-                need / 1e6,
-                pruning.len(),
-                share * 100.0
-            ),
-            pruning,
-            ..CompressionPlan::empty("")
-        })
     }
 
     fn quantization_plan(&mut self, input: &PlanningInput) -> Option<CompressionPlan> {

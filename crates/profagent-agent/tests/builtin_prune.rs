@@ -301,9 +301,10 @@ fn rejected_summary() -> RoundSummary {
     }
 }
 
-/// Without a MACs target (speed): the group with the best cost per sensitivity is expected to
-/// cost more than the round's share at the full step; it is taken at a smaller step that fits
-/// instead of whole (the first group of a round used to be taken whatever it cost).
+/// Without a MACs or speed target (here a size target, which pruning serves step by step):
+/// the group with the best cost per sensitivity is expected to cost more than the round's
+/// share at the full step; it is taken at a smaller step that fits instead of whole (the first
+/// group of a round used to be taken whatever it cost).
 #[test]
 fn a_group_that_does_not_fit_the_round_whole_is_taken_at_a_smaller_step() {
     let full: Vec<usize> = RESNET18.iter().map(|g| g.1).collect();
@@ -318,7 +319,7 @@ fn a_group_that_does_not_fit_the_round_whole_is_taken_at_a_smaller_step() {
     }
     let budget = Budget {
         target_macs_fraction: None,
-        target_speedup: Some(2.0),
+        target_memory_bytes: Some(1),
         ..macs_budget()
     };
     let mut speed = input(groups, BASELINE_TOP1, budget, vec![]);
@@ -348,6 +349,65 @@ fn a_group_that_does_not_fit_the_round_whole_is_taken_at_a_smaller_step() {
         "{}",
         plan.rationale
     );
+}
+
+/// Issue 19 item 3: a speed target is allocated like a MACs target, in measured milliseconds.
+/// Measured 1.6x against the input with 2.0x asked, 20 % of the current latency is missing;
+/// layer4.1.conv1 holds 40 of the 44.5 profiled ms, so it is cut first, as deep as the round's
+/// share of the budget allows (quadratic cost: about 20 % of it), and the rest comes from the
+/// next cheapest per ms.
+#[test]
+fn a_speed_target_is_allocated_by_measured_milliseconds() {
+    let full: Vec<usize> = RESNET18.iter().map(|g| g.1).collect();
+    let mut groups = groups(&full);
+    for g in &mut groups {
+        g.latency_ms = Some(if g.id == "layer4.1.conv1" { 40.0 } else { 0.5 });
+        if g.id == "layer4.1.conv1" {
+            g.sensitivity = Some(0.9);
+        }
+    }
+    let budget = Budget {
+        target_macs_fraction: None,
+        target_speedup: Some(2.0),
+        ..macs_budget()
+    };
+    let mut speed = input(groups, BASELINE_TOP1, budget, vec![]);
+    speed.current_quantization = "static (20 layers)".into();
+    speed.current.speed = Some(SpeedComparison::known(16.0, 10.0, 0.02));
+    // The per-layer profile: one layer per group here (each group's own MACs and ms).
+    speed.layers = speed
+        .groups
+        .iter()
+        .map(|g| LayerFacts {
+            name: g.id.clone(),
+            op_type: "Conv".into(),
+            macs: g.macs,
+            latency_ms: g.latency_ms,
+            ..Default::default()
+        })
+        .collect();
+    let context = context(&speed.groups);
+    let plan = BuiltinPlanner::new().plan(&speed, &context);
+    assert!(
+        plan.rationale.starts_with(
+            "speed target: 1.25x more than measured now, 20 % of the current latency to remove: remove "
+        ),
+        "{}",
+        plan.rationale
+    );
+    assert!(
+        plan.rationale
+            .contains("of the 8.90 ms of the per-layer profile"),
+        "{}",
+        plan.rationale
+    );
+    let big = plan
+        .pruning
+        .iter()
+        .find(|d| d.target == "layer4.1.conv1")
+        .unwrap_or_else(|| panic!("{}", plan.rationale));
+    assert!(big.ratio > 0.1 && big.ratio < PROBED, "{}", plan.rationale);
+    assert_within_share(&plan, &speed, &context, 1.0, 1.0);
 }
 
 /// Issue 20 item 3: a group measured again at a deeper ratio may be cut to that depth in one
