@@ -57,13 +57,15 @@ struct Need {
 }
 
 /// The speedup still missing on the current model (its measured speed against the input,
-/// interleaved): the larger of what the speedup and the latency targets ask for; `None` when
-/// neither is set or both are met on the median.
+/// interleaved), judged as the loop judges a target (`SpeedComparison::meets_speedup`: the
+/// interval's lower bound; `meets_latency`: the latency interval's upper bound): the larger
+/// of what the speedup and the latency targets ask for; `None` when neither is set or both
+/// are met.
 fn speed_missing(input: &PlanningInput) -> Option<f64> {
     let budget = &input.budget;
     let speed = input.current.speed.as_ref();
-    let now = speed.map_or(1.0, |s| s.speedup.value).max(1e-9);
-    let ms = speed.map_or(input.current.latency_ms, |s| s.candidate_ms.value);
+    let now = speed.map_or(1.0, |s| s.speedup.low).max(1e-9);
+    let ms = speed.map_or(input.current.latency_ms, |s| s.candidate_ms.high);
     let by_speedup = budget.target_speedup.map(|t| t / now);
     let by_latency = budget
         .target_latency_ms
@@ -109,7 +111,7 @@ impl BuiltinPlanner {
             amount: share * total * scale,
             quantity,
             headline: format!(
-                "speed target: {missing:.2}x more than measured now, {:.0} % of the current latency to remove",
+                "speed target: {missing:.2}x beyond the measured lower bound now, {:.0} % of the current latency to remove",
                 share * 100.0
             ),
         })
