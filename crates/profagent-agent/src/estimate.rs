@@ -2,9 +2,9 @@
 //! MACs and params removed, latency saved (the measured per-layer ms), each layer counted once
 //! even when it sits between two pruned groups (`coupling`), and the top-1 drop predicted from
 //! the measured sensitivities: a first-order estimate (interactions between groups' accuracy
-//! losses are ignored), labelled as such wherever it is shown. The LLM planner hears them before a plan is applied (a plan whose
-//! predicted drop exceeds the budget left goes back), and the guardrail compares proposals by
-//! them.
+//! losses are ignored), labelled as such wherever it is shown. The LLM planner hears them
+//! before a plan is applied (a plan whose predicted drop exceeds the budget left goes back),
+//! and the guardrail compares proposals by them.
 use serde::{Deserialize, Serialize};
 
 use profagent_plan::{PlanContext, ValidatedPlan};
@@ -24,7 +24,7 @@ pub struct PlanEstimate {
     pub macs_fraction_after: Option<f64>,
     pub params_removed: u64,
     /// Latency saved, ms (each touched layer's measured ms times the share of its MACs removed;
-    /// `None` when no group in the plan has a measured latency).
+    /// `None` when nothing the plan touches has a measured latency).
     pub latency_saved_ms: Option<f64>,
     /// Top-1 points the plan is expected to cost on top of the current model: each measured
     /// group's drop on its measured curve (`GroupFacts::expected_drop_at`: quadratic up to the
