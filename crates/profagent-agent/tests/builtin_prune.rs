@@ -301,29 +301,34 @@ fn rejected_summary() -> RoundSummary {
     }
 }
 
+/// The resnet18 groups on the quantized model, with measured latency where layer4.1.conv1
+/// dominates (40 of 44.5 ms); at 25 % it is expected to cost 0.90 of the 1.00 points (within
+/// the budget, beyond the round's 0.60 share).
+fn one_slow_group(budget: Budget) -> PlanningInput {
+    let full: Vec<usize> = RESNET18.iter().map(|g| g.1).collect();
+    let mut groups = groups(&full);
+    for g in &mut groups {
+        g.latency_ms = Some(if g.id == "layer4.1.conv1" { 40.0 } else { 0.5 });
+        if g.id == "layer4.1.conv1" {
+            g.sensitivity = Some(0.9);
+        }
+    }
+    let mut input = input(groups, BASELINE_TOP1, budget, vec![]);
+    input.current_quantization = "static (20 layers)".into();
+    input
+}
+
 /// Without a MACs or speed target (here a size target, which pruning serves step by step):
 /// the group with the best cost per sensitivity is expected to cost more than the round's
 /// share at the full step; it is taken at a smaller step that fits instead of whole (the first
 /// group of a round used to be taken whatever it cost).
 #[test]
 fn a_group_that_does_not_fit_the_round_whole_is_taken_at_a_smaller_step() {
-    let full: Vec<usize> = RESNET18.iter().map(|g| g.1).collect();
-    let mut groups = groups(&full);
-    for g in &mut groups {
-        // Measured latency: layer4.1.conv1 dominates; at 25 % it is expected to cost 0.90 of
-        // the 1.00 points (within the budget, beyond the round's 0.60 share).
-        g.latency_ms = Some(if g.id == "layer4.1.conv1" { 40.0 } else { 0.5 });
-        if g.id == "layer4.1.conv1" {
-            g.sensitivity = Some(0.9);
-        }
-    }
-    let budget = Budget {
+    let speed = one_slow_group(Budget {
         target_macs_fraction: None,
         target_memory_bytes: Some(1),
         ..macs_budget()
-    };
-    let mut speed = input(groups, BASELINE_TOP1, budget, vec![]);
-    speed.current_quantization = "static (20 layers)".into();
+    });
     let context = context(&speed.groups);
     let plan = BuiltinPlanner::new().plan(&speed, &context);
     assert!(
@@ -359,21 +364,11 @@ fn a_group_that_does_not_fit_the_round_whole_is_taken_at_a_smaller_step() {
 /// comes from the next cheapest per ms.
 #[test]
 fn a_speed_target_is_allocated_by_measured_milliseconds() {
-    let full: Vec<usize> = RESNET18.iter().map(|g| g.1).collect();
-    let mut groups = groups(&full);
-    for g in &mut groups {
-        g.latency_ms = Some(if g.id == "layer4.1.conv1" { 40.0 } else { 0.5 });
-        if g.id == "layer4.1.conv1" {
-            g.sensitivity = Some(0.9);
-        }
-    }
-    let budget = Budget {
+    let mut speed = one_slow_group(Budget {
         target_macs_fraction: None,
         target_speedup: Some(2.0),
         ..macs_budget()
-    };
-    let mut speed = input(groups, BASELINE_TOP1, budget, vec![]);
-    speed.current_quantization = "static (20 layers)".into();
+    });
     speed.current.speed = Some(SpeedComparison::known(16.0, 10.0, 0.02));
     // The per-layer profile: one layer per group here (each group's own MACs and ms).
     speed.layers = speed
