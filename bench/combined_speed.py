@@ -19,7 +19,7 @@ vit_tiny):
   (`optimize_model(model_type="vit")`) followed by `quantize_dynamic`;
 - top-1 of every model on the 5,000 even-index images, which neither calibration nor feedback
   used, with the exact McNemar p against fp32;
-- latency in ONE process, 1 thread, interleaved (every variant in turn, `--rounds` rounds), at
+- latency in ONE process, 1 thread, interleaved (every variant in turn in a new random order each round, `--rounds` rounds), at
   each batch size: per round each variant's time is divided into fp32's of the same round, and
   the ratio is reported as median [min-max] over rounds. Comparisons between two variants are
   the per-round ratio of their times (paired), median [min-max].
@@ -285,7 +285,7 @@ def main():
             "compress ran on the 5,000 odd-index CIFAR-10 test images (its calibration, feedback and holdout "
             "slices all come from them); the single methods calibrated on 256 of those; every model is scored "
             f"on {len(x)} even-index images none of them saw. Latency: ONNX Runtime, 1 thread, one process, "
-            "every variant in turn per round; ratios are per-round, median [min-max].", ""]
+            "every variant in turn per round, in a new random order each round; ratios are per-round, median [min-max].", ""]
     body = []
     for spec in args.models.split(","):
         body += model_section(args, spec, seen, x, y)
@@ -294,7 +294,8 @@ def main():
         if args.out:
             open(args.out, "w").write(text)
     tail = [f"Notes: {note}" for note in args.notes] + [
-        f"Total bench time: {(time.time() - started) / 60:.1f} min (runs reused from --work are not re-run)."]
+        f"Total bench time: {(time.time() - started) / 60:.1f} min (runs reused from --work are not re-run); "
+        f"load average {os.getloadavg()[0]:.1f} at the end."]
     if args.out:
         open(args.out, "w").write("\n".join(head + body + tail) + "\n")
     print(tail[0])

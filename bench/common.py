@@ -38,15 +38,20 @@ EVAL_THREADS = 2  # accuracy passes (not timed) use both cores
 
 def interleaved_times(sessions, shape, rounds, runs):
     """Per session, the ms per run of each round: two warm-up runs each, then rounds that run
-    every session `runs` times in turn (A B C, A B C, ...) on one random input of `shape`."""
+    every session `runs` times in turn on one random input of `shape`, in a new random order
+    each round (seeded): with a fixed order A B C, every round C follows B, and a variant that
+    leaves caches or the memory system disturbed (a slow dynamic-int8 model) slows the same
+    neighbour each time; tables timed that way moved 10-30 % between two runs."""
     x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    order = np.random.default_rng(1)
     feeds = [{s.get_inputs()[0].name: x} for s in sessions]
     for s, f in zip(sessions, feeds):
         s.run(None, f)
         s.run(None, f)
     times = [[] for _ in sessions]
     for _ in range(rounds):
-        for i, (s, f) in enumerate(zip(sessions, feeds)):
+        for i in order.permutation(len(sessions)):
+            s, f = sessions[i], feeds[i]
             t = time.perf_counter()
             for _ in range(runs):
                 s.run(None, f)

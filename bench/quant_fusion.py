@@ -12,7 +12,7 @@ separate Add. For every model it runs, in ONE process:
 - fusion counts from ONNX Runtime's own optimized graph (SessionOptions.optimized_model_filepath):
   int8 kernels (QLinearConv, QLinearAdd, QGemm, DynamicQuantizeMatMul...), float Conv/MatMul
   left, DequantizeLinear/QuantizeLinear left, Transposes;
-- latency, interleaved: blocks A B C ... repeated; each block is `--runs` runs of one variant;
+- latency, interleaved: every variant once per round, in a new random order each round; each block is `--runs` runs of one variant;
   in every round each variant's time is divided into fp32's of the same round, and the ratio is
   reported as median with min-max spread over rounds (paired ratios cancel slow load drift);
 - top-1 on CIFAR-10 test images that calibration did not use, agreement and mean logit cosine

@@ -25,19 +25,20 @@ CLI = os.environ.get("PROFAGENT_CLI") or shutil.which("profagent")
 MODEL = ROOT / "examples" / "resnet20_cifar10.onnx"
 IMAGES = ROOT / "examples" / "cifar10-sample"
 # A compress run whose decisions do not depend on timings: the MACs objective (no speed
-# verdicts), pruning only, every prunable group probed for sensitivity (ResNet-20 has 10, the
+# verdicts), pruning only, every prunable group probed for sensitivity (ResNet-20 has 11, the
 # default probes 16, so the heaviest-by-latency selection picks all of them whatever the
-# timing noise), and one round planned by the built-in planner's MACs allocation (a first
-# step towards 95 %: the budget is not met after it, exit code 1). Later rounds, or a target
-# so close that the allocation declines, rank groups by measured per-layer latency and can
-# differ between two runs of the CLI itself.
+# timing noise), and two rounds planned by the built-in planner's MACs allocation: round 1
+# cuts to the target and loses far more than the 60 points allowed (rolled back), round 2
+# retries at half the size and is accepted, short of the target, so the budget is not met
+# (exit code 1). Later rounds, or a target so close that the allocation declines, rank groups
+# by measured per-layer latency and can differ between two runs of the CLI itself.
 COMPRESS_FLAGS = {
-    "target_macs": 0.95,
+    "target_macs": 0.5,
     "no_probe": True,
     "calib_samples": 16,
     "feedback_samples": 48,
     "holdout_samples": 16,
-    "rounds": 1,
+    "rounds": 2,
     "compare_seconds": 1,
 }
 MAX_ACC_DROP = 60

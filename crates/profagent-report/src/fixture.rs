@@ -427,6 +427,7 @@ pub fn example_report() -> RunReport {
                 stopped: "interval within ±3 %".into(),
                 seconds: 4.2,
                 batch: 1,
+                load: None,
             }),
             fallback: Vec::new(),
             size_reduction: Some(0.716),

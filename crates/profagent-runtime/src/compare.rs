@@ -120,6 +120,7 @@ pub fn compare_latency(
     settings: &CompareSettings,
 ) -> Result<SpeedComparison> {
     let started = Instant::now();
+    let load_before = crate::machine::cpu_times();
     // How many pairs it takes is known only at the end (an interval within the tolerance, or
     // the time cap): a counter, not a bar.
     let step = profagent_onnx::progress::step("timing interleaved (A B, B A, ...)", None, "pairs");
@@ -223,5 +224,6 @@ pub fn compare_latency(
             .and_then(|(_, t)| t.shape.first())
             .copied()
             .unwrap_or(1),
+        load: crate::machine::machine_load(load_before, options.threads),
     })
 }

@@ -49,6 +49,84 @@ pub fn machine_info() -> MachineInfo {
     }
 }
 
+/// CPU time counters at one instant: the whole machine's (busy and total, all CPUs) and this
+/// process's, in the kernel's clock ticks (`/proc/stat`, `/proc/self/stat`: the same unit).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CpuTimes {
+    busy: u64,
+    total: u64,
+    own: u64,
+    cpus: usize,
+}
+
+/// Reads the CPU counters (Linux); `None` where the system does not provide them.
+pub fn cpu_times() -> Option<CpuTimes> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let own = std::fs::read_to_string("/proc/self/stat").ok()?;
+    parse_cpu_times(&stat, &own)
+}
+
+fn parse_cpu_times(stat: &str, own: &str) -> Option<CpuTimes> {
+    let mut lines = stat.lines();
+    let first = lines.next()?;
+    let fields: Vec<u64> = first
+        .strip_prefix("cpu ")?
+        .split_whitespace()
+        .map(|f| f.parse().ok())
+        .collect::<Option<_>>()?;
+    // user nice system idle iowait irq softirq steal (guest time is inside user).
+    if fields.len() < 8 {
+        return None;
+    }
+    let idle = fields[3] + fields[4];
+    let busy = fields[0] + fields[1] + fields[2] + fields[5] + fields[6] + fields[7];
+    let cpus = lines
+        .filter(|l| l.starts_with("cpu") && l.as_bytes().get(3).is_some_and(u8::is_ascii_digit))
+        .count();
+    // The command name (field 2) may hold spaces: count fields after its closing parenthesis;
+    // utime and stime are fields 14 and 15, the 12th and 13th after it.
+    let after = &own[own.rfind(')')? + 1..];
+    let mut rest = after.split_whitespace().skip(11);
+    let utime: u64 = rest.next()?.parse().ok()?;
+    let stime: u64 = rest.next()?.parse().ok()?;
+    Some(CpuTimes {
+        busy,
+        total: busy + idle,
+        own: utime + stime,
+        cpus: cpus.max(1),
+    })
+}
+
+/// How busy the machine was between `before` and now, for a measurement that used `threads`
+/// intra-op threads (0: the runtime's default, one per CPU): the CPUs' worth of time used by
+/// everything but this process. `None` without counters or when no tick passed.
+pub fn machine_load(
+    before: Option<CpuTimes>,
+    threads: usize,
+) -> Option<profagent_stats::MachineLoad> {
+    load_between(before?, cpu_times()?, threads)
+}
+
+fn load_between(
+    before: CpuTimes,
+    after: CpuTimes,
+    threads: usize,
+) -> Option<profagent_stats::MachineLoad> {
+    let total = after.total.checked_sub(before.total).filter(|t| *t > 0)?;
+    let busy = after.busy.saturating_sub(before.busy);
+    let own = after.own.saturating_sub(before.own);
+    let cpus = after.cpus;
+    Some(profagent_stats::MachineLoad {
+        others: busy.saturating_sub(own) as f64 / total as f64 * cpus as f64,
+        cores: cpus,
+        threads: if threads == 0 {
+            cpus
+        } else {
+            threads.min(cpus)
+        },
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -61,7 +139,43 @@ mod tests {
             assert_ne!(info.cpu_model, "unknown");
         }
         let json = serde_json::to_string(&info).unwrap();
+        if std::path::Path::new("/proc/stat").exists() {
+            let before = cpu_times().expect("Linux has CPU counters");
+            // Spin a little so ticks pass.
+            let start = std::time::Instant::now();
+            let mut x = 0u64;
+            while start.elapsed() < std::time::Duration::from_millis(60) {
+                x = x.wrapping_add(std::hint::black_box(1));
+            }
+            std::hint::black_box(x);
+            if let Some(load) = machine_load(Some(before), 1) {
+                assert!(load.others >= 0.0 && load.others <= load.cores as f64 + 1e-9);
+                assert_eq!(load.threads, 1);
+            }
+        }
         let back: MachineInfo = serde_json::from_str(&json).unwrap();
         assert_eq!(back, info);
+    }
+
+    #[test]
+    fn other_processes_cpu_time_is_the_machine_s_less_our_own() {
+        let own = |ticks: u64| {
+            format!("4242 (a (b) c) R 1 1 1 0 -1 4194304 10 0 0 0 {ticks} 0 0 0 20 0 3 0")
+        };
+        let stat = |busy: u64, idle: u64| {
+            format!("cpu  {busy} 0 0 {idle} 0 0 0 0 0 0\ncpu0 1 0 0 1 0 0 0 0 0 0\ncpu1 1 0 0 1 0 0 0 0 0 0\nintr 1\n")
+        };
+        let before = parse_cpu_times(&stat(1000, 1000), &own(500)).unwrap();
+        assert_eq!(before.cpus, 2);
+        // 200 ticks passed (100 per CPU): 150 busy, of which 80 ours, so others used 70 of
+        // 200 ticks = 0.7 CPUs.
+        let after = parse_cpu_times(&stat(1150, 1050), &own(580)).unwrap();
+        let load = load_between(before, after, 1).unwrap();
+        assert!((load.others - 0.7).abs() < 1e-12, "{load:?}");
+        assert!(!load.busy());
+        assert_eq!(load_between(before, before, 0), None);
+        assert_eq!(load_between(before, after, 0).unwrap().threads, 2);
+        assert_eq!(parse_cpu_times("", &own(1)), None);
+        assert_eq!(parse_cpu_times(&stat(1, 1), "garbage"), None);
     }
 }

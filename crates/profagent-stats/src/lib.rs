@@ -286,6 +286,46 @@ pub fn median_interval(values: &[f64], confidence: f64) -> Option<Estimate> {
     })
 }
 
+/// How busy the machine was while a comparison ran: the CPU time other processes used over
+/// the comparison's wall time (in CPUs, from the system's counters less this process's own),
+/// next to the CPUs there are and the threads the timed sessions used. Interleaving cancels
+/// load that slows both models alike, not load that slows one more: on 2 cores at a load
+/// average of 6-10, a 44 MB fp32 model lost more to the busy memory system than its 11 MB int8
+/// copy, and static int8 measured 5.73x where a quiet run measures 3.5-3.6x.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct MachineLoad {
+    /// CPUs' worth of time other processes (and the hypervisor, as steal) used, on average.
+    pub others: f64,
+    /// CPUs of the machine.
+    pub cores: usize,
+    /// Threads of the timed sessions.
+    pub threads: usize,
+}
+
+impl MachineLoad {
+    /// Busy: other work used more than a quarter of a CPU beyond the CPUs the timed sessions
+    /// left free, so the timed threads shared their CPUs (or the memory system was loaded).
+    pub fn busy(&self) -> bool {
+        self.others > self.cores.saturating_sub(self.threads) as f64 + 0.25
+    }
+
+    /// "machine busy: other processes used 1.6 of the 2 CPUs beside the 1 timed thread; ..."
+    /// (only said when `busy`).
+    pub fn warning(&self) -> Option<String> {
+        self.busy().then(|| {
+            format!(
+                "machine busy: other processes used {:.1} of the {} CPUs beside the {} timed \
+                 thread{}; ratios between models of different sizes may be off, re-measure on \
+                 a quiet machine",
+                self.others,
+                self.cores,
+                self.threads,
+                if self.threads == 1 { "" } else { "s" }
+            )
+        })
+    }
+}
+
 /// What one comparison of A (the reference) and B (the candidate) found.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SpeedComparison {
@@ -305,6 +345,10 @@ pub struct SpeedComparison {
     pub seconds: f64,
     /// Batch size of the timed inputs.
     pub batch: usize,
+    /// The machine's load around the comparison; absent in records written before it was
+    /// kept, in known comparisons, and where the system does not say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load: Option<MachineLoad>,
 }
 
 /// The three honest answers to "is B faster than A?".
@@ -344,6 +388,7 @@ impl SpeedComparison {
             stopped: "known".into(),
             seconds: 0.0,
             batch: 1,
+            load: None,
         }
     }
 
@@ -368,16 +413,19 @@ impl SpeedComparison {
     }
 
     /// "1.48x faster (95 % interval 1.41–1.55x, 12 pairs)", "0.56x: slower (...)" or
-    /// "not distinguishable (0.97–1.04x, ...)".
+    /// "not distinguishable (0.97–1.04x, ...)"; a busy machine is said inside the parentheses.
     pub fn describe(&self) -> String {
         let s = &self.speedup;
-        let interval = format!(
+        let mut interval = format!(
             "{:.0} % interval {:.2}–{:.2}x, {} interleaved pairs",
             s.confidence * 100.0,
             s.low,
             s.high,
             self.pairs
         );
+        if let Some(warning) = self.load.as_ref().and_then(MachineLoad::warning) {
+            interval = format!("{interval}; {warning}");
+        }
         match self.verdict() {
             SpeedVerdict::Faster => format!("{:.2}x faster ({interval})", s.value),
             SpeedVerdict::Slower => format!(
@@ -396,6 +444,40 @@ impl SpeedComparison {
 mod tests {
     use super::*;
     use rand::{Rng, SeedableRng};
+
+    #[test]
+    fn a_comparison_on_a_busy_machine_says_so() {
+        let load = |others, threads| MachineLoad {
+            others,
+            cores: 2,
+            threads,
+        };
+        // One timed thread on 2 CPUs: one other busy process fits the free CPU.
+        assert!(!load(0.1, 1).busy());
+        assert!(!load(1.0, 1).busy());
+        // More than the free CPU: the timed thread shared its own.
+        assert!(load(1.6, 1).busy());
+        // Timed on every CPU: anything beyond a quarter of one shares them.
+        assert!(!load(0.2, 2).busy());
+        assert!(load(0.5, 2).busy());
+        let mut compared = SpeedComparison::known(10.0, 4.0, 0.02);
+        let quiet = compared.describe();
+        assert!(!quiet.contains("busy"), "{quiet}");
+        compared.load = Some(load(1.6, 1));
+        let busy = compared.describe();
+        assert!(busy.starts_with("2.50x faster ("), "{busy}");
+        assert!(
+            busy.contains(
+                "machine busy: other processes used 1.6 of the 2 CPUs beside the 1 timed thread;"
+            ),
+            "{busy}"
+        );
+        // Older records have no load: they read as before.
+        let json = serde_json::to_value(SpeedComparison::known(10.0, 4.0, 0.02)).unwrap();
+        assert!(json.get("load").is_none());
+        let back: SpeedComparison = serde_json::from_value(json).unwrap();
+        assert_eq!(back.load, None);
+    }
 
     #[test]
     fn normal_quantiles_match_tables() {
