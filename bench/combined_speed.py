@@ -15,10 +15,12 @@ vit_tiny):
 - the single methods on the same 256 calibration images (common.CALIB, from the odd half):
   `profagent quantize --mode static` (convolutional models) or `--mode dynamic` (transformers);
   onnxruntime's `quantize_static` with QUInt8 and with QInt8 activations (int8 per-channel
-  weights, QDQ), its `quantize_dynamic`, and for ViTs its transformers optimizer
+  weights, QDQ), QUInt8 again with `reduce_range=True` (7-bit weights, what x86 CPUs without
+  VNNI need), its `quantize_dynamic`, and for ViTs its transformers optimizer
   (`optimize_model(model_type="vit")`) followed by `quantize_dynamic`;
 - top-1 of every model on the 5,000 even-index images, which neither calibration nor feedback
-  used, with the exact McNemar p against fp32;
+  used, with the exact McNemar p against fp32, and the output cosine against fp32 on the same
+  images (mean and worst image);
 - latency in ONE process, 1 thread, interleaved (every variant in turn in a new random order each round, `--rounds` rounds), at
   each batch size: per round each variant's time is divided into fp32's of the same round, and
   the ratio is reported as median [min-max] over rounds. Comparisons between two variants are
@@ -40,7 +42,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import CALIB, SCORE, SHARED, cifar, interleaved_times, mcnemar, predictions, rel  # noqa: E402
+from common import CALIB, SCORE, SHARED, cifar, interleaved_times, mcnemar, rel  # noqa: E402
 from common import profagent_macs, run_tool, seen_folder  # noqa: E402
 from quant_fusion import ort_dynamic, ort_static, run_quiet, session  # noqa: E402
 
@@ -103,11 +105,14 @@ def variants(args, name, work, calib_npy):
         out.append(("pruned (given), fp32", pruned, "pruned"))
         out.append((f"pruned (given) + profagent quantize --mode {mode}", both, "pruned+quant"))
     if not transformer:
-        for tag, qtype in (("u8", "QUInt8"), ("s8", "QInt8")):
+        # reduce_range: 7-bit weights, what x86 CPUs without VNNI need (their u8 x s8 kernels
+        # sum pairs of products in a saturating int16); the default writes full-range weights.
+        for tag, qtype, reduce in (("u8", "QUInt8", False), ("s8", "QInt8", False), ("u8-rr", "QUInt8", True)):
             path = os.path.join(work, f"ort-static-{tag}.onnx")
             if not os.path.exists(path):
-                ort_static(model, path, calib_npy, qtype)
-            out.append((f"onnxruntime quantize_static ({qtype} activations)", path, "ort"))
+                ort_static(model, path, calib_npy, qtype, reduce_range=reduce)
+            out.append((f"onnxruntime quantize_static ({qtype} activations{', reduce_range' if reduce else ''})",
+                        path, "ort"))
     path = os.path.join(work, "ort-dynamic.onnx")
     if not os.path.exists(path):
         ort_dynamic(model, path)
@@ -124,6 +129,19 @@ def variants(args, name, work, calib_npy):
             args.notes.append(f"{name}: onnxruntime's transformers optimizer + quantize_dynamic failed: "
                               + str(e).strip().splitlines()[-1][:300])
     return out
+
+
+def logits(path, x, batch=200):
+    """The model's outputs on every sample of `x` (ONNX Runtime, CPU, 2 threads)."""
+    s = session(path, 2)
+    name = s.get_inputs()[0].name
+    return np.concatenate([s.run(None, {name: x[i:i + batch]})[0] for i in range(0, len(x), batch)])
+
+
+def cosines(a, b):
+    """Mean and worst per-sample cosine of two output arrays."""
+    c = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1) + 1e-30)
+    return f"{c.mean():.5f} ({c.min():.4f})"
 
 
 def paired(a, b):
@@ -200,12 +218,14 @@ def model_section(args, spec, seen, x, y):
     else:
         summary = ["compress: not run (--skip-compress).", ""]
 
-    fp32_ok = predictions(rows[0][1], x) == y
-    correct = {label: (fp32_ok if kind == "fp32" else predictions(path, x) == y) for label, path, kind in rows}
+    out = {label: logits(path, x) for label, path, _ in rows}
+    fp32_out = out[rows[0][0]]
+    fp32_ok = fp32_out.argmax(1) == y
+    correct = {label: o.argmax(1) == y for label, o in out.items()}
     lines = [f"## {name}", "", *summary, *lines_pruned, *([""] if lines_pruned else []),
-             f"| model | top-1 % ({len(y):,} unseen) | vs fp32 (p) | MB |"
+             f"| model | top-1 % ({len(y):,} unseen) | vs fp32 (p) | output cosine vs fp32: mean (worst) | MB |"
              + "".join(f" batch {b}: x fp32 [min-max] |" for b in args.batch_list),
-             "|---|---|---|---|" + "---|" * len(args.batch_list)]
+             "|---|---|---|---|---|" + "---|" * len(args.batch_list)]
     times = {}
     for batch in args.batch_list:
         runs = max(2, args.runs // batch)
@@ -218,6 +238,7 @@ def model_section(args, spec, seen, x, y):
         p, only_fp32, only_this = mcnemar(fp32_ok, ok)
         cells = [label, f"{100 * ok.mean():.2f}",
                  "-" if kind == "fp32" else f"{100 * (ok.mean() - fp32_ok.mean()):+.2f} (p = {p:.2g})",
+                 "-" if kind == "fp32" else cosines(fp32_out, out[label]),
                  f"{os.path.getsize(path) / 1e6:.2f}"]
         for batch in args.batch_list:
             cells.append(fmt(paired(times[batch][label], times[batch]["fp32"])))
@@ -247,6 +268,15 @@ def model_section(args, spec, seen, x, y):
             lines.append(f"  - {both[0]} vs {ours} alone: {fmt(paired(t[both[0]], t[ours]))}; top-1 "
                          f"{change:+.2f} points against quantization alone")
     return lines + [""]
+
+
+def cpu_line():
+    """"2 CPUs, AMD EPYC, no VNNI": what decides int8 speed and the weight range here."""
+    info = open("/proc/cpuinfo").read() if os.path.exists("/proc/cpuinfo") else ""
+    model = next((l.split(":", 1)[1].strip() for l in info.splitlines() if l.startswith("model name")), "unknown CPU")
+    flags = set(next((l.split(":", 1)[1].split() for l in info.splitlines() if l.startswith("flags")), []))
+    vnni = [f for f in ("avx512_vnni", "avx_vnni", "amx_int8") if f in flags]
+    return f"{os.cpu_count()} CPUs, {model}, " + (", ".join(vnni) if vnni else "no VNNI (AVX2 only)" if "avx2" in flags else "no VNNI")
 
 
 def main():
@@ -281,7 +311,7 @@ def main():
             + "".join(f" --pruned {k}={rel(v)}" for k, v in args.pruned.items())
             + (" --skip-compress" if args.skip_compress else "") + "` on "
             + datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-            + f" ({os.cpu_count()} CPUs, load average {load[0]:.1f} at the start). Do not edit by hand.", "",
+            + f" ({cpu_line()}, load average {load[0]:.1f} at the start). Do not edit by hand.", "",
             "compress ran on the 5,000 odd-index CIFAR-10 test images (its calibration, feedback and holdout "
             "slices all come from them); the single methods calibrated on 256 of those; every model is scored "
             f"on {len(x)} even-index images none of them saw. Latency: ONNX Runtime, 1 thread, one process, "

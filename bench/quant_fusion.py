@@ -127,7 +127,7 @@ def run_quiet(argv):
     return time.perf_counter() - t
 
 
-def ort_static(model, out, calib_npy, activation_type):
+def ort_static(model, out, calib_npy, activation_type, reduce_range=False):
     code = (
         "import sys, numpy as np\n"
         "from onnxruntime.quantization import quantize_static, CalibrationDataReader, QuantFormat, QuantType\n"
@@ -136,7 +136,8 @@ def ort_static(model, out, calib_npy, activation_type):
         "    def __init__(s): s.it = iter([{'input': x[i:i + 50]} for i in range(0, len(x), 50)])\n"
         "    def get_next(s): return next(s.it, None)\n"
         "quantize_static(sys.argv[1], sys.argv[2], R(), quant_format=QuantFormat.QDQ, per_channel=True,\n"
-        f"    activation_type=QuantType.{activation_type}, weight_type=QuantType.QInt8)\n")
+        f"    activation_type=QuantType.{activation_type}, weight_type=QuantType.QInt8,\n"
+        f"    reduce_range={reduce_range})\n")
     return run_quiet([sys.executable, "-c", code, model, out, calib_npy])
 
 

@@ -58,6 +58,7 @@ def quantize(
     seed: Optional[int] = ...,
     preprocess: Optional[str] = ...,
     activations: str = ...,
+    weight_range: str = ...,
     include: Union[str, Sequence[str], None] = ...,
     exclude: Union[str, Sequence[str], None] = ...,
     check_runtime: str = ...,

@@ -16,8 +16,8 @@ use crate::error::Result;
 use crate::linear::{
     ensure_ms_domain, ms_node, select_linear_layers, trailing_bias_add, Bias, Linear,
 };
-use crate::numeric::{int8_symmetric, uint8_asymmetric, ChannelLayout};
-use crate::spec::{QuantReport, QuantSpec, QuantizedLayer, Target};
+use crate::numeric::{int8_symmetric_within, uint8_asymmetric, ChannelLayout};
+use crate::spec::{QuantReport, QuantSpec, QuantizedLayer, Target, WeightRange};
 
 /// Why dynamic mode leaves convolutions in float.
 pub const CONV_SKIP_REASON: &str = "dynamic int8 Conv would run as ConvInteger, which ONNX Runtime executes slower than float Conv; use static mode for convolutions";
@@ -61,7 +61,15 @@ pub fn quantize_dynamic(model: &Model, spec: &QuantSpec) -> Result<(Model, Quant
     let weights: Vec<QuantWeight> = chosen
         .par_iter()
         .zip(prefixes.par_iter())
-        .map(|((_, l), prefix)| quantize_weight(l, prefix, per_channel, spec.signed_weights))
+        .map(|((_, l), prefix)| {
+            quantize_weight(
+                l,
+                prefix,
+                per_channel,
+                spec.signed_weights,
+                spec.weight_range,
+            )
+        })
         .collect();
 
     let mut patch = Patch::new();
@@ -71,7 +79,11 @@ pub fn quantize_dynamic(model: &Model, spec: &QuantSpec) -> Result<(Model, Quant
             Target::Ort => "DynamicQuantizeMatMul",
             Target::Standard => "DynamicQuantizeLinear + MatMulInteger",
         },
-        if spec.signed_weights { "int8" } else { "uint8" },
+        match (spec.signed_weights, spec.weight_range) {
+            (false, _) => "uint8",
+            (true, WeightRange::Full) => "int8",
+            (true, WeightRange::Reduced) => "int8 in 7 bits",
+        },
         if per_channel {
             "per-channel"
         } else {
@@ -114,7 +126,15 @@ pub fn quantize_dynamic(model: &Model, spec: &QuantSpec) -> Result<(Model, Quant
     Ok((out, report))
 }
 
-fn quantize_weight(l: &Linear, prefix: &str, per_channel: bool, signed: bool) -> QuantWeight {
+/// Unsigned weights run on ONNX Runtime's u8 x u8 kernels, which widen before they add: the
+/// reduced range concerns signed weights only.
+fn quantize_weight(
+    l: &Linear,
+    prefix: &str,
+    per_channel: bool,
+    signed: bool,
+    range: WeightRange,
+) -> QuantWeight {
     let layout = if per_channel {
         ChannelLayout::along(&[l.k, l.n], 1)
     } else {
@@ -127,7 +147,7 @@ fn quantize_weight(l: &Linear, prefix: &str, per_channel: bool, signed: bool) ->
         vec![]
     };
     if signed {
-        let (q, scales) = int8_symmetric(&l.weight_kn, layout);
+        let (q, scales) = int8_symmetric_within(&l.weight_kn, layout, range);
         let zeros = vec![0i8; scales.len()];
         QuantWeight {
             data: tensor::from_i8(prefix, &dims, &q),

@@ -32,7 +32,7 @@ pub use profagent_onnx::ActivationSource;
 pub use select::Selection;
 pub use spec::{
     ActivationType, Calibration, LayerMode, Mode, QuantReport, QuantSpec, QuantizedLayer,
-    SkippedLayer, Target,
+    SkippedLayer, Target, WeightRange,
 };
 
 use profagent_onnx::Model;

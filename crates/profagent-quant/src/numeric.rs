@@ -6,6 +6,8 @@
 /// dequantization produce NaN-free zeros but QuantizeLinear divide by zero.
 pub const MIN_SCALE: f32 = 1e-12;
 
+pub use crate::spec::WeightRange;
+
 /// Where the channels of a weight lie: element `i` belongs to channel
 /// `(i / inner) % channels`. Per-tensor quantization uses `channels == 1`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,16 +61,26 @@ impl ChannelLayout {
 /// Signed symmetric int8: `q = round(w / s)` in [-127, 127], `s = max|w| / 127`, zero point 0.
 /// Returns the codes and one scale per channel.
 pub fn int8_symmetric(w: &[f32], layout: ChannelLayout) -> (Vec<i8>, Vec<f32>) {
+    int8_symmetric_within(w, layout, WeightRange::Full)
+}
+
+/// `int8_symmetric` within `range`: codes in [-qmax, qmax], `s = max|w| / qmax`.
+pub fn int8_symmetric_within(
+    w: &[f32],
+    layout: ChannelLayout,
+    range: WeightRange,
+) -> (Vec<i8>, Vec<f32>) {
+    let qmax = range.qmax();
     let scales: Vec<f32> = layout
         .ranges(w)
         .iter()
-        .map(|&(lo, hi)| (lo.abs().max(hi.abs()) / 127.0).max(MIN_SCALE))
+        .map(|&(lo, hi)| (lo.abs().max(hi.abs()) / qmax).max(MIN_SCALE))
         .collect();
     let inv: Vec<f32> = scales.iter().map(|s| 1.0 / s).collect();
     let q = w
         .iter()
         .enumerate()
-        .map(|(i, &v)| (v * inv[layout.channel_of(i)]).round().clamp(-127.0, 127.0) as i8)
+        .map(|(i, &v)| (v * inv[layout.channel_of(i)]).round().clamp(-qmax, qmax) as i8)
         .collect();
     (q, scales)
 }
@@ -215,6 +227,18 @@ mod tests {
             assert!((v - c as f32 * scale).abs() <= scale / 2.0 + 1e-7);
         }
         assert_eq!(q[3], 127);
+    }
+
+    #[test]
+    fn reduced_range_codes_stay_within_64() {
+        let w = [-1.0, 0.5, 0.25, 1.0, -0.3, 2.0];
+        let layout = ChannelLayout::along(&[2, 3], 0);
+        let (q, s) = int8_symmetric_within(&w, layout, WeightRange::Reduced);
+        assert_eq!(q, vec![-64, 32, 16, 32, -10, 64]);
+        assert_eq!(s, vec![1.0 / 64.0, 2.0 / 64.0]);
+        let (full, _) = int8_symmetric_within(&w, layout, WeightRange::Full);
+        assert_eq!(full, int8_symmetric(&w, layout).0);
+        assert_eq!((full[0], full[5]), (-127, 127));
     }
 
     #[test]

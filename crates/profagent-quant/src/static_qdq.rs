@@ -31,11 +31,13 @@ use crate::calibrate::{calibrate, Range};
 use crate::error::{QuantError, Result};
 use crate::linear::{default_opset, float_initializer, require_opset};
 use crate::numeric::{
-    activation_int8, activation_uint8, bias_int32, int8_symmetric, ChannelLayout,
+    activation_int8, activation_uint8, bias_int32, int8_symmetric_within, ChannelLayout,
 };
 use crate::opset;
 use crate::select::{NodeId, Verdict};
-use crate::spec::{ActivationType, QuantReport, QuantSpec, QuantizedLayer, SkippedLayer};
+use crate::spec::{
+    ActivationType, QuantReport, QuantSpec, QuantizedLayer, SkippedLayer, WeightRange,
+};
 
 /// Ops whose float output is quantized when all their float inputs are, so ORT keeps the
 /// data int8 between quantized layers.
@@ -274,7 +276,7 @@ fn rewrite_static(
                 } else {
                     ChannelLayout::per_tensor()
                 };
-                let (q, scales) = int8_symmetric(&data, layout);
+                let (q, scales) = int8_symmetric_within(&data, layout, spec.weight_range);
                 let dims_i64: Vec<i64> = dims.iter().map(|&d| d as i64).collect();
                 let q_name = names.fresh(&format!("{name}_quantized"));
                 let s_name = names.fresh(&format!("{name}_scale"));
@@ -362,11 +364,15 @@ fn rewrite_static(
             node: target.id.node.clone(),
             op_type: target.id.op_type.clone(),
             scheme: format!(
-                "QDQ int8 ({}, {} activations)",
+                "QDQ int8 ({}{}, {} activations)",
                 match target.weight {
                     None => "activation x activation",
                     Some(_) if per_channel => "per-channel weights",
                     Some(_) => "per-tensor weights",
+                },
+                match (target.weight, spec.weight_range) {
+                    (Some(_), WeightRange::Reduced) => " in 7 bits",
+                    _ => "",
                 },
                 spec.activations.name()
             ),

@@ -6,7 +6,9 @@ use common::Batch;
 use outputs::{cosine, run};
 use profagent_onnx::builder::GraphBuilder;
 use profagent_onnx::Model;
-use profagent_quant::{quantize, ActivationType, Mode, QuantError, QuantSpec, Selection, Target};
+use profagent_quant::{
+    quantize, ActivationType, Mode, QuantError, QuantSpec, Selection, Target, WeightRange,
+};
 use profagent_runtime::{open_runtime, ModelSource, RuntimeKind, SessionOptions, Tensor};
 
 /// Dynamic int8 weights and activations: ONNX Runtime's own tool reaches cosine ≥ 0.9994 on
@@ -19,6 +21,17 @@ const INT8_STATIC_MIN_COSINE: f64 = 0.995;
 const INT4_MIN_COSINE: f64 = 0.97;
 
 const BATCH: usize = 8;
+
+/// The spec for `mode` with the int8 weight range this CPU's ONNX Runtime kernels sum without
+/// saturating (7 bits on x86 without VNNI: `profagent_quant::WeightRange`), as `quantize
+/// --weight-range auto` and `compress` choose it: the models here run on this CPU.
+fn spec_here(mode: Mode) -> QuantSpec {
+    let mut spec = QuantSpec::new(mode);
+    if profagent_runtime::machine_info().int8_pair_sums_saturate() {
+        spec.weight_range = WeightRange::Reduced;
+    }
+    spec
+}
 
 /// x[N,64] → Linear(64,128) → Relu → Linear(128,32) → Gemm head(32,10).
 fn mlp() -> Model {
@@ -86,7 +99,7 @@ fn quantizing_nothing_is_the_identity() {
     let model = convnet();
     let x = inputs(&[BATCH, 3, 8, 8], 1);
     for mode in [Mode::Dynamic, Mode::Static, Mode::Int4] {
-        let mut spec = QuantSpec::new(mode);
+        let mut spec = spec_here(mode);
         spec.layers = Selection {
             include: vec![],
             exclude: vec!["op:Conv".into(), "op:Gemm".into(), "op:MatMul".into()],
@@ -114,7 +127,7 @@ fn dynamic_int8_within_budget_for_both_targets_and_granularities() {
     };
     for target in [Target::Ort, Target::Standard] {
         for per_channel in [false, true] {
-            let mut spec = QuantSpec::new(Mode::Dynamic);
+            let mut spec = spec_here(Mode::Dynamic);
             spec.target = target;
             spec.per_channel = Some(per_channel);
             let (q, report) = quantize(&model, &spec, None).expect("quantizes");
@@ -136,7 +149,7 @@ fn dynamic_int8_within_budget_for_both_targets_and_granularities() {
 #[test]
 fn dynamic_folds_a_trailing_bias_add_into_the_matmul() {
     let model = mlp();
-    let (q, report) = quantize(&model, &QuantSpec::new(Mode::Dynamic), None).expect("quantizes");
+    let (q, report) = quantize(&model, &spec_here(Mode::Dynamic), None).expect("quantizes");
     assert_eq!(report.quantized.len(), 3);
     let graph = q.graph();
     assert!(
@@ -157,7 +170,7 @@ fn dynamic_folds_a_trailing_bias_add_into_the_matmul() {
         assert!(c >= INT8_DYNAMIC_MIN_COSINE, "cosine {c}");
     }
     // Portable ops keep the Add; a MatMul output read twice keeps it too.
-    let mut spec = QuantSpec::new(Mode::Dynamic);
+    let mut spec = spec_here(Mode::Dynamic);
     spec.target = Target::Standard;
     let (q, _) = quantize(&model, &spec, None).expect("quantizes");
     assert_eq!(
@@ -175,7 +188,7 @@ fn dynamic_folds_a_trailing_bias_add_into_the_matmul() {
     let y = b.binary("Add", "/skip", &h, &matmul_out);
     let _ = b.unary("Identity", "/out", &y);
     rename_output(&mut b, &y);
-    let (q, _) = quantize(&b.finish(), &QuantSpec::new(Mode::Dynamic), None).expect("quantizes");
+    let (q, _) = quantize(&b.finish(), &spec_here(Mode::Dynamic), None).expect("quantizes");
     assert_eq!(
         q.graph()
             .node
@@ -193,7 +206,7 @@ fn dynamic_unsigned_weights_within_budget() {
     let Some(reference) = run(&model, &x) else {
         return;
     };
-    let mut spec = QuantSpec::new(Mode::Dynamic);
+    let mut spec = spec_here(Mode::Dynamic);
     spec.signed_weights = false;
     let (q, _) = quantize(&model, &spec, None).expect("quantizes");
     let c = cosine(&reference, &run(&q, &x).expect("runs"));
@@ -202,8 +215,7 @@ fn dynamic_unsigned_weights_within_budget() {
 
 #[test]
 fn dynamic_keeps_convolutions_float_with_a_reason() {
-    let (_, report) =
-        quantize(&convnet(), &QuantSpec::new(Mode::Dynamic), None).expect("quantizes");
+    let (_, report) = quantize(&convnet(), &spec_here(Mode::Dynamic), None).expect("quantizes");
     assert_eq!(report.quantized.len(), 1, "only the Gemm head");
     assert!(report
         .skipped
@@ -222,7 +234,7 @@ fn static_int8_within_budget_and_relus_folded() {
     let batches = calibration(&[BATCH, 3, 8, 8]);
     let (q, report) = quantize(
         &model,
-        &QuantSpec::new(Mode::Static),
+        &spec_here(Mode::Static),
         Some(&mut common::source(&batches)),
     )
     .expect("quantizes");
@@ -273,7 +285,7 @@ fn static_folds_relu6_clips_and_runs_without_requantization() {
     let batches = calibration(&[BATCH, 3, 8, 8]);
     let (q, report) = quantize(
         &model,
-        &QuantSpec::new(Mode::Static),
+        &spec_here(Mode::Static),
         Some(&mut common::source(&batches)),
     )
     .expect("quantizes");
@@ -305,7 +317,7 @@ fn static_folds_relu6_clips_and_runs_without_requantization() {
     }
     let (q, report) = quantize(
         &hardtanh,
-        &QuantSpec::new(Mode::Static),
+        &spec_here(Mode::Static),
         Some(&mut common::source(&batches)),
     )
     .expect("quantizes");
@@ -350,7 +362,7 @@ fn static_activations_are_uint8_weights_int8_and_within_budget() {
     let batches = calibration(&[BATCH, 3, 8, 8]);
     let (q, report) = quantize(
         &model,
-        &QuantSpec::new(Mode::Static),
+        &spec_here(Mode::Static),
         Some(&mut common::source(&batches)),
     )
     .expect("quantizes");
@@ -438,7 +450,7 @@ fn static_uint8_runs_as_int8_kernels_in_onnx_runtime() {
     let batches = calibration(&[BATCH, 3, 8, 8]);
     let (q, _) = quantize(
         &model,
-        &QuantSpec::new(Mode::Static),
+        &spec_here(Mode::Static),
         Some(&mut common::source(&batches)),
     )
     .expect("quantizes");
@@ -467,7 +479,7 @@ fn static_uint8_runs_as_int8_kernels_in_onnx_runtime() {
 fn static_int8_activations_on_request() {
     use profagent_onnx::proto::tensor_proto::DataType;
     let batches = calibration(&[BATCH, 3, 8, 8]);
-    let mut spec = QuantSpec::new(Mode::Static);
+    let mut spec = spec_here(Mode::Static);
     spec.activations = ActivationType::Int8;
     let (q, report) =
         quantize(&convnet(), &spec, Some(&mut common::source(&batches))).expect("quantizes");
@@ -479,14 +491,14 @@ fn static_int8_activations_on_request() {
 
 #[test]
 fn static_without_calibration_is_an_error() {
-    let err = quantize(&convnet(), &QuantSpec::new(Mode::Static), None).unwrap_err();
+    let err = quantize(&convnet(), &spec_here(Mode::Static), None).unwrap_err();
     assert!(matches!(err, QuantError::NoCalibration), "{err}");
 }
 
 #[test]
 fn static_respects_exclusions() {
     let batches = calibration(&[BATCH, 3, 8, 8]);
-    let mut spec = QuantSpec::new(Mode::Static);
+    let mut spec = spec_here(Mode::Static);
     spec.layers.exclude = vec!["layer1".into()];
     let (_, report) =
         quantize(&convnet(), &spec, Some(&mut common::source(&batches))).expect("quantizes");
@@ -503,7 +515,7 @@ fn int4_within_budget() {
         return;
     };
     for block in [16, 32] {
-        let mut spec = QuantSpec::new(Mode::Int4);
+        let mut spec = spec_here(Mode::Int4);
         spec.block_size = block;
         let (q, report) = quantize(&model, &spec, None).expect("quantizes");
         assert_eq!(report.quantized.len(), 3);
@@ -514,11 +526,11 @@ fn int4_within_budget() {
 
 #[test]
 fn bad_options_and_unknown_layers_are_clear_errors() {
-    let mut spec = QuantSpec::new(Mode::Int4);
+    let mut spec = spec_here(Mode::Int4);
     spec.block_size = 24;
     let err = quantize(&mlp(), &spec, None).unwrap_err().to_string();
     assert!(err.contains("power of two"), "{err}");
-    let mut spec = QuantSpec::new(Mode::Dynamic);
+    let mut spec = spec_here(Mode::Dynamic);
     spec.layers.include = vec!["fc3".into()];
     let err = quantize(&mlp(), &spec, None).unwrap_err().to_string();
     assert!(
@@ -532,7 +544,7 @@ fn bad_options_and_unknown_layers_are_clear_errors() {
 
 #[test]
 fn include_by_regex_and_op_type() {
-    let mut spec = QuantSpec::new(Mode::Dynamic);
+    let mut spec = spec_here(Mode::Dynamic);
     spec.layers.include = vec!["re:fc[12]".into()];
     let (_, report) = quantize(&mlp(), &spec, None).expect("quantizes");
     let layers: Vec<&str> = report.quantized.iter().map(|l| l.layer.as_str()).collect();

@@ -20,6 +20,17 @@ pub struct MachineInfo {
     pub arch: String,
 }
 
+impl MachineInfo {
+    /// True where ONNX Runtime's uint8 x int8 kernels add products in a saturating int16:
+    /// x86-64 without VNNI (AVX2 and AVX-512 use VPMADDUBSW, which sums two u8 x s8 products
+    /// into an int16; VNNI's VPDPBUSD and AMX add in int32). Int8 weights beyond +-64 then
+    /// overflow on large activations (see `profagent_quant::WeightRange`). Other
+    /// architectures widen before they add.
+    pub fn int8_pair_sums_saturate(&self) -> bool {
+        self.arch == "x86_64" && !(self.avx512_vnni || self.avx_vnni || self.amx_int8)
+    }
+}
+
 /// Reads /proc/cpuinfo (Linux); on other systems the CPU flags are reported false.
 pub fn machine_info() -> MachineInfo {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
@@ -155,6 +166,25 @@ mod tests {
         }
         let back: MachineInfo = serde_json::from_str(&json).unwrap();
         assert_eq!(back, info);
+    }
+
+    #[test]
+    fn int8_saturation_is_x86_without_vnni() {
+        let cpu = |arch: &str, vnni: bool, avx_vnni: bool| MachineInfo {
+            cpu_model: "test".into(),
+            logical_cores: 2,
+            avx2: true,
+            avx512f: vnni,
+            avx512_vnni: vnni,
+            avx_vnni,
+            amx_int8: false,
+            os: "linux".into(),
+            arch: arch.into(),
+        };
+        assert!(cpu("x86_64", false, false).int8_pair_sums_saturate());
+        assert!(!cpu("x86_64", true, false).int8_pair_sums_saturate());
+        assert!(!cpu("x86_64", false, true).int8_pair_sums_saturate());
+        assert!(!cpu("aarch64", false, false).int8_pair_sums_saturate());
     }
 
     #[test]

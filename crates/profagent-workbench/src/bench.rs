@@ -277,6 +277,10 @@ impl Workbench for OrtBench {
             profagent_plan::QuantActivations::Int8 => profagent_quant::ActivationType::Int8,
         };
         spec.calibration = crate::calibration::calibration_method(first.calibration);
+        // The range this CPU's int8 kernels can sum without saturating: the loop measures
+        // on this machine, so its models are made for it (`weights.rs`).
+        let weights = crate::weights::weight_range_for(&profagent_runtime::machine_info());
+        spec.weight_range = weights.range;
         // Static ranges stream from the calibration slice within the output budget.
         let mut activations = BatchActivations::for_quantization(
             self.runtime.as_ref(),
@@ -292,6 +296,9 @@ impl Workbench for OrtBench {
         let (quantized, report) = profagent_quant::quantize(model, &spec, calibration)
             .map_err(|e| step("quantize", e))?;
         let mut report = serde_json::to_value(&report).unwrap_or_default();
+        if let Some(object) = report.as_object_mut() {
+            object.insert("weight_range".into(), weights.reason.into());
+        }
         // Which quantized layers the runtime fuses into int8 kernels (planners see it with the
         // probes); a runtime that cannot tell, or a failure to ask, leaves it out.
         let coverage = profagent_runtime::fusion_coverage(

@@ -24,6 +24,7 @@ pub mod calibration;
 pub mod check;
 pub mod signedness;
 pub mod split;
+pub mod weights;
 
 pub use activations::{Batch, BatchActivations};
 pub use bench::OrtBench;

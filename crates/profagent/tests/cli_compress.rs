@@ -83,8 +83,13 @@ fn compress_keeps_the_fidelity_bound_and_reports_the_cosine_of_every_candidate()
         "every method gave the same model: {cosines:?}"
     );
     let kept = calibrated[0]["calibration"].as_str().unwrap();
+    // A round that applies that probe (the other static probe, with the other activation
+    // type, was not re-calibrated and is planned with min-max).
+    let activations = calibrated[0]["activations"].as_str().unwrap_or("uint8");
     let static_round = report["rounds"].as_array().unwrap().iter().find(|r| {
-        r["plan"]["quantization"]["default"]["mode"] == "static"
+        let default = &r["plan"]["quantization"]["default"];
+        default["mode"] == "static"
+            && default["activations"].as_str().unwrap_or("uint8") == activations
             && r["plan"]["quantization"]["layers"]
                 .as_array()
                 .is_none_or(|l| l.is_empty())

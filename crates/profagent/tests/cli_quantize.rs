@@ -219,3 +219,84 @@ fn static_activations_default_to_uint8_and_int8_is_a_flag() {
         }
     }
 }
+
+/// The int8 weight codes `quantize` wrote into `path` (every INT8 initializer).
+fn int8_weight_codes(path: &std::path::Path) -> Vec<i8> {
+    let model = profagent_onnx::Model::load(path).unwrap();
+    model
+        .graph()
+        .initializer
+        .iter()
+        .filter(|t| t.data_type == Some(3))
+        .flat_map(|t| {
+            let raw = t.raw_data.clone().unwrap_or_default();
+            raw.into_iter()
+                .map(|b| b as i8)
+                .chain(t.int32_data.iter().map(|&v| v as i8))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+#[test]
+fn weight_range_reduced_writes_seven_bit_weights_and_says_so() {
+    let (model, data) = example();
+    let dir = tempfile::tempdir().unwrap();
+    let written = |range: &str, mode: &str| {
+        let out = dir.path().join(format!("{mode}-{range}.onnx"));
+        let run = quantize(&model, &out, mode)
+            .args(["--calib", data.to_str().unwrap()])
+            .args(["--preprocess", "cifar10", "--calib-count", "64"])
+            .args([
+                "--weight-range",
+                range,
+                "--check-runtime",
+                "none",
+                "--json",
+                "-",
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            run.status.success(),
+            "{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        let summary: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+        (int8_weight_codes(&out), summary)
+    };
+    let (reduced, summary) = written("reduced", "static");
+    assert!(reduced.len() > 200_000, "{} codes", reduced.len());
+    assert!(reduced.iter().all(|c| (-64..=64).contains(c)));
+    // Each output channel's largest weight takes the largest code.
+    assert!(reduced.contains(&64) || reduced.contains(&-64));
+    let notes = summary["report"]["notes"].to_string();
+    assert!(
+        notes.contains("int8 weights in 7 bits (-64..64) (--weight-range reduced)"),
+        "{notes}"
+    );
+    let scheme = summary["report"]["quantized"][0]["scheme"]
+        .as_str()
+        .unwrap();
+    assert!(scheme.contains("per-channel weights in 7 bits"), "{scheme}");
+    let (full, _) = written("full", "static");
+    assert!(full.iter().any(|c| c.unsigned_abs() > 64));
+    assert!(full.iter().all(|&c| c >= -127));
+    // auto decides by this CPU's kernels and says why.
+    let (_, auto) = written("auto", "static");
+    let notes = auto["report"]["notes"].to_string();
+    let vnni = ["avx512_vnni", "avx_vnni", "amx_int8"].iter().any(|f| {
+        std::fs::read_to_string("/proc/cpuinfo")
+            .unwrap_or_default()
+            .split_whitespace()
+            .any(|w| w == *f)
+    });
+    if cfg!(target_arch = "x86_64") && !vnni {
+        assert!(notes.contains("has no VNNI"), "{notes}");
+    } else {
+        assert!(
+            notes.contains("int8 weights over the full range"),
+            "{notes}"
+        );
+    }
+}

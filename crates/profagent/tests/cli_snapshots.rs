@@ -65,6 +65,9 @@ fn quantize_summary_names_the_layers_kept_in_float() {
                 mode,
                 "--check-runtime",
                 "none",
+                // Said in a note; `auto` would name this machine's CPU.
+                "--weight-range",
+                "reduced",
             ],
             dir.path(),
         );

@@ -100,6 +100,21 @@ pub struct Args {
     )]
     pub activations: ActivationsArg,
 
+    /// Integer range of int8 weights (dynamic and static modes). reduced: -64..64 (7 bits,
+    /// onnxruntime's reduce_range), which x86 CPUs without VNNI need: ONNX Runtime's
+    /// uint8 x int8 kernels there sum pairs of products in a saturating int16, and full-range
+    /// weights overflow it (resnet18_cifar10 static: output cosine 0.988, worst image 0.66,
+    /// against 0.9999 reduced, on an AVX2-only EPYC). auto: reduced on such a CPU (this one,
+    /// where the model is quantized and checked), full elsewhere; quantize on the CPU you
+    /// deploy to, or say which.
+    #[arg(
+        long,
+        value_enum,
+        default_value = "auto",
+        value_name = "auto|full|reduced"
+    )]
+    pub weight_range: WeightRangeArg,
+
     /// Seconds at most for the interleaved timing of --activations auto; it ends sooner once
     /// the speedup interval is within ±3 %.
     #[arg(long, default_value_t = 20.0, value_name = "SECONDS")]
@@ -192,6 +207,13 @@ pub enum ModeArg {
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum WeightRangeArg {
+    Auto,
+    Full,
+    Reduced,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
 pub enum ActivationsArg {
     Uint8,
     Int8,
@@ -255,11 +277,19 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     )?;
     let Chosen {
         model: quantized,
-        report,
+        mut report,
         spec,
         activations: choice,
         calibration: calibration_choice,
     } = chosen;
+    // Said wherever int8 weights were written (int4 has its own blocks).
+    if report
+        .quantized
+        .iter()
+        .any(|l| !l.scheme.starts_with("MatMulNBits"))
+    {
+        report.notes.push(weight_range(&args).reason);
+    }
     let min_cosine = spec
         .modes()
         .into_iter()
@@ -274,7 +304,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         crate::commands::check::Floor {
             min_cosine,
             what: "quantized",
-            remedy: "The runtime may mis-execute this rewrite, or the rewrite is too aggressive: exclude the layers involved, try another mode, or pass --check-runtime none to write it anyway",
+            remedy: "The runtime may mis-execute this rewrite (on x86 without VNNI full-range int8 weights overflow: --weight-range reduced), or the rewrite is too aggressive: exclude the layers involved, try another mode, or pass --check-runtime none to write it anyway",
         },
     )?;
     let fusion = fusion_of(&args, &quantized);
@@ -542,9 +572,27 @@ fn spec_of(args: &Args) -> QuantSpec {
         // Replaced by the measured choice (`quantize_auto`).
         ActivationsArg::Auto => ActivationType::Uint8,
     };
+    spec.weight_range = weight_range(args).range;
     spec.block_size = args.block_size;
     spec.layer_modes = args.layer_mode.clone();
     spec
+}
+
+/// `--weight-range`: as given, or for this CPU (`profagent_workbench::weights`).
+fn weight_range(args: &Args) -> profagent_workbench::weights::WeightRangeChoice {
+    use profagent_quant::WeightRange;
+    use profagent_workbench::weights::WeightRangeChoice;
+    let given = |range: WeightRange, bits: &str| WeightRangeChoice {
+        range,
+        reason: format!("int8 weights in {bits} (--weight-range {})", range.name()),
+    };
+    match args.weight_range {
+        WeightRangeArg::Auto => {
+            profagent_workbench::weights::weight_range_for(&profagent_runtime::machine_info())
+        }
+        WeightRangeArg::Full => given(WeightRange::Full, "the full range (-127..127)"),
+        WeightRangeArg::Reduced => given(WeightRange::Reduced, "7 bits (-64..64)"),
+    }
 }
 
 /// Up to `--check-samples` samples of `data` for the pre-write check: those after the
