@@ -282,11 +282,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         activations: choice,
         calibration: calibration_choice,
     } = chosen;
-    // Said wherever int8 weights were written (int4 has its own blocks).
+    // Said wherever signed int8 weights were written (int4 has its own blocks; unsigned
+    // dynamic weights run on u8 x u8 kernels, which do not saturate).
     if report
         .quantized
         .iter()
-        .any(|l| !l.scheme.starts_with("MatMulNBits"))
+        .any(|l| !l.scheme.starts_with("MatMulNBits") && !l.scheme.contains("(uint8,"))
     {
         report.notes.push(weight_range(&args).reason);
     }
