@@ -242,9 +242,9 @@ fn int8_weight_codes(path: &std::path::Path) -> Vec<i8> {
 fn weight_range_reduced_writes_seven_bit_weights_and_says_so() {
     let (model, data) = example();
     let dir = tempfile::tempdir().unwrap();
-    let written = |range: &str, mode: &str| {
-        let out = dir.path().join(format!("{mode}-{range}.onnx"));
-        let run = quantize(&model, &out, mode)
+    let written = |range: &str| {
+        let out = dir.path().join(format!("static-{range}.onnx"));
+        let run = quantize(&model, &out, "static")
             .args(["--calib", data.to_str().unwrap()])
             .args(["--preprocess", "cifar10", "--calib-count", "64"])
             .args([
@@ -265,7 +265,7 @@ fn weight_range_reduced_writes_seven_bit_weights_and_says_so() {
         let summary: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
         (int8_weight_codes(&out), summary)
     };
-    let (reduced, summary) = written("reduced", "static");
+    let (reduced, summary) = written("reduced");
     assert!(reduced.len() > 200_000, "{} codes", reduced.len());
     assert!(reduced.iter().all(|c| (-64..=64).contains(c)));
     // Each output channel's largest weight takes the largest code.
@@ -279,19 +279,13 @@ fn weight_range_reduced_writes_seven_bit_weights_and_says_so() {
         .as_str()
         .unwrap();
     assert!(scheme.contains("per-channel weights in 7 bits"), "{scheme}");
-    let (full, _) = written("full", "static");
+    let (full, _) = written("full");
     assert!(full.iter().any(|c| c.unsigned_abs() > 64));
     assert!(full.iter().all(|&c| c >= -127));
     // auto decides by this CPU's kernels and says why.
-    let (_, auto) = written("auto", "static");
+    let (_, auto) = written("auto");
     let notes = auto["report"]["notes"].to_string();
-    let vnni = ["avx512_vnni", "avx_vnni", "amx_int8"].iter().any(|f| {
-        std::fs::read_to_string("/proc/cpuinfo")
-            .unwrap_or_default()
-            .split_whitespace()
-            .any(|w| w == *f)
-    });
-    if cfg!(target_arch = "x86_64") && !vnni {
+    if profagent_runtime::machine_info().int8_pair_sums_saturate() {
         assert!(notes.contains("has no VNNI"), "{notes}");
     } else {
         assert!(

@@ -243,7 +243,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .output_model(args.output.as_path())?
         .output_file(args.json.as_deref())?;
     let model = Model::load(&args.model)?;
-    let spec = spec_of(&args);
+    let weights = weight_range(&args);
+    let spec = spec_of(&args, weights.range);
     let is_static = spec.modes().contains(&Mode::Static);
     let batches = match (is_static, &args.calib) {
         (true, Some(data)) => Some(calibration_batches(&args, &model, data)?),
@@ -289,7 +290,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .iter()
         .any(|l| !l.scheme.starts_with("MatMulNBits") && !l.scheme.contains("(uint8,"))
     {
-        report.notes.push(weight_range(&args).reason);
+        report.notes.push(weights.reason);
     }
     let min_cosine = spec
         .modes()
@@ -536,7 +537,7 @@ fn islands_warning(fusion: &FusionReport, activations: ActivationType) -> Option
     ))
 }
 
-fn spec_of(args: &Args) -> QuantSpec {
+fn spec_of(args: &Args, weight_range: profagent_quant::WeightRange) -> QuantSpec {
     let mode = match args.mode {
         ModeArg::Dynamic => Mode::Dynamic,
         ModeArg::Static => Mode::Static,
@@ -573,7 +574,7 @@ fn spec_of(args: &Args) -> QuantSpec {
         // Replaced by the measured choice (`quantize_auto`).
         ActivationsArg::Auto => ActivationType::Uint8,
     };
-    spec.weight_range = weight_range(args).range;
+    spec.weight_range = weight_range;
     spec.block_size = args.block_size;
     spec.layer_modes = args.layer_mode.clone();
     spec
