@@ -519,6 +519,19 @@ fn a_macs_target_is_met_by_pruning_alone() {
     let base = report.baseline.macs.unwrap() as f64;
     assert!(final_result.feedback.macs.unwrap() as f64 <= 0.8 * base);
     assert!(final_result.acc_drop.unwrap() <= 1.0);
+    // Sensitivity is re-measured after every accepted pruning round that leaves the budget
+    // missing (the next round plans from it), and not after the one that meets it.
+    let accepted: Vec<_> = report.rounds.iter().filter(|r| r.accepted).collect();
+    let (last, earlier) = accepted.split_last().expect("an accepted round");
+    assert!(
+        last.sensitivity.is_empty(),
+        "re-measured after the budget was met"
+    );
+    assert!(
+        !earlier.is_empty(),
+        "the budget takes more than one round here"
+    );
+    assert!(earlier.iter().all(|r| !r.sensitivity.is_empty()));
 }
 
 /// With a fidelity bound the planner spends the measured output drift like top-1 points: the

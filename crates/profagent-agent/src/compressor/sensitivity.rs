@@ -121,8 +121,9 @@ pub(super) fn measure_sensitivity<B: Workbench + ?Sized>(
     out
 }
 
-/// Loss increases below this (nats) are noise to `price_per_mac`: about the built-in planner's
-/// `SENSITIVITY_FLOOR` of 0.05 points at the 30-50 points per nat fitted on the CIFAR models.
+/// Loss increases below this (nats) are noise to `price_per_mac`: 0.03-0.05 points at the
+/// 30-50 points per nat fitted on the CIFAR models (the built-in planner's `SENSITIVITY_FLOOR`
+/// is 0.02 points).
 /// With obs importance and reconstruction many first probes measure zero or less; floored, the
 /// cheap groups are ranked by the MACs they remove, not by noise.
 const LOSS_FLOOR: f64 = 1e-3;
