@@ -66,13 +66,17 @@ def compress(tool, model, seen, run_dir, speedup):
 def ort_optimized_dynamic(model, out, heads, hidden):
     """onnxruntime's transformers optimizer (its Python fusions, `opt_level=0`: higher levels run an
     onnxruntime pass that needs torch), then quantize_dynamic on its output; the session applies its
-    own graph optimizations when it loads the result, as for every variant."""
-    code = ("import sys\nfrom onnxruntime.transformers import optimizer\n"
+    own graph optimizations when it loads the result, as for every variant. The fused ops
+    (com.microsoft SkipLayerNormalization, BiasGelu) have no ONNX shape inference, so the
+    quantizer is told that tensors it cannot type are float (`DefaultTensorType`, its own
+    advice in the error it raises otherwise)."""
+    code = ("import sys\nimport onnx\nfrom onnxruntime.transformers import optimizer\n"
             "from onnxruntime.quantization import quantize_dynamic\n"
             "m = optimizer.optimize_model(sys.argv[1], model_type='vit', num_heads=int(sys.argv[3]),"
             " hidden_size=int(sys.argv[4]), opt_level=0)\n"
             "m.save_model_to_file(sys.argv[2] + '.fp32.onnx')\n"
-            "quantize_dynamic(sys.argv[2] + '.fp32.onnx', sys.argv[2])\n")
+            "quantize_dynamic(sys.argv[2] + '.fp32.onnx', sys.argv[2],"
+            " extra_options={'DefaultTensorType': onnx.TensorProto.FLOAT})\n")
     return run_quiet([sys.executable, "-c", code, model, out, str(heads), str(hidden)])
 
 
