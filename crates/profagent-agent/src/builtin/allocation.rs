@@ -133,8 +133,10 @@ impl BuiltinPlanner {
     /// deeper probe the measured curve, `GroupFacts::expected_drop_at`). A group loses at most
     /// the deepest probed ratio of the channels it was measured at (the measured range), and
     /// the round's expected drop stays within `ROUND_BUDGET_SHARE` (times the step's share) of
-    /// the budget left, even when that leaves the target missing. `None` without a target that
-    /// is missing, without measured sensitivities, or when not one increment fits.
+    /// the budget left, even when that leaves the target missing, except that a full step
+    /// (no rejection behind it) within `FINISH_SHARE` of the target finishes it if the whole
+    /// budget left pays for the rest. `None` without a target that is missing, without measured
+    /// sensitivities, or when not one increment fits.
     pub(super) fn allocation(
         &mut self,
         input: &PlanningInput,
