@@ -80,8 +80,10 @@ pub const MAX_CALIBRATION: f64 = 50.0;
 /// and in the allocation's cost curves, which it makes grow at least linearly with depth.
 /// Measured (resnet18_cifar10, `--target-macs 0.6 --max-acc-drop 1`, 5,000 unseen images): at
 /// 0.05 the floors of the 11 groups made up most of round 1's expected 0.59 points, so the
-/// round stopped at 0.631 of the MACs, which lost 0.38 points; at 0.02 round 1 reached 0.596 of
-/// the MACs, which lost 0.44 (the loop's feedback slice measured 0.80 and 0.76).
+/// round stopped at 0.631 of the MACs, whose plan re-applied with 512 calibration images lost
+/// 0.38 points; at 0.02 round 1 reached 0.596 of the MACs: 0.44 re-applied, 0.72 for compress's
+/// own model (docs/benchmarks-planner-confidence.md; the loop's feedback slice measured 0.80
+/// and 0.76).
 pub const SENSITIVITY_FLOOR: f64 = 0.02;
 
 /// Accuracy points one unit of output-cosine loss is worth when the budget bounds both (the
