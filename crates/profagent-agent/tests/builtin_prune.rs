@@ -160,16 +160,21 @@ fn quadratic(x: f64) -> f64 {
     x * x
 }
 
-/// The number after "expected drop " in the rationale.
-fn stated_drop(plan: &CompressionPlan) -> f64 {
+/// The number right after `marker` in the plan's rationale.
+fn number_after(plan: &CompressionPlan, marker: &str) -> f64 {
     let (_, rest) = plan
         .rationale
-        .split_once("expected drop ")
-        .unwrap_or_else(|| panic!("no expected drop in: {}", plan.rationale));
+        .split_once(marker)
+        .unwrap_or_else(|| panic!("no {marker:?} in: {}", plan.rationale));
     rest.split(|c: char| !(c.is_ascii_digit() || c == '.'))
         .next()
         .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no number in: {}", plan.rationale))
+        .unwrap_or_else(|| panic!("no number after {marker:?} in: {}", plan.rationale))
+}
+
+/// The number after "expected drop " in the rationale.
+fn stated_drop(plan: &CompressionPlan) -> f64 {
+    number_after(plan, "expected drop ")
 }
 
 /// Asserts the plan prunes and that its expected drop (its groups' sensitivities times
@@ -650,14 +655,7 @@ fn a_round_leaves_the_confidence_margin_the_loops_bound_needs() {
 
 /// The MMACs a plan's rationale says it removes ("remove X of the Y MMACs").
 fn stated_removal(plan: &CompressionPlan) -> f64 {
-    let (_, rest) = plan
-        .rationale
-        .split_once(": remove ")
-        .unwrap_or_else(|| panic!("no removal in: {}", plan.rationale));
-    rest.split(' ')
-        .next()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no number in: {}", plan.rationale))
+    number_after(plan, ": remove ")
 }
 
 /// A round 1 for a MACs target `missing` MMACs below the input, budget 1 point.
