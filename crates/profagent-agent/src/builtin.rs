@@ -21,13 +21,14 @@
 //!    (issue 20: one removed 40 % of resnet18's MACs at an expected 11.14 of the 1.00 points
 //!    left), except that a full step the share leaves within `FINISH_SHARE` of the target
 //!    finishes it from the budget left (never beyond it).
-//! 3. Learn and back off: a round that measured a larger drop than it expected multiplies every
-//!    later estimate by the ratio (`calibration`: single-group sensitivities miss how pruned
-//!    groups interact; on resnet18 a round expected at 0.59 points lost 7). After a rejected
-//!    round the step halves and fewer groups are taken (groups
-//!    found guilty are avoided from then on); below
-//!    `MIN_STEP`, or when the accuracy budget is nearly spent, it proposes nothing and the
-//!    loop stops.
+//! 3. Learn and back off: every later estimate is multiplied by what the pruning rounds so far
+//!    measured over what their sensitivities expected, pooled (`calibration`, the ratio of the
+//!    sums, at least 1: single-group sensitivities miss how pruned groups interact; on resnet18
+//!    a round expected at 0.59 points lost 7), so one noisy round does not rule the rest of the
+//!    run and rounds that cost less than expected bring it back down. After a rejected round
+//!    the step halves and fewer groups are taken (groups found guilty are avoided from then
+//!    on); after an accepted one it doubles back, up to `INITIAL_STEP`. Below `MIN_STEP`, or
+//!    when the accuracy budget is nearly spent, it proposes nothing and the loop stops.
 //!
 //! With a fidelity bound (`Budget::min_cosine`) the measured output-cosine losses are spent
 //! like top-1 points: both budgets are put on one scale (`points_per_cosine`), a group costs
@@ -70,8 +71,8 @@ pub const ROUND_TO: u32 = 8;
 /// share of the accuracy budget left.
 pub const ROUND_BUDGET_SHARE: f64 = 0.6;
 pub use crate::estimate::MARGIN_FLOOR;
-/// Expected drops below this (points) are too small to calibrate against: one image of a few
-/// hundred is more.
+/// Pooled expected drops below this (points) are too small to calibrate against: one image of
+/// a few hundred is more.
 pub const MIN_CALIBRATION_EXPECTED: f64 = 0.05;
 /// Upper bound of the learnt factor on expected drops.
 pub const MAX_CALIBRATION: f64 = 50.0;
@@ -225,10 +226,18 @@ pub struct BuiltinPlanner {
     last_quant: Option<QuantMode>,
     /// Channels of each group when the planner first saw it (the baseline).
     original_channels: BTreeMap<String, usize>,
-    /// Factor on every expected pruning drop, learnt from measured rounds: a round that lost
-    /// more top-1 than expected raises it to the ratio (pruned groups interact; single-group
-    /// sensitivities underestimate a many-group round), never lowers it.
+    /// Factor on every expected pruning drop, learnt from measured rounds: the measured drops
+    /// of every judged pruning round over their uncalibrated expected drops, summed
+    /// (`observed_total / expected_total`), at least 1 and at most `MAX_CALIBRATION` (pruned
+    /// groups interact; single-group sensitivities underestimate a many-group round).
     calibration: f64,
+    /// Measured drops of the judged pruning rounds, each against the model it started from
+    /// (points; negative when a round gained), summed.
+    observed_total: f64,
+    /// The same rounds' expected drops before calibration, summed.
+    expected_total: f64,
+    /// How many rounds are in the sums.
+    pruning_rounds: usize,
     /// Expected drop of the last proposed pruning round (calibrated) and the drop the model
     /// had when it was proposed, to compare with the measured outcome.
     last_expected: f64,
@@ -250,6 +259,9 @@ impl Default for BuiltinPlanner {
             last_quant: None,
             original_channels: BTreeMap::new(),
             calibration: 1.0,
+            observed_total: 0.0,
+            expected_total: 0.0,
+            pruning_rounds: 0,
             last_expected: 0.0,
             last_start_drop: 0.0,
             calibration_note: None,
@@ -271,21 +283,35 @@ impl BuiltinPlanner {
             return;
         }
         self.last_round_judged = last.round;
-        // Measured against expected: a round that cost more than its estimate calibrates
-        // every later estimate (the paired drop on the same images as the expectation).
+        // Measured against expected, pooled over every judged pruning round (the paired drop
+        // on the same images as the expectation): the ratio of the sums calibrates every later
+        // estimate, so a round that cost more raises it and rounds that cost less lower it.
         if let (false, Some(change)) = (self.last_groups.is_empty(), last.accuracy_change) {
-            let observed = change.drop_points() - self.last_start_drop;
-            if self.last_expected >= MIN_CALIBRATION_EXPECTED && observed > self.last_expected {
+            self.observed_total += change.drop_points() - self.last_start_drop;
+            // `last_expected` was calibrated by the factor in effect when it was proposed.
+            self.expected_total += self.last_expected / self.calibration;
+            self.pruning_rounds += 1;
+            if self.expected_total >= MIN_CALIBRATION_EXPECTED {
                 let factor =
-                    (self.calibration * observed / self.last_expected).min(MAX_CALIBRATION);
-                if factor > self.calibration {
-                    self.calibration = factor;
-                    self.calibration_note = Some(format!(
-                        "own estimates x {factor:.1}: round {} lost {observed:.2} points where {:.2} were expected",
-                        last.round, self.last_expected
-                    ));
-                }
+                    (self.observed_total / self.expected_total).clamp(1.0, MAX_CALIBRATION);
+                self.calibration_note = (factor > 1.0).then(|| {
+                    format!(
+                        "own estimates x {factor:.1}: {} lost {:.2} points where {:.2} were expected",
+                        match self.pruning_rounds {
+                            1 => format!("round {}", last.round),
+                            n => format!("the {n} pruning rounds so far"),
+                        },
+                        self.observed_total,
+                        self.expected_total
+                    )
+                });
+                self.calibration = factor;
             }
+        }
+        if last.accepted && !self.last_groups.is_empty() {
+            // The measured round held: grow back towards the full step.
+            self.step = (self.step * 2.0).min(INITIAL_STEP);
+            self.groups_per_round = (self.groups_per_round * 2).min(INITIAL_GROUPS);
         }
         if !last.accepted && !self.last_groups.is_empty() {
             self.step /= 2.0;
