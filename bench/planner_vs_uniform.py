@@ -15,6 +15,11 @@ layer-wise reconstruction and with `--no-reconstruct` (bias correction only), on
 calibration images from the odd half, at the ratio whose MACs match the planner's model
 (bisection on the graph alone). No fine-tuning anywhere.
 
+Speed: each pruned model against the dense one, `profagent compare DENSE MODEL --threads 1` (batch 1,
+interleaved, its interval; a row without reconstruction has its reconstructed row's widths and
+speed). MACs are what the graph asks for; where the runtime pads channel counts (ONNX Runtime's
+blocked convolution layout) the speed column says what they cost.
+
 Significance: exact two-sided McNemar test on the 5,000 scoring images between the planner's
 model and the best baseline at its MACs (only the images exactly one of the two gets right
 count). The markdown is printed and, with --out, written (never edit that file by hand).
@@ -39,6 +44,13 @@ MODELS = os.path.join(SHARED, "models")
 
 def correct(path, x, y):
     return predictions(path, x) == y
+
+
+def speed(tool, dense, model):
+    """`profagent compare dense model` at batch 1, 1 thread: 'value [low-high]' of the speedup."""
+    out = run([tool, "-q", "compare", dense, model, "--threads", "1", "--seconds", "20", "--json", "-"])
+    s = json.loads(out.stdout)["speedup"]
+    return "%.2fx [%.2f-%.2f]" % (s["value"], s["low"], s["high"])
 
 
 def main():
@@ -93,6 +105,7 @@ def main():
         planned_macs = macs(tool, planned)
         ours = correct(planned, x, y)
         rows = [("dense fp32", dense_macs, dense), ("built-in planner (compress)", planned_macs, ours)]
+        speeds = {"built-in planner (compress)": speed(tool, model, planned)}
         if planned_macs < dense_macs:
             ratio = matched_ratio(tool, model, planned_macs, work)
             for importance in ["l1", "l2", "random"]:
@@ -101,6 +114,10 @@ def main():
                     if not os.path.exists(out):
                         prune(tool, model, out, ratio, importance, calib, reconstruct)
                     label = f"uniform {importance} r={ratio:.3f}" + ("" if reconstruct else " (no reconstruction)")
+                    if reconstruct:
+                        speeds[label] = speed(tool, model, out)
+                    else:
+                        speeds[label] = speeds[label.replace(" (no reconstruction)", "")]
                     rows.append((label, macs(tool, out), correct(out, x, y)))
         final = report["final"]
         own = lambda e: "%.2f %%" % e["top1"] if e and e.get("top1") is not None else "-"
@@ -110,12 +127,12 @@ def main():
                   f"images): {own(final.get('holdout_final'))} vs {own(final.get('holdout_baseline'))} dense"
                   + (f"; the final model is round {final['chosen_round']}'s ({'; '.join(final['fallback'])})"
                      if final.get("fallback") else "") + ".", "",
-                  "| model | MACs (of dense) | top-1 % on 5,000 unseen | vs dense | vs planner: p (only planner right / only this right) |",
-                  "|---|---|---|---|---|"]
+                  "| model | MACs (of dense) | top-1 % on 5,000 unseen | vs dense | vs planner: p (only planner right / only this right) | speed vs dense, batch 1 |",
+                  "|---|---|---|---|---|---|"]
         for label, m, ok in rows:
             p_value = "" if label.startswith("built-in") else "p = %.3g (%d / %d)" % mcnemar(ours, ok)
             lines.append(f"| {label} | {m / dense_macs:.3f} | {100 * ok.mean():.2f} | "
-                         f"{100 * (ok.mean() - dense.mean()):+.2f} | {p_value} |")
+                         f"{100 * (ok.mean() - dense.mean()):+.2f} | {p_value} | {speeds.get(label, 'reference')} |")
         baselines = rows[2:]
         if baselines:
             best = max(baselines, key=lambda r: r[2].mean())

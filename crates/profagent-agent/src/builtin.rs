@@ -14,7 +14,9 @@
 //!    at to the step), as many per round as keep the round's expected drop within
 //!    `ROUND_BUDGET_SHARE` of the budget left, at a step ratio rounded to aligned channel
 //!    counts (`round_to_for`); a group that does not fit whole is taken at the smaller step
-//!    that fits (down to `MIN_STEP`). With a MACs target the MACs still missing, and with a
+//!    that fits (down to `MIN_STEP`); where the runtime pads a group's channels to a block
+//!    (`GroupFacts::runtime_block`), kept counts are multiples of the block (`round_to_of`).
+//!    With a MACs target the MACs still missing, and with a
 //!    speed or latency target the share of the latency still missing (in the per-layer
 //!    profile's ms), are allocated where they cost least (`builtin/allocation.rs`), under the
 //!    same cap: never a round whose own expected drop exceeds its share of the budget left
@@ -154,6 +156,19 @@ pub fn round_to_for(channels: usize) -> u32 {
         4
     } else {
         1
+    }
+}
+
+/// The multiple a group's kept count is rounded to: the runtime's channel block where the
+/// runtime pads the group to it (`GroupFacts::runtime_block`: a count between two multiples
+/// runs as slowly as the next one up), else `round_to_for(original)`. A group of fewer than
+/// two blocks is then not pruned at all: every cut rounds back to its whole width (the MACs it
+/// would remove on paper the runtime would spend on padding).
+pub fn round_to_of(group: &GroupFacts, original: usize) -> u32 {
+    let own = round_to_for(original);
+    match group.runtime_block {
+        Some(block) if block > own => block,
+        _ => own,
     }
 }
 
@@ -329,6 +344,14 @@ impl BuiltinPlanner {
         }
     }
 
+    /// The group's channels when the planner first saw it (else now).
+    fn original(&self, group: &GroupFacts) -> usize {
+        self.original_channels
+            .get(&group.id)
+            .copied()
+            .unwrap_or(group.channels)
+    }
+
     /// Forgets the last proposal: another planner's plan was applied instead, so its outcome
     /// says nothing about this planner's estimates or groups.
     pub fn discard_last(&mut self) {
@@ -393,7 +416,7 @@ impl BuiltinPlanner {
             .iter()
             .filter(|g| g.prunable && !self.avoided.contains(&g.id))
             .filter(|g| context.may_prune(&g.id))
-            .filter(|g| g.channels >= 2 * round_to_for(g.channels) as usize)
+            .filter(|g| g.channels >= 2 * round_to_of(g, self.original(g)) as usize)
             .collect();
         // Sensitivities (top-1 drop at the ratio each group was probed at) scaled linearly to
         // this step; a group that was not measured counts as the median measured one.
@@ -430,7 +453,7 @@ impl BuiltinPlanner {
             let decision = prune_decision(
                 group,
                 ratio,
-                round_to_for(group.channels),
+                round_to_of(group, self.original(group)),
                 format!(
                     "{} is among the heaviest prunable groups for its cost ({:.1} MMACs{}{})",
                     group.id,

@@ -80,6 +80,13 @@ pub struct GroupFacts {
     /// every block on the stream at once.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub residual: bool,
+    /// The runtime pads this group's channel count up to a multiple of this on this machine
+    /// (ONNX Runtime's blocked layout of float convolutions, read from the graph it runs:
+    /// `profagent_runtime::conv_channel_block`): a kept count that is not a multiple runs as
+    /// slowly as the next multiple up. `None`: no padding known (not a float convolution
+    /// group, or a runtime without a blocked layout).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime_block: Option<u32>,
     pub prunable: bool,
     pub note: Option<String>,
     /// A second measurement at a deeper ratio (the groups cheapest per MAC, the ones planners

@@ -440,6 +440,11 @@ fn write_groups(p: &mut String, input: &PlanningInput) {
         if let Some(n) = g.note.as_deref().filter(|n| !n.is_empty()) {
             note.push(n.to_string());
         }
+        if let Some(block) = g.runtime_block {
+            note.push(format!(
+                "the runtime pads this width to a multiple of {block} here: keep a multiple of {block} (round_to {block}), any other count runs as slowly as the next multiple up"
+            ));
+        }
         // Heads groups are cut in heads: their cost per unit is per head.
         let units = g.heads.unwrap_or(g.channels).max(1) as f64;
         let _ = writeln!(

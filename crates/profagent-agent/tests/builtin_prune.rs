@@ -764,15 +764,16 @@ fn the_planner_learns_from_every_measured_round_and_grows_its_step_back() {
     );
     let round2 = planner.plan(&second, &first_context);
     assert!(
-        round2.rationale.contains("own estimates x 2.5: round 1 lost"),
+        round2
+            .rationale
+            .contains("own estimates x 2.5: round 1 lost"),
         "{}",
         round2.rationale
     );
     assert!(
-        round2.rationale.contains(&format!(
-            "within {:.0} % of",
-            ROUND_BUDGET_SHARE * 50.0
-        )),
+        round2
+            .rationale
+            .contains(&format!("within {:.0} % of", ROUND_BUDGET_SHARE * 50.0)),
         "after a rejection, half the share: {}",
         round2.rationale
     );
@@ -798,7 +799,10 @@ fn the_planner_learns_from_every_measured_round_and_grows_its_step_back() {
     let third_context = context(&third.groups);
     let round3 = planner.plan(&third, &third_context);
     let pooled = 2.5 * e1 / (e1 + e2);
-    assert!(pooled < 2.45, "the retry is not negligible: {e1:.3} then {e2:.3}");
+    assert!(
+        pooled < 2.45,
+        "the retry is not negligible: {e1:.3} then {e2:.3}"
+    );
     if pooled > 1.05 {
         assert!(
             round3.rationale.contains(&format!(
@@ -815,10 +819,10 @@ fn the_planner_learns_from_every_measured_round_and_grows_its_step_back() {
         );
     }
     assert!(
-        round3.rationale.contains(&format!(
-            "within {:.0} % of",
-            ROUND_BUDGET_SHARE * 100.0
-        )) || round3.rationale.contains("to finish the target"),
+        round3
+            .rationale
+            .contains(&format!("within {:.0} % of", ROUND_BUDGET_SHARE * 100.0))
+            || round3.rationale.contains("to finish the target"),
         "an accepted round grows the step back to the full share: {}",
         round3.rationale
     );

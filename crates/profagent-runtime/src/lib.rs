@@ -21,6 +21,7 @@ pub mod error;
 pub mod fidelity;
 pub mod fusion;
 pub mod latency;
+pub mod layout;
 pub mod machine;
 pub mod memory;
 pub mod onnx_io;
@@ -35,6 +36,7 @@ pub use error::{Result, RuntimeError, ORT_INSTALL_HINT};
 pub use fidelity::{check_fidelity, FidelityReport};
 pub use fusion::{fusion_report, FusedNode, FusionReport, KernelPrecision};
 pub use latency::{measure_latency, LatencyStats};
+pub use layout::conv_channel_block;
 pub use machine::{machine_info, MachineInfo};
 pub use profagent_stats::{SpeedComparison, SpeedVerdict};
 pub use profile::{

@@ -34,6 +34,58 @@ pub struct OrtBench {
     /// The model's inputs (shapes as given with --input-shape): timed inputs are built for
     /// them from one real sample, at the model's fixed batch when it has one.
     pub inputs: Vec<profagent_runtime::IoInfo>,
+    /// The channel block the runtime pads float convolutions to on this machine
+    /// (`channel_block`): the analysis marks convolution groups with it, and the built-in
+    /// planner keeps their widths multiples of it. `None`: no padding known.
+    pub channel_block: Option<u32>,
+}
+
+/// The channel block `runtime` pads float convolutions to with `session`
+/// (`profagent_runtime::conv_channel_block`), or `None` when it pads nothing or cannot show
+/// its graph (the planner then aligns widths by its own rule).
+pub fn channel_block(
+    runtime: &dyn profagent_runtime::Runtime,
+    session: &SessionOptions,
+) -> Option<u32> {
+    profagent_runtime::conv_channel_block(runtime, session)
+        .ok()
+        .flatten()
+}
+
+/// Marks every group of a float model whose producers are all convolutions with the runtime's
+/// channel `block` (`GroupFacts::runtime_block`). A QDQ model runs its convolutions as integer
+/// kernels outside the float blocked layout: it is left unmarked.
+pub fn mark_channel_blocks(analysis: &mut Analysis, model: &Model, block: u32) {
+    let quantized = model
+        .graph()
+        .node
+        .iter()
+        .any(|n| n.op_type.as_deref() == Some("DequantizeLinear"));
+    if quantized || block <= 1 {
+        return;
+    }
+    let convs: std::collections::BTreeSet<&str> = analysis
+        .layers
+        .iter()
+        .filter(|l| l.op_type == "Conv")
+        .map(|l| l.name.as_str())
+        .collect();
+    for group in &mut analysis.groups {
+        let Some(info) = analysis.context.groups.get(&group.id) else {
+            continue;
+        };
+        let producers = if info.producers.is_empty() {
+            &info.layers
+        } else {
+            &info.producers
+        };
+        if group.heads.is_none()
+            && !producers.is_empty()
+            && producers.iter().all(|p| convs.contains(p.as_str()))
+        {
+            group.runtime_block = Some(block);
+        }
+    }
 }
 
 /// The pruner's passes for a validated plan's decisions. The plan resolved every decision to an
@@ -185,12 +237,17 @@ impl Workbench for OrtBench {
         serde_json::json!({
             "runtime": self.runtime_name,
             "threads": self.session.threads,
+            "conv_channel_block": self.channel_block,
             "machine": serde_json::to_value(profagent_runtime::machine_info()).unwrap_or_default(),
         })
     }
 
     fn analyze(&mut self, model: &Model) -> Result<Analysis, AgentError> {
-        analysis(model)
+        let mut analysis = analysis(model)?;
+        if let Some(block) = self.channel_block {
+            mark_channel_blocks(&mut analysis, model, block);
+        }
+        Ok(analysis)
     }
 
     fn prune(

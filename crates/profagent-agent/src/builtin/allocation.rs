@@ -3,8 +3,8 @@
 use profagent_plan::{CompressionPlan, PlanContext, PruneDecision};
 
 use super::{
-    probed, prune_decision, round_to_for, shrinks, BuiltinPlanner, INITIAL_STEP,
-    ROUND_BUDGET_SHARE, SENSITIVITY_FLOOR,
+    probed, prune_decision, round_to_of, shrinks, BuiltinPlanner, INITIAL_STEP, ROUND_BUDGET_SHARE,
+    SENSITIVITY_FLOOR,
 };
 use crate::coupling::{Coupling, Removed};
 
@@ -224,7 +224,7 @@ impl BuiltinPlanner {
                     // only ever keeps more): an increment rounding would undo frees nothing.
                     let align = match g.heads {
                         Some(_) => 1,
-                        None => round_to_for(original[i]) as usize,
+                        None => round_to_of(g, original[i]) as usize,
                     };
                     let increment = (original[i] / 16).max(1).div_ceil(align) * align;
                     // Never beyond the measured range: at most the deepest probed fraction of
@@ -284,7 +284,7 @@ impl BuiltinPlanner {
             let decision = prune_decision(
                 g,
                 removed[i] as f64 / g.channels as f64,
-                round_to_for(original[i]),
+                round_to_of(g, original[i]),
                 format!(
                     "{} of {} channels: cheapest {} per expected top-1 loss (expected drop {:.2} points at {:.0} % of the group)",
                     removed[i],

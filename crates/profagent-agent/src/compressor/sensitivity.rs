@@ -260,11 +260,23 @@ impl Probe<'_> {
             points_per_nat: None,
             error: Some(error),
         };
+        // Aligned as the planner aligns this group; where the runtime pads it to a block, at
+        // least one block (less would remove nothing once rounded).
+        let original = group.original_channels.unwrap_or(group.channels);
+        let round_to = crate::builtin::round_to_of(group, original);
+        let ratio = match group.runtime_block {
+            // Fewer than two blocks: the planner never prunes it.
+            Some(block) if round_to == block && group.channels < 2 * block as usize => return None,
+            Some(block) if round_to == block => {
+                ratio.max(f64::from(block) / group.channels.max(1) as f64)
+            }
+            _ => ratio,
+        };
         let mut plan = profagent_plan::CompressionPlan::empty("sensitivity measurement");
         plan.pruning.push(crate::builtin::prune_decision(
             group,
             ratio,
-            crate::builtin::round_to_for(group.channels),
+            round_to,
             "sensitivity measurement".into(),
         ));
         let resolved = match profagent_plan::validate(&plan, &self.analysis.context) {

@@ -440,12 +440,14 @@ fn bench_of(
 ) -> anyhow::Result<profagent_workbench::OrtBench> {
     let runtime = profagent_runtime::open_runtime(profagent_runtime::RuntimeKind::Ort)
         .map_err(|e| RuntimeFailure(e.into()))?;
+    let session = profagent_runtime::SessionOptions {
+        threads: args.threads,
+        ..Default::default()
+    };
+    let channel_block = profagent_workbench::bench::channel_block(runtime.as_ref(), &session);
     Ok(profagent_workbench::OrtBench {
         runtime,
-        session: profagent_runtime::SessionOptions {
-            threads: args.threads,
-            ..Default::default()
-        },
+        session,
         feedback,
         holdout,
         calibration,
@@ -464,6 +466,7 @@ fn bench_of(
             ..Default::default()
         },
         inputs,
+        channel_block,
     })
 }
 
