@@ -75,7 +75,7 @@ def prune(
     layers: Union[str, Sequence[str], None] = ...,
     heads: Optional[float] = ...,
     importance: str = ...,
-    round_to: int = ...,
+    round_to: Union[int, str] = ...,  # N, or "runtime": the channel block ONNX Runtime pads convolutions to here
     protect: Union[str, Sequence[str], None] = ...,
     seed: int = ...,
     min_cosine: Optional[float] = ...,

@@ -381,3 +381,76 @@ fn reconstruct_sequential_refits_in_waves_and_bad_targets_are_refused() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("independent or sequential"), "{stderr}");
 }
+
+/// `--round-to runtime` keeps every pruned width a multiple of the channel block ONNX Runtime
+/// pads float convolutions to on this machine (read from its optimised graph, and said in a
+/// note); anything but a number or `runtime` is bad input.
+#[test]
+fn round_to_runtime_keeps_widths_the_runtime_does_not_pad() {
+    let Ok(runtime) = profagent_runtime::open_runtime(profagent_runtime::RuntimeKind::Ort) else {
+        eprintln!("skipping: ONNX Runtime not found");
+        return;
+    };
+    let block = profagent_runtime::conv_channel_block(
+        runtime.as_ref(),
+        &profagent_runtime::SessionOptions::default(),
+    )
+    .unwrap()
+    .unwrap_or(1) as u64;
+    let dir = tempfile::tempdir().unwrap();
+    let examples = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    let out = profagent()
+        .current_dir(dir.path())
+        .arg("prune")
+        .arg(examples.join("resnet20_cifar10.onnx"))
+        .args([
+            "-o",
+            "pruned.onnx",
+            "--ratio",
+            "0.3",
+            "--round-to",
+            "runtime",
+        ])
+        .args(["--check-runtime", "none", "--json", "report.json"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("note: --round-to runtime: {block}")),
+        "{stderr}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("report.json")).unwrap()).unwrap();
+    let pruned: Vec<(String, u64)> = json["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|g| g["action"] == "pruned")
+        .map(|g| {
+            (
+                g["id"].as_str().unwrap().to_string(),
+                g["units_after"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert!(!pruned.is_empty(), "{json}");
+    assert!(
+        pruned.iter().all(|(_, kept)| kept % block == 0),
+        "block {block}: {pruned:?}"
+    );
+
+    let bad = profagent()
+        .current_dir(dir.path())
+        .arg("prune")
+        .arg(examples.join("resnet20_cifar10.onnx"))
+        .args(["-o", "bad.onnx", "--ratio", "0.3", "--round-to", "fast"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("neither a whole number"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+}

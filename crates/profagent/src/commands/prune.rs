@@ -61,8 +61,11 @@ pub struct Args {
 
     /// Keep channel counts a multiple of N, rounding the kept count up (the same rule as plan
     /// validation: 64 channels at --ratio 0.35 --round-to 8 keep 48). Heads are kept whole.
-    #[arg(long, default_value_t = 1, value_name = "N")]
-    pub round_to: usize,
+    /// `runtime`: the channel block ONNX Runtime pads float convolutions to on this machine
+    /// (read from the graph it optimises: 8 with AVX2, 16 with AVX-512; a count between two
+    /// multiples runs as slowly as the next one up), 1 where it pads nothing.
+    #[arg(long, default_value = "1", value_name = "N|runtime")]
+    pub round_to: RoundTo,
 
     /// Never prune layers whose name fully matches REGEX (repeatable; `re:` prefix optional).
     #[arg(long, value_name = "REGEX")]
@@ -187,6 +190,51 @@ fn regex_pattern(pattern: &str) -> &str {
     pattern.strip_prefix("re:").unwrap_or(pattern)
 }
 
+/// `--round-to`: a fixed multiple, or the runtime's convolution channel block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoundTo {
+    Fixed(usize),
+    Runtime,
+}
+
+impl std::str::FromStr for RoundTo {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        if text == "runtime" {
+            return Ok(RoundTo::Runtime);
+        }
+        match text.parse::<usize>() {
+            Ok(n) if n >= 1 => Ok(RoundTo::Fixed(n)),
+            _ => Err(format!(
+                "'{text}' is neither a whole number of at least 1 nor 'runtime'"
+            )),
+        }
+    }
+}
+
+/// The multiple kept counts are rounded to: `--round-to N`, or with `runtime` the channel
+/// block ONNX Runtime pads float convolutions to here (a note says which).
+fn round_to_of(round_to: RoundTo) -> anyhow::Result<usize> {
+    let RoundTo::Fixed(n) = round_to else {
+        let runtime = open_runtime(RuntimeKind::Ort).map_err(|e| RuntimeFailure(e.into()))?;
+        let block =
+            profagent_runtime::conv_channel_block(runtime.as_ref(), &SessionOptions::default())
+                .map_err(|e| RuntimeFailure(e.into()))?;
+        return Ok(match block {
+            Some(b) => {
+                eprintln!("note: --round-to runtime: {b}, the channel block ONNX Runtime pads float convolutions to on this machine");
+                b as usize
+            }
+            None => {
+                eprintln!("note: --round-to runtime: 1, ONNX Runtime pads no convolution channels on this machine");
+                1
+            }
+        });
+    };
+    Ok(n)
+}
+
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     OutputGuard::of_model(&args.model)
         .input(args.calib.as_deref())
@@ -240,7 +288,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         global_ratio: args.ratio,
         rules,
         importance: args.importance,
-        round_to: args.round_to,
+        round_to: round_to_of(args.round_to)?,
         protected: args
             .protect
             .iter()
