@@ -46,6 +46,8 @@ struct FakeBench {
     /// Static quantization with entropy calibration keeps 0.3 points more than min-max,
     /// percentile loses 0.2 (otherwise every method scores alike).
     calibration_matters: bool,
+    /// The channel block the runtime pads every group to (`GroupFacts::runtime_block`).
+    block: Option<u32>,
 }
 
 fn fake_bench() -> FakeBench {
@@ -54,6 +56,7 @@ fn fake_bench() -> FakeBench {
         profiled: Vec::new(),
         slow_layer: None,
         calibration_matters: false,
+        block: None,
     }
 }
 
@@ -107,6 +110,7 @@ impl Workbench for FakeBench {
                 fidelity_loss: None,
                 prunable: true,
                 note: None,
+                runtime_block: self.block,
                 ..Default::default()
             });
         }
@@ -532,6 +536,49 @@ fn a_macs_target_is_met_by_pruning_alone() {
         "the budget takes more than one round here"
     );
     assert!(earlier.iter().all(|r| !r.sensitivity.is_empty()));
+}
+
+/// Where the runtime pads every group to a block of 128 channels, the sensitivity probes and
+/// every pruned width are multiples of it: the 128-channel groups (one block short of two) are
+/// neither probed nor pruned, the 256-channel ones are probed and cut by whole blocks.
+#[test]
+fn pruned_widths_and_probes_follow_the_runtimes_channel_block() {
+    let mut opts = options();
+    opts.sensitivity_groups = GROUPS.len();
+    opts.budget.target_speedup = None;
+    opts.budget.target_macs_fraction = Some(0.8);
+    let mut bench = FakeBench {
+        block: Some(128),
+        ..fake_bench()
+    };
+    let report = run_builtin_on(&mut bench, &opts);
+    let probed: Vec<(&str, usize)> = report
+        .sensitivity
+        .iter()
+        .map(|s| (s.group.as_str(), s.keep))
+        .collect();
+    assert!(!probed.is_empty());
+    assert!(
+        probed
+            .iter()
+            .all(|(g, keep)| keep % 128 == 0 && ["g0", "g1"].contains(g)),
+        "{probed:?}"
+    );
+    let pruned: Vec<(&str, usize)> = report
+        .rounds
+        .iter()
+        .flat_map(|r| &r.resolved_pruning)
+        .map(|p| (p.group.as_str(), p.keep))
+        .collect();
+    assert!(!pruned.is_empty(), "{:?}", report.final_result);
+    assert!(pruned.iter().all(|(_, keep)| keep % 128 == 0), "{pruned:?}");
+    // Without the block the same run probes and cuts widths that are not multiples of 128.
+    let plain = run_builtin(&opts);
+    assert!(plain
+        .rounds
+        .iter()
+        .flat_map(|r| &r.resolved_pruning)
+        .any(|p| p.keep % 128 != 0));
 }
 
 /// With a fidelity bound the planner spends the measured output drift like top-1 points: the
