@@ -87,7 +87,12 @@ def main():
              f"Uniform baselines: `profagent prune --ratio R` at the ratio matching the planner's MACs, "
              f"{len(CALIB)} calibration images from the odd half, with the default reconstruction and with "
              "`--no-reconstruct` (bias correction only). No fine-tuning. p: exact two-sided McNemar test of "
-             "the planner's model against that row on the same scoring images.", ""]
+             "the planner's model against that row on the same scoring images. Speed: `profagent compare DENSE MODEL "
+             "--threads 1` (batch 1, interleaved with the dense model, its interval), one row after another: the "
+             "load moves between rows (two rows with the same widths can differ by 10 %), compare within a row's "
+             "interval; a row without reconstruction has its reconstructed row's widths and speed. MACs are what the "
+             "graph asks for; where the runtime pads channel counts to a block (ONNX Runtime's blocked convolution "
+             "layout) the speed column says what they cost.", ""]
     for spec in args.models.split(","):
         name, _, fraction = spec.partition(":")
         target_macs = float(fraction) if fraction else args.target_macs
