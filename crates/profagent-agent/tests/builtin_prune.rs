@@ -266,15 +266,7 @@ fn issue_20_a_macs_target_round_stays_within_its_share_of_the_budget_left() {
     let mut accepted_planner = BuiltinPlanner::new();
     let round1 = accepted_planner.plan(&first, &first_context);
     let kept = validate(&round1, &first_context).unwrap();
-    let now: Vec<usize> = RESNET18
-        .iter()
-        .map(|g| {
-            kept.pruning()
-                .iter()
-                .find(|p| p.group == g.0)
-                .map_or(g.1, |p| p.keep)
-        })
-        .collect();
+    let now = channels_after(&kept);
     let accepted = RoundSummary {
         accepted: true,
         top1: Some(BASELINE_TOP1 - 0.4),
@@ -292,6 +284,19 @@ fn issue_20_a_macs_target_round_stays_within_its_share_of_the_budget_left() {
     if !next.pruning.is_empty() {
         assert_within_share(&next, &third, &third_context, 0.6, 1.0);
     }
+}
+
+/// Each resnet18 group's channels after `plan` (the input's where it does not prune it).
+fn channels_after(plan: &profagent_plan::ValidatedPlan) -> Vec<usize> {
+    RESNET18
+        .iter()
+        .map(|g| {
+            plan.pruning()
+                .iter()
+                .find(|p| p.group == g.0)
+                .map_or(g.1, |p| p.keep)
+        })
+        .collect()
 }
 
 fn rejected_summary() -> RoundSummary {
@@ -781,15 +786,7 @@ fn the_planner_learns_from_every_measured_round_and_grows_its_step_back() {
 
     // Round 2 accepted at no measured drop: the model now has round 2's channels.
     let kept = validate(&round2, &first_context).unwrap();
-    let now: Vec<usize> = RESNET18
-        .iter()
-        .map(|g| {
-            kept.pruning()
-                .iter()
-                .find(|p| p.group == g.0)
-                .map_or(g.1, |p| p.keep)
-        })
-        .collect();
+    let now = channels_after(&kept);
     let third = input(
         groups(&now),
         BASELINE_TOP1,

@@ -16,7 +16,7 @@
 use profagent_onnx::attr;
 use profagent_onnx::builder::GraphBuilder;
 
-use crate::{ModelSource, Result, Runtime, RuntimeError, SessionOptions};
+use crate::{ModelSource, Result, Runtime, SessionOptions};
 
 /// Input channels of the probe's first convolution (a multiple of every block size in use).
 const PROBE_CHANNELS: i64 = 64;
@@ -32,12 +32,7 @@ pub fn conv_channel_block(runtime: &dyn Runtime, options: &SessionOptions) -> Re
     else {
         return Ok(None);
     };
-    let origin = std::path::PathBuf::from("channel-block probe (optimized)");
-    let optimized =
-        profagent_onnx::Model::decode(&bytes, &origin).map_err(|e| RuntimeError::Profile {
-            runtime: "onnxruntime",
-            reason: format!("cannot read the optimized channel-block probe: {e}"),
-        })?;
+    let optimized = crate::decode_optimized(&bytes, "the channel-block probe")?;
     let Some(graph) = optimized.proto.graph.as_ref() else {
         return Ok(None);
     };

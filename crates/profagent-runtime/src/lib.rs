@@ -255,16 +255,20 @@ pub fn fusion_coverage(
     let Some(bytes) = runtime.optimized_model(model, options)? else {
         return Ok(None);
     };
-    let origin = std::path::PathBuf::from(format!("{} (optimized)", model.describe()));
-    let optimized =
-        profagent_onnx::Model::decode(&bytes, &origin).map_err(|e| RuntimeError::Profile {
-            runtime: "onnxruntime",
-            reason: format!("cannot read the optimized graph: {e}"),
-        })?;
+    let optimized = decode_optimized(&bytes, &model.describe())?;
     let Some(optimized_graph) = optimized.proto.graph.as_ref() else {
         return Ok(None);
     };
     Ok(Some(fusion_report(graph, optimized_graph)))
+}
+
+/// The graph `Runtime::optimized_model` wrote for the model `what` describes.
+pub(crate) fn decode_optimized(bytes: &[u8], what: &str) -> Result<profagent_onnx::Model> {
+    let origin = std::path::PathBuf::from(format!("{what} (optimized)"));
+    profagent_onnx::Model::decode(bytes, &origin).map_err(|e| RuntimeError::Profile {
+        runtime: "onnxruntime",
+        reason: format!("cannot read the optimized graph of {what}: {e}"),
+    })
 }
 
 /// A session that records per-kernel time for every run.

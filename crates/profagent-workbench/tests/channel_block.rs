@@ -3,10 +3,12 @@
 //! convolution groups with the block and the built-in planner keeps their widths multiples of
 //! it. On resnet20_cifar10 (AVX2) three 16-channel groups cut to 12 ran at 1.00x of the dense
 //! model, cut to 8 at 1.14x; a compress result with 9-, 12- and 28-channel groups ran at 0.95x.
+mod support;
+
 use std::path::Path;
 
 use profagent_agent::builtin::BuiltinPlanner;
-use profagent_agent::facts::{Budget, Evaluation, PlanningInput};
+use profagent_agent::facts::PlanningInput;
 use profagent_onnx::Model;
 use profagent_plan::{validate, PlanContext, ValidatedPlan};
 use profagent_workbench::bench::{analysis, mark_channel_blocks, prune_specs};
@@ -23,44 +25,14 @@ fn input(model: &Model, block: Option<u32>) -> (PlanningInput, PlanContext) {
     if let Some(block) = block {
         mark_channel_blocks(&mut a, model, block);
     }
-    let p = profagent_profile::static_profile(model, &profagent_profile::ProfileOptions::default())
-        .unwrap();
-    let evaluation = Evaluation {
-        macs: Some(p.model.macs),
-        params: Some(p.model.params),
-        ..Evaluation::new(Some(90.0), 1.0, 1, 100_000)
-    };
-    let mut groups = a.groups.clone();
-    for g in &mut groups {
+    let (mut input, context) = support::planning_input(model, a, Some(90.0), 0.7);
+    for g in &mut input.groups {
         g.sensitivity = Some(0.01);
         g.measured_drop = Some(0.01);
         g.probed_ratio = Some(0.5);
         g.probed_images = Some(1000);
     }
-    let input = PlanningInput {
-        model_name: "resnet20_cifar10".into(),
-        family: a.family.clone(),
-        runtime: "onnxruntime".into(),
-        baseline: evaluation.clone(),
-        current: evaluation,
-        current_quantization: "none".into(),
-        layers: a.layers.clone(),
-        groups,
-        quant_probes: vec![],
-        budget: Budget {
-            max_acc_drop: 1.0,
-            target_latency_ms: None,
-            target_memory_bytes: None,
-            target_speedup: None,
-            target_macs_fraction: Some(0.7),
-            min_cosine: None,
-            acc_confidence: 0.9,
-        },
-        history: vec![],
-        rounds_left: 3,
-        patience: 2,
-    };
-    (input, a.context)
+    (input, context)
 }
 
 fn plan(model: &Model, block: Option<u32>) -> ValidatedPlan {

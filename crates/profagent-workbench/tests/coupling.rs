@@ -5,53 +5,21 @@
 //! cut residual stream and reads a cut block keeps the product of the two kept fractions. On
 //! resnet18_cifar10 a built-in round that summed per-group MACs planned to remove 222.7 MMACs
 //! and removed 197.2 (the stage-4 stream cut by 75 % with the convolutions around it).
+mod support;
+
 use std::path::Path;
+
+use support::costs;
 
 use profagent_agent::builtin::BuiltinPlanner;
 use profagent_agent::estimate::estimate;
-use profagent_agent::facts::{Budget, Evaluation, PlanningInput};
+use profagent_agent::facts::PlanningInput;
 use profagent_onnx::Model;
 use profagent_plan::{validate, CompressionPlan, ValidatedPlan};
 use profagent_workbench::bench::{analysis, prune_specs};
 
-fn costs(model: &Model) -> (u64, u64) {
-    let p = profagent_profile::static_profile(model, &profagent_profile::ProfileOptions::default())
-        .unwrap();
-    (p.model.macs, p.model.params)
-}
-
 fn input(model: &Model) -> (PlanningInput, profagent_plan::PlanContext) {
-    let a = analysis(model).unwrap();
-    let (macs, params) = costs(model);
-    let evaluation = Evaluation {
-        macs: Some(macs),
-        params: Some(params),
-        ..Evaluation::new(None, 1.0, 1, 100_000)
-    };
-    let input = PlanningInput {
-        model_name: "m".into(),
-        family: a.family.clone(),
-        runtime: "onnxruntime".into(),
-        baseline: evaluation.clone(),
-        current: evaluation,
-        current_quantization: "none".into(),
-        layers: a.layers.clone(),
-        groups: a.groups.clone(),
-        quant_probes: vec![],
-        budget: Budget {
-            max_acc_drop: 1.0,
-            target_latency_ms: None,
-            target_memory_bytes: None,
-            target_speedup: None,
-            target_macs_fraction: Some(0.5),
-            min_cosine: None,
-            acc_confidence: 0.9,
-        },
-        history: vec![],
-        rounds_left: 3,
-        patience: 2,
-    };
-    (input, a.context)
+    support::planning_input(model, analysis(model).unwrap(), None, 0.5)
 }
 
 /// Every prunable group cut, by 25, 50 and 75 % in turn (kept counts multiples of 8 where the
