@@ -2,9 +2,9 @@
 //!
 //! ONNX Runtime's CPU provider runs float convolutions in a blocked layout (NCHWc) whose
 //! block depends on the CPU (8 channels with AVX2, 16 with AVX-512): a convolution's output
-//! channels are padded up to a whole block, and a consumer whose input channels are not a
-//! multiple of the block falls out of the layout, with reorders around it. A pruned width that
-//! is not a multiple of the block therefore runs as slowly as the next multiple up, or slower
+//! channels are padded up to a whole block (12 to 16 on AVX2), and some widths drop the
+//! consumer out of the layout, with reorders around it (9 on AVX2). A pruned width that is not
+//! a multiple of the block therefore runs as slowly as the next multiple up, or slower
 //! (measured on resnet20_cifar10, AVX2: three 16-channel groups cut to 12 ran at 1.00x of the
 //! dense model, cut to 8 at 1.14x; a compress result with 9-, 12- and 28-channel groups at
 //! 0.87 of the MACs ran at 0.95x).
