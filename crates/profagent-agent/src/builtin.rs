@@ -161,15 +161,20 @@ pub fn round_to_for(channels: usize) -> u32 {
 
 /// The multiple a group's kept count is rounded to: the runtime's channel block where the
 /// runtime pads the group to it (`GroupFacts::runtime_block`: a count between two multiples
-/// runs as slowly as the next one up), else `round_to_for(original)`. A group of fewer than
-/// two blocks is then not pruned at all: every cut rounds back to its whole width (the MACs it
-/// would remove on paper the runtime would spend on padding).
+/// runs as slowly as the next one up), else `round_to_for(original)`.
 pub fn round_to_of(group: &GroupFacts, original: usize) -> u32 {
     let own = round_to_for(original);
     match group.runtime_block {
         Some(block) if block > own => block,
         _ => own,
     }
+}
+
+/// True when the group has fewer than two of its `round_to_of` multiples left: the planner
+/// does not prune it and the sensitivity probes do not measure it (with a runtime block, what
+/// a cut would remove on paper the runtime would mostly spend on padding).
+pub fn too_narrow(group: &GroupFacts, original: usize) -> bool {
+    group.channels < 2 * round_to_of(group, original) as usize
 }
 
 /// The importance criterion of the built-in planner's decisions and of the sensitivity
@@ -416,7 +421,7 @@ impl BuiltinPlanner {
             .iter()
             .filter(|g| g.prunable && !self.avoided.contains(&g.id))
             .filter(|g| context.may_prune(&g.id))
-            .filter(|g| g.channels >= 2 * round_to_of(g, self.original(g)) as usize)
+            .filter(|g| !too_narrow(g, self.original(g)))
             .collect();
         // Sensitivities (top-1 drop at the ratio each group was probed at) scaled linearly to
         // this step; a group that was not measured counts as the median measured one.

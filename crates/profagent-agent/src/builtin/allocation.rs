@@ -158,15 +158,7 @@ impl BuiltinPlanner {
         }
         // Per candidate: baseline channels, current channels, channels removed by this plan.
         let mut removed = vec![0usize; candidates.len()];
-        let original: Vec<usize> = candidates
-            .iter()
-            .map(|g| {
-                self.original_channels
-                    .get(&g.id)
-                    .copied()
-                    .unwrap_or(g.channels)
-            })
-            .collect();
+        let original: Vec<usize> = candidates.iter().map(|g| self.original(g)).collect();
         // Channels each candidate had when its sensitivity was measured (the input's, or the
         // accepted model's it was re-measured on): its cost curve starts there.
         let from: Vec<usize> = candidates

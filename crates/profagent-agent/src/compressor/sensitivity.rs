@@ -260,13 +260,15 @@ impl Probe<'_> {
             points_per_nat: None,
             error: Some(error),
         };
-        // Aligned as the planner aligns this group; where the runtime pads it to a block, at
-        // least one block (less would remove nothing once rounded).
+        // Aligned as the planner aligns this group (a group it does not prune is not
+        // measured); where the runtime pads it to a block, at least one block (less would
+        // remove nothing once rounded).
         let original = group.original_channels.unwrap_or(group.channels);
+        if crate::builtin::too_narrow(group, original) {
+            return None;
+        }
         let round_to = crate::builtin::round_to_of(group, original);
         let ratio = match group.runtime_block {
-            // Fewer than two blocks: the planner never prunes it.
-            Some(block) if round_to == block && group.channels < 2 * block as usize => return None,
             Some(block) if round_to == block => {
                 ratio.max(f64::from(block) / group.channels.max(1) as f64)
             }

@@ -215,7 +215,7 @@ impl std::str::FromStr for RoundTo {
 
 /// The multiple kept counts are rounded to: `--round-to N`, or with `runtime` the channel
 /// block ONNX Runtime pads float convolutions to here (a note says which).
-fn round_to_of(round_to: RoundTo) -> anyhow::Result<usize> {
+fn resolve_round_to(round_to: RoundTo) -> anyhow::Result<usize> {
     let RoundTo::Fixed(n) = round_to else {
         let runtime = open_runtime(RuntimeKind::Ort).map_err(|e| RuntimeFailure(e.into()))?;
         let block =
@@ -288,7 +288,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         global_ratio: args.ratio,
         rules,
         importance: args.importance,
-        round_to: round_to_of(args.round_to)?,
+        round_to: resolve_round_to(args.round_to)?,
         protected: args
             .protect
             .iter()
