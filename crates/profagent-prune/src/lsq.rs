@@ -9,6 +9,9 @@ use rayon::prelude::*;
 
 /// Ridge strength relative to the mean diagonal of the kept Gram block.
 pub const RIDGE: f64 = 1e-5;
+/// The largest relative ridge `damped` grows to (tenfold steps from `RIDGE`), GPTQ's and
+/// SparseGPT's damping being 1e-2.
+pub const MAX_RIDGE: f64 = 1e-1;
 /// Rows gathered before one Gram update: the f32 products of one block are summed in f32
 /// (at most this many terms), then added to the f64 matrix.
 pub const ROW_BLOCK: usize = 256;
@@ -360,15 +363,56 @@ fn dot(a: &[f64], b: &[f64]) -> f64 {
     acc[0] + acc[1] + acc[2] + acc[3] + tail
 }
 
-/// The kept block `G_KK` of a Gram matrix plus `λ` on the penalised diagonal, factorised;
-/// `λ = RIDGE · mean penalised diagonal`. Returns (factor, per-row ridge), `None` when the
-/// system is not positive definite.
+/// Adds `λ` to the `penalised` diagonal of the symmetric `n×n` matrix `a` and hands the
+/// result to `factor`, with `λ = RIDGE · mean penalised diagonal` first and tenfold more
+/// while `factor` finds it not positive definite, up to `MAX_RIDGE`: a Gram matrix of fewer
+/// rows than features is singular, and its f32-accumulated rounding (relative to its largest
+/// eigenvalue, which features with a common mean make large) can exceed the smallest ridge.
+/// Returns what `factor` made and the ridge it took; `None` when even the largest failed.
+pub fn damped<T>(
+    a: &[f64],
+    n: usize,
+    penalised: &[usize],
+    factor: impl Fn(Vec<f64>) -> Option<T>,
+) -> Option<(T, Ridge)> {
+    let trace: f64 = penalised.iter().map(|&r| a[r * n + r]).sum();
+    let mean = trace / penalised.len().max(1) as f64;
+    let mean = if mean > 0.0 && mean.is_finite() {
+        mean
+    } else {
+        1.0
+    };
+    let mut relative = RIDGE;
+    while relative <= MAX_RIDGE * (1.0 + 1e-9) {
+        let lambda = relative * mean;
+        let mut h = a.to_vec();
+        for &r in penalised {
+            h[r * n + r] += lambda;
+        }
+        if let Some(made) = factor(h) {
+            return Some((made, Ridge { relative, lambda }));
+        }
+        relative *= 10.0;
+    }
+    None
+}
+
+/// The ridge a solve took: `lambda` added to the penalised diagonal, `relative` to its mean.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Ridge {
+    pub relative: f64,
+    pub lambda: f64,
+}
+
+/// The kept block `G_KK` of a Gram matrix plus `λ` on the penalised diagonal, factorised
+/// (`λ` from `damped`). Returns (factor, per-row ridge, the ridge), `None` when the system
+/// is not positive definite at any ridge `damped` tries.
 fn factor_kept(
     gram: &[f64],
     n: usize,
     kept: &[usize],
     unpenalised: &[usize],
-) -> Option<(Vec<f64>, Vec<f64>)> {
+) -> Option<(Vec<f64>, Vec<f64>, Ridge)> {
     let k = kept.len();
     let mut a = vec![0.0; k * k];
     for (r, &i) in kept.iter().enumerate() {
@@ -379,30 +423,27 @@ fn factor_kept(
     let penalised: Vec<usize> = (0..k)
         .filter(|&r| !unpenalised.contains(&kept[r]))
         .collect();
-    let trace: f64 = penalised.iter().map(|&r| a[r * k + r]).sum();
-    let lambda = RIDGE * trace / penalised.len().max(1) as f64;
-    let lambda = if lambda > 0.0 { lambda } else { RIDGE };
+    let (l, used) = damped(&a, k, &penalised, |mut h| cholesky(&mut h, k).then_some(h))?;
     let mut ridge = vec![0.0; k];
     for &r in &penalised {
-        a[r * k + r] += lambda;
-        ridge[r] = lambda;
+        ridge[r] = used.lambda;
     }
-    cholesky(&mut a, k).then_some((a, ridge))
+    Some((l, ridge, used))
 }
 
 /// Ridge least squares from a Gram matrix: for each column `t` of `targets` (`n × m`, the
 /// original weights over every feature), the weights over `kept` features minimising
 /// `||X t − X_K w||² + λ||w||²`; `unpenalised` features (the bias column) get no ridge.
-/// `None` when the system is not positive definite.
+/// Also returns the ridge it took (`damped`); `None` when the system is not positive definite.
 pub fn solve_ridge(
     gram: &[f64],
     n: usize,
     kept: &[usize],
     unpenalised: &[usize],
     targets: &[Vec<f64>],
-) -> Option<Vec<Vec<f64>>> {
+) -> Option<(Vec<Vec<f64>>, Ridge)> {
     let (k, m) = (kept.len(), targets.len());
-    let (l, ridge) = factor_kept(gram, n, kept, unpenalised)?;
+    let (l, ridge, used) = factor_kept(gram, n, kept, unpenalised)?;
     // A x = G_K· t = A t_K + G_KR t_R − Λ t_K, so x = t_K + A⁻¹ (G_KR t_R − Λ t_K): the
     // right-hand side only reads the removed features' columns.
     let mut is_kept = vec![false; n];
@@ -445,24 +486,25 @@ pub fn solve_ridge(
         .collect();
     out.iter()
         .all(|x| x.iter().all(|v| v.is_finite()))
-        .then_some(out)
+        .then_some((out, used))
 }
 
 /// Ridge least squares from normal equations: `(G + Λ) W = C` for `W` (`n × m`), `G` the
 /// `n×n` Gram matrix of the inputs, `C = XᵀY` (`n × m`, row-major) against the targets `Y`,
-/// `Λ` the ridge on every feature but `unpenalised`. `None` when not positive definite.
+/// `Λ` the ridge on every feature but `unpenalised` (`damped`, returned with `W`). `None`
+/// when not positive definite.
 pub fn solve_normal(
     gram: &[f64],
     n: usize,
     unpenalised: &[usize],
     cross: &[f64],
     m: usize,
-) -> Option<Vec<f64>> {
+) -> Option<(Vec<f64>, Ridge)> {
     let all: Vec<usize> = (0..n).collect();
-    let (l, _) = factor_kept(gram, n, &all, unpenalised)?;
+    let (l, _, used) = factor_kept(gram, n, &all, unpenalised)?;
     let mut b = cross.to_vec();
     cholesky_solve(&l, n, &mut b, m);
-    b.iter().all(|v| v.is_finite()).then_some(b)
+    b.iter().all(|v| v.is_finite()).then_some((b, used))
 }
 
 #[cfg(test)]

@@ -54,7 +54,7 @@ fn ridge_solve_matches_a_direct_solve() {
         }
     }
     let target = vec![0.5, -1.0, 2.0];
-    let w = solve_ridge(&gram, 3, &[0, 1], &[], &[target]).unwrap();
+    let w = solve_ridge(&gram, 3, &[0, 1], &[], &[target]).unwrap().0;
     // X t = a·(0.5 + 2) + b·(−1 + 2)
     assert!((w[0][0] - 2.5).abs() < 1e-3, "{:?}", w);
     assert!((w[0][1] - 1.0).abs() < 1e-3, "{:?}", w);
@@ -78,7 +78,11 @@ fn ridge_solve_matches_dense_normal_equations() {
     }
     let kept = [0, 2, 3, 5, 6];
     let target: Vec<f64> = (0..n).map(|_| next()).collect();
-    let got = solve_ridge(&gram, n, &kept, &[6], std::slice::from_ref(&target)).unwrap();
+    let (got, ridge) = solve_ridge(&gram, n, &kept, &[6], std::slice::from_ref(&target)).unwrap();
+    assert_eq!(
+        ridge.relative, RIDGE,
+        "a well-posed system takes the smallest ridge"
+    );
     let penalised = [0, 2, 3, 5];
     let lambda =
         RIDGE * penalised.iter().map(|&i| gram[i * n + i]).sum::<f64>() / penalised.len() as f64;
@@ -176,8 +180,10 @@ fn solve_normal_matches_the_ridge_correction_form() {
         .map(|i| (0..n).map(|j| gram[i * n + j] * t[j]).sum())
         .collect();
     let all: Vec<usize> = (0..n).collect();
-    let want = solve_ridge(&gram, n, &all, &[], std::slice::from_ref(&t)).unwrap();
-    let got = solve_normal(&gram, n, &[], &cross, 1).unwrap();
+    let want = solve_ridge(&gram, n, &all, &[], std::slice::from_ref(&t))
+        .unwrap()
+        .0;
+    let got = solve_normal(&gram, n, &[], &cross, 1).unwrap().0;
     for (g, w) in got.iter().zip(&want[0]) {
         assert!((g - w).abs() < 1e-9, "{got:?} vs {want:?}");
     }
@@ -209,4 +215,57 @@ fn gram_matches_the_dense_product_across_tiles_and_blocks() {
             );
         }
     }
+}
+
+#[test]
+fn fewer_rows_than_features_with_a_common_mean_still_solve_with_more_ridge() {
+    // What an MLP down projection reads with few calibration samples: positive activations
+    // (a large common mean) and fewer rows than features. The f32-accumulated Gram matrix is
+    // singular up to rounding that the smallest ridge does not cover; the solve must grow
+    // the ridge, not give up (ViT-B/16 at 64 samples: 2,048 rows for 2,765 features).
+    let (n, rows) = (600, 300);
+    let mut next = lcg(5);
+    let data: Vec<Vec<f32>> = (0..rows)
+        .map(|_| (0..n).map(|_| (10.0 + 0.05 * next()) as f32).collect())
+        .collect();
+    let mut g = Gram::new(n);
+    for r in &data {
+        g.row().copy_from_slice(r);
+    }
+    let gram = g.finish();
+    let kept: Vec<usize> = (0..n).filter(|i| i % 50 != 0).collect();
+    let k = kept.len();
+    let mut smallest: Vec<f64> = kept
+        .iter()
+        .flat_map(|&i| kept.iter().map(move |&j| (i, j)))
+        .map(|(i, j)| gram[i * n + j])
+        .collect();
+    let mean = (0..k).map(|r| smallest[r * k + r]).sum::<f64>() / k as f64;
+    for r in 0..k {
+        smallest[r * k + r] += RIDGE * mean;
+    }
+    assert!(
+        !cholesky(&mut smallest, k),
+        "premise: the smallest ridge does not make the kept block positive definite"
+    );
+    let target: Vec<f64> = (0..n).map(|_| next()).collect();
+    let (got, ridge) = solve_ridge(&gram, n, &kept, &[], std::slice::from_ref(&target))
+        .expect("a larger ridge makes it positive definite");
+    assert!(
+        ridge.relative > RIDGE && ridge.relative <= MAX_RIDGE,
+        "{ridge:?}"
+    );
+    // The fit still reproduces the dense outputs on the rows: relative residual below 1e-4.
+    let (mut residual, mut energy) = (0.0, 0.0);
+    for r in &data {
+        let want: f64 = (0..n).map(|f| r[f] as f64 * target[f]).sum();
+        let have: f64 = kept
+            .iter()
+            .zip(&got[0])
+            .map(|(&f, w)| r[f] as f64 * w)
+            .sum();
+        residual += (want - have).powi(2);
+        energy += want * want;
+    }
+    assert!(residual < 1e-4 * energy, "residual {residual} of {energy}");
 }

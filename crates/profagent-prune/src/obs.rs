@@ -37,7 +37,7 @@ use crate::calibrate::ActivationSource;
 use crate::error::{PruneError, Result};
 use crate::group::{AxisMap, Group, SliceRole};
 use crate::importance::{has_weighted_consumer, weight_scores, weighted_scores};
-use crate::lsq::{cholesky, Gram, RIDGE};
+use crate::lsq::{cholesky, damped, Gram};
 use crate::reconstruct::{
     accumulate, inputs_of, job_for, passes, Finished, Job, Prepared, Weights,
 };
@@ -278,7 +278,7 @@ pub(crate) struct Consumer {
 
 impl Consumer {
     /// `None` when `G + Λ` is not positive definite. `unpenalised` features (the bias column)
-    /// take no ridge; `λ = RIDGE · mean penalised diagonal`, as reconstruction's.
+    /// take no ridge; `λ` from `lsq::damped`, as reconstruction's.
     pub fn new(
         gram: &[f64],
         n: usize,
@@ -297,15 +297,9 @@ impl Consumer {
                 (&wg * &rows).sum()
             })
             .sum();
-        let mut h = gram.to_vec();
         let penalised: Vec<usize> = (0..n).filter(|f| !unpenalised.contains(f)).collect();
-        let trace: f64 = penalised.iter().map(|&f| h[f * n + f]).sum();
-        let lambda = RIDGE * trace / penalised.len().max(1) as f64;
-        let lambda = if lambda > 0.0 { lambda } else { RIDGE };
-        for &f in &penalised {
-            h[f * n + f] += lambda;
-        }
-        let s0 = Array2::from_shape_vec((n, n), inverse(h, n)?).ok()?;
+        let (s0, _) = damped(gram, n, &penalised, |h| inverse(h, n))?;
+        let s0 = Array2::from_shape_vec((n, n), s0).ok()?;
         let diag = blocks
             .iter()
             .map(|block: &Vec<usize>| {

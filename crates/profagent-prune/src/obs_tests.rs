@@ -2,6 +2,7 @@
 //! inverse of the kept block, the cost of a block against a direct refit, and the greedy
 //! order against a brute-force search.
 use super::*;
+use crate::lsq::RIDGE;
 
 /// Relative agreement of the downdated inverse with a direct one (f64, well conditioned).
 const DOWNDATE_MAX_REL_ERR: f64 = 1e-9;

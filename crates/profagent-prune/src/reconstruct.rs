@@ -32,7 +32,7 @@ use crate::calibrate::ActivationSource;
 use crate::error::{PruneError, Result};
 use crate::group::{Group, SliceRole};
 use crate::importance::find_tensor;
-use crate::lsq::{solve_normal, solve_ridge, Gram};
+use crate::lsq::{solve_normal, solve_ridge, Gram, Ridge};
 use crate::repair::bias_slot;
 pub use crate::spec::ReconstructTarget;
 use crate::walk::layer_name;
@@ -580,6 +580,9 @@ enum Outcome {
     Fit {
         weight: Vec<f32>,
         bias: Vec<f32>,
+        /// The ridge the solve took and the calibration rows it was fitted on.
+        ridge: Ridge,
+        rows: u64,
     },
     Singular,
     NoRows,
@@ -611,12 +614,27 @@ fn solve_and_record<G: Send>(
 /// Adds one consumer's outcome to `out` (a warning when it was not refitted).
 fn record(out: &mut Reconstruction, job: &Job, outcome: Outcome, warnings: &mut Vec<String>) {
     match outcome {
-        Outcome::Fit { weight, bias } => {
+        Outcome::Fit {
+            weight,
+            bias,
+            ridge,
+            rows,
+        } => {
             out.deltas.insert((job.node, job.weight_slot), weight);
             if let Some(slot) = job.bias {
                 out.deltas.insert(slot, bias);
             }
             out.layers.push(job.layer.clone());
+            if ridge.relative > RIDGE * 1.5 {
+                warnings.push(format!(
+                    "layer '{}' was reconstructed with a ridge of {:.0e} of its mean input energy \
+                     (not {RIDGE:.0e}): {rows} calibration rows for {} input features leave its \
+                     Gram matrix singular to rounding; more calibration samples fit it more closely",
+                    job.layer,
+                    ridge.relative,
+                    job.kept().len()
+                ));
+            }
         }
         Outcome::Singular => warnings.push(format!(
             "layer '{}' was not reconstructed (its calibration Gram matrix is singular); bias correction only",
@@ -674,8 +692,14 @@ impl Weights {
     }
 
     /// Deltas from a solution over the `kept` features: `solution(p, o)` is the new value of
-    /// kept feature `kept[p]` for output `o`.
-    fn deltas(&self, job: &Job, kept: &[usize], solution: impl Fn(usize, usize) -> f64) -> Outcome {
+    /// kept feature `kept[p]` for output `o`; `ridge` and `rows` say how it was fitted.
+    fn deltas(
+        &self,
+        job: &Job,
+        kept: &[usize],
+        (ridge, rows): (Ridge, u64),
+        solution: impl Fn(usize, usize) -> f64,
+    ) -> Outcome {
         let features = job.channels * job.kernel_len();
         let mut weight = vec![0f32; self.weights.len()];
         let mut bias = vec![0f32; job.outputs];
@@ -689,7 +713,12 @@ impl Weights {
                 }
             }
         }
-        Outcome::Fit { weight, bias }
+        Outcome::Fit {
+            weight,
+            bias,
+            ridge,
+            rows,
+        }
     }
 }
 
@@ -707,7 +736,7 @@ fn fit_independent(model: &Model, job: &Job, gram: Finished) -> Result<Outcome> 
     if gram.rows == 0 {
         return Ok(Outcome::NoRows);
     }
-    let n = gram.n;
+    let (n, rows) = (gram.n, gram.rows);
     let gram = gram.matrix;
     let w = Weights::load(model, job)?;
     let kept = job.kept();
@@ -719,10 +748,10 @@ fn fit_independent(model: &Model, job: &Job, gram: Finished) -> Result<Outcome> 
     let targets: Vec<Vec<f64>> = (0..job.outputs)
         .map(|o| (0..n).map(|f| w.get(job, o, f)).collect())
         .collect();
-    let Some(solution) = solve_ridge(&gram, n, &kept, &unpenalised, &targets) else {
+    let Some((solution, ridge)) = solve_ridge(&gram, n, &kept, &unpenalised, &targets) else {
         return Ok(Outcome::Singular);
     };
-    Ok(w.deltas(job, &kept, |p, o| solution[o][p]))
+    Ok(w.deltas(job, &kept, (ridge, rows), |p, o| solution[o][p]))
 }
 
 /// Solves one consumer from its normal equations `(G + Λ) W = C` over the kept features
@@ -731,7 +760,7 @@ fn fit_normal(model: &Model, job: &Job, mut gram: Gram) -> Result<Outcome> {
     if gram.rows == 0 {
         return Ok(Outcome::NoRows);
     }
-    let n = gram.n;
+    let (n, rows) = (gram.n, gram.rows);
     let cross = gram.take_cross();
     let gram = gram.finish();
     let w = Weights::load(model, job)?;
@@ -749,10 +778,10 @@ fn fit_normal(model: &Model, job: &Job, mut gram: Gram) -> Result<Outcome> {
         vec![]
     };
     let m = job.outputs;
-    let Some(solution) = solve_normal(&gram, n, &unpenalised, &cross, m) else {
+    let Some((solution, ridge)) = solve_normal(&gram, n, &unpenalised, &cross, m) else {
         return Ok(Outcome::Singular);
     };
-    Ok(w.deltas(job, &kept, |p, o| solution[p * m + o]))
+    Ok(w.deltas(job, &kept, (ridge, rows), |p, o| solution[p * m + o]))
 }
 
 #[cfg(test)]
