@@ -83,7 +83,9 @@ pub struct GroupFacts {
     /// The runtime pads this group's channel count up to a multiple of this on this machine
     /// (ONNX Runtime's blocked layout of float convolutions, read from the graph it runs:
     /// `profagent_runtime::conv_channel_block`): a kept count that is not a multiple runs as
-    /// slowly as the next multiple up. `None`: no padding known (not a float convolution
+    /// slowly as the next multiple up. Counted as `channels` counts: in whole conv groups
+    /// for a group a grouped convolution reads (the block over its group width's common
+    /// factor with it). `None`: no padding known (not a float convolution
     /// group, or a runtime without a blocked layout).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub runtime_block: Option<u32>,

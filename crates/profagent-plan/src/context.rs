@@ -58,6 +58,19 @@ pub struct GroupInfo {
     pub not_prunable: Option<String>,
     /// At least this many channels must stay.
     pub min_channels: usize,
+    /// Channels per counted unit: a grouped convolution's group width when the group's
+    /// channels feed one (they go a whole conv group at a time, and `channels` counts conv
+    /// groups); 1 otherwise.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub unit_channels: usize,
+}
+
+fn one() -> usize {
+    1
+}
+
+fn is_one(n: &usize) -> bool {
+    *n == 1
 }
 
 impl GroupInfo {
@@ -70,6 +83,7 @@ impl GroupInfo {
             layers,
             not_prunable: None,
             min_channels: 1,
+            unit_channels: 1,
         }
     }
 }

@@ -184,7 +184,7 @@ pub fn prune(
                 outcome.reason = Some(format!("the keep rule keeps all {keep} units"));
             }
         } else if ratio > 0.0 {
-            let keep = kept_units(g.units, ratio, spec.round_to, g.kind);
+            let keep = kept_units(g.units, ratio, spec.round_to, g.kind, g.unit_width);
             if keep == 0 && g.units > 0 {
                 return Err(PruneError::NothingLeft {
                     group: g.id.clone(),
@@ -398,7 +398,7 @@ fn rewrite(
     let mut patch = Patch::new();
     let mut node_edits: BTreeMap<usize, profagent_onnx::proto::NodeProto> = BTreeMap::new();
     let mut const_edits: BTreeMap<String, Vec<(usize, i64)>> = BTreeMap::new();
-    let mut group_attr_nodes = BTreeSet::new();
+    let mut group_attr_nodes = BTreeMap::new();
     for g in groups {
         let Some(units) = removed.get(&g.id) else {
             continue;
@@ -425,8 +425,11 @@ fn rewrite(
         }
         for r in &g.rewrites {
             match r {
-                Rewrite::ConvGroupFromWeight { node } => {
-                    group_attr_nodes.insert(*node);
+                Rewrite::ConvGroupFromWeight {
+                    node,
+                    channels_per_group,
+                } => {
+                    group_attr_nodes.insert(*node, *channels_per_group as i64);
                 }
                 Rewrite::ShapeConst {
                     value,
@@ -505,11 +508,11 @@ fn rewrite(
                 params_delta -= old as i64;
             }
         }
-        if group_attr_nodes.contains(&ni) && slot == 1 {
+        if let (Some(&per_group), 1) = (group_attr_nodes.get(&ni), slot) {
             let node = node_edits
                 .entry(ni)
                 .or_insert_with(|| graph.node[ni].clone());
-            attr::set(node, attr::int("group", dims[0]));
+            attr::set(node, attr::int("group", dims[0] / per_group));
         }
     }
     for (value, edits) in &const_edits {

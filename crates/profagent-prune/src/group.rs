@@ -86,8 +86,12 @@ pub struct Slice {
 /// A non-weight edit a group needs.
 #[derive(Debug, Clone)]
 pub enum Rewrite {
-    /// A depthwise Conv's `group` must equal its (new) channel count.
-    ConvGroupFromWeight { node: usize },
+    /// A depthwise or grouped Conv's `group` must equal its (new) output channel count over
+    /// `channels_per_group` (1 for depthwise).
+    ConvGroupFromWeight {
+        node: usize,
+        channels_per_group: usize,
+    },
     /// Element `element` of constant value `value` becomes `kept_units * per_unit`.
     ShapeConst {
         value: String,
@@ -103,6 +107,8 @@ pub struct Probe {
     pub value: String,
     pub axis_from_end: i64,
     pub base: usize,
+    /// Channels per unit: unit `u` is channels `base + u·width ..` (`width` of them).
+    pub width: usize,
 }
 
 /// A dependency group.
@@ -121,7 +127,8 @@ pub struct Group {
     /// out in its channels (a skip connection) couples its producers, so pruning it thins
     /// every block on the stream at once.
     pub residual: bool,
-    /// Channels per unit (head size for heads; 1 otherwise).
+    /// Channels per unit (head size for heads; a grouped Conv's group width for the channels
+    /// it reads, which go a whole group at a time; 1 otherwise).
     pub unit_width: usize,
     #[serde(flatten)]
     pub status: GroupStatus,

@@ -308,7 +308,10 @@ fn activation_scores(
                 continue;
             };
             for (u, score) in out.iter_mut().enumerate() {
-                *score += st.mean_abs.get(p.base + u).copied().unwrap_or(0.0);
+                let start = p.base + u * p.width;
+                *score += (start..start + p.width)
+                    .map(|c| st.mean_abs.get(c).copied().unwrap_or(0.0))
+                    .sum::<f64>();
             }
         }
         all.push(out);

@@ -210,12 +210,27 @@ pub(crate) fn matches_group(re: &Regex, group: &Group) -> bool {
 }
 
 /// Units kept out of `units` at `ratio`: the plan validator's rule (`kept_after`), with
-/// `round_to` applied to channels only (heads are kept whole). 0 means nothing would be left.
-pub(crate) fn kept_units(units: usize, ratio: f64, round_to: usize, kind: GroupKind) -> usize {
+/// `round_to` applied to channels only (heads are kept whole): a unit of `unit_width`
+/// channels (a grouped Conv's group) keeps the channel count a multiple of `round_to` with
+/// `round_to / gcd(round_to, unit_width)` units. 0 means nothing would be left.
+pub(crate) fn kept_units(
+    units: usize,
+    ratio: f64,
+    round_to: usize,
+    kind: GroupKind,
+    unit_width: usize,
+) -> usize {
+    fn gcd(a: usize, b: usize) -> usize {
+        if b == 0 {
+            a
+        } else {
+            gcd(b, a % b)
+        }
+    }
     let step = if kind == GroupKind::Heads {
         1
     } else {
-        round_to
+        round_to / gcd(round_to, unit_width.max(1))
     };
     profagent_plan::kept_after(units, ratio, step)
 }
@@ -226,15 +241,19 @@ mod tests {
 
     #[test]
     fn kept_counts_round_up_to_multiples_of_channels_only() {
-        assert_eq!(kept_units(16, 0.1, 1, GroupKind::Channel), 14);
-        assert_eq!(kept_units(16, 0.1, 8, GroupKind::Channel), 16);
-        assert_eq!(kept_units(64, 0.1, 8, GroupKind::Channel), 64); // 57.6 → 58 → 64
-        assert_eq!(kept_units(64, 0.35, 8, GroupKind::Channel), 48); // 41.6 → 42 → 48
-        assert_eq!(kept_units(768, 0.1, 8, GroupKind::Mlp), 696); // 691.2 → 691 → 696
-        assert_eq!(kept_units(3, 0.1, 8, GroupKind::Heads), 3);
-        assert_eq!(kept_units(3, 0.4, 8, GroupKind::Heads), 2);
-        assert_eq!(kept_units(10, 0.0, 1, GroupKind::Channel), 10);
-        assert_eq!(kept_units(4, 0.99, 1, GroupKind::Channel), 0);
-        assert_eq!(kept_units(24, 0.5, 8, GroupKind::Channel), 16);
+        assert_eq!(kept_units(16, 0.1, 1, GroupKind::Channel, 1), 14);
+        assert_eq!(kept_units(16, 0.1, 8, GroupKind::Channel, 1), 16);
+        assert_eq!(kept_units(64, 0.1, 8, GroupKind::Channel, 1), 64); // 57.6 → 58 → 64
+        assert_eq!(kept_units(64, 0.35, 8, GroupKind::Channel, 1), 48); // 41.6 → 42 → 48
+        assert_eq!(kept_units(768, 0.1, 8, GroupKind::Mlp, 1), 696); // 691.2 → 691 → 696
+        assert_eq!(kept_units(3, 0.1, 8, GroupKind::Heads, 1), 3);
+        assert_eq!(kept_units(3, 0.4, 8, GroupKind::Heads, 1), 2);
+        assert_eq!(kept_units(10, 0.0, 1, GroupKind::Channel, 1), 10);
+        assert_eq!(kept_units(4, 0.99, 1, GroupKind::Channel, 1), 0);
+        assert_eq!(kept_units(24, 0.5, 8, GroupKind::Channel, 1), 16);
+        // 32 groups of 4 channels at --round-to 8: an even number of groups.
+        assert_eq!(kept_units(32, 0.28, 8, GroupKind::Channel, 4), 24); // 23.04 → 23 → 24
+        assert_eq!(kept_units(32, 0.28, 8, GroupKind::Channel, 8), 23);
+        assert_eq!(kept_units(32, 0.28, 16, GroupKind::Channel, 4), 24); // multiples of 4
     }
 }

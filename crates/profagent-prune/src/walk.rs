@@ -86,6 +86,9 @@ struct Space {
     scaled: Vec<usize>,
     blocked: Vec<String>,
     unit_width: usize,
+    /// Channels that can only be removed together (a grouped Conv's group width; 0 or 1:
+    /// any channel alone): the group's units become blocks of this many channels.
+    unit_multiple: usize,
     /// An `Add` of two laid-out tensors (a skip connection) reads this space.
     residual: bool,
 }
@@ -357,23 +360,30 @@ impl<'g> Walker<'g> {
                     } else if group == 1 && l.total() == cin_per_group {
                         self.slice(l, &wname, 1, 1, SliceRole::ConsumerWeight, ni);
                         self.consumer(l, ni);
-                    } else if group == l.total() && cout == group && cin_per_group == 1 {
-                        // Depthwise: channels pass through, the conv's own slices go with them.
+                    } else if group > 1 && l.total() == group * cin_per_group && cout == l.total() {
+                        // Depthwise (one channel per group) or grouped with as many outputs as
+                        // inputs per group (ResNeXt, RegNet): channel `c` stays channel `c`
+                        // and both belong to group `c / width`. Channels pass through and the
+                        // conv's own slices go with them; a grouped conv's channels can only
+                        // go a whole group at a time, so its spaces prune in units of
+                        // `width` channels (the conv then has fewer groups).
                         let l = l.clone();
+                        let width = cin_per_group;
                         self.slice(&l, &wname, 0, 1, SliceRole::ProducerWeight, ni);
                         if let Some(b) = &bias {
                             self.slice(&l, b, 0, 1, SliceRole::Bias, ni);
                         }
                         for (space, _) in l.offsets() {
-                            self.spaces[space]
-                                .rewrites
-                                .push(Rewrite::ConvGroupFromWeight { node: ni });
+                            let s = &mut self.spaces[space];
+                            s.rewrites.push(Rewrite::ConvGroupFromWeight {
+                                node: ni,
+                                channels_per_group: width,
+                            });
+                            s.unit_multiple = lcm(s.unit_multiple.max(1), width);
                         }
                         if l.segments.len() > 1 {
-                            self.block(
-                                &l,
-                                format!("depthwise Conv '{label}' spans several groups"),
-                            );
+                            let what = if width == 1 { "depthwise" } else { "grouped" };
+                            self.block(&l, format!("{what} Conv '{label}' spans several groups"));
                         }
                         self.layouts.insert(out_name, l);
                         return true;
@@ -511,6 +521,7 @@ impl<'g> Walker<'g> {
             value: out.to_string(),
             axis_from_end,
             base: 0,
+            width: 1,
         });
         self.layouts.insert(out.to_string(), layout);
     }
@@ -805,8 +816,10 @@ impl<'g> Walker<'g> {
             let mut layers = BTreeSet::new();
             let mut reasons: Vec<String> = Vec::new();
             let mut kinds = BTreeSet::new();
+            let mut multiple = 1;
             for &s in &members[&r] {
                 let sp = std::mem::take(&mut self.spaces[s]);
+                multiple = lcm(multiple, sp.unit_multiple.max(1));
                 if sp.len != g.units {
                     reasons.push(format!(
                         "coupled layers have different channel counts ({} vs {})",
@@ -854,6 +867,16 @@ impl<'g> Walker<'g> {
             }
             ids.insert(id.clone());
             g.id = id;
+            if multiple > 1 {
+                if !g.units.is_multiple_of(multiple) || g.kind != GroupKind::Channel {
+                    reasons.push(format!(
+                        "its {} channels are read by a grouped Conv in groups of {multiple}, which do not divide them",
+                        g.units
+                    ));
+                } else {
+                    coarsen(&mut g, multiple);
+                }
+            }
             let mut seen = HashSet::new();
             reasons.retain(|x| seen.insert(x.clone()));
             if !reasons.is_empty() {
@@ -868,6 +891,36 @@ impl<'g> Walker<'g> {
             groups.push(g);
         }
         groups
+    }
+}
+
+/// Least common multiple.
+fn lcm(a: usize, b: usize) -> usize {
+    fn gcd(a: usize, b: usize) -> usize {
+        if b == 0 {
+            a
+        } else {
+            gcd(b, a % b)
+        }
+    }
+    a / gcd(a, b) * b
+}
+
+/// Makes every unit of a channel group `multiple` consecutive channels (a grouped Conv's
+/// group): unit `u` then removes what units `u·multiple .. (u+1)·multiple` removed.
+fn coarsen(g: &mut Group, multiple: usize) {
+    g.units /= multiple;
+    g.unit_width *= multiple;
+    for s in &mut g.slices {
+        s.map.unit_len *= multiple;
+    }
+    for p in &mut g.probes {
+        p.width *= multiple;
+    }
+    for r in &mut g.rewrites {
+        if let Rewrite::ShapeConst { per_unit, .. } = r {
+            *per_unit *= multiple as i64;
+        }
     }
 }
 

@@ -79,12 +79,25 @@ pub fn mark_channel_blocks(analysis: &mut Analysis, model: &Model, block: u32) {
         } else {
             &info.producers
         };
+        // A group counted in whole conv groups of `unit_channels` channels keeps a multiple of
+        // the block with `block / gcd(block, unit_channels)` units.
+        let per_unit = info.unit_channels.max(1) as u32;
+        let units = block / gcd(block, per_unit);
         if group.heads.is_none()
+            && units > 1
             && !producers.is_empty()
             && producers.iter().all(|p| convs.contains(p.as_str()))
         {
-            group.runtime_block = Some(block);
+            group.runtime_block = Some(units);
         }
+    }
+}
+
+fn gcd(a: u32, b: u32) -> u32 {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
     }
 }
 
@@ -192,6 +205,11 @@ pub fn analysis(model: &Model) -> Result<Analysis, AgentError> {
         let mut info = GroupInfo::new(group.units, group.layers.clone());
         info.producers = group.producers.clone();
         info.heads = heads;
+        let grouped =
+            matches!(group.kind, profagent_prune::GroupKind::Channel) && group.unit_width > 1;
+        if grouped {
+            info.unit_channels = group.unit_width;
+        }
         if let profagent_prune::GroupStatus::Unprunable { reason } = &group.status {
             info.not_prunable = Some(reason.clone());
         }
@@ -211,7 +229,14 @@ pub fn analysis(model: &Model) -> Result<Analysis, AgentError> {
             latency_ms: None,
             residual: group.residual && group.producers.len() > 1,
             prunable: group.is_prunable() && context.group_is_protected(&info).is_none(),
-            note: Some(format!("{:?}", group.kind).to_lowercase()),
+            note: Some(if grouped {
+                format!(
+                    "channel, counted in units of {} channels (whole groups of a grouped convolution)",
+                    group.unit_width
+                )
+            } else {
+                format!("{:?}", group.kind).to_lowercase()
+            }),
             ..GroupFacts::default()
         });
         context.groups.insert(group.id.clone(), info);

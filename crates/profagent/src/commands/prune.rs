@@ -8,8 +8,8 @@ use std::process::ExitCode;
 use anyhow::{bail, Context};
 use profagent_onnx::{ExternalData, Model, OutputGuard};
 use profagent_prune::{
-    analyze, prune, ActivationSource, GroupStatus, Importance, PruneReport, PruneSpec, RatioRule,
-    ReconstructTarget,
+    analyze, prune, ActivationSource, GroupKind, GroupStatus, Importance, PruneReport, PruneSpec,
+    RatioRule, ReconstructTarget,
 };
 use profagent_runtime::{open_runtime, RuntimeKind, SessionOptions};
 
@@ -252,8 +252,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     GroupStatus::Prunable => "prunable".to_string(),
                     GroupStatus::Unprunable { reason } => format!("not prunable: {reason}"),
                 };
+                // Channel groups read by a grouped Conv go a whole conv group at a time.
+                let width = match g.kind {
+                    GroupKind::Channel if g.unit_width > 1 => {
+                        format!(" of {} channels", g.unit_width)
+                    }
+                    _ => String::new(),
+                };
                 println!(
-                    "{:<36} {:<8} {:>5} units  {}",
+                    "{:<36} {:<8} {:>5} units{width}  {}",
                     g.id,
                     format!("{:?}", g.kind).to_lowercase(),
                     g.units,
@@ -382,8 +389,14 @@ fn print_report(report: &PruneReport) {
         }
     };
     for g in report.pruned_groups() {
+        let width = match g.kind {
+            GroupKind::Channel if g.unit_width > 1 => {
+                format!(" (units of {} channels)", g.unit_width)
+            }
+            _ => String::new(),
+        };
         println!(
-            "pruned    {:<36} {:>5} -> {:<5} {:?}",
+            "pruned    {:<36} {:>5} -> {:<5} {:?}{width}",
             g.id, g.units_before, g.units_after, g.kind
         );
     }
