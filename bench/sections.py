@@ -65,7 +65,7 @@ VNNI](benchmarks-combined-avx2.md); vit_tiny with the planner's
 [static int8 calibration methods](benchmarks-calibration.md) (`bench/calibration_choice.py`),
 [the ReLU6 fold on MobileNetV2](benchmarks-relu6.md) (`bench/quant_fusion.py`),
 [how far post-training pruning goes: calibration size and MobileNetV2](benchmarks-prune-limits.md)
-(`bench/prune_limits.py`), [prune and quantize on 15 torchvision architectures it was not written for](benchmarks-zoo.md)
+(`bench/prune_limits.py`), [prune and quantize on 17 torchvision architectures it was not written for, and pruned + quantized against quantized alone](benchmarks-zoo.md)
 (`bench/zoo.py`).
 
 ## Machine and method

@@ -12,6 +12,8 @@ commands a new user runs on it and records what each one did:
   then the pruned model's MACs;
 - `quantize --mode dynamic` and `quantize --mode static --calib` (the same 64 images), with the
   int8-kernel line the tool prints;
+- the pruned model quantized both ways too, against the original quantized the same way
+  (issue 19: does pruning add speed to quantization, and at what fidelity?);
 - every written model scored against the original on 64 other ImageNet images (indices
   1000-1063): mean output cosine (random weights: accuracy is meaningless, fidelity is not), and
   timed against it at batch 1, 1 thread, interleaved rounds in this process (paired per-round
@@ -40,7 +42,7 @@ from common import (HERE, IMAGENET_MEAN, IMAGENET_STD, SHARED, emit, interleaved
 
 import onnxruntime as ort
 
-MODELS = ["resnet50", "resnext50_32x4d", "mobilenet_v3_small", "efficientnet_b0", "convnext_tiny",
+MODELS = ["resnet101", "vit_b_16", "resnet50", "resnext50_32x4d", "mobilenet_v3_small", "efficientnet_b0", "convnext_tiny",
           "regnet_y_400mf", "densenet121", "shufflenet_v2_x0_5", "squeezenet1_1", "googlenet",
           "inception_v3", "mnasnet0_5", "vgg11_bn", "swin_t", "lraspp_mobilenet_v3_large"]
 CALIB = list(range(64))
@@ -66,18 +68,31 @@ def images(indices, side):
 
 
 class Run:
-    """One command's outcome."""
+    """One command's outcome. With `reuse`, a log this script wrote for the same command
+    stands for the run (its exit code and output), so a rerun only re-scores and re-times."""
 
-    def __init__(self, argv, log):
+    def __init__(self, argv, log, reuse=False):
         self.argv = argv
+        header = f"$ {' '.join(argv)}\n"
+        if reuse and os.path.exists(log):
+            text = open(log).read()
+            m = re.match(re.escape(header) + r"\(exit (-?\d+), ([\d.]+) s\)\n", text)
+            if m:
+                self.code, self.seconds = int(m.group(1)), float(m.group(2))
+                self.stdout, self.stderr = text[m.end():], ""
+                self._last()
+                return
         start = time.perf_counter()
         p = subprocess.run(argv, capture_output=True, text=True)
         self.seconds = time.perf_counter() - start
         self.code = p.returncode
         self.stdout, self.stderr = p.stdout, p.stderr
         with open(log, "w") as f:
-            f.write(f"$ {' '.join(argv)}\n(exit {self.code}, {self.seconds:.1f} s)\n{p.stdout}\n{p.stderr}")
-        lines = [l for l in (p.stderr + "\n" + p.stdout).splitlines() if l.strip()]
+            f.write(f"{header}(exit {self.code}, {self.seconds:.1f} s)\n{p.stdout}\n{p.stderr}")
+        self._last()
+
+    def _last(self):
+        lines = [l for l in (self.stderr + "\n" + self.stdout).splitlines() if l.strip()]
         self.last = lines[-1].strip() if lines else ""
 
     def ok(self):
@@ -145,7 +160,7 @@ def model_rows(args, name, work, commands):
     def run(tag, *rest):
         argv = [tool, *map(str, rest)]
         commands.append(" ".join(rel(a) if os.path.isabs(a) else a for a in argv))
-        return Run(argv, os.path.join(out, f"{tag}.log"))
+        return Run(argv, os.path.join(out, f"{tag}.log"), reuse=args.reuse)
 
     row = {"name": name, "opset": None, "export": "ok"}
     import onnx
@@ -176,17 +191,28 @@ def model_rows(args, name, work, commands):
             kernels = [l.strip() for l in r.stdout.splitlines() + r.stderr.splitlines()
                        if l.strip().startswith("onnxruntime kernels:")]
             row[f"{mode}_kernels"] = kernels[0].removeprefix("onnxruntime kernels:").strip() if kernels else ""
+    # Issue 19's question: does pruning add speed to quantization at the same fidelity?
+    for mode in ("dynamic", "static"):
+        if "prune" in variants and mode in variants:
+            path = os.path.join(out, f"pruned-{mode}.onnx")
+            extra = ["--calib", calib] if mode == "static" else []
+            r = run(f"pruned-{mode}", "quantize", pruned, "-o", path, "--mode", mode, *extra)
+            row[f"prune+{mode}"] = r
+            if r.ok():
+                variants[f"prune+{mode}"] = path
     ref = outputs(model, x)
     row["cosine"] = {k: cosine(ref, outputs(p, x)) for k, p in variants.items()}
     row["mb"] = {k: os.path.getsize(p) / 1e6 for k, p in [("fp32", model), *variants.items()]}
     names = ["fp32", *variants]
     sessions = [session(p, 1) for p in [model, *variants.values()]]
-    times = interleaved_times(sessions, (1, 3, side, side), args.rounds, 3)
-    base = np.array(times[0])
-    row["speed"] = {}
-    for k, t in zip(names[1:], times[1:]):
-        r = base / np.array(t)
-        row["speed"][k] = (float(np.median(r)), float(r.min()), float(r.max()))
+    times = dict(zip(names, map(np.array, interleaved_times(sessions, (1, 3, side, side), args.rounds, 3))))
+
+    def paired(a, b):
+        r = times[a] / times[b]
+        return float(np.median(r)), float(r.min()), float(r.max())
+
+    row["speed"] = {k: paired("fp32", k) for k in names[1:]}
+    row["over_quant"] = {m: paired(m, f"prune+{m}") for m in ("dynamic", "static") if f"prune+{m}" in times}
     return row
 
 
@@ -224,6 +250,9 @@ def document(args, rows, commands, elapsed):
              f"- Pruning: `prune --ratio {args.ratio} --round-to runtime --calib` ({len(CALIB)} "
              f"calibration images, indices {CALIB[0]}-{CALIB[-1]}; reconstruction on). Quantization: "
              "`quantize --mode dynamic` and `--mode static --calib` (the same images).",
+             *([f"- Commands: outcomes taken from the logs an earlier run of the same commands wrote in "
+                f"the work folder (`--reuse`); every cosine and timing below was measured in this run."]
+               if args.reuse else []),
              f"- Speed: each written model against the original, batch 1, 1 intra-op thread, "
              f"{args.rounds} interleaved rounds of 3 runs in a new random order each round; the "
              "paired per-round ratio, median [min-max]; \"slower\" when the whole range is below 1.",
@@ -251,6 +280,26 @@ def document(args, rows, commands, elapsed):
                      cell("prune") if r["prune"].ok() else r["prune"].status(), after,
                      cell("dynamic"), cell("static")])
     lines += table(header, body).splitlines()
+    lines += ["", "## Pruned and quantized against quantized alone", "",
+              "The pruned model above quantized the same way (`quantize --mode dynamic|static` on it), "
+              "against the original quantized the same way: output cosine of each against fp32, and "
+              "the paired speed ratio of the two from the same interleaved rounds.", ""]
+    body = []
+    for r in rows:
+        if r.get("export") != "ok":
+            continue
+        cells = [r["name"]]
+        for mode in ("dynamic", "static"):
+            both = f"prune+{mode}"
+            if mode in r.get("over_quant", {}):
+                cells.append(f"cos {r['cosine'][both]:.4f} (alone {r['cosine'][mode]:.4f}), "
+                             f"{fmt_speed(r['over_quant'][mode])} of {mode} alone")
+            elif both in r and not r[both].ok():
+                cells.append(r[both].status())
+            else:
+                cells.append("-")
+        body.append(cells)
+    lines += table(["model", "pruned + dynamic int8", "pruned + static int8"], body).splitlines()
     lines += ["", "## Why groups are not prunable (most common reason per model)", ""]
     for r in rows:
         g = r.get("groups")
@@ -262,7 +311,8 @@ def document(args, rows, commands, elapsed):
             k = r.get(f"{mode}_kernels")
             if k:
                 lines.append(f"- {r['name']} {mode}: {k}")
-    failures = [(r["name"], k, r[k]) for r in rows for k in ("profile", "list", "prune", "dynamic", "static")
+    failures = [(r["name"], k, r[k]) for r in rows
+                for k in ("profile", "list", "prune", "dynamic", "static", "prune+dynamic", "prune+static")
                 if k in r and not r[k].ok()]
     lines += ["", "## Commands that did not exit 0", ""]
     lines += [f"- {n} {k}: {run.status()}" for n, k, run in failures] or ["- none"]
@@ -279,6 +329,9 @@ def main():
     ap.add_argument("--ratio", type=float, default=0.25)
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--work", default="/tmp/profagent_zoo", help="exports and outputs (kept: reruns reuse the exports)")
+    ap.add_argument("--reuse", action="store_true",
+                    help="take a command's outcome from the log an earlier run wrote in --work (same command), "
+                         "re-scoring and re-timing only")
     ap.add_argument("--out")
     args = ap.parse_args()
     os.makedirs(args.work, exist_ok=True)
