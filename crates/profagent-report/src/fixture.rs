@@ -89,6 +89,7 @@ fn resolved(group: &str, ratio: f64, current: usize, keep: usize) -> ResolvedPru
         round_to: 1,
         current,
         keep,
+        unit_channels: 1,
     }
 }
 

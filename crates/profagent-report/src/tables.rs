@@ -456,7 +456,7 @@ pub fn decisions(round: &RoundRecord) -> Table {
             .resolved_pruning
             .iter()
             .find(|r| r.group == decision.target)
-            .map(|r| format!("{} → {}", r.current, r.keep))
+            .map(|r| r.counts().replacen('→', " → ", 1))
             .unwrap_or_else(|| NONE.to_string());
         let criterion = serde_json::to_value(decision.criterion)
             .ok()

@@ -15,6 +15,7 @@ fn decision(group: &str, criterion: ImportanceCriterion, keep: usize) -> Resolve
         round_to: 1,
         current: 16,
         keep,
+        unit_channels: 1,
     }
 }
 

@@ -655,7 +655,7 @@ pub fn summarize_plan(
     };
     let mut parts: Vec<String> = pruning
         .iter()
-        .map(|p| format!("prune {} {}→{}", p.group, p.current, p.keep))
+        .map(|p| format!("prune {} {}", p.group, p.counts()))
         .collect();
     if let Some(q) = &plan.quantization {
         parts.push(format!("quantize {}", q.default.mode));

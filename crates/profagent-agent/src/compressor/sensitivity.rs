@@ -320,10 +320,9 @@ impl Probe<'_> {
         };
         progress.line(&match (&entry.drop, &entry.error) {
             (Some(d), _) => format!(
-                "  {} {}→{}: top-1 drop {d:.2}{}",
+                "  {} {}: top-1 drop {d:.2}{}",
                 entry.group,
-                entry.current,
-                entry.keep,
+                first.counts(),
                 entry
                     .loss_increase
                     .map(|l| format!(", loss {l:+.4} nats"))
