@@ -35,6 +35,15 @@ pub fn run_all(model: &Model, input: &Tensor) -> Vec<(String, Tensor)> {
         .expect("the model runs")
 }
 
+/// The largest absolute difference between two outputs of the same shape.
+#[allow(dead_code)] // not every test binary that includes `common` compares outputs
+pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0f32, f32::max)
+}
+
 /// First output as f32.
 pub fn run(model: &Model, input: &Tensor) -> Vec<f32> {
     run_all(model, input)[0]
