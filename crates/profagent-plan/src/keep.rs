@@ -22,9 +22,35 @@ pub fn kept_after(current: usize, ratio: f64, round_to: usize) -> usize {
     rounded.min(current)
 }
 
+/// Units of `unit_channels` channels (a grouped convolution's group) that keep a channel count
+/// a multiple of `round_to` channels: `round_to / gcd(round_to, unit_channels)`. Used wherever
+/// a channel multiple (`--round-to`, the runtime's channel block) meets a group counted in
+/// conv groups.
+pub fn units_per_multiple(round_to: usize, unit_channels: usize) -> usize {
+    fn gcd(a: usize, b: usize) -> usize {
+        if b == 0 {
+            a
+        } else {
+            gcd(b, a % b)
+        }
+    }
+    let round_to = round_to.max(1);
+    round_to / gcd(round_to, unit_channels.max(1))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn channel_multiples_become_conv_group_multiples() {
+        assert_eq!(units_per_multiple(8, 1), 8);
+        assert_eq!(units_per_multiple(8, 4), 2); // 2 groups of 4 = 8 channels
+        assert_eq!(units_per_multiple(8, 8), 1);
+        assert_eq!(units_per_multiple(8, 24), 1);
+        assert_eq!(units_per_multiple(16, 6), 8); // 8 groups of 6 = 48 = 3 x 16
+        assert_eq!(units_per_multiple(1, 4), 1);
+    }
 
     #[test]
     fn kept_units_round_up_and_never_exceed_current() {

@@ -220,17 +220,10 @@ pub(crate) fn kept_units(
     kind: GroupKind,
     unit_width: usize,
 ) -> usize {
-    fn gcd(a: usize, b: usize) -> usize {
-        if b == 0 {
-            a
-        } else {
-            gcd(b, a % b)
-        }
-    }
     let step = if kind == GroupKind::Heads {
         1
     } else {
-        round_to / gcd(round_to, unit_width.max(1))
+        profagent_plan::keep::units_per_multiple(round_to, unit_width)
     };
     profagent_plan::kept_after(units, ratio, step)
 }

@@ -868,9 +868,13 @@ impl<'g> Walker<'g> {
             ids.insert(id.clone());
             g.id = id;
             if multiple > 1 {
-                if !g.units.is_multiple_of(multiple) || g.kind != GroupKind::Channel {
+                if g.kind != GroupKind::Channel {
                     reasons.push(format!(
-                        "its {} channels are read by a grouped Conv in groups of {multiple}, which do not divide them",
+                        "a grouped Conv reads its units in groups of {multiple} channels, and only convolution channels are pruned a whole conv group at a time"
+                    ));
+                } else if !g.units.is_multiple_of(multiple) {
+                    reasons.push(format!(
+                        "its {} channels are read by grouped Convs in groups of {multiple}, which do not divide them",
                         g.units
                     ));
                 } else {

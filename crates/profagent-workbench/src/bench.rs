@@ -81,8 +81,8 @@ pub fn mark_channel_blocks(analysis: &mut Analysis, model: &Model, block: u32) {
         };
         // A group counted in whole conv groups of `unit_channels` channels keeps a multiple of
         // the block with `block / gcd(block, unit_channels)` units.
-        let per_unit = info.unit_channels.max(1) as u32;
-        let units = block / gcd(block, per_unit);
+        let units =
+            profagent_plan::keep::units_per_multiple(block as usize, info.unit_channels) as u32;
         if group.heads.is_none()
             && units > 1
             && !producers.is_empty()
@@ -90,14 +90,6 @@ pub fn mark_channel_blocks(analysis: &mut Analysis, model: &Model, block: u32) {
         {
             group.runtime_block = Some(units);
         }
-    }
-}
-
-fn gcd(a: u32, b: u32) -> u32 {
-    if b == 0 {
-        a
-    } else {
-        gcd(b, a % b)
     }
 }
 
