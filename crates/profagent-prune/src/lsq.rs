@@ -363,19 +363,22 @@ fn dot(a: &[f64], b: &[f64]) -> f64 {
     acc[0] + acc[1] + acc[2] + acc[3] + tail
 }
 
-/// Adds `λ` to the `penalised` diagonal of the symmetric `n×n` matrix `a` and hands the
-/// result to `factor`, with `λ = RIDGE · mean penalised diagonal` first and tenfold more
-/// while `factor` finds it not positive definite, up to `MAX_RIDGE`: a Gram matrix of fewer
-/// rows than features is singular, and its f32-accumulated rounding (relative to its largest
-/// eigenvalue, which features with a common mean make large) can exceed the smallest ridge.
-/// Returns what `factor` made and the ridge it took; `None` when even the largest failed.
+/// Adds `λ` to the `penalised` diagonal of the symmetric `n×n` matrix `fresh()` makes and
+/// hands the result to `factor`, with `λ = RIDGE · mean penalised diagonal` first and tenfold
+/// more while `factor` finds it not positive definite, up to `MAX_RIDGE`: a Gram matrix of
+/// fewer rows than features is singular, and its f32-accumulated rounding (relative to its
+/// largest eigenvalue, which features with a common mean make large) can exceed the smallest
+/// ridge. `fresh` is called once per attempt (a factorisation overwrites its matrix), so only
+/// one copy is alive at a time. Returns what `factor` made and the ridge it took; `None` when
+/// even the largest failed.
 pub fn damped<T>(
-    a: &[f64],
+    fresh: impl Fn() -> Vec<f64>,
     n: usize,
     penalised: &[usize],
     factor: impl Fn(Vec<f64>) -> Option<T>,
 ) -> Option<(T, Ridge)> {
-    let trace: f64 = penalised.iter().map(|&r| a[r * n + r]).sum();
+    let mut h = fresh();
+    let trace: f64 = penalised.iter().map(|&r| h[r * n + r]).sum();
     let mean = trace / penalised.len().max(1) as f64;
     let mean = if mean > 0.0 && mean.is_finite() {
         mean
@@ -383,9 +386,8 @@ pub fn damped<T>(
         1.0
     };
     let mut relative = RIDGE;
-    while relative <= MAX_RIDGE * (1.0 + 1e-9) {
+    loop {
         let lambda = relative * mean;
-        let mut h = a.to_vec();
         for &r in penalised {
             h[r * n + r] += lambda;
         }
@@ -393,8 +395,11 @@ pub fn damped<T>(
             return Some((made, Ridge { relative, lambda }));
         }
         relative *= 10.0;
+        if relative > MAX_RIDGE * (1.0 + 1e-9) {
+            return None;
+        }
+        h = fresh();
     }
-    None
 }
 
 /// The ridge a solve took: `lambda` added to the penalised diagonal, `relative` to its mean.
@@ -414,16 +419,21 @@ fn factor_kept(
     unpenalised: &[usize],
 ) -> Option<(Vec<f64>, Vec<f64>, Ridge)> {
     let k = kept.len();
-    let mut a = vec![0.0; k * k];
-    for (r, &i) in kept.iter().enumerate() {
-        for (c, &j) in kept.iter().enumerate() {
-            a[r * k + c] = gram[i * n + j];
+    let kept_block = || {
+        let mut a = vec![0.0; k * k];
+        for (r, &i) in kept.iter().enumerate() {
+            for (c, &j) in kept.iter().enumerate() {
+                a[r * k + c] = gram[i * n + j];
+            }
         }
-    }
+        a
+    };
     let penalised: Vec<usize> = (0..k)
         .filter(|&r| !unpenalised.contains(&kept[r]))
         .collect();
-    let (l, used) = damped(&a, k, &penalised, |mut h| cholesky(&mut h, k).then_some(h))?;
+    let (l, used) = damped(kept_block, k, &penalised, |mut h| {
+        cholesky(&mut h, k).then_some(h)
+    })?;
     let mut ridge = vec![0.0; k];
     for &r in &penalised {
         ridge[r] = used.lambda;

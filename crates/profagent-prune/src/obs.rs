@@ -298,7 +298,7 @@ impl Consumer {
             })
             .sum();
         let penalised: Vec<usize> = (0..n).filter(|f| !unpenalised.contains(f)).collect();
-        let (s0, _) = damped(gram, n, &penalised, |h| inverse(h, n))?;
+        let (s0, _) = damped(|| gram.to_vec(), n, &penalised, |h| inverse(h, n))?;
         let s0 = Array2::from_shape_vec((n, n), s0).ok()?;
         let diag = blocks
             .iter()
