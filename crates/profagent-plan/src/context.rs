@@ -65,11 +65,12 @@ pub struct GroupInfo {
     pub unit_channels: usize,
 }
 
-fn one() -> usize {
+/// Serde default and skip test of the `unit_channels` fields (context and resolved plans).
+pub(crate) fn one() -> usize {
     1
 }
 
-fn is_one(n: &usize) -> bool {
+pub(crate) fn is_one(n: &usize) -> bool {
     *n == 1
 }
 

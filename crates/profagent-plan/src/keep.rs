@@ -27,15 +27,17 @@ pub fn kept_after(current: usize, ratio: f64, round_to: usize) -> usize {
 /// a channel multiple (`--round-to`, the runtime's channel block) meets a group counted in
 /// conv groups.
 pub fn units_per_multiple(round_to: usize, unit_channels: usize) -> usize {
-    fn gcd(a: usize, b: usize) -> usize {
-        if b == 0 {
-            a
-        } else {
-            gcd(b, a % b)
-        }
-    }
     let round_to = round_to.max(1);
     round_to / gcd(round_to, unit_channels.max(1))
+}
+
+/// Greatest common divisor (`gcd(a, 0) = a`).
+pub fn gcd(a: usize, b: usize) -> usize {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
 }
 
 #[cfg(test)]

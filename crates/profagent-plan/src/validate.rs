@@ -85,32 +85,22 @@ pub struct ResolvedPrune {
     pub keep: usize,
     /// Channels per counted unit (`GroupInfo::unit_channels`): a group a grouped convolution
     /// reads counts whole conv groups; 1 otherwise.
-    #[serde(default = "one", skip_serializing_if = "is_one")]
+    #[serde(
+        default = "crate::context::one",
+        skip_serializing_if = "crate::context::is_one"
+    )]
     pub unit_channels: usize,
-}
-
-fn one() -> usize {
-    1
-}
-
-fn is_one(n: &usize) -> bool {
-    *n == 1
 }
 
 impl ResolvedPrune {
     /// "current→keep", with the unit when it is not one channel or head ("6→5 groups of 8
     /// channels"): what a person reads in tables and progress lines.
     pub fn counts(&self) -> String {
-        counts(self.current, self.keep, self.unit_channels)
-    }
-}
-
-/// "current→keep", with the unit when a unit is `unit_channels > 1` channels.
-pub fn counts(current: usize, keep: usize, unit_channels: usize) -> String {
-    if unit_channels > 1 {
-        format!("{current}→{keep} groups of {unit_channels} channels")
-    } else {
-        format!("{current}→{keep}")
+        let (current, keep) = (self.current, self.keep);
+        match self.unit_channels {
+            width if width > 1 => format!("{current}→{keep} groups of {width} channels"),
+            _ => format!("{current}→{keep}"),
+        }
     }
 }
 

@@ -17,6 +17,15 @@ pub enum GroupKind {
     Heads,
 }
 
+impl GroupKind {
+    /// The conv-group width a group of this kind with `unit_width` channels per unit is counted
+    /// in: channel groups a grouped Conv reads go a whole conv group at a time (`None`: one
+    /// channel, MLP unit or head per unit).
+    pub fn conv_group_width(self, unit_width: usize) -> Option<usize> {
+        (self == GroupKind::Channel && unit_width > 1).then_some(unit_width)
+    }
+}
+
 /// Whether a group can be pruned.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "status", rename_all = "snake_case")]

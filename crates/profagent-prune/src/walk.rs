@@ -900,14 +900,7 @@ impl<'g> Walker<'g> {
 
 /// Least common multiple.
 fn lcm(a: usize, b: usize) -> usize {
-    fn gcd(a: usize, b: usize) -> usize {
-        if b == 0 {
-            a
-        } else {
-            gcd(b, a % b)
-        }
-    }
-    a / gcd(a, b) * b
+    a / profagent_plan::keep::gcd(a, b) * b
 }
 
 /// Makes every unit of a channel group `multiple` consecutive channels (a grouped Conv's

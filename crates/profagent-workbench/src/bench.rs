@@ -197,10 +197,9 @@ pub fn analysis(model: &Model) -> Result<Analysis, AgentError> {
         let mut info = GroupInfo::new(group.units, group.layers.clone());
         info.producers = group.producers.clone();
         info.heads = heads;
-        let grouped =
-            matches!(group.kind, profagent_prune::GroupKind::Channel) && group.unit_width > 1;
-        if grouped {
-            info.unit_channels = group.unit_width;
+        let grouped = group.kind.conv_group_width(group.unit_width);
+        if let Some(width) = grouped {
+            info.unit_channels = width;
         }
         if let profagent_prune::GroupStatus::Unprunable { reason } = &group.status {
             info.not_prunable = Some(reason.clone());
@@ -221,13 +220,11 @@ pub fn analysis(model: &Model) -> Result<Analysis, AgentError> {
             latency_ms: None,
             residual: group.residual && group.producers.len() > 1,
             prunable: group.is_prunable() && context.group_is_protected(&info).is_none(),
-            note: Some(if grouped {
-                format!(
-                    "channel, counted in units of {} channels (whole groups of a grouped convolution)",
-                    group.unit_width
-                )
-            } else {
-                format!("{:?}", group.kind).to_lowercase()
+            note: Some(match grouped {
+                Some(width) => format!(
+                    "channel, counted in units of {width} channels (whole groups of a grouped convolution)"
+                ),
+                None => format!("{:?}", group.kind).to_lowercase(),
             }),
             ..GroupFacts::default()
         });

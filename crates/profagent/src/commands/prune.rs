@@ -8,8 +8,8 @@ use std::process::ExitCode;
 use anyhow::{bail, Context};
 use profagent_onnx::{ExternalData, Model, OutputGuard};
 use profagent_prune::{
-    analyze, prune, ActivationSource, GroupKind, GroupStatus, Importance, PruneReport, PruneSpec,
-    RatioRule, ReconstructTarget,
+    analyze, prune, ActivationSource, GroupStatus, Importance, PruneReport, PruneSpec, RatioRule,
+    ReconstructTarget,
 };
 use profagent_runtime::{open_runtime, RuntimeKind, SessionOptions};
 
@@ -253,12 +253,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     GroupStatus::Unprunable { reason } => format!("not prunable: {reason}"),
                 };
                 // Channel groups read by a grouped Conv go a whole conv group at a time.
-                let width = match g.kind {
-                    GroupKind::Channel if g.unit_width > 1 => {
-                        format!(" of {} channels", g.unit_width)
-                    }
-                    _ => String::new(),
-                };
+                let width = g
+                    .kind
+                    .conv_group_width(g.unit_width)
+                    .map(|w| format!(" of {w} channels"))
+                    .unwrap_or_default();
                 println!(
                     "{:<36} {:<8} {:>5} units{width}  {}",
                     g.id,
@@ -389,12 +388,11 @@ fn print_report(report: &PruneReport) {
         }
     };
     for g in report.pruned_groups() {
-        let width = match g.kind {
-            GroupKind::Channel if g.unit_width > 1 => {
-                format!(" (units of {} channels)", g.unit_width)
-            }
-            _ => String::new(),
-        };
+        let width = g
+            .kind
+            .conv_group_width(g.unit_width)
+            .map(|w| format!(" (units of {w} channels)"))
+            .unwrap_or_default();
         println!(
             "pruned    {:<36} {:>5} -> {:<5} {:?}{width}",
             g.id, g.units_before, g.units_after, g.kind
